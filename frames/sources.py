@@ -1,0 +1,339 @@
+"""Frame sources: where the frames of a labelling run come from.
+
+A source lists `FrameRef`s (cheap: paths and ids, no pixels) in a stable order, and loads one
+`Frame` at a time with strict decoding. Listing problems that make the whole source unusable
+(an unreadable manifest, a duplicate frame id, an unknown camera) raise `SourceError` at once;
+problems of one frame raise a `FrameError` from `load`, so the caller rejects that frame and
+labels its neighbours.
+
+Two sources:
+- `ManifestSource`: a JSON-lines or CSV manifest plus a calibration file.
+- `MvorTreeSource`: an MVOR-style tree `dayN/camM/{color,depth}/NNNNNN.png` whose calibration
+  comes from the `cameras_info` block of an MVOR-format annotation file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from frames.calibration import CameraCalibration, Intrinsics, load_calibration, parse_camera
+from frames.decode import decode_color, decode_depth
+from frames.errors import CalibrationError, FrameError, MissingDepthPairError, SourceError
+
+__all__ = ["Frame", "FrameRef", "FrameSource", "ManifestSource", "MvorTreeSource", "open_source"]
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """What a source knows about a frame before decoding it."""
+
+    frame_id: str  # stable across runs of the same source; runs resume by it
+    camera_id: str  # key into the source's calibrations
+    color_path: str  # absolute path of the color image
+    depth_path: str | None  # absolute path of the depth image, None for color-only frames
+    timestamp: float | None = None  # seconds, when the source knows it
+
+
+@dataclass
+class Frame:
+    """A decoded, validated frame."""
+
+    ref: FrameRef
+    color_bgr: np.ndarray  # (H, W, 3) uint8, BGR as OpenCV and mmdet expect
+    depth_raw: np.ndarray | None  # (h, w) uint16 depth counts, 0 = no reading; None = color-only
+    calibration: CameraCalibration
+
+    @property
+    def frame_id(self) -> str:
+        return self.ref.frame_id
+
+    @property
+    def camera_id(self) -> str:
+        return self.ref.camera_id
+
+    def depth_mm(self) -> np.ndarray | None:
+        """Depth in millimetres (float32, 0 where the sensor had no reading)."""
+        if self.depth_raw is None:
+            return None
+        return self.depth_raw.astype(np.float32) * np.float32(self.calibration.depth_unit_mm)
+
+
+class FrameSource(ABC):
+    """A list of frames and their calibrations."""
+
+    @abstractmethod
+    def refs(self) -> list[FrameRef]:
+        """All frames, in a stable order, with unique ids."""
+
+    @abstractmethod
+    def calibrations(self) -> Mapping[str, CameraCalibration]:
+        """Calibration per camera id."""
+
+    def load(self, ref: FrameRef) -> Frame:
+        """Decode and validate one frame; raises a `FrameError` subclass naming frame and file."""
+        calibration = self.calibrations()[ref.camera_id]
+        color = decode_color(ref.color_path, ref.frame_id, calibration.color)
+        depth = None
+        if calibration.has_depth:
+            if ref.depth_path is None:
+                raise MissingDepthPairError(
+                    ref.frame_id, ref.color_path, f"camera {ref.camera_id!r} promises depth but the frame has no depth path"
+                )
+            if not Path(ref.depth_path).exists():
+                raise MissingDepthPairError(ref.frame_id, ref.depth_path, "the depth image of this color frame is missing")
+            depth = decode_depth(ref.depth_path, ref.frame_id, calibration.depth_grid)
+        return Frame(ref=ref, color_bgr=color, depth_raw=depth, calibration=calibration)
+
+    def iter_frames(self) -> Iterator[tuple[FrameRef, Frame | FrameError]]:
+        """Every frame in order, decoded, or the error that rejected it."""
+        for ref in self.refs():
+            try:
+                yield ref, self.load(ref)
+            except FrameError as error:
+                yield ref, error
+
+
+def _check_unique(refs: list[FrameRef], source: Path) -> None:
+    seen: dict[str, str] = {}
+    for ref in refs:
+        if ref.frame_id in seen:
+            raise SourceError(source, f"frame id {ref.frame_id!r} appears twice ({seen[ref.frame_id]} and {ref.color_path})")
+        seen[ref.frame_id] = ref.color_path
+
+
+class ManifestSource(FrameSource):
+    """Frames listed in a manifest: JSON lines (`.jsonl`) or CSV (`.csv`) with a header.
+
+    Fields per frame: `color` (required), `depth`, `camera` (required when the calibration has
+    more than one camera), `frame_id` (default: the color path without extension, relative to the
+    manifest), `timestamp`. Relative paths are relative to the manifest's folder.
+    """
+
+    FIELDS = ("frame_id", "color", "depth", "camera", "timestamp")
+
+    def __init__(self, manifest: str | Path, calibration: str | Path | None = None):
+        self.manifest = Path(manifest)
+        calibration = Path(calibration) if calibration else self.manifest.parent / "calibration.json"
+        self.calibration_path = calibration
+        self._calibrations = load_calibration(calibration)
+        self._refs = self._read()
+
+    def calibrations(self) -> Mapping[str, CameraCalibration]:
+        return self._calibrations
+
+    def refs(self) -> list[FrameRef]:
+        return list(self._refs)
+
+    def _rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        try:
+            text = self.manifest.read_text()
+        except FileNotFoundError:
+            raise SourceError(self.manifest, "manifest not found") from None
+        suffix = self.manifest.suffix.lower()
+        if suffix in (".jsonl", ".ndjson"):
+            for number, line in enumerate(text.splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise SourceError(self.manifest, f"not valid JSON: {error.msg}", line=number) from None
+                if not isinstance(row, dict):
+                    raise SourceError(self.manifest, "each line must be a JSON object", line=number)
+                yield number, row
+        elif suffix == ".csv":
+            reader = csv.DictReader(text.splitlines())
+            for number, row in enumerate(reader, start=2):
+                yield number, {k: (v if v != "" else None) for k, v in row.items() if k is not None}
+        else:
+            raise SourceError(self.manifest, f"unknown manifest type {suffix!r}: use .jsonl or .csv")
+
+    def _read(self) -> list[FrameRef]:
+        base = self.manifest.parent
+        cameras = list(self._calibrations)
+        refs = []
+        for number, row in self._rows():
+            unknown = sorted(set(row) - set(self.FIELDS))
+            if unknown:
+                raise SourceError(self.manifest, f"unknown field {unknown[0]!r} (known: {list(self.FIELDS)})", line=number)
+            color = row.get("color")
+            if not color:
+                raise SourceError(self.manifest, "field 'color' is missing", line=number)
+            camera = row.get("camera")
+            if camera is None:
+                if len(cameras) != 1:
+                    raise SourceError(self.manifest, f"field 'camera' is needed: the calibration has cameras {cameras}", line=number)
+                camera = cameras[0]
+            camera = str(camera)
+            if camera not in self._calibrations:
+                raise SourceError(
+                    self.manifest, f"camera {camera!r} is not in {self.calibration_path} (has {cameras})", line=number
+                )
+            timestamp = row.get("timestamp")
+            if timestamp is not None:
+                try:
+                    timestamp = float(timestamp)
+                except (TypeError, ValueError):
+                    raise SourceError(self.manifest, f"field 'timestamp': not a number: {timestamp!r}", line=number) from None
+            frame_id = row.get("frame_id") or str(Path(color).with_suffix("").as_posix())
+            depth = row.get("depth")
+            refs.append(
+                FrameRef(
+                    frame_id=str(frame_id),
+                    camera_id=camera,
+                    color_path=str((base / color).resolve()),
+                    depth_path=str((base / depth).resolve()) if depth else None,
+                    timestamp=timestamp,
+                )
+            )
+        if not refs:
+            raise SourceError(self.manifest, "the manifest lists no frames")
+        _check_unique(refs, self.manifest)
+        return refs
+
+
+def _mvor_camera_block(block: Mapping[str, Any], camera_key: str, depth_unit_mm: float | None, source: str) -> CameraCalibration:
+    """One MVOR `cameras_info` camera entry as a registered RGB-D rig."""
+    where = f"cameras_info.{camera_key}"
+    try:
+        fx, fy = (float(v) for v in block["focallength"])
+        cx, cy = (float(v) for v in block["principalpoint"])
+    except KeyError as missing:
+        raise CalibrationError(source, f"{where}.{missing.args[0]}", "missing") from None
+    except (TypeError, ValueError):
+        raise CalibrationError(source, f"{where}.focallength/principalpoint", "expected two numbers each") from None
+    width, height = (int(v) for v in block.get("image_size", (640, 480)))
+    unit = block.get("depth_unit_mm", depth_unit_mm)
+    if unit is None:
+        raise CalibrationError(
+            source, f"{where}.depth_unit_mm",
+            "the MVOR block has no depth unit: pass depth_unit_mm (millimetres per depth count; MVOR's sensors write 1.0)",
+        )
+    distortion = [float(v) for v in block.get("distortion", []) or []]
+    color = {"width": width, "height": height, "fx": fx, "fy": fy, "cx": cx, "cy": cy, "distortion": distortion}
+    return parse_camera(
+        camera_key, {"color": color, "depth": None, "registered": True, "depth_unit_mm": unit}, source
+    )
+
+
+def read_mvor_calibrations(annotation: str | Path, depth_unit_mm: float | None = None) -> dict[str, CameraCalibration]:
+    """Calibrations from an MVOR-format annotation file's `cameras_info` block.
+
+    Accepted layouts: `{"dayN": {"camM": CAM}}` (keys `dayN/camM`) or `{"camM": CAM}` (keys
+    `camM`), optionally wrapped in `"camParams"`. CAM has `focallength` [fx, fy],
+    `principalpoint` [cx, cy], `distortion`, and optionally `image_size` [w, h] (default 640x480,
+    MVOR's) and `depth_unit_mm`.
+    """
+    annotation = Path(annotation)
+    try:
+        document = json.loads(annotation.read_text())
+    except FileNotFoundError:
+        raise CalibrationError(annotation, "<file>", "not found") from None
+    except json.JSONDecodeError as error:
+        raise CalibrationError(annotation, "<file>", f"not valid JSON: {error}") from None
+    info = document.get("cameras_info") if isinstance(document, dict) else None
+    if not isinstance(info, dict) or not info:
+        raise CalibrationError(annotation, "cameras_info", "missing or empty")
+    info = info.get("camParams", info)
+    calibrations: dict[str, CameraCalibration] = {}
+    for key, block in info.items():
+        if not isinstance(block, dict):
+            raise CalibrationError(annotation, f"cameras_info.{key}", "expected an object")
+        if "focallength" in block:
+            calibrations[key] = _mvor_camera_block(block, key, depth_unit_mm, str(annotation))
+        else:
+            for cam_key, cam_block in block.items():
+                if not isinstance(cam_block, dict):
+                    raise CalibrationError(annotation, f"cameras_info.{key}.{cam_key}", "expected an object")
+                full_key = f"{key}/{cam_key}"
+                calibrations[full_key] = _mvor_camera_block(cam_block, full_key, depth_unit_mm, str(annotation))
+    return calibrations
+
+
+_MVOR_DIR = re.compile(r"^day\d+$")
+_MVOR_CAM = re.compile(r"^cam\d+$")
+
+
+class MvorTreeSource(FrameSource):
+    """An MVOR-style tree: `ROOT/dayN/camM/color/NNNNNN.png` with `.../depth/NNNNNN.png` beside.
+
+    Frame ids are `dayN/camM/NNNNNN`. Color and depth are registered; every color frame promises
+    its depth pair. The calibration of `dayN/camM` is the annotation's `dayN/camM` entry, or its
+    `camM` entry when the file has one block per camera for all days.
+    """
+
+    def __init__(self, root: str | Path, annotation: str | Path, depth_unit_mm: float | None = None):
+        self.root = Path(root)
+        self.annotation = Path(annotation)
+        by_key = read_mvor_calibrations(annotation, depth_unit_mm)
+        self._refs, self._calibrations = self._scan(by_key)
+
+    def calibrations(self) -> Mapping[str, CameraCalibration]:
+        return self._calibrations
+
+    def refs(self) -> list[FrameRef]:
+        return list(self._refs)
+
+    def _scan(self, by_key: Mapping[str, CameraCalibration]) -> tuple[list[FrameRef], dict[str, CameraCalibration]]:
+        if not self.root.is_dir():
+            raise SourceError(self.root, "frame tree not found (expected dayN/camM/color/*.png under it)")
+        refs: list[FrameRef] = []
+        calibrations: dict[str, CameraCalibration] = {}
+        for day_dir in sorted(p for p in self.root.iterdir() if p.is_dir() and _MVOR_DIR.match(p.name)):
+            for cam_dir in sorted(p for p in day_dir.iterdir() if p.is_dir() and _MVOR_CAM.match(p.name)):
+                camera_id = f"{day_dir.name}/{cam_dir.name}"
+                calibration = by_key.get(camera_id) or by_key.get(cam_dir.name)
+                if calibration is None:
+                    raise SourceError(self.annotation, f"cameras_info has no entry for {camera_id} (has {sorted(by_key)})")
+                calibrations[camera_id] = CameraCalibration(
+                    camera_id, calibration.color, calibration.depth, calibration.registered,
+                    calibration.depth_to_color, calibration.depth_unit_mm,
+                )
+                color_files = sorted(
+                    p for p in (cam_dir / "color").glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg")
+                )
+                for color_path in color_files:
+                    refs.append(
+                        FrameRef(
+                            frame_id=f"{camera_id}/{color_path.stem}",
+                            camera_id=camera_id,
+                            color_path=str(color_path.resolve()),
+                            depth_path=str((cam_dir / "depth" / f"{color_path.stem}.png").resolve()),
+                        )
+                    )
+        if not refs:
+            raise SourceError(self.root, "no color frames found under dayN/camM/color/")
+        _check_unique(refs, self.root)
+        return refs, calibrations
+
+
+def open_source(
+    path: str | Path,
+    *,
+    calibration: str | Path | None = None,
+    annotation: str | Path | None = None,
+    depth_unit_mm: float | None = None,
+) -> FrameSource:
+    """A manifest file gives a `ManifestSource`; a folder gives an `MvorTreeSource`.
+
+    For a folder the annotation file defaults to the only `*.json` in it with a `cameras_info`.
+    """
+    path = Path(path)
+    if path.is_file():
+        return ManifestSource(path, calibration)
+    if path.is_dir():
+        if annotation is None:
+            candidates = [p for p in sorted(path.glob("*.json")) if '"cameras_info"' in p.read_text()]
+            if len(candidates) != 1:
+                raise SourceError(path, f"pass the MVOR annotation file: found {len(candidates)} candidates with cameras_info")
+            annotation = candidates[0]
+        return MvorTreeSource(path, annotation, depth_unit_mm)
+    raise SourceError(path, "neither a manifest file nor a frame folder")

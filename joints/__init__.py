@@ -1,0 +1,76 @@
+"""Joint conventions shared by every part: COCO-17, Human3.6M-17 (mmpose order), MVOR-10.
+
+Names, flip pairs and drawing edges live here once; every other module imports them.
+Conversions between sets are pure functions of arrays shaped (..., 17, D).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "COCO_KEYPOINTS",
+    "COCO_FLIP_PAIRS",
+    "COCO_SKELETON",
+    "COCO_SIGMAS",
+    "H36M_JOINTS",
+    "MVOR_JOINTS",
+    "coco_to_h36m_positions",
+    "flip_permutation",
+]
+
+COCO_KEYPOINTS = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+COCO_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
+# Drawing edges, 0-based (the 1-based list of the COCO annotation file's `skeleton`, minus one).
+COCO_SKELETON = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)
+# Per-keypoint OKS sigmas of the COCO keypoint benchmark (cocoeval.py).
+COCO_SIGMAS = np.array(
+    [.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]
+) / 10.0
+
+H36M_JOINTS = (
+    "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+    "spine", "thorax", "neck_nose", "head",
+    "left_shoulder", "left_elbow", "left_wrist", "right_shoulder", "right_elbow", "right_wrist",
+)
+MVOR_JOINTS = (
+    "head", "neck", "left_shoulder", "right_shoulder", "left_hip", "right_hip",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+)
+
+# H36M joints copied from one COCO joint: H36M index -> COCO index.
+_H36M_FROM_COCO = {1: 12, 2: 14, 3: 16, 4: 11, 5: 13, 6: 15, 9: 0, 11: 5, 12: 7, 13: 9, 14: 6, 15: 8, 16: 10}
+
+
+def coco_to_h36m_positions(coco: np.ndarray) -> np.ndarray:
+    """COCO-17 positions (..., 17, D) -> Human3.6M-17 positions (..., 17, D).
+
+    Derived joints (the rule mmpose's pose-lifter demo uses): pelvis = mid-hips, thorax =
+    mid-shoulders, spine = mid(pelvis, thorax), neck/nose = nose, head = mid-eyes.
+    """
+    coco = np.asarray(coco)
+    if coco.shape[-2] != 17:
+        raise ValueError(f"expected 17 COCO joints on axis -2, got shape {coco.shape}")
+    h36m = np.empty_like(coco)
+    for h, c in _H36M_FROM_COCO.items():
+        h36m[..., h, :] = coco[..., c, :]
+    h36m[..., 0, :] = (coco[..., 11, :] + coco[..., 12, :]) / 2
+    h36m[..., 8, :] = (coco[..., 5, :] + coco[..., 6, :]) / 2
+    h36m[..., 7, :] = (h36m[..., 0, :] + h36m[..., 8, :]) / 2
+    h36m[..., 10, :] = (coco[..., 1, :] + coco[..., 2, :]) / 2
+    return h36m
+
+
+def flip_permutation(num_joints: int = 17, pairs=COCO_FLIP_PAIRS) -> np.ndarray:
+    """Index array that swaps left and right joints: `flipped = joints[..., perm, :]`."""
+    perm = np.arange(num_joints)
+    for a, b in pairs:
+        perm[a], perm[b] = b, a
+    return perm

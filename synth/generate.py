@@ -1,0 +1,205 @@
+"""`labels synth`: a deterministic synthetic RGB-D data set with ground truth.
+
+Output layout (both frame sources read it; see README "Synthetic scenes")::
+
+    OUT/dayN/camM/color/NNNNNN.png             8-bit BGR color
+    OUT/dayN/camM/depth/NNNNNN.png             16-bit depth registered to color
+    OUT/dayN/camM/depth_calibrated/NNNNNN.png  16-bit depth of a second, calibrated depth camera
+    OUT/annotations.json        COCO keypoints ground truth + MVOR-style cameras_info
+    OUT/calibration.json        registered rigs          (ManifestSource)
+    OUT/manifest.jsonl          frames with registered depth
+    OUT/calibration_calibrated.json, OUT/manifest_calibrated.jsonl   the calibrated rigs
+    OUT/synth.json              the generator's settings
+
+Same arguments, same bytes: every random draw comes from a generator seeded by (seed, frame).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+from tqdm import tqdm
+
+from frames.calibration import CameraCalibration, Intrinsics, save_calibration
+from frames.geometry import apply_rigid, invert_rigid, project
+from joints import COCO_KEYPOINTS, COCO_SKELETON
+from synth.body import JOINT_RADIUS_MM
+from synth.render import KIND_CAPSULE, render
+from synth.scene import CameraRig, sample_rig, sample_scene, sensor_holes, shade
+
+__all__ = ["SynthSettings", "generate", "keypoint_visibility", "VISIBILITY_SLACK_MM"]
+
+GENERATOR_VERSION = 1
+FPS = 10.0  # timestamps of the synthetic recording
+VISIBILITY_SLACK_MM = 40.0  # how far in front of a joint's limb surface another surface must be to hide it
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    frames: int = 8  # instants; each is seen by every camera
+    seed: int = 0
+    cameras: int = 1  # ceiling cameras (1..4)
+    width: int = 640
+    height: int = 480
+    max_people: int = 4
+    calibrated_depth: bool = True  # also render a second depth camera with its own intrinsics and extrinsics
+    depth_unit_mm: float = 1.0  # millimetres per depth count written into the PNGs
+    holes: bool = True  # sensor-like holes (0) at depth edges and in a few blobs
+    day: int = 1
+
+    def __post_init__(self):
+        checks = {
+            "frames": self.frames >= 1, "cameras": 1 <= self.cameras <= 4, "width": self.width >= 32,
+            "height": self.height >= 32, "max_people": self.max_people >= 1, "depth_unit_mm": self.depth_unit_mm > 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"synth settings: invalid {bad[0]}={getattr(self, bad[0])!r}")
+
+
+def keypoint_visibility(
+    joints_cam: np.ndarray, intr: Intrinsics, depth: np.ndarray, owner: np.ndarray, person: int,
+    radius_mm: np.ndarray = JOINT_RADIUS_MM, slack_mm: float = VISIBILITY_SLACK_MM,
+) -> tuple[np.ndarray, np.ndarray]:
+    """COCO keypoints of one person: (17, 2) pixel coordinates and visibility flags.
+
+    v = 0 outside the image (coordinates set to 0, as COCO does), 1 hidden, 2 visible. A joint is
+    visible when the pixel it projects to shows this person's surface no further in front of the
+    joint than the limb radius plus `slack_mm`; another person or the person's own other limb
+    closer to the camera hides it.
+    """
+    uv = project(joints_cam, intr)
+    flags = np.zeros(len(joints_cam), dtype=np.int64)
+    for j, (u, v) in enumerate(uv):
+        if not np.all(np.isfinite((u, v))):
+            continue
+        col, row = int(round(u)), int(round(v))
+        if not (0 <= col < intr.width and 0 <= row < intr.height):
+            continue
+        seen = owner[row, col] == person and depth[row, col] >= joints_cam[j, 2] - radius_mm[j] - slack_mm
+        flags[j] = 2 if seen else 1
+    uv = np.where(flags[:, None] > 0, uv, 0.0)
+    return uv, flags
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, encoded = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    if not ok:
+        raise RuntimeError(f"PNG encoding failed for {path}")
+    path.write_bytes(encoded.tobytes())
+
+
+def _depth_counts(depth_mm: np.ndarray, unit_mm: float, holes: np.ndarray | None) -> np.ndarray:
+    counts = np.clip(np.round(depth_mm / unit_mm), 0, 65535).astype(np.uint16)
+    if holes is not None:
+        counts[holes] = 0
+    return counts
+
+
+def _round(values: np.ndarray, digits: int = 3) -> list[float]:
+    return [round(float(x), digits) for x in np.asarray(values).ravel()]
+
+
+def generate(out_dir: str | Path, settings: SynthSettings, progress: bool = True) -> dict:
+    """Render the data set into `out_dir`; returns counts (frames, images, persons)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rigs = sample_rig(np.random.default_rng([settings.seed, 0]), settings.cameras, settings.width,
+                      settings.height, settings.calibrated_depth)
+    day = f"day{settings.day}"
+    camera_keys = [f"{day}/{rig.camera_id}" for rig in rigs]
+
+    images, annotations, multiview, manifest, manifest_calibrated = [], [], [], [], []
+    for k in tqdm(range(1, settings.frames + 1), desc="synth", unit="instant", disable=not progress):
+        scene = sample_scene(np.random.default_rng([settings.seed, 1, k]), settings.max_people)
+        view_ids = []
+        for c, (rig, camera_key) in enumerate(zip(rigs, camera_keys)):
+            stem = f"{k:06d}"
+            color_rel = f"{camera_key}/color/{stem}.png"
+            depth_rel = f"{camera_key}/depth/{stem}.png"
+            noise_rng = np.random.default_rng([settings.seed, 2, k, c])
+
+            view = render(scene.geometry, rig.color, rig.world_to_color)
+            _write_png(out / color_rel, shade(scene, view))
+            holes = sensor_holes(view.depth, noise_rng) if settings.holes else None
+            _write_png(out / depth_rel, _depth_counts(view.depth, settings.depth_unit_mm, holes))
+
+            image_id = len(images) + 1
+            view_ids.append(image_id)
+            frame_id = f"{camera_key}/{stem}"
+            images.append({
+                "id": image_id, "file_name": color_rel, "depth_file_name": depth_rel, "width": rig.color.width,
+                "height": rig.color.height, "frame_id": frame_id, "camera_id": camera_key, "timestamp": (k - 1) / FPS,
+            })
+            entry = {"frame_id": frame_id, "camera": camera_key, "color": color_rel, "depth": depth_rel,
+                     "timestamp": (k - 1) / FPS}
+            manifest.append(entry)
+
+            owner = np.where(view.kind == KIND_CAPSULE, scene.capsule_owner[view.index], -1)
+            for p, person in enumerate(scene.people):
+                person_mask = owner == p
+                area = int(person_mask.sum())
+                if area == 0:
+                    continue  # outside this camera's view
+                joints_cam = apply_rigid(rig.world_to_color, person.joints)
+                uv, flags = keypoint_visibility(joints_cam, rig.color, view.depth, owner, p)
+                rle = mask_utils.encode(np.asfortranarray(person_mask.astype(np.uint8)))
+                bbox = mask_utils.toBbox(rle).tolist()
+                keypoints = np.concatenate([uv, flags[:, None]], axis=1)
+                annotations.append({
+                    "id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                    "area": area, "bbox": _round(bbox, 2),
+                    "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")},
+                    "keypoints": [round(float(x), 3) if i % 3 < 2 else int(x) for i, x in enumerate(keypoints.ravel())],
+                    "num_keypoints": int((flags > 0).sum()),
+                    "keypoints_3d": _round(joints_cam),
+                    "person_id": p + 1,
+                })
+
+            if rig.depth is not None:
+                calibrated_rel = f"{camera_key}/depth_calibrated/{stem}.png"
+                second = render(scene.geometry, rig.depth, rig.world_to_depth())
+                holes = sensor_holes(second.depth, noise_rng) if settings.holes else None
+                _write_png(out / calibrated_rel, _depth_counts(second.depth, settings.depth_unit_mm, holes))
+                manifest_calibrated.append({**entry, "depth": calibrated_rel})
+        multiview.append({"id": k, "image_ids": view_ids})
+
+    cameras_info = {day: {}}
+    world_to_first = rigs[0].world_to_color
+    for rig in rigs:
+        cameras_info[day][rig.camera_id] = {
+            "focallength": [rig.color.fx, rig.color.fy], "principalpoint": [rig.color.cx, rig.color.cy],
+            "distortion": [], "image_size": [rig.color.width, rig.color.height],
+            "depth_unit_mm": settings.depth_unit_mm,
+            "extrinsics": (rig.world_to_color @ invert_rigid(world_to_first)).round(6).tolist(),
+            "world_to_camera": rig.world_to_color.round(6).tolist(),
+        }
+    ground_truth = {
+        "info": {"description": "or-pose-labels synthetic OR scenes", "generator_version": GENERATOR_VERSION,
+                 "settings": asdict(settings)},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "person", "supercategory": "person", "keypoints": list(COCO_KEYPOINTS),
+                        "skeleton": [[a + 1, b + 1] for a, b in COCO_SKELETON]}],
+        "multiview_images": multiview,
+        "cameras_info": cameras_info,
+    }
+    (out / "annotations.json").write_text(json.dumps(ground_truth, indent=1) + "\n")
+
+    registered = {key: CameraCalibration(key, rig.color, None, True, None, settings.depth_unit_mm)
+                  for key, rig in zip(camera_keys, rigs)}
+    save_calibration(registered, out / "calibration.json")
+    (out / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in manifest))
+    if settings.calibrated_depth:
+        calibrated = {key: CameraCalibration(key, rig.color, rig.depth, False, rig.depth_to_color, settings.depth_unit_mm)
+                      for key, rig in zip(camera_keys, rigs)}
+        save_calibration(calibrated, out / "calibration_calibrated.json")
+        (out / "manifest_calibrated.jsonl").write_text("".join(json.dumps(e) + "\n" for e in manifest_calibrated))
+    (out / "synth.json").write_text(json.dumps({"generator_version": GENERATOR_VERSION, **asdict(settings)}, indent=1) + "\n")
+    return {"instants": settings.frames, "images": len(images), "persons": len(annotations)}
