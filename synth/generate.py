@@ -8,7 +8,7 @@ Output layout (both frame sources read it; see README "Synthetic scenes")::
     OUT/annotations.json        COCO keypoints ground truth + MVOR-style cameras_info
     OUT/calibration.json        registered rigs          (ManifestSource)
     OUT/manifest.jsonl          frames with registered depth
-    OUT/calibration_calibrated.json, OUT/manifest_calibrated.jsonl   the calibrated rigs
+    OUT/calibrated_rig/calibration.json, OUT/calibrated_rig/manifest.jsonl   the calibrated rigs
     OUT/synth.json              the generator's settings
 
 Same arguments, same bytes: every random draw comes from a generator seeded by (seed, frame).
@@ -167,7 +167,8 @@ def generate(out_dir: str | Path, settings: SynthSettings, progress: bool = True
                 second = render(scene.geometry, rig.depth, rig.world_to_depth())
                 holes = sensor_holes(second.depth, noise_rng) if settings.holes else None
                 _write_png(out / calibrated_rel, _depth_counts(second.depth, settings.depth_unit_mm, holes))
-                manifest_calibrated.append({**entry, "depth": calibrated_rel})
+                # Paths relative to calibrated_rig/, where this manifest lives beside its calibration.
+                manifest_calibrated.append({**entry, "color": f"../{color_rel}", "depth": f"../{calibrated_rel}"})
         multiview.append({"id": k, "image_ids": view_ids})
 
     cameras_info = {day: {}}
@@ -195,11 +196,13 @@ def generate(out_dir: str | Path, settings: SynthSettings, progress: bool = True
     registered = {key: CameraCalibration(key, rig.color, None, True, None, settings.depth_unit_mm)
                   for key, rig in zip(camera_keys, rigs)}
     save_calibration(registered, out / "calibration.json")
-    (out / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in manifest))
+    by_id = lambda entry: entry["frame_id"]  # camera-major, the order of the MVOR tree source
+    (out / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in sorted(manifest, key=by_id)))
     if settings.calibrated_depth:
         calibrated = {key: CameraCalibration(key, rig.color, rig.depth, False, rig.depth_to_color, settings.depth_unit_mm)
                       for key, rig in zip(camera_keys, rigs)}
-        save_calibration(calibrated, out / "calibration_calibrated.json")
-        (out / "manifest_calibrated.jsonl").write_text("".join(json.dumps(e) + "\n" for e in manifest_calibrated))
+        (out / "calibrated_rig").mkdir(exist_ok=True)
+        save_calibration(calibrated, out / "calibrated_rig" / "calibration.json")
+        (out / "calibrated_rig" / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in sorted(manifest_calibrated, key=by_id)))
     (out / "synth.json").write_text(json.dumps({"generator_version": GENERATOR_VERSION, **asdict(settings)}, indent=1) + "\n")
     return {"instants": settings.frames, "images": len(images), "persons": len(annotations)}
