@@ -1,0 +1,64 @@
+"""The `labels` command line, run as a user runs it."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import build_parser
+
+FIXTURES = Path(__file__).parent / "fixtures" / "bad_frames"
+
+
+def labels(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_every_registered_command():
+    commands = set(build_parser()._subparsers._group_actions[0].choices)
+    result = labels("--help")
+    assert result.returncode == 0
+    assert commands >= {"synth", "check-frames"}
+    for command in commands:
+        assert command in result.stdout
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "labels"
+    if not script.exists():
+        pytest.skip("not running inside the project's virtual environment")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "check-frames" in result.stdout
+
+
+def test_synth_then_check_frames_on_both_sources(tmp_path):
+    out = tmp_path / "sample"
+    result = labels("synth", "--out", str(out), "--frames", "1", "--cameras", "2", "--width", "160", "--height", "120")
+    assert result.returncode == 0, result.stderr
+    assert "wrote 2 images" in result.stdout
+    for source in (out / "manifest.jsonl", out, out / "calibrated_rig" / "manifest.jsonl"):
+        checked = labels("check-frames", str(source))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "2 frames, 2 good, 0 rejected" in checked.stdout
+
+
+def test_check_frames_names_each_rejected_frame_and_exits_nonzero():
+    result = labels("check-frames", str(FIXTURES / "manifest.jsonl"))
+    assert result.returncode == 1
+    expected = json.loads((FIXTURES / "expected.json").read_text())
+    bad = {frame: reason for frame, reason in expected.items() if reason}
+    assert f"{len(expected)} frames, {len(expected) - len(bad)} good, {len(bad)} rejected" in result.stdout
+    for frame, reason in bad.items():
+        assert f"frame '{frame}'" in result.stdout and reason in result.stdout
+
+
+def test_a_bad_calibration_is_a_clear_error_not_a_traceback(tmp_path):
+    shutil.copy(FIXTURES / "manifest.jsonl", tmp_path / "manifest.jsonl")
+    (tmp_path / "calibration.json").write_text('{"format": "or-pose-labels/calibration", "version": 1, "cameras": {"cam1": {}}}')
+    result = labels("check-frames", str(tmp_path / "manifest.jsonl"))
+    assert result.returncode == 2
+    assert "calibration.json: field 'cameras.cam1.color': missing" in result.stderr
+    assert "Traceback" not in result.stderr

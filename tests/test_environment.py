@@ -1,0 +1,54 @@
+"""The installed stack is the pinned one, and the compiled parts work."""
+
+import re
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CONSTRAINTS = Path(__file__).parents[1] / "constraints.txt"
+
+
+def pins() -> dict[str, str]:
+    found = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s#;]+)", line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+@pytest.mark.parametrize("package", ["torch", "torchvision", "mmcv", "mmengine", "mmdet", "mmpose", "numpy", "ray", "h5py", "pycocotools"])
+def test_installed_versions_match_the_constraints(package):
+    pinned = pins()[package]
+    assert version(package).split("+")[0] == pinned, f"{package} {version(package)} is installed, constraints.txt pins {pinned}"
+
+
+def test_numpy_is_1_because_xtcocotools_needs_it():
+    assert np.__version__.startswith("1.")
+    import xtcocotools.coco  # noqa: F401  fails with "numpy.dtype size changed" under numpy 2
+
+
+def test_mmcv_compiled_ops_give_known_answers():
+    import torch
+    from mmcv.ops import nms, roi_align
+
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], dtype=torch.float32)
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    _, keep = nms(boxes, scores, iou_threshold=0.5)
+    assert keep.tolist() == [0, 2]  # box 1 overlaps box 0 with IoU 0.68
+    feature = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4)
+    rois = torch.tensor([[0, 0.0, 0.0, 4.0, 4.0]])
+    pooled = roi_align(feature, rois, (1, 1), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    assert pooled.item() == pytest.approx(feature.mean().item())
+
+
+def test_openmmlab_ray_h5py_import():
+    import h5py
+    import mmdet
+    import mmpose
+    import ray
+
+    assert mmdet.__version__ == pins()["mmdet"] and mmpose.__version__ == pins()["mmpose"]
+    assert ray.__version__ == pins()["ray"] and h5py.version.hdf5_version
