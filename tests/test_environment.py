@@ -40,7 +40,7 @@ def test_mmcv_compiled_ops_give_known_answers():
     assert keep.tolist() == [0, 2]  # box 1 overlaps box 0 with IoU 0.68
     feature = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4)
     rois = torch.tensor([[0, 0.0, 0.0, 4.0, 4.0]])
-    pooled = roi_align(feature, rois, (1, 1), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    pooled = roi_align(feature, rois, (1, 1), 1.0, 2, "avg", True)  # positional: an autograd Function
     assert pooled.item() == pytest.approx(feature.mean().item())
 
 
