@@ -16,6 +16,7 @@ __all__ = [
     "H36M_JOINTS",
     "MVOR_JOINTS",
     "coco_to_h36m_positions",
+    "coco_to_h36m_confidences",
     "flip_permutation",
 ]
 
@@ -65,6 +66,24 @@ def coco_to_h36m_positions(coco: np.ndarray) -> np.ndarray:
     h36m[..., 8, :] = (coco[..., 5, :] + coco[..., 6, :]) / 2
     h36m[..., 7, :] = (h36m[..., 0, :] + h36m[..., 8, :]) / 2
     h36m[..., 10, :] = (coco[..., 1, :] + coco[..., 2, :]) / 2
+    return h36m
+
+
+def coco_to_h36m_confidences(coco_conf: np.ndarray) -> np.ndarray:
+    """COCO-17 confidences (..., 17) -> Human3.6M-17 confidences (..., 17).
+
+    A derived joint is as reliable as its weakest source: pelvis = min(hips), thorax =
+    min(shoulders), spine = min(pelvis, thorax), head = min(eyes); copied joints keep theirs.
+    So a hard threshold on the H36M confidences drops a derived joint whenever a source is dropped.
+    """
+    coco_conf = np.asarray(coco_conf)
+    h36m = np.empty_like(coco_conf)
+    for h, c in _H36M_FROM_COCO.items():
+        h36m[..., h] = coco_conf[..., c]
+    h36m[..., 0] = np.minimum(coco_conf[..., 11], coco_conf[..., 12])
+    h36m[..., 8] = np.minimum(coco_conf[..., 5], coco_conf[..., 6])
+    h36m[..., 7] = np.minimum(h36m[..., 0], h36m[..., 8])
+    h36m[..., 10] = np.minimum(coco_conf[..., 1], coco_conf[..., 2])
     return h36m
 
 

@@ -1,0 +1,244 @@
+"""Typed configs: a config file is a Python file with one dict; it is checked field by field on load.
+
+    teacher = dict(name="tiny", detector=dict(...), keypoints=dict(...), lifter=dict(...), ...)
+
+`load_teacher_config(path, overrides)` applies dotted `key=value` overrides (values parsed as
+Python literals) to the dict, then builds the dataclasses below. Unknown keys, missing keys and
+wrong types raise `ConfigError` naming the field path. The resolved config serialises to JSON and
+has a stable hash (`config_hash`), which travels with every label set.
+
+Not for: the OpenMMLab model configs (`mm_config` fields point to those; they stay mmengine files).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import dataclasses
+import hashlib
+import json
+import runpy
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+__all__ = [
+    "ConfigError", "ModelSpec", "DetectorSpec", "KeypointSpec", "LifterSpec", "Thresholds", "TeacherConfig",
+    "load_teacher_config", "parse_overrides", "apply_overrides", "from_dict", "to_dict", "config_hash",
+    "CONFIG_DIR",
+]
+
+CONFIG_DIR = Path(__file__).parent
+
+
+class ConfigError(ValueError):
+    def __init__(self, source: str, field_path: str, detail: str):
+        self.source, self.field, self.detail = source, field_path, detail
+        super().__init__(f"{source}: field {field_path!r}: {detail}")
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """Person detector (mmdet) and its test-time augmentation."""
+
+    mm_config: str  # mmdet config: "mmdet::<path under the package's configs>" or a file path
+    checkpoint: str  # file name in the weights folder, or a path
+    cfg_options: dict = field(default_factory=dict)  # dotted overrides of the mm config, e.g. {"model.backbone.depth": 152}
+    scales: tuple[int, ...] = (800,)  # TTA: shorter side of each view, pixels
+    max_side: int = 1333  # cap on the longer side of a view
+    flip: bool = True  # TTA: also run the horizontally flipped views
+    merge: Literal["nms", "box_voting", "wbf"] = "box_voting"  # how the views' boxes are merged
+    merge_iou: float = 0.55  # IoU that makes two views' boxes the same person
+    max_persons: int = 20  # per frame, after merging
+    views_per_forward: int = 4  # images per network call (memory bound)
+
+
+@dataclass(frozen=True)
+class KeypointSpec:
+    """Top-down keypoint model (mmpose) and its test-time augmentation."""
+
+    mm_config: str
+    checkpoint: str
+    cfg_options: dict = field(default_factory=dict)
+    flip: bool = True  # TTA: flipped crops, heatmaps flipped back with the COCO flip pairs
+    box_scales: tuple[float, ...] = (1.0,)  # TTA: crop sizes relative to the standard 1.25 x box
+    crops_per_forward: int = 32  # crops per network call
+
+
+@dataclass(frozen=True)
+class LifterSpec:
+    """2D-to-3D lifter (mmpose PoseLifter, Martinez et al.)."""
+
+    mm_config: str
+    checkpoint: str
+    cfg_options: dict = field(default_factory=dict)
+    h36m_box_center: tuple[float, float] = (528.0, 427.0)  # 2D poses are moved into H36M's framing (mmpose's
+    h36m_box_scale: float = 400.0  # norm_pose_2d stats) before the codec's own normalisation
+    poses_per_forward: int = 1024
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Which boxes and keypoints become labels (seed 002: 0.7, 0.35, 4)."""
+
+    box_score: float = 0.7  # person box kept if detector score >= this
+    keypoint_score: float = 0.35  # a keypoint is "hard" if its confidence > this
+    min_keypoints: int = 4  # a hard skeleton needs at least this many hard keypoints
+    hard_dropped_joint: Literal["mean_pose"] = "mean_pose"  # what the lifter gets for a dropped 2D joint
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    name: str
+    detector: DetectorSpec
+    keypoints: KeypointSpec
+    lifter: LifterSpec
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU when there is one
+    weights_dir: str = "weights"  # where checkpoint file names are looked up (relative to the working dir)
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check(value: Any, tp, path: str, source: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(source, path, f"must be one of {list(typing.get_args(tp))}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _check(value, option, path, source)
+            except ConfigError:
+                continue
+        raise ConfigError(source, path, f"expected {tp}, got {value!r}")
+    if tp is type(None):
+        if value is not None:
+            raise ConfigError(source, path, f"expected null, got {value!r}")
+        return None
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path, source)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(source, path, f"expected a list, got {value!r}")
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            if not value:
+                raise ConfigError(source, path, "must not be empty")
+            return tuple(_check(v, args[0], f"{path}[{i}]", source) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(source, path, f"expected {len(args)} values, got {len(value)}")
+        return tuple(_check(v, a, f"{path}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
+    if tp is dict or origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(source, path, f"expected a dict, got {value!r}")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(source, path, f"expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(source, path, f"expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(source, path, f"expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(source, path, f"expected a string, got {value!r}")
+        return value
+    raise TypeError(f"schema type {_type_name(tp)} at {path} is not supported")
+
+
+def from_dict(cls, data: Any, path: str = "", source: str = "<config>"):
+    """Build dataclass `cls` from a dict, checking every field; errors name the dotted path."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, path or cls.__name__, f"expected a dict, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(source, f"{path}.{unknown[0]}".lstrip("."), f"unknown key (known: {sorted(fields)})")
+    values = {}
+    for name, f in fields.items():
+        sub = f"{path}.{name}".lstrip(".")
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(source, sub, "missing")
+            continue
+        values[name] = _check(data[name], hints[name], sub, source)
+    for name, value in values.items():
+        if isinstance(value, float) and name.endswith(("score", "iou")) and not 0.0 <= value <= 1.0:
+            raise ConfigError(source, f"{path}.{name}".lstrip("."), f"must lie in [0, 1], got {value}")
+        if isinstance(value, int) and not isinstance(value, bool) and name.startswith(("max_", "min_")) and value < 0:
+            raise ConfigError(source, f"{path}.{name}".lstrip("."), f"must be >= 0, got {value}")
+        if name.endswith(("_per_forward",)) and value < 1:
+            raise ConfigError(source, f"{path}.{name}".lstrip("."), f"must be >= 1, got {value}")
+    return cls(**values)
+
+
+def to_dict(config) -> dict:
+    """Plain JSON-ready dict of a config (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_hash(config) -> str:
+    """sha256 of the canonical JSON of the resolved config."""
+    return hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`["detector.scales=[600,800]", "device=cpu"]` -> {"detector.scales": [600, 800], "device": "cpu"}."""
+    parsed = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError("<command line>", item, "overrides are written key=value, e.g. thresholds.box_score=0.5")
+        try:
+            parsed[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            parsed[key.strip()] = raw  # a bare word is a string
+    return parsed
+
+
+def apply_overrides(data: dict, overrides: Mapping[str, Any], source: str) -> dict:
+    data = copy.deepcopy(data)
+    for dotted, value in overrides.items():
+        target = data
+        keys = dotted.split(".")
+        for depth, key in enumerate(keys[:-1]):
+            if key not in target or not isinstance(target[key], dict):
+                raise ConfigError(source, ".".join(keys[: depth + 1]), "override names no such section")
+            target = target[key]
+        target[keys[-1]] = value
+    return data
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """`tiny` -> configs/teachers/tiny.py; a path stays a path."""
+    path = Path(name_or_path)
+    if path.suffix == ".py" and path.exists():
+        return path
+    named = CONFIG_DIR / "teachers" / f"{name_or_path}.py"
+    if named.exists():
+        return named
+    known = sorted(p.stem for p in (CONFIG_DIR / "teachers").glob("*.py") if not p.stem.startswith("_"))
+    raise ConfigError(str(name_or_path), "<file>", f"no such config file or teacher name (teachers: {known})")
+
+
+def load_teacher_config(name_or_path: str | Path, overrides: Mapping[str, Any] | None = None) -> TeacherConfig:
+    path = resolve_config_path(name_or_path)
+    namespace = runpy.run_path(str(path))
+    if "teacher" not in namespace or not isinstance(namespace["teacher"], dict):
+        raise ConfigError(str(path), "teacher", "the config file must define a dict named `teacher`")
+    data = apply_overrides(namespace["teacher"], overrides or {}, str(path))
+    return from_dict(TeacherConfig, data, "", str(path))

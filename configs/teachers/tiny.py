@@ -1,0 +1,30 @@
+# The tiny teacher: the paper's three model families at tiny sizes, so the whole code path runs on
+# 2 CPU cores in about a second per frame. Weights: `make tiny-weights` (seeded) into weights/tiny/.
+teacher = dict(
+    name="tiny",
+    detector=dict(
+        mm_config="teachers/mm/tiny_cascade-mask-rcnn_r18-w16_fpn.py",
+        checkpoint="tiny/tiny_cascade-mask-rcnn.pth",
+        scales=[480, 400],  # shorter side of each TTA view
+        max_side=1000,
+        flip=True,
+        merge="box_voting",
+        merge_iou=0.55,
+        max_persons=20,
+        views_per_forward=8,
+    ),
+    keypoints=dict(
+        mm_config="teachers/mm/tiny_td-hm_hrnet-w8_coco-128x96.py",
+        checkpoint="tiny/tiny_hrnet.pth",
+        flip=True,
+        box_scales=[1.0, 1.15],
+        crops_per_forward=64,
+    ),
+    lifter=dict(
+        mm_config="teachers/mm/tiny_image-pose-lift_tcn-64_h36m.py",
+        checkpoint="tiny/tiny_lifter.pth",
+    ),
+    thresholds=dict(box_score=0.7, keypoint_score=0.35, min_keypoints=4, hard_dropped_joint="mean_pose"),
+    device="auto",
+    weights_dir="weights",
+)

@@ -1,0 +1,114 @@
+"""Person detector: an mmdet Cascade Mask R-CNN with the project's own test-time augmentation.
+
+mmdet's DetTTAModel does not work with Cascade *Mask* R-CNN (mmdet issue 10705), so the views
+are made here: every frame at every configured scale, plain and flipped. All views of a batch of
+frames go through the network together, `views_per_forward` at a time (views of similar size
+share a call, so padding wastes little). Each view's person boxes are mapped back exactly to the
+frame and merged per frame by NMS, box voting or weighted box fusion; the merged box takes the
+mask of its best-scoring member, mapped back the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from configs.schema import DetectorSpec
+from teachers.mm import build_mm_model, load_checkpoint_strict, load_mm_config
+from teachers.tta import MERGERS, DetectionView, boxes_from_view, detection_views
+
+__all__ = ["Detections", "PersonDetector", "render_view"]
+
+
+@dataclass
+class Detections:
+    """Person detections of one frame, in frame pixels."""
+
+    boxes: np.ndarray  # (N, 4) float32 x1, y1, x2, y2 (pixel-edge coordinates)
+    scores: np.ndarray  # (N,) float32, after merging the views
+    masks: np.ndarray  # (N, H, W) bool instance masks at frame size
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+def render_view(image: np.ndarray, view: DetectionView) -> np.ndarray:
+    """The view's pixels: bilinear resize (mmcv's default) then an optional horizontal flip."""
+    if (view.width, view.height) != (image.shape[1], image.shape[0]):
+        image = cv2.resize(image, (view.width, view.height), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(image[:, ::-1]) if view.flip else image
+
+
+class PersonDetector:
+    """`__call__(images) -> list[Detections]`. Images are (H, W, 3) uint8 BGR."""
+
+    def __init__(self, spec: DetectorSpec, checkpoint: str | Path, device: torch.device,
+                 box_threshold: float, config_root: Path | None = None, person_label: int = 0):
+        self.spec = spec
+        self.box_threshold = box_threshold
+        self.person_label = person_label  # 'person' is class 0 in COCO and in the one-class tiny model
+        self.device = device
+        cfg = load_mm_config(spec.mm_config, spec.cfg_options, config_root)
+        self.model = build_mm_model("mmdet", cfg)
+        self.checkpoint_sha256 = load_checkpoint_strict(self.model, checkpoint)
+        self.model.to(device).eval()
+        self.merge = MERGERS[spec.merge]
+        self.forward_passes = 0  # network calls so far (batching is measured, not assumed)
+
+    def _forward(self, images: list[np.ndarray]) -> list:
+        from mmdet.structures import DetDataSample
+
+        inputs = [torch.from_numpy(img).permute(2, 0, 1).contiguous() for img in images]
+        samples = [DetDataSample(metainfo=dict(img_shape=img.shape[:2], ori_shape=img.shape[:2], scale_factor=(1.0, 1.0)))
+                   for img in images]
+        with torch.no_grad():
+            data = self.model.data_preprocessor(dict(inputs=inputs, data_samples=samples), False)
+            results = self.model.predict(data["inputs"], data["data_samples"], rescale=False)
+        self.forward_passes += 1
+        return results
+
+    def __call__(self, images: list[np.ndarray]) -> list[Detections]:
+        jobs = []  # (frame index, view)
+        for index, image in enumerate(images):
+            h, w = image.shape[:2]
+            jobs += [(index, view) for view in detection_views(w, h, self.spec.scales, self.spec.max_side, self.spec.flip)]
+        jobs.sort(key=lambda job: (job[1].width * job[1].height, job[0], job[1].flip))  # similar sizes together
+
+        per_frame: list[list[tuple[np.ndarray, np.ndarray, np.ndarray, DetectionView]]] = [[] for _ in images]
+        for start in range(0, len(jobs), self.spec.views_per_forward):
+            chunk = jobs[start:start + self.spec.views_per_forward]
+            results = self._forward([render_view(images[i], view) for i, view in chunk])
+            for (frame, view), result in zip(chunk, results):
+                pred = result.pred_instances
+                person = (pred.labels == self.person_label).cpu().numpy()
+                boxes = boxes_from_view(pred.bboxes.cpu().numpy()[person], view)
+                masks = pred.masks.cpu().numpy()[person] if "masks" in pred else np.zeros((0, view.height, view.width), bool)
+                per_frame[frame].append((boxes, pred.scores.cpu().numpy()[person], masks, view))
+
+        detections = []
+        for image, views in zip(images, per_frame):
+            detections.append(self._merge(image.shape[:2], views))
+        return detections
+
+    def _merge(self, frame_shape: tuple[int, int], views) -> Detections:
+        h, w = frame_shape
+        # Deterministic member order (by view, as configured), whatever order the batches ran in.
+        views = sorted(views, key=lambda item: (item[3].width, item[3].flip))
+        boxes = np.concatenate([v[0] for v in views]) if views else np.zeros((0, 4))
+        scores = np.concatenate([v[1] for v in views]) if views else np.zeros(0)
+        owner = [(k, j) for k, v in enumerate(views) for j in range(len(v[0]))]
+        merged, merged_scores, representative = self.merge(boxes, scores, self.spec.merge_iou, len(views))
+        keep = np.flatnonzero(merged_scores >= self.box_threshold)[: self.spec.max_persons]
+        masks = np.zeros((len(keep), h, w), dtype=bool)
+        for out, k in enumerate(keep):
+            view_index, row = owner[representative[k]]
+            _, _, view_masks, view = views[view_index]
+            mask = view_masks[row]
+            if view.flip:
+                mask = mask[:, ::-1]
+            masks[out] = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        return Detections(merged[keep].astype(np.float32), merged_scores[keep].astype(np.float32), masks)

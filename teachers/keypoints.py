@@ -1,0 +1,135 @@
+"""Top-down keypoints: an mmpose heatmap model (HRNet) on every person box, batched, with TTA.
+
+mmpose's inferencer runs one image at a time (mmpose issue 2994); here the crops of all boxes of
+all frames in a batch go through the network together. Test-time augmentation: each box is
+cropped at several sizes (`box_scales`) and, with `flip`, mirrored. Every view's heatmaps are
+resampled exactly onto the reference view's grid (the unflipped crop at the first scale; mirrored
+views have their left/right channels swapped) and averaged where each view has data, then decoded
+once. Each view is also decoded alone: the spread of a keypoint across the views is kept as its
+uncertainty, in frame pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from configs.schema import KeypointSpec
+from joints import flip_permutation
+from teachers.mm import build_mm_model, load_checkpoint_strict, load_mm_config
+from teachers.tta import align_heatmaps, crop_affine, decode_heatmaps, flip_affine
+
+__all__ = ["PersonKeypoints", "TopDownKeypoints", "box_to_crop"]
+
+BOX_PADDING = 1.25  # mmpose's top-down crops: the box enlarged by 25 %
+
+
+@dataclass
+class PersonKeypoints:
+    """Keypoints of the persons of one frame."""
+
+    keypoints: np.ndarray  # (P, 17, 3): x, y in frame pixels (pixel-index coordinates), confidence
+    spread: np.ndarray  # (P, 17): RMS distance in pixels between the views' decoded positions
+
+
+def box_to_crop(box: np.ndarray, aspect: float, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and (w, h) of the crop for an xyxy box: padded by 25 %, widened or heightened to
+    the model's aspect ratio (w / h), then scaled."""
+    x1, y1, x2, y2 = [float(v) for v in box]
+    center = np.array([(x1 + x2) / 2, (y1 + y2) / 2])
+    w, h = (x2 - x1) * BOX_PADDING, (y2 - y1) * BOX_PADDING
+    if w > h * aspect:
+        h = w / aspect
+    else:
+        w = h * aspect
+    return center, np.array([w, h]) * scale
+
+
+class TopDownKeypoints:
+    """`__call__(images, boxes_per_image) -> list[PersonKeypoints]`."""
+
+    def __init__(self, spec: KeypointSpec, checkpoint: str | Path, device: torch.device, config_root: Path | None = None):
+        self.spec = spec
+        self.device = device
+        cfg = load_mm_config(spec.mm_config, spec.cfg_options, config_root)
+        self.model = build_mm_model("mmpose", cfg)
+        self.checkpoint_sha256 = load_checkpoint_strict(self.model, checkpoint)
+        self.model.to(device).eval()
+        self.input_size = tuple(cfg.codec["input_size"])  # (w, h)
+        self.heatmap_size = tuple(cfg.codec["heatmap_size"])
+        self.flip_perm = flip_permutation()
+        self.forward_passes = 0
+
+    def _heatmap_affine(self, input_affine: np.ndarray) -> np.ndarray:
+        sx = self.heatmap_size[0] / self.input_size[0]
+        sy = self.heatmap_size[1] / self.input_size[1]
+        return np.diag([sx, sy]) @ input_affine
+
+    def _forward(self, crops: np.ndarray) -> torch.Tensor:
+        # The model's own preprocessing (channel order, mean, std), applied on its device.
+        preprocessor = self.model.data_preprocessor
+        x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
+        if preprocessor._channel_conversion:
+            x = x[:, [2, 1, 0]]
+        x = (x - preprocessor.mean) / preprocessor.std
+        with torch.no_grad():
+            heatmaps = self.model.head.forward(self.model.extract_feat(x))
+        self.forward_passes += 1
+        return heatmaps.float().cpu()
+
+    def __call__(self, images: list[np.ndarray], boxes: list[np.ndarray]) -> list[PersonKeypoints]:
+        in_w, in_h = self.input_size
+        crops, view_affines, owners = [], [], []  # owners: (frame, person, view)
+        num_views = len(self.spec.box_scales) * (2 if self.spec.flip else 1)
+        for f, (image, frame_boxes) in enumerate(zip(images, boxes)):
+            for p, box in enumerate(np.asarray(frame_boxes).reshape(-1, 4)):
+                v = 0
+                for scale in self.spec.box_scales:
+                    center, size = box_to_crop(box, in_w / in_h, scale)
+                    affine = crop_affine(center, size, self.input_size)
+                    crop = cv2.warpAffine(image, affine, (in_w, in_h), flags=cv2.INTER_LINEAR)
+                    crops.append(crop)
+                    view_affines.append((affine, False))
+                    owners.append((f, p, v))
+                    v += 1
+                    if self.spec.flip:
+                        crops.append(np.ascontiguousarray(crop[:, ::-1]))
+                        view_affines.append((flip_affine(affine, in_w), True))
+                        owners.append((f, p, v))
+                        v += 1
+        results = [PersonKeypoints(np.zeros((len(np.asarray(b).reshape(-1, 4)), 17, 3), np.float32),
+                                   np.zeros((len(np.asarray(b).reshape(-1, 4)), 17), np.float32)) for b in boxes]
+        if not crops:
+            return results
+
+        chunks = [self._forward(np.array(crops[s:s + self.spec.crops_per_forward]))
+                  for s in range(0, len(crops), self.spec.crops_per_forward)]
+        heatmaps = torch.cat(chunks)
+        flipped = torch.tensor([is_flip for _, is_flip in view_affines])
+        heatmaps[flipped] = heatmaps[flipped][:, self.flip_perm]  # a mirrored crop's left is the person's right
+
+        hm_affines = np.array([self._heatmap_affine(a) for a, _ in view_affines])
+        ref_affines = hm_affines[[i - owners[i][2] for i in range(len(owners))]]  # each person's view 0
+        aligned, covered = align_heatmaps(heatmaps, hm_affines, ref_affines)
+
+        people = len(owners) // num_views
+        aligned = aligned.reshape(people, num_views, *aligned.shape[1:])
+        covered = covered.reshape(people, num_views, *covered.shape[1:])
+        mean = (aligned * covered).sum(1) / covered.sum(1).clamp(min=1.0)
+        locations, values = decode_heatmaps(mean.numpy())
+        per_view_locations, _ = decode_heatmaps(aligned.reshape(-1, *aligned.shape[2:]).numpy())
+        per_view_locations = per_view_locations.reshape(people, num_views, 17, 2)
+
+        for k in range(people):
+            f, p, _ = owners[k * num_views]
+            to_image = np.linalg.inv(np.vstack([ref_affines[k * num_views], [0, 0, 1]]))[:2]
+            xy = locations[k] @ to_image[:, :2].T + to_image[:, 2]
+            views_xy = per_view_locations[k] @ to_image[:, :2].T + to_image[:, 2]
+            spread = np.sqrt(((views_xy - views_xy.mean(0)) ** 2).sum(-1).mean(0))
+            results[f].keypoints[p] = np.concatenate([xy, values[k][:, None]], axis=1)
+            results[f].spread[p] = spread
+        return results

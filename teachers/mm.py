@@ -1,0 +1,139 @@
+"""Building OpenMMLab models from their config files and loading checkpoints strictly.
+
+mmengine's `load_checkpoint` warns and carries on when keys are missing or unexpected, which
+turns a wrong checkpoint into silently wrong labels. `load_checkpoint_strict` refuses such a
+file and names the keys. Checkpoints are plain `torch.save` files with a `state_dict` (what
+mmengine writes), so the project's own tiny checkpoints take the same path as published ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+__all__ = ["resolve_mm_config", "load_mm_config", "build_mm_model", "load_checkpoint_strict", "CheckpointMismatchError",
+           "sha256_file", "pick_device"]
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint whose keys or shapes do not fit the architecture built from the config."""
+
+    def __init__(self, path: str, missing: list[str], unexpected: list[str], shapes: list[str]):
+        self.path, self.missing, self.unexpected, self.shapes = path, missing, unexpected, shapes
+
+        def head(items):
+            return ", ".join(items[:8]) + (f" ... ({len(items)} in all)" if len(items) > 8 else "")
+
+        parts = [f"checkpoint {path} does not fit the model built from its config"]
+        if missing:
+            parts.append(f"missing keys: {head(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {head(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches: {head(shapes)}")
+        super().__init__("; ".join(parts))
+
+
+def resolve_mm_config(spec: str, config_root: Path | None = None) -> Path:
+    """`mmdet::a/b.py` -> the file inside the installed package; a relative path is taken from
+    `config_root` (the project's configs/ folder) or the working directory."""
+    if "::" in spec:
+        package, rel = spec.split("::", 1)
+        module = __import__(package)
+        path = Path(module.__file__).parent / ".mim" / "configs" / rel
+    else:
+        path = Path(spec)
+        if not path.is_absolute() and config_root is not None and (config_root / path).exists():
+            path = config_root / path
+    if not path.exists():
+        raise FileNotFoundError(f"model config {spec!r} not found (looked at {path})")
+    return path
+
+
+def load_mm_config(spec: str, cfg_options: Mapping[str, Any] | None = None, config_root: Path | None = None):
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(resolve_mm_config(spec, config_root)))
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
+    return cfg
+
+
+def build_mm_model(scope: str, cfg) -> torch.nn.Module:
+    """Build `cfg.model` in the registry scope of `scope` ("mmdet" or "mmpose"), without loading
+    any pretrained weights (init_cfg is dropped: weights come from our checkpoint only)."""
+    from mmengine.registry import DefaultScope
+
+    if scope == "mmdet":
+        from mmdet.registry import MODELS
+        from mmdet.utils import register_all_modules
+    elif scope == "mmpose":
+        from mmpose.registry import MODELS
+        from mmpose.utils import register_all_modules
+    else:
+        raise ValueError(f"unknown scope {scope!r}")
+    register_all_modules(init_default_scope=False)
+    model_cfg = cfg.model.copy()
+    _drop_init_cfg(model_cfg)
+    with DefaultScope.overwrite_default_scope(scope):
+        model = MODELS.build(model_cfg)
+    model.cfg = cfg
+    return model
+
+
+def _drop_init_cfg(node) -> None:
+    if isinstance(node, dict):
+        node.pop("init_cfg", None)
+        node.pop("pretrained", None)
+        for value in node.values():
+            _drop_init_cfg(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _drop_init_cfg(value)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_checkpoint_strict(model: torch.nn.Module, path: str | Path) -> str:
+    """Load every weight of `model` from `path` or raise CheckpointMismatchError; returns sha256.
+
+    Tolerated: BatchNorm `num_batches_tracked` counters absent from old checkpoints.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    # mmengine checkpoints hold a `meta` dict with non-tensor objects: torch 2.4 needs weights_only=False.
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise CheckpointMismatchError(str(path), [], ["<no state_dict in file>"], [])
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    # torch applies the model's own load hooks (mmpose renames old `keypoint_head.*` keys to
+    # `head.*`) before it reports missing and unexpected keys; a size mismatch raises at once.
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:
+        shapes = [line.strip() for line in str(error).splitlines() if "size mismatch" in line]
+        raise CheckpointMismatchError(str(path), [], [], shapes or [str(error)]) from None
+    missing = sorted(k for k in result.missing_keys if not k.endswith("num_batches_tracked"))
+    unexpected = sorted(result.unexpected_keys)
+    if missing or unexpected:
+        raise CheckpointMismatchError(str(path), missing, unexpected, [])
+    return sha256_file(path)
+
+
+def pick_device(preference: str) -> torch.device:
+    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' was asked for but torch sees no GPU")
+        return torch.device("cuda")
+    return torch.device("cpu")

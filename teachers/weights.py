@@ -1,0 +1,122 @@
+"""Checkpoint files: the published ones (fetched where a network exists) and the tiny ones the
+project makes itself with a fixed seed.
+
+OpenMMLab file names end in the first 8 hex digits of the file's sha256 (`...-c161b7de_2022.pth`
+or `...-9ff7e76f.pth`); a fetched file is checked against that, and against a full sha256 when
+one is recorded here.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from configs.schema import CONFIG_DIR, TeacherConfig
+from teachers.mm import build_mm_model, load_mm_config, sha256_file
+
+__all__ = ["PUBLISHED", "PublishedCheckpoint", "checkpoint_path", "fetch", "missing_checkpoints", "init_tiny_weights",
+           "WeightsMissingError"]
+
+
+@dataclass(frozen=True)
+class PublishedCheckpoint:
+    url: str | None  # None: no public download; `note` says how to get the file
+    sha256: str | None = None  # full digest when known; else the 8-digit prefix in the name is checked
+    note: str = ""
+
+
+PUBLISHED: dict[str, PublishedCheckpoint] = {
+    "cascade_mask_rcnn_x101_32x8d_fpn_mstrain_3x_coco_20210719_180640-9ff7e76f.pth": PublishedCheckpoint(
+        "https://download.openmmlab.com/mmdetection/v2.0/cascade_rcnn/cascade_mask_rcnn_x101_32x8d_fpn_mstrain_3x_coco/"
+        "cascade_mask_rcnn_x101_32x8d_fpn_mstrain_3x_coco_20210719_180640-9ff7e76f.pth"),
+    "cascade-mask-rcnn_x152-32x8d_fpn_coco.pth": PublishedCheckpoint(
+        None, note="mmdet publishes no X-152 cascade: convert detectron2's Misc/cascade_mask_rcnn_X_152_32x8d_FPN_IN5k "
+                   "weights to this architecture, or use the teacher `paper_x101` (mmdet's X-101 32x8d cascade)"),
+    "td-hm_hrnet-w48_8xb32-210e_coco-384x288-c161b7de_20220915.pth": PublishedCheckpoint(
+        "https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/topdown_heatmap/coco/"
+        "td-hm_hrnet-w48_8xb32-210e_coco-384x288-c161b7de_20220915.pth"),
+    "simple3Dbaseline_h36m-f0ad73a4_20210419.pth": PublishedCheckpoint(
+        "https://download.openmmlab.com/mmpose/body3d/simple_baseline/simple3Dbaseline_h36m-f0ad73a4_20210419.pth"),
+}
+
+
+class WeightsMissingError(FileNotFoundError):
+    """Checkpoints that are needed and not on disk; the message says where to get them."""
+
+
+def checkpoint_path(weights_dir: str | Path, name: str) -> Path:
+    path = Path(name)
+    return path if path.is_absolute() or path.parent != Path(".") else Path(weights_dir) / name
+
+
+def _name_digest_prefix(name: str) -> str | None:
+    match = re.search(r"-([0-9a-f]{8})(?:_\d{8})?\.pth$", name)
+    return match.group(1) if match else None
+
+
+def missing_checkpoints(config: TeacherConfig, weights_dir: str | Path | None = None) -> list[tuple[str, Path]]:
+    wd = weights_dir or config.weights_dir
+    needed = [config.detector.checkpoint, config.keypoints.checkpoint, config.lifter.checkpoint]
+    return [(name, checkpoint_path(wd, name)) for name in needed if not checkpoint_path(wd, name).exists()]
+
+
+def missing_message(config: TeacherConfig, missing: list[tuple[str, Path]]) -> str:
+    lines = [f"teacher {config.name!r} needs {len(missing)} checkpoint file(s) that are not on disk:"]
+    for name, path in missing:
+        entry = PUBLISHED.get(name)
+        source = entry.url if entry and entry.url else (entry.note if entry else "made by `make tiny-weights`")
+        lines.append(f"  {path}\n      from: {source}")
+    lines.append("Download them there (or run `labels weights --teacher NAME` where a network exists).")
+    return "\n".join(lines)
+
+
+def fetch(config: TeacherConfig, weights_dir: str | Path | None = None, timeout: float = 30.0) -> list[Path]:
+    """Download the missing published checkpoints into the weights folder, verifying digests.
+    Raises WeightsMissingError (with the names, URLs and target paths) when that cannot be done."""
+    missing = missing_checkpoints(config, weights_dir)
+    fetched, failed = [], []
+    for name, path in missing:
+        entry = PUBLISHED.get(name)
+        if entry is None or entry.url is None:
+            failed.append((name, path))
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        try:
+            with urllib.request.urlopen(entry.url, timeout=timeout) as response, open(partial, "wb") as out:
+                shutil.copyfileobj(response, out, length=1 << 22)
+        except (urllib.error.URLError, OSError, TimeoutError):
+            partial.unlink(missing_ok=True)
+            failed.append((name, path))
+            continue
+        digest = sha256_file(partial)
+        expected = entry.sha256 or _name_digest_prefix(name)
+        if expected and not digest.startswith(expected):
+            partial.unlink()
+            raise RuntimeError(f"{name}: sha256 {digest} does not match the published {expected}")
+        partial.rename(path)
+        fetched.append(path)
+    if failed:
+        raise WeightsMissingError(missing_message(config, failed))
+    return fetched
+
+
+def init_tiny_weights(config: TeacherConfig, weights_dir: str | Path, seed: int = 0) -> dict[str, str]:
+    """Seeded initial weights for a teacher's three models, saved as mmengine-style checkpoints
+    (`{"state_dict": ..., "meta": ...}`) under the config's checkpoint names. Returns sha256s."""
+    digests = {}
+    for scope, spec in (("mmdet", config.detector), ("mmpose", config.keypoints), ("mmpose", config.lifter)):
+        torch.manual_seed(seed)
+        model = build_mm_model(scope, load_mm_config(spec.mm_config, spec.cfg_options, CONFIG_DIR))
+        model.init_weights()
+        path = checkpoint_path(weights_dir, spec.checkpoint)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": model.state_dict(), "meta": {"seed": seed, "mm_config": spec.mm_config}}, path)
+        digests[spec.checkpoint] = sha256_file(path)
+    return digests
