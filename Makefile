@@ -5,7 +5,7 @@ LABELS      := $(VENV)/bin/labels
 SETUP_STAMP := $(VENV)/.setup-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup test sample clean-venv
+.PHONY: setup test sample tiny-weights clean-venv
 
 ## setup: create .venv and install the pinned stack (instant when already done)
 setup: $(SETUP_STAMP)
@@ -27,3 +27,7 @@ sample: setup
 ## clean-venv: remove .venv (the next target reinstalls; pip's cache keeps it quick)
 clean-venv:
 	rm -rf $(VENV)
+
+## tiny-weights: seeded checkpoints of the tiny teacher into weights/tiny/
+tiny-weights: setup
+	$(LABELS) weights --teacher tiny --init

@@ -17,6 +17,8 @@ examples:
   labels synth --out data/sample --frames 4 --cameras 2 --seed 0
   labels check-frames data/sample/manifest.jsonl
   labels check-frames data/sample            # an MVOR-style dayN/camM tree
+  labels weights --teacher paper_x101        # download the published checkpoints
+  labels weights --teacher tiny --init       # seeded tiny-teacher checkpoints (offline)
 
 Run `labels COMMAND --help` for the options of one command. Docs: README.md.
 """
@@ -100,7 +102,44 @@ def _run_check_frames(args: argparse.Namespace) -> int:
     return 1 if rejected else 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_synth, _add_check_frames]
+def _add_weights(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "weights",
+        help="fetch a teacher's checkpoints (or make the tiny teacher's seeded ones) and list them",
+        description="Make sure every checkpoint of a teacher is on disk. Published checkpoints are downloaded into the "
+        "weights folder where a network exists and checked against their sha256; without a network the command exits "
+        "1 with each file name, its URL and where to put it. --init writes seeded weights instead (the tiny teacher's "
+        "offline weights). Checkpoints that do not fit their architecture are refused when a run loads them.",
+    )
+    parser.add_argument("--teacher", default="paper", help="teacher name (configs/teachers/NAME.py) or config path (default paper)")
+    parser.add_argument("--weights-dir", help="weights folder (default: the config's weights_dir, 'weights')")
+    parser.add_argument("--init", action="store_true", help="write seeded initial weights under the config's checkpoint names")
+    parser.add_argument("--seed", type=int, default=0, help="seed for --init (default 0)")
+    parser.set_defaults(func=_run_weights)
+
+
+def _run_weights(args: argparse.Namespace) -> int:
+    from configs.schema import load_teacher_config
+    from teachers.mm import sha256_file
+    from teachers.weights import WeightsMissingError, checkpoint_path, fetch, init_seeded_weights
+
+    config = load_teacher_config(args.teacher)
+    weights_dir = args.weights_dir or config.weights_dir
+    if args.init:
+        init_seeded_weights(config, weights_dir, seed=args.seed)
+    else:
+        try:
+            fetch(config, weights_dir)
+        except WeightsMissingError as error:
+            print(error, file=sys.stderr)
+            return 1
+    for spec in (config.detector, config.keypoints, config.lifter):
+        path = checkpoint_path(weights_dir, spec.checkpoint)
+        print(f"{sha256_file(path)}  {path}")
+    return 0
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_synth, _add_check_frames, _add_weights]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (SourceError, CalibrationError, ValueError) as error:
+    except (SourceError, CalibrationError, ValueError, FileNotFoundError) as error:
         print(f"labels {sys.argv[1] if len(sys.argv) > 1 else ''}: error: {error}", file=sys.stderr)
         return 2
 

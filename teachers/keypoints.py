@@ -37,10 +37,12 @@ class PersonKeypoints:
 
 
 def box_to_crop(box: np.ndarray, aspect: float, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and (w, h) of the crop for an xyxy box: padded by 25 %, widened or heightened to
-    the model's aspect ratio (w / h), then scaled."""
+    """Centre (pixel-index coordinates) and (w, h) of the crop for an xyxy box (pixel-edge
+    coordinates): padded by 25 %, widened or heightened to the model's aspect ratio (w / h),
+    then scaled. The half-pixel change of convention makes the crop of a mirrored frame the exact
+    mirror of the crop of the frame."""
     x1, y1, x2, y2 = [float(v) for v in box]
-    center = np.array([(x1 + x2) / 2, (y1 + y2) / 2])
+    center = np.array([(x1 + x2) / 2 - 0.5, (y1 + y2) / 2 - 0.5])
     w, h = (x2 - x1) * BOX_PADDING, (y2 - y1) * BOX_PADDING
     if w > h * aspect:
         h = w / aspect
@@ -113,7 +115,11 @@ class TopDownKeypoints:
         heatmaps[flipped] = heatmaps[flipped][:, self.flip_perm]  # a mirrored crop's left is the person's right
 
         hm_affines = np.array([self._heatmap_affine(a) for a, _ in view_affines])
-        ref_affines = hm_affines[[i - owners[i][2] for i in range(len(owners))]]  # each person's view 0
+        # Reference grid: view 0's heatmap grid moved by (1 - stride_ratio) / 2 along x, the one grid
+        # that a horizontal flip maps onto itself. Plain and flipped views are then resampled alike,
+        # and a mirrored frame gets the mirror image of this frame's average.
+        ref_affines = hm_affines[[i - owners[i][2] for i in range(len(owners))]].copy()
+        ref_affines[:, 0, 2] -= (1 - self.heatmap_size[0] / self.input_size[0]) / 2
         aligned, covered = align_heatmaps(heatmaps, hm_affines, ref_affines)
 
         people = len(owners) // num_views

@@ -143,11 +143,13 @@ MERGERS = {"nms": merge_nms, "box_voting": merge_box_voting, "wbf": merge_wbf}
 
 def crop_affine(center: np.ndarray, size: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
     """2x3 affine from image coordinates to crop-input coordinates: the box of `size` (w, h)
-    around `center` fills the (W, H) input, its centre at (W/2, H/2) as mmpose's
-    get_warp_matrix places it."""
+    around `center` fills the (W, H) input, its centre on the input's centre ((W-1)/2, (H-1)/2)
+    in pixel-index coordinates. (mmpose's get_warp_matrix puts it at (W/2, H/2), half a pixel
+    off; the symmetric choice makes a mirrored crop exactly the mirror of the crop, and the
+    constant half-pixel shift is undone by the same affine on the way back.)"""
     in_w, in_h = input_size
     sx, sy = in_w / size[0], in_h / size[1]
-    return np.array([[sx, 0.0, in_w / 2 - sx * center[0]], [0.0, sy, in_h / 2 - sy * center[1]]])
+    return np.array([[sx, 0.0, (in_w - 1) / 2 - sx * center[0]], [0.0, sy, (in_h - 1) / 2 - sy * center[1]]])
 
 
 def flip_affine(affine: np.ndarray, width: int) -> np.ndarray:

@@ -20,7 +20,7 @@ import torch
 from configs.schema import CONFIG_DIR, TeacherConfig
 from teachers.mm import build_mm_model, load_mm_config, sha256_file
 
-__all__ = ["PUBLISHED", "PublishedCheckpoint", "checkpoint_path", "fetch", "missing_checkpoints", "init_tiny_weights",
+__all__ = ["PUBLISHED", "PublishedCheckpoint", "checkpoint_path", "fetch", "missing_checkpoints", "init_seeded_weights",
            "WeightsMissingError"]
 
 
@@ -51,8 +51,9 @@ class WeightsMissingError(FileNotFoundError):
 
 
 def checkpoint_path(weights_dir: str | Path, name: str) -> Path:
+    """A checkpoint name is relative to the weights folder; an absolute path stays as it is."""
     path = Path(name)
-    return path if path.is_absolute() or path.parent != Path(".") else Path(weights_dir) / name
+    return path if path.is_absolute() else Path(weights_dir) / path
 
 
 def _name_digest_prefix(name: str) -> str | None:
@@ -107,9 +108,17 @@ def fetch(config: TeacherConfig, weights_dir: str | Path | None = None, timeout:
     return fetched
 
 
-def init_tiny_weights(config: TeacherConfig, weights_dir: str | Path, seed: int = 0) -> dict[str, str]:
+def init_seeded_weights(config: TeacherConfig, weights_dir: str | Path, seed: int = 0) -> dict[str, str]:
     """Seeded initial weights for a teacher's three models, saved as mmengine-style checkpoints
-    (`{"state_dict": ..., "meta": ...}`) under the config's checkpoint names. Returns sha256s."""
+    (`{"state_dict": ..., "meta": ...}`) under the config's checkpoint names. Returns sha256s.
+
+    For the tiny teacher (`make tiny-weights`) and for tests that run a real-size architecture
+    without its published weights; they load through the same strict path as published files."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights logs one line per parameter
     digests = {}
     for scope, spec in (("mmdet", config.detector), ("mmpose", config.keypoints), ("mmpose", config.lifter)):
         torch.manual_seed(seed)

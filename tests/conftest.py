@@ -15,3 +15,14 @@ def synth_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     generate(out, SMALL, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """Seeded tiny-teacher checkpoints, made by the same function as `make tiny-weights`."""
+    from configs.schema import load_teacher_config
+    from teachers.weights import init_seeded_weights
+
+    folder = tmp_path_factory.mktemp("weights")
+    init_seeded_weights(load_teacher_config("tiny"), folder)
+    return folder

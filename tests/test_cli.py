@@ -62,3 +62,19 @@ def test_a_bad_calibration_is_a_clear_error_not_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "calibration.json: field 'cameras.cam1.color': missing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_weights_without_network_names_files_urls_and_targets(tmp_path):
+    result = labels("weights", "--teacher", "paper_x101", "--weights-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert "simple3Dbaseline_h36m-f0ad73a4_20210419.pth" in result.stderr
+    assert "https://download.openmmlab.com/mmdetection/" in result.stderr
+    assert str(tmp_path) in result.stderr
+
+
+def test_weights_init_writes_loadable_seeded_checkpoints(tmp_path):
+    first = labels("weights", "--teacher", "tiny", "--init", "--weights-dir", str(tmp_path / "a"))
+    again = labels("weights", "--teacher", "tiny", "--init", "--weights-dir", str(tmp_path / "b"))
+    assert first.returncode == 0, first.stderr
+    digests = [line.split()[0] for line in first.stdout.splitlines()]
+    assert len(digests) == 3 and digests == [line.split()[0] for line in again.stdout.splitlines()]  # seeded

@@ -52,3 +52,14 @@ def test_openmmlab_ray_h5py_import():
 
     assert mmdet.__version__ == pins()["mmdet"] and mmpose.__version__ == pins()["mmpose"]
     assert ray.__version__ == pins()["ray"] and h5py.version.hdf5_version
+
+
+def test_every_package_imports_from_outside_the_repository(tmp_path):
+    """pytest puts the repository on sys.path; a user's shell does not. The install must."""
+    import subprocess
+    import sys
+
+    packages = ["pipeline", "stages", "teachers", "label_store", "configs", "frames", "synth", "joints"]
+    result = subprocess.run([sys.executable, "-c", f"import {', '.join(packages)}; import teachers.teacher, pipeline.cli"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,78 @@
+"""Typed teacher configs: every shipped config loads; bad fields are named; overrides are typed."""
+
+import pytest
+
+from configs.schema import (
+    CONFIG_DIR, ConfigError, TeacherConfig, config_hash, load_teacher_config, parse_overrides, to_dict,
+)
+
+SHIPPED = sorted(p.stem for p in (CONFIG_DIR / "teachers").glob("*.py"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_teacher_config_loads(name):
+    config = load_teacher_config(name)
+    assert isinstance(config, TeacherConfig) and config.name == name
+    assert (config.thresholds.box_score, config.thresholds.keypoint_score, config.thresholds.min_keypoints) == (0.7, 0.35, 4)
+
+
+def test_paper_config_has_the_papers_models_and_tta():
+    config = load_teacher_config("paper")
+    assert config.detector.cfg_options == {"model.backbone.depth": 152}
+    assert config.detector.flip and len(config.detector.scales) > 1
+    assert "hrnet-w48" in config.keypoints.mm_config and "384x288" in config.keypoints.mm_config
+    assert config.keypoints.flip and len(config.keypoints.box_scales) > 1
+    assert "image-pose-lift" in config.lifter.mm_config
+
+
+def test_overrides_are_parsed_as_literals_and_checked():
+    overrides = parse_overrides(["thresholds.box_score=0.5", "detector.scales=[600, 800]", "device=cpu",
+                                 "keypoints.flip=False"])
+    config = load_teacher_config("tiny", overrides)
+    assert config.thresholds.box_score == 0.5 and config.detector.scales == (600, 800)
+    assert config.device == "cpu" and config.keypoints.flip is False
+    assert config_hash(config) != config_hash(load_teacher_config("tiny"))
+    assert config_hash(config) == config_hash(load_teacher_config("tiny", overrides))
+
+
+@pytest.mark.parametrize(
+    "override, field, message",
+    [
+        ("thresholds.box_scroe=0.5", "thresholds.box_scroe", "unknown key"),
+        ("thresholds.box_score='high'", "thresholds.box_score", "expected a number"),
+        ("thresholds.box_score=1.5", "thresholds.box_score", "must lie in [0, 1]"),
+        ("detector.merge='average'", "detector.merge", "must be one of"),
+        ("detector.scales=[]", "detector.scales", "must not be empty"),
+        ("detector.scales=[600, 'x']", "detector.scales[1]", "expected an integer"),
+        ("keypoints.flip=1", "keypoints.flip", "expected true or false"),
+        ("device='tpu'", "device", "must be one of"),
+        ("detector.views_per_forward=0", "detector.views_per_forward", "must be >= 1"),
+        ("nonsense.key=1", "nonsense", "no such section"),
+    ],
+)
+def test_bad_values_name_their_field(override, field, message):
+    with pytest.raises(ConfigError) as caught:
+        load_teacher_config("tiny", parse_overrides([override]))
+    assert caught.value.field == field and message in str(caught.value)
+    assert "tiny.py" in str(caught.value)
+
+
+def test_missing_fields_and_unknown_names(tmp_path):
+    path = tmp_path / "broken.py"
+    path.write_text("teacher = dict(name='x', detector=dict(mm_config='a'), keypoints={}, lifter={})\n")
+    with pytest.raises(ConfigError, match="'detector.checkpoint': missing"):
+        load_teacher_config(path)
+    with pytest.raises(ConfigError, match="teachers: .*tiny"):
+        load_teacher_config("no_such_teacher")
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["justakey"])
+
+
+def test_resolved_config_round_trips_through_json():
+    import json
+
+    config = load_teacher_config("paper")
+    again = json.loads(json.dumps(to_dict(config)))
+    from configs.schema import from_dict
+
+    assert from_dict(TeacherConfig, again) == config
