@@ -14,6 +14,7 @@ __all__ = [
     "COCO_SKELETON",
     "COCO_SIGMAS",
     "H36M_JOINTS",
+    "SURFACE_OFFSET_MM",
     "MVOR_JOINTS",
     "coco_to_h36m_positions",
     "coco_to_h36m_confidences",
@@ -35,6 +36,11 @@ COCO_SKELETON = (
 COCO_SIGMAS = np.array(
     [.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]
 ) / 10.0
+
+# How far in front of each COCO joint the body surface a camera sees there lies (mm): the limb's
+# half-thickness for an average adult (face joints sit on the surface). Used to compare measured
+# depth with 3D joints; approximate by nature, and configurable where it is used.
+SURFACE_OFFSET_MM = np.array([10, 10, 10, 15, 15, 80, 80, 45, 45, 35, 35, 90, 90, 60, 60, 45, 45], dtype=np.float64)
 
 H36M_JOINTS = (
     "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",

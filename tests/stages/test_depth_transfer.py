@@ -1,0 +1,109 @@
+"""Color-to-depth transfer and camera-frame anchoring against the generator's ground truth."""
+
+import json
+
+import numpy as np
+import pytest
+
+from frames.calibration import CameraCalibration, Intrinsics
+from frames.geometry import apply_rigid, backproject, invert_rigid, project
+from frames.sources import ManifestSource
+from joints import coco_to_h36m_positions
+from stages.depth_transfer import DEPTH_HOLE, DEPTH_NONE, DEPTH_OUTSIDE, DEPTH_VALID, anchor_poses, transfer_keypoints
+from stages.label_sets import hard_keypoints
+from synth.body import JOINT_RADIUS_MM
+from synth.generate import VISIBILITY_SLACK_MM
+
+
+def test_hard_set_rule_known_answer():
+    keypoints = np.zeros((3, 17, 3))
+    keypoints[0, :5, 2] = 0.9  # 5 confident keypoints: kept
+    keypoints[1, :4, 2] = 0.36  # exactly 4 above 0.35: kept
+    keypoints[2, :3, 2] = 0.9
+    keypoints[2, 3:, 2] = 0.35  # 3 confident, the rest exactly at the threshold (not above): dropped
+    mask, valid = hard_keypoints(keypoints, 0.35, 4)
+    np.testing.assert_array_equal(valid, [True, True, False])
+    assert mask[0].sum() == 5 and mask[1].sum() == 4 and not mask[2].any()
+
+
+def test_registered_scaled_grid_known_answer():
+    color = Intrinsics(640, 480, 500.0, 500.0, 319.5, 239.5)
+    calib = CameraCalibration("c", color, Intrinsics(320, 240, 250.0, 250.0, 159.25, 119.25), True, None, 1.0)
+    depth = np.full((240, 320), 2000.0)
+    depth[100:110, 100:110] = 0  # a hole
+    labels = transfer_keypoints(np.array([[0.0, 0.0], [639.0, 479.0], [210.0, 210.0], [-5.0, 10.0]]), depth, calib, radius_px=2)
+    np.testing.assert_allclose(labels.uv[:2], [[-0.25, -0.25], [319.25, 239.25]])  # centres scale about pixel edges
+    np.testing.assert_array_equal(labels.flag, [DEPTH_VALID, DEPTH_VALID, DEPTH_HOLE, DEPTH_OUTSIDE])
+    assert labels.surface[1, 2] == pytest.approx(2000.0)
+    none = transfer_keypoints(np.zeros((2, 2)), None, calib)
+    np.testing.assert_array_equal(none.flag, [DEPTH_NONE, DEPTH_NONE])
+
+
+@pytest.fixture(scope="module")
+def scenes(synth_dir):
+    gt = json.loads((synth_dir / "annotations.json").read_text())
+    registered = ManifestSource(synth_dir / "manifest.jsonl")
+    calibrated = ManifestSource(synth_dir / "calibrated_rig" / "manifest.jsonl")
+    reg = {r.frame_id: registered.load(r) for r in registered.refs()}
+    cal = {r.frame_id: calibrated.load(r) for r in calibrated.refs()}
+    images = {im["id"]: im["frame_id"] for im in gt["images"]}
+    people = []
+    for ann in gt["annotations"]:
+        kp = np.array(ann["keypoints"], dtype=float).reshape(17, 3)
+        people.append((reg[images[ann["image_id"]]], cal[images[ann["image_id"]]], kp,
+                       np.array(ann["keypoints_3d"]).reshape(17, 3)))
+    return people
+
+
+def test_registered_transfer_finds_the_body_surface(scenes):
+    own, filled = [], []
+    for frame, _, kp, joints in scenes:
+        visible = kp[:, 2] == 2
+        depth = frame.depth_mm()
+        labels = transfer_keypoints(kp[visible, :2], depth, frame.calibration)
+        np.testing.assert_allclose(labels.uv, kp[visible, :2])
+        ok = labels.flag == DEPTH_VALID
+        near = np.abs(labels.surface[ok, 2] - joints[visible][ok, 2]) <= JOINT_RADIUS_MM[visible][ok] + VISIBILITY_SLACK_MM
+        pixel = np.round(kp[visible][ok, :2]).astype(int)
+        has_reading = depth[pixel[:, 1], pixel[:, 0]] > 0
+        own.extend(near[has_reading])
+        filled.extend(near[~has_reading])
+    assert len(own) > 50 and all(own)  # the keypoint's own pixel: always the body surface
+    assert len(filled) > 3 and np.mean(filled) > 0.6  # a hole's neighbours: mostly the body, sometimes a limb in front
+
+
+def test_calibrated_transfer_lands_where_the_depth_camera_sees_the_surface(scenes):
+    errors = []
+    for registered, frame, kp, _ in scenes:
+        calib = frame.calibration
+        reg_depth = registered.depth_mm()
+        labels = transfer_keypoints(kp[:, :2], frame.depth_mm(), calib, radius_px=3)
+        for j in np.flatnonzero((kp[:, 2] == 2) & (labels.flag == DEPTH_VALID)):
+            z = reg_depth[int(round(kp[j, 1])), int(round(kp[j, 0]))]
+            if z == 0:
+                continue
+            truth = project(apply_rigid(invert_rigid(calib.depth_to_color), backproject(kp[j, :2], z, calib.color)), calib.depth)
+            errors.append(np.linalg.norm(labels.uv[j] - truth))
+    errors = np.array(errors)
+    assert len(errors) > 50
+    assert np.median(errors) < 0.5 and np.mean(errors < 1.5) > 0.9  # limb edges: a neighbour's surface
+
+
+def test_camera_frame_anchor_recovers_ground_truth(scenes):
+    errors, scores = [], []
+    for frame, _, kp, joints in scenes:
+        if (kp[[5, 6, 11, 12], 2] == 2).sum() < 2:
+            continue
+        keypoints = np.concatenate([kp[:, :2], (kp[:, 2:] == 2).astype(float)], axis=1)
+        h36m = coco_to_h36m_positions(joints)
+        labels = transfer_keypoints(kp[:, :2], frame.depth_mm(), frame.calibration)
+        flag = np.where(kp[:, 2] == 2, labels.flag, DEPTH_HOLE)[None]
+        camera, consistency = anchor_poses((h36m - h36m[0])[None], keypoints[None], labels.surface[None], flag,
+                                           frame.calibration, JOINT_RADIUS_MM)
+        if np.all(np.isnan(camera)):
+            continue
+        errors.append(np.linalg.norm(camera[0] - h36m, axis=-1).mean())
+        scores.extend(consistency[0][np.isfinite(consistency[0])])
+    assert len(errors) >= 5
+    assert np.median(errors) < 40  # mm: the surface offsets are the synthetic bodies' radii
+    assert np.median(scores) > 0.8
