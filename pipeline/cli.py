@@ -139,7 +139,29 @@ def _run_weights(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_synth, _add_check_frames, _add_weights]
+def _add_export_coco(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "export-coco",
+        help="write a run's labels as COCO keypoint results (and an image list)",
+        description="Write the labels of a run (or one shard) as a COCO keypoint results file that pycocotools' "
+        "loadRes reads, and FILE.images.json with the image list. See docs/label_format.md.",
+    )
+    parser.add_argument("run", help="run directory or shard file")
+    parser.add_argument("-o", "--out", required=True, help="results file to write")
+    parser.add_argument("--hard", action="store_true", help="export the hard set (hard skeletons, hard keypoints)")
+    parser.add_argument("--image-ids", help="ground-truth COCO file whose image ids to use (matched by frame_id)")
+    parser.set_defaults(func=_run_export_coco)
+
+
+def _run_export_coco(args: argparse.Namespace) -> int:
+    from label_store.export import export_coco
+
+    counts = export_coco(args.run, args.out, "hard" if args.hard else "soft", args.image_ids)
+    print(f"wrote {counts['results']} person results for {counts['images']} images to {args.out}")
+    return 0
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_synth, _add_check_frames, _add_weights, _add_export_coco]
 
 
 def build_parser() -> argparse.ArgumentParser:

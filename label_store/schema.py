@@ -1,0 +1,71 @@
+"""The HDF5 shard schema, version 1: one declaration used by the writer, the verifier and the docs.
+
+A shard holds F frames and the P persons found in them:
+
+    /                attrs: format, version, shard_index, num_frames, num_persons
+    /frames/<field>  one row per frame (FRAME_FIELDS), plus person_offset with F + 1 rows
+    /persons/<field> one row per person (PERSON_FIELDS); frame i owns rows
+                     person_offset[i] : person_offset[i + 1]
+    /provenance      attrs: the resolved config (JSON) and its hash, checkpoint sha256s, code and
+                     package versions, thresholds, TTA settings, creation time
+
+Every dataset carries a `sha256` attribute of its contents, checked by `verify_shard`.
+docs/label_format.md is the user-facing description of the same layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Field", "FRAME_FIELDS", "PERSON_FIELDS", "SHARD_FORMAT", "SHARD_VERSION", "STATUS_LABELLED",
+           "STATUS_REJECTED", "PROVENANCE_KEYS", "STR"]
+
+SHARD_FORMAT = "or-pose-labels/shard"
+SHARD_VERSION = 1
+STATUS_LABELLED, STATUS_REJECTED = 0, 1
+STR = "str"  # variable-length UTF-8 string
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    dtype: object  # numpy dtype, or STR
+    shape: tuple[int, ...]  # per-row shape
+    doc: str
+
+
+FRAME_FIELDS = (
+    Field("frame_id", STR, (), "stable frame id from the frame source"),
+    Field("camera_id", STR, (), "camera id (key of the source's calibration)"),
+    Field("color_path", STR, (), "absolute path of the color image"),
+    Field("depth_path", STR, (), "absolute path of the depth image, '' for color-only frames"),
+    Field("color_size", np.int32, (2,), "color (width, height) in pixels"),
+    Field("depth_size", np.int32, (2,), "depth (width, height), (0, 0) without depth"),
+    Field("depth_unit_mm", np.float32, (), "millimetres per depth count (0 without depth)"),
+    Field("timestamp", np.float64, (), "seconds; NaN when the source does not know"),
+    Field("status", np.int8, (), "0 labelled, 1 rejected"),
+    Field("reject_reason", STR, (), "'' when labelled; else the reason tag, e.g. corrupt_image"),
+    Field("reject_detail", STR, (), "the full error message of a rejected frame"),
+)
+
+PERSON_FIELDS = (
+    Field("frame_index", np.int32, (), "row of the person's frame in /frames"),
+    Field("box", np.float32, (4,), "person box x1, y1, x2, y2, color pixels (pixel-edge coordinates)"),
+    Field("score", np.float32, (), "detector score after merging the TTA views"),
+    Field("mask_rle", STR, (), "instance mask on the color grid, COCO RLE counts (pycocotools)"),
+    Field("keypoints_2d", np.float32, (17, 3), "S2D: COCO-17 x, y (color pixel-index coordinates), confidence"),
+    Field("keypoint_spread", np.float32, (17,), "spread of each keypoint across the TTA views, pixels"),
+    Field("hard_mask", np.bool_, (17,), "H2D: keypoints with confidence > keypoint_score in a kept skeleton"),
+    Field("hard_valid", np.bool_, (), "the skeleton is in the hard set (>= min_keypoints hard keypoints)"),
+    Field("pose3d_soft", np.float32, (17, 3), "S3D: H36M-17 root-relative mm (x right, y down, z forward)"),
+    Field("pose3d_hard", np.float32, (17, 3), "H3D: lifted from H2D; NaN where hard_valid is false"),
+    Field("depth_keypoints", np.float32, (17, 2), "S2D keypoints moved onto the depth image, depth pixels"),
+    Field("depth_flag", np.int8, (17,), "0 depth valid, 1 depth hole, 2 outside the depth view, 3 no depth"),
+    Field("pose3d_camera", np.float32, (17, 3), "S3D anchored in the color camera frame by depth, mm; NaN if no anchor"),
+    Field("depth_consistency", np.float32, (17,), "agreement of measured depth with pose3d_camera, 0..1; NaN if no depth"),
+)
+
+PROVENANCE_KEYS = ("config_json", "config_hash", "checkpoints_json", "code_version", "packages_json",
+                   "thresholds_json", "tta_json", "created")

@@ -1,0 +1,140 @@
+"""Shards: bit-exact round trips, the commit protocol under kills, verification."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from label_store.reader import LabelRun
+from label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STATUS_REJECTED
+from label_store.shard import commit_shard, manifest_entries, verify_shard
+
+
+def test_round_trip_is_bit_exact(tmp_path, records, provenance):
+    entry = commit_shard(tmp_path, 0, records, provenance)
+    assert entry.frame_ids == tuple(r.frame["frame_id"] for r in records)
+    assert verify_shard(tmp_path / entry.file) == []
+    run = LabelRun(tmp_path)
+    assert run.frame_ids() == list(entry.frame_ids)
+    assert sum(r.num_persons for r in records) > 0
+    for record in records:
+        back = run.get(record.frame["frame_id"])
+        for f in FRAME_FIELDS:
+            np.testing.assert_array_equal(np.asarray(back.frame[f.name]), np.asarray(record.frame[f.name], dtype=back.frame[f.name].dtype if f.dtype != "str" else object))
+        for f in PERSON_FIELDS:
+            if f.name == "frame_index":
+                continue
+            expected = record.persons.get(f.name, [])
+            got = back.persons[f.name]
+            assert len(got) == record.num_persons
+            if f.dtype == "str":
+                assert list(got) == list(expected)
+            else:
+                np.testing.assert_array_equal(got, np.asarray(expected, dtype=f.dtype).reshape(got.shape))  # NaN == NaN here
+    rejected = run.get(records[1].frame["frame_id"])
+    assert rejected.frame["status"] == STATUS_REJECTED and rejected.frame["reject_reason"] == "corrupt_image"
+    assert len(rejected) == 0 and entry.rejected == {records[1].frame["frame_id"]: "corrupt_image"}
+    assert run.provenance()["checkpoints_json"] and run.provenance()["config_hash"] == provenance["config_hash"]
+
+
+def test_commit_is_idempotent_and_never_rewrites(tmp_path, records, provenance):
+    first = commit_shard(tmp_path, 3, records, provenance)
+    path = tmp_path / first.file
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    again = commit_shard(tmp_path, 3, records[:1], provenance)  # a retried batch: nothing is written
+    assert again == first and (path.read_bytes(), path.stat().st_mtime_ns) == before
+    assert [e.index for e in manifest_entries(tmp_path)] == [3]
+
+
+def test_an_unlisted_shard_file_is_invisible_and_is_adopted_on_retry(tmp_path, records, provenance):
+    entry = commit_shard(tmp_path, 0, records, provenance)
+    (tmp_path / "manifest" / "shard-00000.json").unlink()  # as if killed after the link, before the entry
+    with pytest.raises(FileNotFoundError):
+        LabelRun(tmp_path / "nothing")
+    assert LabelRun(tmp_path).frame_ids() == []  # the run does not see it
+    again = commit_shard(tmp_path, 0, records, provenance)
+    assert again.sha256 == entry.sha256
+
+
+WRITER = r"""
+import sys, numpy as np
+from label_store.shard import FrameRecord, commit_shard
+prov = dict(config_json="{}", config_hash="h", checkpoints_json="{}", code_version="t", packages_json="{}",
+            thresholds_json="{}", tta_json="{}", created="now")
+run, count = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(0)
+for index in range(count):
+    records = []
+    for f in range(40):
+        p = int(rng.integers(0, 4))
+        persons = dict(box=rng.random((p, 4)), score=rng.random(p), mask_rle=["x"] * p, keypoints_2d=rng.random((p, 17, 3)),
+                       keypoint_spread=rng.random((p, 17)), hard_mask=rng.random((p, 17)) > .5, hard_valid=np.ones(p, bool),
+                       pose3d_soft=rng.random((p, 17, 3)), pose3d_hard=rng.random((p, 17, 3)), depth_keypoints=rng.random((p, 17, 2)),
+                       depth_flag=np.zeros((p, 17), np.int8), pose3d_camera=rng.random((p, 17, 3)), depth_consistency=rng.random((p, 17)))
+        frame = dict(frame_id=f"s{index}-f{f}", camera_id="c", color_path="/x.png", depth_path="", color_size=[640, 480],
+                     depth_size=[0, 0], depth_unit_mm=0.0, timestamp=float(f), status=0, reject_reason="", reject_detail="")
+        records.append(FrameRecord(frame, persons))
+    commit_shard(run, index, records, prov)
+"""
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_writer_killed_at_random_leaves_only_complete_verified_shards(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
+    run = tmp_path / "run"
+    for attempt in range(3):
+        process = subprocess.Popen([sys.executable, str(script), str(run), "12"], env=env)
+        time.sleep(float(rng.uniform(0.5, 3.0)))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        visible = sorted((run / "shards").glob("shard-*.h5")) if (run / "shards").exists() else []
+        for shard in visible:  # final names only ever hold complete, verified files
+            assert verify_shard(shard) == [], shard
+        for entry in manifest_entries(run):
+            assert verify_shard(run / entry.file) == []
+            assert len(entry.frame_ids) == 40
+    finished = subprocess.run([sys.executable, str(script), str(run), "12"], env=env)  # resume to the end
+    assert finished.returncode == 0
+    entries = manifest_entries(run)
+    assert [e.index for e in entries] == list(range(12))
+    frame_counts = {}
+    for entry in entries:
+        for frame_id in entry.frame_ids:
+            frame_counts[frame_id] = frame_counts.get(frame_id, 0) + 1
+    assert len(frame_counts) == 12 * 40 and set(frame_counts.values()) == {1}  # every frame exactly once
+
+
+def test_verify_catches_a_flipped_byte_in_the_data(tmp_path, records, provenance):
+    entry = commit_shard(tmp_path, 0, records, provenance)
+    path = tmp_path / entry.file
+    with h5py.File(path, "r") as handle:
+        offset = handle["persons/keypoints_2d"].id.get_chunk_info(0).byte_offset
+    data = bytearray(path.read_bytes())
+    data[offset + 10] ^= 0x01
+    path.write_bytes(bytes(data))
+    problems = verify_shard(path)
+    assert problems and any("keypoints_2d" in p for p in problems)
+
+
+def test_verify_names_missing_and_malformed_parts(tmp_path, records, provenance):
+    entry = commit_shard(tmp_path, 0, records, provenance)
+    path = tmp_path / entry.file
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(path.read_bytes())
+    with h5py.File(copy, "a") as handle:
+        del handle["persons/pose3d_hard"]
+        handle.attrs["num_frames"] = 99
+    problems = "\n".join(verify_shard(copy))
+    assert "/persons/pose3d_hard is missing" in problems and "/frames/frame_id has shape" in problems
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    assert "cannot be opened as HDF5" in verify_shard(tmp_path / "junk.h5")[0]
