@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 __all__ = [
-    "ConfigError", "ModelSpec", "DetectorSpec", "KeypointSpec", "LifterSpec", "Thresholds", "TeacherConfig",
+    "ConfigError", "RunSpec", "labels_hash", "DetectorSpec", "KeypointSpec", "LifterSpec", "Thresholds", "TeacherConfig",
     "load_teacher_config", "parse_overrides", "apply_overrides", "from_dict", "to_dict", "config_hash",
     "CONFIG_DIR",
 ]
@@ -87,6 +87,23 @@ class Thresholds:
     keypoint_score: float = 0.35  # a keypoint is "hard" if its confidence > this
     min_keypoints: int = 4  # a hard skeleton needs at least this many hard keypoints
     hard_dropped_joint: Literal["mean_pose"] = "mean_pose"  # what the lifter gets for a dropped 2D joint
+    depth_radius_px: float = 3.0  # search radius (color pixels) for a depth reading around a keypoint
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """How a labelling run is executed; none of it changes the labels (not in the run's identity)."""
+
+    shard_size: int = 64  # frames per HDF5 shard (the unit of commit and resume)
+    batch_size: int = 8  # frames per batch handed to each model stage
+    detector_actors: int = 1  # actors holding a detector (one per GPU on a cluster)
+    keypoint_actors: int = 1
+    lifter_actors: int = 1
+    gpus_per_actor: float = 0.0  # GPUs each model actor reserves; 0 on CPU machines
+    cpus_per_actor: float = 0.5  # CPUs each model actor reserves
+    cpu_tasks: int = 2  # parallel decode and label-assembly tasks
+    torch_threads: int = 1  # intra-op threads per model actor (CPU)
+    max_rejected_fraction: float = 0.2  # stop the run when more frames than this are rejected
 
 
 @dataclass(frozen=True)
@@ -98,6 +115,7 @@ class TeacherConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU when there is one
     weights_dir: str = "weights"  # where checkpoint file names are looked up (relative to the working dir)
+    run: RunSpec = field(default_factory=RunSpec)  # execution settings of `labels run`
 
 
 def _type_name(tp) -> str:
@@ -177,11 +195,11 @@ def from_dict(cls, data: Any, path: str = "", source: str = "<config>"):
             continue
         values[name] = _check(data[name], hints[name], sub, source)
     for name, value in values.items():
-        if isinstance(value, float) and name.endswith(("score", "iou")) and not 0.0 <= value <= 1.0:
+        if isinstance(value, float) and name.endswith(("score", "iou", "fraction")) and not 0.0 <= value <= 1.0:
             raise ConfigError(source, f"{path}.{name}".lstrip("."), f"must lie in [0, 1], got {value}")
         if isinstance(value, int) and not isinstance(value, bool) and name.startswith(("max_", "min_")) and value < 0:
             raise ConfigError(source, f"{path}.{name}".lstrip("."), f"must be >= 0, got {value}")
-        if name.endswith(("_per_forward",)) and value < 1:
+        if name.endswith(("_per_forward", "_actors", "_size", "cpu_tasks", "torch_threads")) and value < 1:
             raise ConfigError(source, f"{path}.{name}".lstrip("."), f"must be >= 1, got {value}")
     return cls(**values)
 
@@ -194,6 +212,18 @@ def to_dict(config) -> dict:
 def config_hash(config) -> str:
     """sha256 of the canonical JSON of the resolved config."""
     return hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()
+
+
+def labels_hash(config: "TeacherConfig") -> str:
+    """sha256 of everything that decides the labels: the config without its `run` section and
+    without `device` and `weights_dir` (where and how fast, not what)."""
+    data = to_dict(config)
+    for key in ("run", "device", "weights_dir"):
+        data.pop(key, None)
+    for section in ("detector", "keypoints", "lifter"):
+        for key in ("views_per_forward", "crops_per_forward", "poses_per_forward"):
+            data[section].pop(key, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -216,8 +246,9 @@ def apply_overrides(data: dict, overrides: Mapping[str, Any], source: str) -> di
         target = data
         keys = dotted.split(".")
         for depth, key in enumerate(keys[:-1]):
-            if key not in target or not isinstance(target[key], dict):
-                raise ConfigError(source, ".".join(keys[: depth + 1]), "override names no such section")
+            target.setdefault(key, {})  # a section left at its defaults; unknown names fail validation
+            if not isinstance(target[key], dict):
+                raise ConfigError(source, ".".join(keys[: depth + 1]), "is a value, not a section")
             target = target[key]
         target[keys[-1]] = value
     return data

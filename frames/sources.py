@@ -15,6 +15,7 @@ Two sources:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 from abc import ABC, abstractmethod
@@ -24,11 +25,11 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from frames.calibration import CameraCalibration, Intrinsics, load_calibration, parse_camera
+from frames.calibration import CameraCalibration, load_calibration, parse_camera
 from frames.decode import decode_color, decode_depth
 from frames.errors import CalibrationError, FrameError, MissingDepthPairError, SourceError
 
-__all__ = ["Frame", "FrameRef", "FrameSource", "ManifestSource", "MvorTreeSource", "open_source"]
+__all__ = ["Frame", "FrameRef", "FrameSource", "ManifestSource", "MvorTreeSource", "open_source", "load_frame"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,21 @@ class Frame:
         return self.depth_raw.astype(np.float32) * np.float32(self.calibration.depth_unit_mm)
 
 
+def load_frame(ref: FrameRef, calibration: CameraCalibration) -> Frame:
+    """Decode and validate one frame against its camera's calibration (strict; see frames.decode)."""
+    color = decode_color(ref.color_path, ref.frame_id, calibration.color)
+    depth = None
+    if calibration.has_depth:
+        if ref.depth_path is None:
+            raise MissingDepthPairError(
+                ref.frame_id, ref.color_path, f"camera {ref.camera_id!r} promises depth but the frame has no depth path"
+            )
+        if not Path(ref.depth_path).exists():
+            raise MissingDepthPairError(ref.frame_id, ref.depth_path, "the depth image of this color frame is missing")
+        depth = decode_depth(ref.depth_path, ref.frame_id, calibration.depth_grid)
+    return Frame(ref=ref, color_bgr=color, depth_raw=depth, calibration=calibration)
+
+
 class FrameSource(ABC):
     """A list of frames and their calibrations."""
 
@@ -79,18 +95,7 @@ class FrameSource(ABC):
 
     def load(self, ref: FrameRef) -> Frame:
         """Decode and validate one frame; raises a `FrameError` subclass naming frame and file."""
-        calibration = self.calibrations()[ref.camera_id]
-        color = decode_color(ref.color_path, ref.frame_id, calibration.color)
-        depth = None
-        if calibration.has_depth:
-            if ref.depth_path is None:
-                raise MissingDepthPairError(
-                    ref.frame_id, ref.color_path, f"camera {ref.camera_id!r} promises depth but the frame has no depth path"
-                )
-            if not Path(ref.depth_path).exists():
-                raise MissingDepthPairError(ref.frame_id, ref.depth_path, "the depth image of this color frame is missing")
-            depth = decode_depth(ref.depth_path, ref.frame_id, calibration.depth_grid)
-        return Frame(ref=ref, color_bgr=color, depth_raw=depth, calibration=calibration)
+        return load_frame(ref, self.calibrations()[ref.camera_id])
 
     def iter_frames(self) -> Iterator[tuple[FrameRef, Frame | FrameError]]:
         """Every frame in order, decoded, or the error that rejected it."""
@@ -293,10 +298,7 @@ class MvorTreeSource(FrameSource):
                 calibration = by_key.get(camera_id) or by_key.get(cam_dir.name)
                 if calibration is None:
                     raise SourceError(self.annotation, f"cameras_info has no entry for {camera_id} (has {sorted(by_key)})")
-                calibrations[camera_id] = CameraCalibration(
-                    camera_id, calibration.color, calibration.depth, calibration.registered,
-                    calibration.depth_to_color, calibration.depth_unit_mm,
-                )
+                calibrations[camera_id] = dataclasses.replace(calibration, camera_id=camera_id)
                 color_files = sorted(
                     p for p in (cam_dir / "color").glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg")
                 )

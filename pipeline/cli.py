@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from collections import Counter
 from typing import Callable
 
@@ -14,6 +15,7 @@ __all__ = ["main", "build_parser"]
 
 _EPILOG = """\
 examples:
+  labels run --config tiny --frames data/sample/manifest.jsonl --out runs/tiny-sample
   labels synth --out data/sample --frames 4 --cameras 2 --seed 0
   labels check-frames data/sample/manifest.jsonl
   labels check-frames data/sample            # an MVOR-style dayN/camM tree
@@ -139,6 +141,57 @@ def _run_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "run",
+        help="label a frame source with a teacher into a run directory of HDF5 shards (Ray)",
+        description="Label every frame of a source with a teacher, as a Ray Data pipeline: decode -> detect -> "
+        "keypoints -> lift -> label sets and depth transfer -> shard commit. Runs on this machine by default, or on "
+        "the Ray cluster at --address / RAY_ADDRESS. Re-running the same command on the same run directory labels "
+        "only what is missing (a finished run does no model work). Config values are overridden as KEY=VALUE, e.g. "
+        "thresholds.box_score=0.5 run.batch_size=4 device=cpu.",
+        epilog="examples:\n  labels run --config tiny --frames data/sample/manifest.jsonl --out runs/tiny-sample\n"
+        "  labels run --config paper_x101 --frames /data/mvor --annotation /data/mvor/camma_mvor_2018.json "
+        "--depth-unit-mm 1 --out runs/mvor --address ray://head:10001 run.detector_actors=8 run.gpus_per_actor=1",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", default="paper_x101", help="teacher name (configs/teachers/NAME.py) or config file")
+    parser.add_argument("--frames", default="data/sample/manifest.jsonl", help="frame source: manifest (.jsonl/.csv) or "
+                        "an MVOR-style tree (default: the bundled sample)")
+    parser.add_argument("--out", help="run directory (default runs/<teacher>-<source name>)")
+    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray on this machine)")
+    parser.add_argument("--calibration", help="calibration file of a manifest source")
+    parser.add_argument("--annotation", help="MVOR-format annotation file with cameras_info (tree sources)")
+    parser.add_argument("--depth-unit-mm", type=float, help="millimetres per depth count when the MVOR file has none")
+    parser.add_argument("--weights-dir", help="folder of checkpoint files (default: the config's weights_dir)")
+    parser.add_argument("--new-run", action="store_true", help="discard what the run directory holds and start again")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (batch logs)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, dotted paths")
+    parser.set_defaults(func=_run_run)
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    from configs.schema import load_teacher_config, parse_overrides
+    from frames.sources import open_source
+    from pipeline.run import RunError, run_labels
+    from pipeline.run_dir import RunMismatchError
+    from teachers.weights import WeightsMissingError
+
+    config = load_teacher_config(args.config, parse_overrides(args.overrides))
+    source = open_source(args.frames, calibration=args.calibration, annotation=args.annotation,
+                         depth_unit_mm=args.depth_unit_mm)
+    frames_path = Path(args.frames).resolve()
+    out = args.out or f"runs/{config.name}-{frames_path.parent.name if frames_path.is_file() else frames_path.name}"
+    try:
+        summary = run_labels(config, source, str(frames_path), out, address=args.address, new_run=args.new_run,
+                             weights_dir=args.weights_dir, progress=not args.no_progress)
+    except (WeightsMissingError, RunMismatchError, RunError) as error:
+        print(f"labels run: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(summary.lines()))
+    return 0
+
+
 def _add_export_coco(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "export-coco",
@@ -161,7 +214,9 @@ def _run_export_coco(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_synth, _add_check_frames, _add_weights, _add_export_coco]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_run, _add_synth, _add_check_frames, _add_weights, _add_export_coco,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

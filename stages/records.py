@@ -12,7 +12,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from frames.errors import FrameError
-from frames.sources import Frame, FrameRef
+from frames.sources import FrameRef
 from joints import SURFACE_OFFSET_MM
 from label_store.schema import STATUS_LABELLED, STATUS_REJECTED
 from label_store.shard import FrameRecord
@@ -45,23 +45,24 @@ def rejected_record(ref: FrameRef, calibration, error: FrameError) -> FrameRecor
     return FrameRecord(frame_row(ref, calibration, STATUS_REJECTED, error.reason, str(error)))
 
 
-def labelled_record(frame: Frame, boxes: np.ndarray, scores: np.ndarray, masks: np.ndarray, keypoints: np.ndarray,
-                    spread: np.ndarray, pose_soft: np.ndarray, pose_hard: np.ndarray, keypoint_score: float,
-                    min_keypoints: int, depth_radius_px: float = 3.0,
+def labelled_record(ref: FrameRef, calibration, depth_mm: np.ndarray | None, boxes: np.ndarray, scores: np.ndarray,
+                    mask_rle: list[str], keypoints: np.ndarray, spread: np.ndarray, pose_soft: np.ndarray,
+                    pose_hard: np.ndarray, keypoint_score: float, min_keypoints: int, depth_radius_px: float = 3.0,
                     surface_offset_mm: np.ndarray = SURFACE_OFFSET_MM) -> FrameRecord:
-    """`pose_hard` must be lifted from the hard set (NaN rows where hard_valid is false are set here)."""
+    """`pose_hard` must be lifted from the hard set (its rows where hard_valid is false become NaN here).
+    `depth_mm` is the frame's depth in millimetres (None for color-only frames)."""
     people = len(boxes)
+    keypoints = np.asarray(keypoints, dtype=np.float32).reshape(people, 17, 3)
     hard_mask, hard_valid = hard_keypoints(keypoints, keypoint_score, min_keypoints)
     pose_hard = np.where(hard_valid[:, None, None], pose_hard, np.nan)
-    depth = frame.depth_mm()
-    transfer = transfer_keypoints(keypoints[..., :2].reshape(-1, 2), depth, frame.calibration, depth_radius_px)
+    transfer = transfer_keypoints(keypoints[..., :2].reshape(-1, 2), depth_mm, calibration, depth_radius_px)
     flags = transfer.flag.reshape(people, 17)
     surface = transfer.surface.reshape(people, 17, 3)
-    camera, consistency = anchor_poses(pose_soft, keypoints, surface, flags, frame.calibration, surface_offset_mm)
+    camera, consistency = anchor_poses(pose_soft, keypoints, surface, flags, calibration, surface_offset_mm)
     persons = {
-        "box": boxes, "score": scores, "mask_rle": encode_masks(masks), "keypoints_2d": keypoints,
+        "box": boxes, "score": scores, "mask_rle": list(mask_rle), "keypoints_2d": keypoints,
         "keypoint_spread": spread, "hard_mask": hard_mask, "hard_valid": hard_valid, "pose3d_soft": pose_soft,
         "pose3d_hard": pose_hard, "depth_keypoints": transfer.uv.reshape(people, 17, 2), "depth_flag": flags,
         "pose3d_camera": camera, "depth_consistency": consistency,
     }
-    return FrameRecord(frame_row(frame.ref, frame.calibration, STATUS_LABELLED), persons)
+    return FrameRecord(frame_row(ref, calibration, STATUS_LABELLED), persons)

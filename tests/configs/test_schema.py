@@ -47,7 +47,8 @@ def test_overrides_are_parsed_as_literals_and_checked():
         ("keypoints.flip=1", "keypoints.flip", "expected true or false"),
         ("device='tpu'", "device", "must be one of"),
         ("detector.views_per_forward=0", "detector.views_per_forward", "must be >= 1"),
-        ("nonsense.key=1", "nonsense", "no such section"),
+        ("nonsense.key=1", "nonsense", "unknown key"),
+        ("device.x=1", "device", "is a value, not a section"),
     ],
 )
 def test_bad_values_name_their_field(override, field, message):

@@ -8,7 +8,7 @@ import pytest
 from configs.schema import load_teacher_config
 from frames.sources import ManifestSource, open_source
 from label_store.provenance import make_provenance
-from stages.records import labelled_record, rejected_record
+from stages.records import encode_masks, labelled_record, rejected_record
 from teachers.teacher import Teacher
 
 SAMPLE = Path(__file__).parents[2] / "data" / "sample"
@@ -22,8 +22,9 @@ def label_frames(teacher: Teacher, frames) -> list:
     for frame, out in zip(frames, outputs):
         hard_mask = out.keypoints[..., 2] > thresholds.keypoint_score
         pose_hard = teacher.lifter(out.keypoints, out.boxes, hard_mask)
-        records.append(labelled_record(frame, out.boxes, out.scores, out.masks, out.keypoints, out.spread, out.pose3d,
-                                       pose_hard, thresholds.keypoint_score, thresholds.min_keypoints))
+        records.append(labelled_record(frame.ref, frame.calibration, frame.depth_mm(), out.boxes, out.scores,
+                                       encode_masks(out.masks), out.keypoints, out.spread, out.pose3d, pose_hard,
+                                       thresholds.keypoint_score, thresholds.min_keypoints))
     return records
 
 

@@ -12,7 +12,7 @@ from label_store.dataset import PoseLabelDataset, draw_factor, scale_boxes, scal
 from label_store.export import export_coco
 from label_store.reader import LabelRun
 from label_store.shard import commit_shard
-from stages.records import labelled_record
+from stages.records import encode_masks, labelled_record
 
 
 def test_scaling_known_answers():
@@ -50,8 +50,8 @@ def blob_run(tmp_path_factory, provenance):
     keypoints[0, :, 2] = 0.9
     box = np.array([[point[0] - 50, point[1] - 80, point[0] + 50, point[1] + 80]])
     pose = np.zeros((1, 17, 3))
-    record = labelled_record(frame, box, np.array([0.95]), np.zeros((1, h, w), bool), keypoints, np.zeros((1, 17)),
-                             pose, pose, 0.35, 4)
+    record = labelled_record(ref, calib, frame.depth_mm(), box, np.array([0.95]), encode_masks(np.zeros((1, h, w), bool)),
+                             keypoints, np.zeros((1, 17)), pose, pose, 0.35, 4)
     commit_shard(folder / "run", 0, [record], provenance)
     return LabelRun(folder / "run"), point
 

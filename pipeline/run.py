@@ -1,0 +1,220 @@
+"""`labels run`: the Ray Data labelling job.
+
+    read plan -> DecodeStage (CPU) -> DetectStage -> KeypointStage -> LiftStage (actor pools
+    holding their models; GPUs when the config asks) -> AssembleStage (CPU) -> the driver commits
+    each shard as soon as all its frames have arrived.
+
+Everything that can be wrong with the inputs is checked before Ray starts: the config (typed),
+the weights (present), the source (listable), the run directory (same teacher setup). Ray runs
+locally by default, or joins the cluster at `address` / RAY_ADDRESS.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from configs.schema import TeacherConfig
+from frames.sources import FrameSource
+from label_store.provenance import make_provenance
+from label_store.shard import commit_shard, manifest_entries
+from pipeline.run_dir import RunPlan, pending_shards, prepare_run_dir
+from teachers.mm import sha256_file
+from teachers.weights import WeightsMissingError, checkpoint_path, missing_checkpoints, missing_message
+
+__all__ = ["RunSummary", "RunError", "run_labels", "STAGES"]
+
+STAGES = ("decode", "detect", "keypoints", "lift", "assemble")
+
+
+class RunError(RuntimeError):
+    """The run stopped: too many rejected frames, or frames that never came back."""
+
+
+@dataclass
+class RunSummary:
+    run_dir: str
+    planned_frames: int = 0
+    shards_total: int = 0
+    shards_done_before: int = 0
+    shards_committed: int = 0  # by this invocation
+    frames_labelled: int = 0  # by this invocation
+    frames_rejected: Counter = field(default_factory=Counter)  # reason -> count, this invocation
+    persons: int = 0
+    hard_persons: int = 0
+    hard_keypoints: int = 0
+    soft_keypoints: int = 0
+    stage_seconds: dict = field(default_factory=lambda: {s: 0.0 for s in STAGES})
+    wall_seconds: float = 0.0
+    model_work: bool = False
+
+    def lines(self) -> list[str]:
+        frames = self.frames_labelled + sum(self.frames_rejected.values())
+        out = [f"run: {self.run_dir}",
+               f"plan: {self.planned_frames} frames in {self.shards_total} shards; "
+               f"{self.shards_done_before} were already committed, {self.shards_committed} committed now"]
+        if not self.model_work:
+            out.append("nothing to label: every planned shard is committed (no model was loaded)")
+            return out
+        out.append(f"frames: {frames} processed in {self.wall_seconds:.1f} s ({frames / max(self.wall_seconds, 1e-9):.2f} frames/s), "
+                   f"{self.frames_labelled} labelled, {sum(self.frames_rejected.values())} rejected")
+        for reason, count in sorted(self.frames_rejected.items()):
+            out.append(f"  rejected {count} x {reason}")
+        out.append(f"persons: {self.persons} soft skeletons ({self.soft_keypoints} keypoints), "
+                   f"{self.hard_persons} hard skeletons ({self.hard_keypoints} hard keypoints)")
+        busy = sum(self.stage_seconds.values()) or 1.0
+        out.append("time per stage (busy seconds, summed over workers): " + ", ".join(
+            f"{s} {self.stage_seconds[s]:.1f} s ({100 * self.stage_seconds[s] / busy:.0f} %)" for s in STAGES))
+        return out
+
+
+def _checkpoint_digests(config: TeacherConfig, weights_dir: Path) -> dict[str, str]:
+    return {spec.checkpoint: sha256_file(checkpoint_path(weights_dir, spec.checkpoint))
+            for spec in (config.detector, config.keypoints, config.lifter)}
+
+
+def _build_dataset(rows: list[dict], config: TeacherConfig, weights_dir: Path, calibrations: dict):
+    import ray.data
+
+    from stages.assemble import AssembleStage
+    from stages.decode import DecodeStage
+    from stages.detect import DetectStage
+    from stages.keypoints import KeypointStage
+    from stages.lift import LiftStage
+
+    run = config.run
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the driver shows one bar with per-stage figures
+    context.execution_options.preserve_order = False
+    actor_args = dict(num_cpus=run.cpus_per_actor, num_gpus=run.gpus_per_actor, max_restarts=-1, max_task_retries=-1)
+    cpu_args = dict(num_cpus=0.25, max_restarts=-1, max_task_retries=-1)
+    model_args = dict(config=config, weights_dir=str(weights_dir))
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), len(rows) // run.batch_size)))
+    pool = ray.data.ActorPoolStrategy
+    ds = ds.map_batches(DecodeStage, fn_constructor_kwargs=dict(calibrations=calibrations), batch_size=run.batch_size,
+                        batch_format="numpy", compute=pool(size=run.cpu_tasks), **cpu_args)
+    ds = ds.map_batches(DetectStage, fn_constructor_kwargs=model_args, batch_size=run.batch_size, batch_format="numpy",
+                        compute=pool(size=run.detector_actors), **actor_args)
+    ds = ds.map_batches(KeypointStage, fn_constructor_kwargs=model_args, batch_size=run.batch_size, batch_format="numpy",
+                        compute=pool(size=run.keypoint_actors), **actor_args)
+    ds = ds.map_batches(LiftStage, fn_constructor_kwargs=model_args, batch_size=run.batch_size, batch_format="numpy",
+                        compute=pool(size=run.lifter_actors), **actor_args)
+    ds = ds.map_batches(AssembleStage, fn_constructor_kwargs=dict(config=config, calibrations=calibrations),
+                        batch_size=run.batch_size, batch_format="numpy", compute=pool(size=run.cpu_tasks), **cpu_args)
+    return ds
+
+
+def _start_ray(address: str | None):
+    import logging
+
+    import ray
+
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # our bar and summary say what Ray's INFO lines say
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:  # the embedded default: a Ray instance on this machine, no dashboard (memory)
+        ray.init(include_dashboard=False, log_to_driver=False, num_cpus=os.cpu_count(),
+                 object_store_memory=min(2 * 1024**3, int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.1)))
+    return True
+
+
+def run_labels(config: TeacherConfig, source: FrameSource, source_description: str, run_dir: str | Path,
+               address: str | None = None, new_run: bool = False, weights_dir: str | Path | None = None,
+               progress: bool = True, attempts: int = 3) -> RunSummary:
+    """Label every planned frame that is not yet in a committed shard; see the module docstring."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    weights_dir = Path(weights_dir or config.weights_dir)
+    missing = missing_checkpoints(config, weights_dir)
+    if missing:
+        raise WeightsMissingError(missing_message(config, missing))
+    refs = source.refs()
+    plan: RunPlan = prepare_run_dir(run_dir, config, _checkpoint_digests(config, weights_dir), source_description, refs, new_run)
+    todo = pending_shards(run_dir, plan)
+    summary = RunSummary(str(run_dir), plan.num_frames, len(plan.shards), len(plan.shards) - len(todo))
+    if not todo:
+        summary.wall_seconds = time.perf_counter() - started
+        return summary
+
+    by_id = {r.frame_id: r for r in refs}
+    calibrations = dict(source.calibrations())
+    provenance = make_provenance(config, _checkpoint_digests(config, weights_dir))
+    started_ray = _start_ray(address)
+    summary.model_work = True
+    try:
+        for attempt in range(attempts):
+            todo = pending_shards(run_dir, plan)
+            if not todo:
+                break
+            _label_shards(todo, plan, by_id, config, weights_dir, calibrations, provenance, run_dir, summary, progress)
+        leftover = pending_shards(run_dir, plan)
+        if leftover:
+            raise RunError(f"{len(leftover)} shards could not be completed after {attempts} attempts "
+                           f"(first: {leftover[0]}); run the same command again to finish them")
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def _label_shards(todo, plan, by_id, config, weights_dir, calibrations, provenance, run_dir, summary, progress):
+    from tqdm import tqdm
+
+    rows = []
+    for shard in todo:
+        for position, frame_id in enumerate(plan.shards[shard]):
+            ref = by_id[frame_id]
+            rows.append({"frame_id": ref.frame_id, "shard_index": shard, "position": position, "camera_id": ref.camera_id,
+                         "color_path": ref.color_path, "depth_path": ref.depth_path or "",
+                         "timestamp": ref.timestamp if ref.timestamp is not None else float("nan")})
+    ds = _build_dataset(rows, config, weights_dir, calibrations)
+    waiting: dict[int, dict[str, object]] = defaultdict(dict)
+    processed = rejected = 0
+    limit = config.run.max_rejected_fraction
+    bar = tqdm(total=len(rows), desc="labelling", unit="frame", disable=not progress, smoothing=0.1)
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            for i in range(len(batch["frame_id"])):
+                shard, record = int(batch["shard_index"][i]), batch["record"][i]
+                waiting[shard][str(batch["frame_id"][i])] = record
+                for stage in STAGES:
+                    summary.stage_seconds[stage] += float(batch[f"seconds_{stage}"][i])
+                processed += 1
+                if record.frame["reject_reason"]:
+                    rejected += 1
+                    summary.frames_rejected[record.frame["reject_reason"]] += 1
+                else:
+                    summary.frames_labelled += 1
+                    persons = record.persons
+                    if record.num_persons:
+                        summary.persons += record.num_persons
+                        summary.soft_keypoints += 17 * record.num_persons
+                        summary.hard_persons += int(np.sum(persons["hard_valid"]))
+                        summary.hard_keypoints += int(np.sum(persons["hard_mask"]))
+                if len(waiting[shard]) == len(plan.shards[shard]):
+                    commit_shard(run_dir, shard, [waiting[shard][f] for f in plan.shards[shard]], provenance)
+                    summary.shards_committed += 1
+                    del waiting[shard]
+            bar.update(len(batch["frame_id"]))
+            busy = sum(summary.stage_seconds.values()) or 1.0
+            bar.set_postfix_str(" ".join(f"{s[:4]}={100 * summary.stage_seconds[s] / busy:.0f}%" for s in STAGES)
+                                + f" rejected={rejected}")
+            if processed >= min(50, len(rows)) and rejected / processed > limit:
+                raise RunError(f"{rejected} of {processed} frames were rejected ({100 * rejected / processed:.0f} % > "
+                               f"run.max_rejected_fraction = {100 * limit:.0f} %): "
+                               + ", ".join(f"{n} x {r}" for r, n in summary.frames_rejected.most_common())
+                               + f". The committed shards in {run_dir} list each rejected frame with its reason.")
+    finally:
+        bar.close()
