@@ -4,8 +4,11 @@ PY          := $(VENV)/bin/python
 LABELS      := $(VENV)/bin/labels
 SETUP_STAMP := $(VENV)/.setup-stamp
 PYTEST_ARGS ?=
+TEACHER     ?= paper_x101
+FRAMES      ?= data/sample/manifest.jsonl
+RUN_DIR     ?= runs/$(TEACHER)-sample
 
-.PHONY: setup test sample tiny-weights clean-venv
+.PHONY: setup test labels sample tiny-weights regression-reference clean-venv
 
 ## setup: create .venv and install the pinned stack (instant when already done)
 setup: $(SETUP_STAMP)
@@ -14,6 +17,13 @@ setup: $(SETUP_STAMP)
 $(SETUP_STAMP): constraints.txt pyproject.toml tools/setup_env.sh
 	bash tools/setup_env.sh
 	touch $@
+
+## labels: the labelling job: TEACHER (default paper_x101) over FRAMES (default the bundled sample)
+##         into RUN_DIR. Fetches the weights first; the tiny teacher's are made offline.
+labels: setup
+	@if [ "$(TEACHER)" = "tiny" ]; then $(LABELS) weights --teacher tiny --init --if-missing; \
+	 else $(LABELS) weights --teacher $(TEACHER); fi
+	$(LABELS) run --config $(TEACHER) --frames $(FRAMES) --out $(RUN_DIR) $(ARGS)
 
 ## test: the whole test suite (runs setup first when needed)
 test: setup
@@ -30,4 +40,9 @@ clean-venv:
 
 ## tiny-weights: seeded checkpoints of the tiny teacher into weights/tiny/
 tiny-weights: setup
-	$(LABELS) weights --teacher tiny --init
+	$(LABELS) weights --teacher tiny --init --if-missing
+
+## regression-reference: re-label the sample with the tiny teacher and overwrite the CI reference
+##         (deliberate: review `git diff tests/regression` before committing)
+regression-reference: setup
+	$(PY) tools/refresh_regression_reference.py

@@ -117,17 +117,18 @@ def _add_weights(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--weights-dir", help="weights folder (default: the config's weights_dir, 'weights')")
     parser.add_argument("--init", action="store_true", help="write seeded initial weights under the config's checkpoint names")
     parser.add_argument("--seed", type=int, default=0, help="seed for --init (default 0)")
+    parser.add_argument("--if-missing", action="store_true", help="with --init: keep checkpoints that are already there")
     parser.set_defaults(func=_run_weights)
 
 
 def _run_weights(args: argparse.Namespace) -> int:
     from configs.schema import load_teacher_config
     from teachers.mm import sha256_file
-    from teachers.weights import WeightsMissingError, checkpoint_path, fetch, init_seeded_weights
+    from teachers.weights import WeightsMissingError, checkpoint_path, fetch, init_seeded_weights, missing_checkpoints
 
     config = load_teacher_config(args.teacher)
     weights_dir = args.weights_dir or config.weights_dir
-    if args.init:
+    if args.init and not (args.if_missing and not missing_checkpoints(config, weights_dir)):
         init_seeded_weights(config, weights_dir, seed=args.seed)
     else:
         try:

@@ -79,8 +79,12 @@ def _checkpoint_digests(config: TeacherConfig, weights_dir: Path) -> dict[str, s
 
 
 def _build_dataset(rows: list[dict], config: TeacherConfig, weights_dir: Path, calibrations: dict):
+    import warnings
+
     import ray.data
 
+    # Restart and retry settings have no named map_batches parameter yet; Ray warns on the generic path.
+    warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
     from stages.assemble import AssembleStage
     from stages.decode import DecodeStage
     from stages.detect import DetectStage
@@ -114,16 +118,16 @@ def _start_ray(address: str | None):
 
     import ray
 
-    for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(logging.WARNING)  # our bar and summary say what Ray's INFO lines say
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:  # the embedded default: a Ray instance on this machine, no dashboard (memory)
-        ray.init(include_dashboard=False, log_to_driver=False, num_cpus=os.cpu_count(),
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, num_cpus=os.cpu_count(),
                  object_store_memory=min(2 * 1024**3, int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.1)))
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # our bar and summary say what Ray's INFO lines say
     return True
 
 

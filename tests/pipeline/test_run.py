@@ -1,0 +1,137 @@
+"""The labelling run: exactly once under kills, bad inputs rejected with reasons, refusals before Ray."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from label_store.reader import LabelRun
+from label_store.shard import manifest_entries, verify_shard
+
+ROOT = Path(__file__).parents[2]
+SAMPLE = ROOT / "data" / "sample"
+FAST = ["thresholds.box_score=0.3", "detector.max_persons=4", "run.batch_size=2", "run.shard_size=2", "device=cpu"]
+
+
+def labels(*args, weights, timeout=600, **popen):
+    command = [sys.executable, "-m", "pipeline.cli", *args, "--weights-dir", str(weights), "--no-progress"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, **popen)
+
+
+def per_frame_counts(run_dir: Path) -> Counter:
+    counts = Counter()
+    for entry in manifest_entries(run_dir):
+        assert verify_shard(run_dir / entry.file) == []
+        counts.update(entry.frame_ids)
+    return counts
+
+
+def planned(run_dir: Path) -> list[str]:
+    return [f for shard in json.loads((run_dir / "plan.json").read_text())["shards"] for f in shard]
+
+
+@pytest.fixture(scope="module")
+def bad_sample(tmp_path_factory) -> Path:
+    """The bundled sample with one truncated color frame and one missing depth image."""
+    folder = tmp_path_factory.mktemp("bad_sample")
+    shutil.copytree(SAMPLE, folder / "sample")
+    color = folder / "sample/day1/cam1/color/000002.png"
+    color.write_bytes(color.read_bytes()[:5000])
+    (folder / "sample/day1/cam2/depth/000003.png").unlink()
+    return folder / "sample"
+
+
+def test_bad_frames_are_rejected_with_reasons_and_neighbours_labelled(tmp_path, tiny_weights, bad_sample):
+    out = tmp_path / "run"
+    result = labels("run", "--config", "tiny", "--frames", str(bad_sample / "manifest.jsonl"), "--out", str(out), *FAST,
+                    "run.max_rejected_fraction=0.5", weights=tiny_weights)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "8 processed" in result.stdout and "6 labelled, 2 rejected" in result.stdout
+    assert "rejected 1 x corrupt_image" in result.stdout and "rejected 1 x missing_depth_pair" in result.stdout
+    counts = per_frame_counts(out)
+    assert sorted(counts) == sorted(planned(out)) and set(counts.values()) == {1}
+    run = LabelRun(out)
+    assert run.get("day1/cam1/000002").frame["reject_reason"] == "corrupt_image"
+    assert "truncated PNG" in run.get("day1/cam1/000002").frame["reject_detail"]
+    assert run.get("day1/cam2/000003").frame["reject_reason"] == "missing_depth_pair"
+    assert run.get("day1/cam1/000001").labelled and len(run.get("day1/cam1/000001")) > 0
+    assert run.provenance()["config_hash"]
+
+
+def test_too_many_rejected_frames_stop_the_run(tmp_path, tiny_weights, bad_sample):
+    result = labels("run", "--config", "tiny", "--frames", str(bad_sample / "manifest.jsonl"), "--out", str(tmp_path / "r"),
+                    *FAST, "run.max_rejected_fraction=0.1", weights=tiny_weights)
+    assert result.returncode == 1
+    assert "run.max_rejected_fraction = 10 %" in result.stderr and "corrupt_image" in result.stderr
+
+
+def test_a_bad_config_or_missing_weights_is_refused_before_ray_starts(tmp_path, tiny_weights):
+    started = time.perf_counter()
+    bad = labels("run", "--config", "tiny", "--out", str(tmp_path / "a"), "thresholds.box_scroe=0.5", weights=tiny_weights)
+    assert bad.returncode == 2 and "field 'thresholds.box_scroe': unknown key" in bad.stderr
+    missing = labels("run", "--config", "tiny", "--out", str(tmp_path / "b"), weights=tmp_path / "no_weights")
+    assert missing.returncode == 1 and "tiny_cascade-mask-rcnn.pth" in missing.stderr
+    assert "Ray" not in bad.stderr + missing.stderr and time.perf_counter() - started < 60
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def _run_and_kill(tmp_path, weights, kill) -> tuple[Path, subprocess.Popen]:
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "pipeline.cli", "run", "--config", "tiny", "--frames", str(SAMPLE / "manifest.jsonl"),
+               "--out", str(out), *FAST, "run.shard_size=1", "--weights-dir", str(weights), "--no-progress"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    kill(process, out)
+    return out, process
+
+
+def _ray_worker_pids(pattern: str) -> list[int]:
+    listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in listing.splitlines()[1:] if pattern in line]
+
+
+def test_killing_the_driver_then_rerunning_labels_every_frame_exactly_once(tmp_path, tiny_weights):
+    def kill_after_first_commit(process, out):
+        deadline = time.time() + 300
+        while time.time() < deadline and not list((out / "manifest").glob("shard-*.json")) if (out / "manifest").exists() else time.time() < deadline:
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        process.wait()
+
+    out, process = _run_and_kill(tmp_path, tiny_weights, kill_after_first_commit)
+    committed = len(manifest_entries(out))
+    assert 1 <= committed < 8
+    again = labels("run", "--config", "tiny", "--frames", str(SAMPLE / "manifest.jsonl"), "--out", str(out), *FAST,
+                   "run.shard_size=1", weights=tiny_weights)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{committed} were already committed, {8 - committed} committed now" in again.stdout
+    counts = per_frame_counts(out)
+    assert sorted(counts) == sorted(planned(out)) and set(counts.values()) == {1}
+
+
+def test_killing_a_model_worker_mid_run_is_survived_exactly_once(tmp_path, tiny_weights):
+    killed = []
+
+    def kill_a_keypoint_worker(process, out):
+        deadline = time.time() + 300
+        while time.time() < deadline and not killed:
+            pids = _ray_worker_pids("KeypointStage")
+            if pids and (out / "manifest").exists():
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.2)
+        process.wait(timeout=600)
+
+    out, process = _run_and_kill(tmp_path, tiny_weights, kill_a_keypoint_worker)
+    output = process.stdout.read().decode()
+    assert killed, "no keypoint worker was found to kill"
+    assert process.returncode == 0, output[-3000:]
+    counts = per_frame_counts(out)
+    assert sorted(counts) == sorted(planned(out)) and set(counts.values()) == {1}
