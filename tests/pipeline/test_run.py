@@ -16,6 +16,8 @@ import pytest
 from label_store.reader import LabelRun
 from label_store.shard import manifest_entries, verify_shard
 
+pytestmark = pytest.mark.slow  # whole labelling runs with Ray; CI runs them
+
 ROOT = Path(__file__).parents[2]
 SAMPLE = ROOT / "data" / "sample"
 FAST = ["thresholds.box_score=0.3", "detector.max_persons=4", "run.batch_size=2", "run.shard_size=2", "device=cpu"]
