@@ -16,6 +16,7 @@ __all__ = [
     "H36M_JOINTS",
     "SURFACE_OFFSET_MM",
     "MVOR_JOINTS",
+    "H36M_SKELETON",
     "coco_to_h36m_positions",
     "coco_to_h36m_confidences",
     "flip_permutation",
@@ -46,6 +47,10 @@ H36M_JOINTS = (
     "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
     "spine", "thorax", "neck_nose", "head",
     "left_shoulder", "left_elbow", "left_wrist", "right_shoulder", "right_elbow", "right_wrist",
+)
+H36M_SKELETON = (
+    (0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9), (9, 10),
+    (8, 11), (11, 12), (12, 13), (8, 14), (14, 15), (15, 16),
 )
 MVOR_JOINTS = (
     "head", "neck", "left_shoulder", "right_shoulder", "left_hip", "right_hip",

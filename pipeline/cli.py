@@ -215,8 +215,137 @@ def _run_export_coco(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("inspect", help="what a run or shard holds: counts, confidences, rejects, provenance",
+                            description="Frames, persons, hard/soft counts, per-keypoint confidence quantiles, rejected "
+                            "frames by reason and the provenance of a run directory or one shard.")
+    parser.add_argument("path", help="run directory or shard file")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from label_store.inspect import format_inspection, inspect_labels
+
+    info = inspect_labels(args.path)
+    print(json.dumps(info, indent=1) if args.json else format_inspection(info))
+    return 0
+
+
+def _add_verify(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("verify", help="check schema, checksums, manifest and plan; exit 1 naming each problem",
+                            description="Check every shard's schema and per-dataset checksums, the manifest against "
+                            "the files (sha256), and the plan against the manifest. Exits 1 and names each problem.")
+    parser.add_argument("path", help="run directory or shard file")
+    parser.set_defaults(func=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from label_store.inspect import verify_run
+
+    problems = verify_run(args.path)
+    for problem in problems:
+        print(problem)
+    print(f"{args.path}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+    return 1 if problems else 0
+
+
+def _add_show(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("show", help="draw one frame's labels: color, depth and 3D side by side",
+                            description="Write a picture of one frame: the color image with boxes, masks and soft and "
+                            "hard skeletons (low-confidence joints hollow, their limbs dashed), the depth image with the "
+                            "labels carried onto it, and the 3D poses.")
+    parser.add_argument("path", help="run directory or shard file")
+    parser.add_argument("--frame", help="frame id (default: the labelled frame with the most persons)")
+    parser.add_argument("-o", "--out", required=True, help="PNG file to write")
+    parser.set_defaults(func=_run_show)
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    from label_store.reader import LabelRun
+    from visualize.show import show_frame
+
+    run = LabelRun(args.path)
+    frame = args.frame or max((f for f in run if f.labelled), key=len, default=next(iter(run))).frame_id
+    print(f"wrote {show_frame(run, frame, args.out)} ({frame})")
+    return 0
+
+
+def _add_stats(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("stats", help="plots of a whole run: confidences, persons per frame, hard/soft, "
+                            "uncertainty, depth consistency", description="Write PNG plots of a run into a folder.")
+    parser.add_argument("path", help="run directory or shard file")
+    parser.add_argument("-o", "--out", required=True, help="folder for the PNG files")
+    parser.set_defaults(func=_run_stats)
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    from visualize.stats import write_stats
+
+    for path in write_stats(args.path, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_diff(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("diff", help="compare two runs person by person; exit 1 past the tolerances",
+                            description="Match persons of two runs (or a run and a reference JSON) by box IoU per "
+                            "frame; report added and removed persons, keypoint displacement and 3D change quantiles, "
+                            "and every change past the tolerances (exit 1 if any).")
+    parser.add_argument("a", help="run, shard or reference JSON (the baseline)")
+    parser.add_argument("b", help="run, shard or reference JSON (the candidate)")
+    parser.add_argument("--keypoint-px", type=float, default=1.0, help="largest keypoint displacement (default 1 px)")
+    parser.add_argument("--box-px", type=float, default=1.0, help="largest box corner displacement (default 1 px)")
+    parser.add_argument("--confidence", type=float, default=0.02, help="largest confidence change (default 0.02)")
+    parser.add_argument("--pose3d-mm", type=float, default=5.0, help="largest soft 3D joint change (default 5 mm)")
+    parser.add_argument("--added", type=int, default=0, help="persons allowed to appear per frame (default 0)")
+    parser.add_argument("--removed", type=int, default=0, help="persons allowed to disappear per frame (default 0)")
+    parser.add_argument("--min-iou", type=float, default=0.5, help="box IoU that matches two persons (default 0.5)")
+    parser.set_defaults(func=_run_diff)
+
+
+def _run_diff(args: argparse.Namespace) -> int:
+    from label_store.compare import Tolerances, compare
+
+    result = compare(args.a, args.b, Tolerances(args.keypoint_px, args.confidence, args.box_px, args.pose3d_mm,
+                                                args.added, args.removed), args.min_iou)
+    print("\n".join(result.lines()))
+    print("within tolerances" if result.ok else f"{len(result.problems)} change(s) past the tolerances")
+    return 0 if result.ok else 1
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("evaluate", help="box AP, keypoint AP, PCK@0.2 and upper-body MPJPE against ground truth",
+                            description="Evaluate a run, or any detector's COCO results file, against COCO-style ground "
+                            "truth (MVOR's quirks included): box AP (AP, AP50, AP75, AR), keypoint AP by OKS, PCK at "
+                            "0.2 of the ground-truth keypoint extent, and root-relative MPJPE over the 8 upper-body "
+                            "joints when the ground truth has 3D.")
+    parser.add_argument("run", nargs="?", help="run directory or shard file")
+    parser.add_argument("--results", help="COCO results file instead of a run")
+    parser.add_argument("--gt", required=True, help="ground-truth COCO file")
+    parser.add_argument("--hard", action="store_true", help="evaluate the hard label set (default: soft)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with the figures")
+    parser.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from evaluation.evaluate import evaluate, format_report
+
+    if (args.run is None) == (args.results is None):
+        print("labels evaluate: give a run or --results, not both", file=sys.stderr)
+        return 2
+    figures = evaluate(args.gt, run=args.run, results=args.results, label_set="hard" if args.hard else "soft")
+    print(json.dumps(figures) if args.json else format_report(figures))
+    return 0
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_run, _add_synth, _add_check_frames, _add_weights, _add_export_coco,
+    _add_run, _add_inspect, _add_verify, _add_show, _add_stats, _add_diff, _add_evaluate,
+    _add_synth, _add_check_frames, _add_weights, _add_export_coco,
 ]
 
 

@@ -26,3 +26,19 @@ def tiny_weights(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("weights")
     init_seeded_weights(load_teacher_config("tiny"), folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory, tiny_weights) -> Path:
+    """The bundled sample labelled by the (seeded) tiny teacher through the real pipeline."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[1]
+    out = tmp_path_factory.mktemp("sample_run") / "run"
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", "tiny", "--frames",
+                             str(root / "data/sample/manifest.jsonl"), "--out", str(out), "--weights-dir",
+                             str(tiny_weights), "--no-progress", "thresholds.box_score=0.3", "detector.max_persons=4",
+                             "device=cpu"], capture_output=True, text=True, cwd=root, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out

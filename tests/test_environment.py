@@ -59,7 +59,7 @@ def test_every_package_imports_from_outside_the_repository(tmp_path):
     import subprocess
     import sys
 
-    packages = ["pipeline", "stages", "teachers", "label_store", "configs", "frames", "synth", "joints"]
+    packages = ["pipeline", "stages", "teachers", "label_store", "configs", "frames", "synth", "joints", "evaluation", "visualize"]
     result = subprocess.run([sys.executable, "-c", f"import {', '.join(packages)}; import teachers.teacher, pipeline.cli"],
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

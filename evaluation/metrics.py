@@ -1,0 +1,143 @@
+"""The figures: box AP and keypoint AP (pycocotools), PCK at 0.2 of the ground-truth keypoint
+extent (the MVOR protocol), and root-relative MPJPE over the 8 upper-body joints.
+
+Predictions are dicts: image_id, bbox [x, y, w, h], score, keypoints (K x 3 in the ground
+truth's keypoint set), and optionally pose3d (17 x 3 Human3.6M, root-relative mm).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+
+from evaluation.ground_truth import KEYPOINT_SETS
+from teachers.tta import box_iou
+
+__all__ = ["box_ap", "keypoint_ap", "pck", "mpjpe_upper_body", "UPPER_BODY_COCO", "UPPER_BODY_H36M"]
+
+# shoulders, elbows, wrists, hips (left, right) in COCO-17 and Human3.6M-17 order
+UPPER_BODY_COCO = np.array([5, 6, 7, 8, 9, 10, 11, 12])
+UPPER_BODY_H36M = np.array([11, 14, 12, 15, 13, 16, 4, 1])
+
+
+def _coco(dataset: dict):
+    from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = dataset
+        coco.createIndex()
+    return coco
+
+
+def _cocoeval(gt: dict, results: list[dict], iou_type: str, sigmas=None) -> dict:
+    from pycocotools.cocoeval import COCOeval
+
+    if not results:
+        return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "AR": 0.0}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = _coco(gt)
+        coco_dt = coco_gt.loadRes(results)
+        evaluator = COCOeval(coco_gt, coco_dt, iou_type)
+        if sigmas is not None:
+            evaluator.params.kpt_oks_sigmas = np.asarray(sigmas)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    s = evaluator.stats
+    ar = s[8] if iou_type == "bbox" else s[5]
+    return {"AP": float(max(s[0], 0)), "AP50": float(max(s[1], 0)), "AP75": float(max(s[2], 0)), "AR": float(max(ar, 0))}
+
+
+def box_ap(gt: dict, predictions: list[dict]) -> dict:
+    results = [{"image_id": p["image_id"], "category_id": 1, "bbox": list(map(float, p["bbox"])), "score": float(p["score"])}
+               for p in predictions]
+    return _cocoeval(gt, results, "bbox")
+
+
+def keypoint_ap(gt: dict, predictions: list[dict], keypoint_set: str) -> dict:
+    """OKS-based AP with the keypoint set's sigmas; box-only ground truth is ignored (COCO's rule)."""
+    results = [{"image_id": p["image_id"], "category_id": 1, "score": float(p["score"]),
+                "keypoints": [float(v) for v in np.asarray(p["keypoints"]).ravel()]} for p in predictions]
+    return _cocoeval(gt, results, "keypoints", KEYPOINT_SETS[keypoint_set][1])
+
+
+def _by_image(items: list[dict]) -> dict:
+    out: dict = {}
+    for item in items:
+        out.setdefault(item["image_id"], []).append(item)
+    return out
+
+
+def pck(gt: dict, predictions: list[dict], keypoint_set: str, alpha: float = 0.2) -> dict:
+    """Fraction of labelled ground-truth keypoints within alpha x max(w, h) of the GT keypoints'
+    extent. Persons are paired per image greedily by the number of keypoints they get right; an
+    unpaired ground-truth person gets all its keypoints wrong."""
+    names = KEYPOINT_SETS[keypoint_set][0]
+    correct, total = np.zeros(len(names)), np.zeros(len(names))
+    predictions_by_image = _by_image(predictions)
+    persons = 0
+    for image_id, anns in _by_image([a for a in gt["annotations"] if a.get("num_keypoints", 0) > 0]).items():
+        gts = [np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3) for a in anns]
+        preds = [np.asarray(p["keypoints"], dtype=np.float64).reshape(-1, 3) for p in predictions_by_image.get(image_id, [])]
+        hits = np.zeros((len(gts), len(preds), len(names)), dtype=bool)
+        for g, kg in enumerate(gts):
+            seen = kg[:, 2] > 0
+            extent = kg[seen, :2].max(0) - kg[seen, :2].min(0)
+            threshold = alpha * max(extent.max(), 1.0)
+            for p, kp in enumerate(preds):
+                hits[g, p] = seen & (np.linalg.norm(kp[:, :2] - kg[:, :2], axis=1) <= threshold)
+        scores = hits.sum(-1)
+        used_g, used_p = set(), set()
+        for flat in (np.argsort(-scores, axis=None) if scores.size else []):
+            g, p = divmod(int(flat), len(preds))
+            if g in used_g or p in used_p:
+                continue
+            used_g.add(g)
+            used_p.add(p)
+            correct += hits[g, p]
+        for kg in gts:
+            total += kg[:, 2] > 0
+            persons += 1
+    per_joint = {n: (float(c / t) if t else None) for n, c, t in zip(names, correct, total)}
+    return {"mean": float(correct.sum() / max(total.sum(), 1)), "per_joint": per_joint, "persons": persons, "alpha": alpha}
+
+
+def _xyxy(boxes: np.ndarray) -> np.ndarray:
+    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+
+
+def mpjpe_upper_body(gt: dict, predictions: list[dict], min_iou: float = 0.5) -> dict | None:
+    """Root-relative MPJPE (mm) over the 8 upper-body joints, root = mean of the hips; persons
+    paired per image by box IoU. None when the ground truth or the predictions have no 3D."""
+    with_3d = [a for a in gt["annotations"] if a.get("keypoints_3d")]
+    predictions = [p for p in predictions if p.get("pose3d") is not None]
+    if not with_3d or not predictions:
+        return None
+    errors = []
+    predictions_by_image = _by_image(predictions)
+    for image_id, anns in _by_image(with_3d).items():
+        preds = predictions_by_image.get(image_id, [])
+        if not preds:
+            continue
+        ious = box_iou(_xyxy(np.array([a["bbox"] for a in anns], dtype=np.float64)),
+                       _xyxy(np.array([p["bbox"] for p in preds], dtype=np.float64)))
+        used_g, used_p = set(), set()
+        for flat in np.argsort(-ious, axis=None):
+            g, p = divmod(int(flat), len(preds))
+            if ious[g, p] < min_iou:
+                break
+            if g in used_g or p in used_p:
+                continue
+            used_g.add(g)
+            used_p.add(p)
+            truth = np.asarray(anns[g]["keypoints_3d"], dtype=np.float64).reshape(17, 3)
+            guess = np.asarray(preds[p]["pose3d"], dtype=np.float64).reshape(17, 3)
+            truth = truth[UPPER_BODY_COCO] - truth[[11, 12]].mean(0)
+            guess = guess[UPPER_BODY_H36M] - guess[[4, 1]].mean(0)
+            errors.append(np.linalg.norm(guess - truth, axis=1).mean())
+    if not errors:
+        return {"mean": None, "persons": 0}
+    return {"mean": float(np.mean(errors)), "persons": len(errors)}
