@@ -137,3 +137,24 @@ def test_killing_a_model_worker_mid_run_is_survived_exactly_once(tmp_path, tiny_
     assert process.returncode == 0, output[-3000:]
     counts = per_frame_counts(out)
     assert sorted(counts) == sorted(planned(out)) and set(counts.values()) == {1}
+
+
+def test_every_bad_input_kind_lands_in_the_rejected_list_with_its_reason(tmp_path, tiny_weights):
+    fixtures = ROOT / "tests" / "fixtures" / "bad_frames"
+    expected = json.loads((fixtures / "expected.json").read_text())
+    out = tmp_path / "run"
+    result = labels("run", "--config", "tiny", "--frames", str(fixtures / "manifest.jsonl"), "--out", str(out), *FAST,
+                    "run.max_rejected_fraction=1.0", weights=tiny_weights)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = LabelRun(out)
+    for frame_id, reason in expected.items():
+        labels_ = run.get(frame_id)
+        assert labels_.frame["reject_reason"] == (reason or ""), frame_id
+        if reason:
+            assert frame_id in labels_.frame["reject_detail"]
+    rejected = {}
+    for entry in manifest_entries(out):
+        rejected.update(entry.rejected)
+    assert rejected == {k: v for k, v in expected.items() if v}
+    assert set(Counter(rejected.values())) == {"missing_file", "empty_file", "corrupt_image", "color_not_8bit_3ch",
+                                               "depth_not_16bit_1ch", "size_mismatch", "missing_depth_pair"}

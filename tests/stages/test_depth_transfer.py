@@ -107,3 +107,20 @@ def test_camera_frame_anchor_recovers_ground_truth(scenes):
     assert len(errors) >= 5
     assert np.median(errors) < 40  # mm: the surface offsets are the synthetic bodies' radii
     assert np.median(scores) > 0.8
+
+
+def test_camera_frame_anchor_on_the_calibrated_rig(scenes):
+    """The same anchoring through the second depth camera (its own intrinsics and extrinsics)."""
+    errors = []
+    for _, frame, kp, joints in scenes:
+        if (kp[[5, 6, 11, 12], 2] == 2).sum() < 2:
+            continue
+        keypoints = np.concatenate([kp[:, :2], (kp[:, 2:] == 2).astype(float)], axis=1)
+        h36m = coco_to_h36m_positions(joints)
+        labels = transfer_keypoints(kp[:, :2], frame.depth_mm(), frame.calibration)
+        flag = np.where(kp[:, 2] == 2, labels.flag, DEPTH_HOLE)[None]
+        camera, _ = anchor_poses((h36m - h36m[0])[None], keypoints[None], labels.surface[None], flag,
+                                 frame.calibration, JOINT_RADIUS_MM)
+        if np.isfinite(camera).all():
+            errors.append(np.linalg.norm(camera[0] - h36m, axis=-1).mean())
+    assert len(errors) >= 5 and np.median(errors) < 40  # mm, in the color camera's frame
