@@ -113,7 +113,12 @@ def _build_dataset(rows: list[dict], config: TeacherConfig, weights_dir: Path, c
     return ds
 
 
-def _start_ray(address: str | None):
+def _requested_cpus(config: TeacherConfig) -> float:
+    run = config.run
+    return (run.detector_actors + run.keypoint_actors + run.lifter_actors) * run.cpus_per_actor + 2 * run.cpu_tasks * 0.25
+
+
+def _start_ray(address: str | None, config: TeacherConfig):
     import logging
 
     import ray
@@ -123,8 +128,12 @@ def _start_ray(address: str | None):
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-    else:  # the embedded default: a Ray instance on this machine, no dashboard (memory)
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, num_cpus=os.cpu_count(),
+    else:  # the embedded default: a Ray instance on this machine, no dashboard (memory). Its logical
+        # CPUs cover what the actor pools ask for, so every pool can start; the OS shares the cores.
+        import math
+
+        cpus = max(os.cpu_count() or 1, math.ceil(_requested_cpus(config)))
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, num_cpus=cpus,
                  object_store_memory=min(2 * 1024**3, int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.1)))
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.WARNING)  # our bar and summary say what Ray's INFO lines say
@@ -152,7 +161,7 @@ def run_labels(config: TeacherConfig, source: FrameSource, source_description: s
     by_id = {r.frame_id: r for r in refs}
     calibrations = dict(source.calibrations())
     provenance = make_provenance(config, _checkpoint_digests(config, weights_dir))
-    started_ray = _start_ray(address)
+    started_ray = _start_ray(address, config)
     summary.model_work = True
     try:
         for attempt in range(attempts):

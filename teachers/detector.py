@@ -59,17 +59,34 @@ class PersonDetector:
         self.merge = MERGERS[spec.merge]
         self.forward_passes = 0  # network calls so far (batching is measured, not assumed)
 
-    def _forward(self, images: list[np.ndarray]) -> list:
+    def _forward(self, images: list[np.ndarray]):
+        """Boxes of every view; returns (per-view box results, a function that computes the masks
+        of chosen detections). Masks are the costly part of the heads (all 50 detections of a
+        view, pasted at full size): only the merged boxes' representatives need one."""
         from mmdet.structures import DetDataSample
 
         inputs = [torch.from_numpy(img).permute(2, 0, 1).contiguous() for img in images]
         samples = [DetDataSample(metainfo=dict(img_shape=img.shape[:2], ori_shape=img.shape[:2], scale_factor=(1.0, 1.0)))
                    for img in images]
+        model = self.model
         with torch.no_grad():
-            data = self.model.data_preprocessor(dict(inputs=inputs, data_samples=samples), False)
-            results = self.model.predict(data["inputs"], data["data_samples"], rescale=False)
+            data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples), False)
+            metas = [sample.metainfo for sample in data["data_samples"]]
+            features = model.extract_feat(data["inputs"])
+            proposals = model.rpn_head.predict(features, data["data_samples"], rescale=False)
+            boxes = model.roi_head.predict_bbox(features, metas, proposals, rcnn_test_cfg=model.roi_head.test_cfg,
+                                                rescale=False)
         self.forward_passes += 1
-        return results
+
+        def masks_of(rows_per_view: list[np.ndarray]) -> list[np.ndarray]:
+            chosen = [result[torch.as_tensor(rows, dtype=torch.long)] for result, rows in zip(boxes, rows_per_view)]
+            if not model.roi_head.with_mask or not any(len(rows) for rows in rows_per_view):
+                return [np.zeros((len(rows), *img.shape[:2]), bool) for rows, img in zip(rows_per_view, images)]
+            with torch.no_grad():
+                with_masks = model.roi_head.predict_mask(features, metas, chosen, rescale=False)
+            return [r.masks.cpu().numpy().astype(bool) for r in with_masks]
+
+        return boxes, masks_of
 
     def __call__(self, images: list[np.ndarray]) -> list[Detections]:
         jobs = []  # (frame index, view)
@@ -78,37 +95,47 @@ class PersonDetector:
             jobs += [(index, view) for view in detection_views(w, h, self.spec.scales, self.spec.max_side, self.spec.flip)]
         jobs.sort(key=lambda job: (job[1].width * job[1].height, job[0], job[1].flip))  # similar sizes together
 
-        per_frame: list[list[tuple[np.ndarray, np.ndarray, np.ndarray, DetectionView]]] = [[] for _ in images]
+        # Per frame: (boxes, scores, view rows, view, chunk, position in chunk) of every view.
+        per_frame: list[list] = [[] for _ in images]
+        chunks = []
         for start in range(0, len(jobs), self.spec.views_per_forward):
             chunk = jobs[start:start + self.spec.views_per_forward]
-            results = self._forward([render_view(images[i], view) for i, view in chunk])
-            for (frame, view), result in zip(chunk, results):
-                pred = result.pred_instances
-                person = (pred.labels == self.person_label).cpu().numpy()
-                boxes = boxes_from_view(pred.bboxes.cpu().numpy()[person], view)
-                masks = pred.masks.cpu().numpy()[person] if "masks" in pred else np.zeros((0, view.height, view.width), bool)
-                per_frame[frame].append((boxes, pred.scores.cpu().numpy()[person], masks, view))
+            boxes, masks_of = self._forward([render_view(images[i], view) for i, view in chunk])
+            chunks.append((chunk, masks_of))
+            for position, ((frame, view), result) in enumerate(zip(chunk, boxes)):
+                person = (result.labels == self.person_label).cpu().numpy()
+                rows = np.flatnonzero(person)
+                per_frame[frame].append((boxes_from_view(result.bboxes.cpu().numpy()[person], view),
+                                         result.scores.cpu().numpy()[person], rows, view, len(chunks) - 1, position))
 
+        merged = [self._merge(views) for views in per_frame]
+        # Masks for the kept boxes only, each from its representative detection's own view.
+        wanted = [[[] for _ in chunk] for chunk, _ in chunks]
+        for _, _, _, picks in merged:
+            for _, c, position, row in picks:
+                wanted[c][position].append(row)
+        computed = [masks_of([np.array(rows, dtype=np.int64) for rows in rows_per_view])
+                    for (_, masks_of), rows_per_view in zip(chunks, wanted)]
         detections = []
-        for image, views in zip(images, per_frame):
-            detections.append(self._merge(image.shape[:2], views))
+        for image, (boxes, scores, _, picks) in zip(images, merged):
+            h, w = image.shape[:2]
+            masks = np.zeros((len(picks), h, w), dtype=bool)
+            for out, (view, c, position, row) in enumerate(picks):
+                mask = computed[c][position][wanted[c][position].index(row)]
+                if view.flip:
+                    mask = mask[:, ::-1]
+                masks[out] = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+            detections.append(Detections(boxes, scores, masks))
         return detections
 
-    def _merge(self, frame_shape: tuple[int, int], views) -> Detections:
-        h, w = frame_shape
+    def _merge(self, views):
+        """Merge one frame's views: (boxes, scores, view, [(view, chunk, position, row) per kept box])."""
         # Deterministic member order (by view, as configured), whatever order the batches ran in.
         views = sorted(views, key=lambda item: (item[3].width, item[3].flip))
         boxes = np.concatenate([v[0] for v in views]) if views else np.zeros((0, 4))
         scores = np.concatenate([v[1] for v in views]) if views else np.zeros(0)
-        owner = [(k, j) for k, v in enumerate(views) for j in range(len(v[0]))]
+        owner = [(v[3], v[4], v[5], int(v[2][j])) for v in views for j in range(len(v[0]))]
         merged, merged_scores, representative = self.merge(boxes, scores, self.spec.merge_iou, len(views))
         keep = np.flatnonzero(merged_scores >= self.box_threshold)[: self.spec.max_persons]
-        masks = np.zeros((len(keep), h, w), dtype=bool)
-        for out, k in enumerate(keep):
-            view_index, row = owner[representative[k]]
-            _, _, view_masks, view = views[view_index]
-            mask = view_masks[row]
-            if view.flip:
-                mask = mask[:, ::-1]
-            masks[out] = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
-        return Detections(merged[keep].astype(np.float32), merged_scores[keep].astype(np.float32), masks)
+        picks = [owner[representative[k]] for k in keep]
+        return merged[keep].astype(np.float32), merged_scores[keep].astype(np.float32), None, picks
