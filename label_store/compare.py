@@ -84,7 +84,9 @@ def reference_from_run(run: LabelRun | str, path: str | Path) -> None:
 
 
 def load_labels(source) -> dict[str, dict]:
-    """A run directory, a shard file, a LabelRun, or a reference JSON -> frames to arrays."""
+    """A run directory, a shard file, a LabelRun, a reference JSON, or such a dict -> frames to arrays."""
+    if isinstance(source, dict):
+        return source
     if isinstance(source, LabelRun):
         return _frames_of_run(source)
     path = Path(source)

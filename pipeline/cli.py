@@ -343,8 +343,31 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "bench", help="the pipeline against the naive per-frame loop: frames/s, ratio, memory, same labels",
+        description="Render N synthetic frames and label them twice, each in its own process: the naive per-frame loop "
+        "(mmdet's inference_detector per TTA view, one keypoint crop per forward, the lifter per person, one h5py write "
+        "per array) and the pipeline. Prints frames/s of each and their ratio, time per stage, peak resident memory "
+        "(process tree), whether both gave the same labels, and the pipeline's peak memory at N and 10 x N frames.")
+    parser.add_argument("--config", default="tiny", help="teacher (default tiny)")
+    parser.add_argument("--frames", type=int, default=16, help="N, frames to label (default 16)")
+    parser.add_argument("--memory-factor", type=int, default=10, help="memory is also measured at this x N frames")
+    parser.add_argument("--weights-dir", help="folder of checkpoints (tiny: seeded ones are made if missing)")
+    parser.add_argument("--keep", help="work folder to keep (frames, runs, naive output); default a temporary one")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for both sides")
+    parser.set_defaults(func=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from pipeline.bench import bench
+
+    print("\n".join(bench(args.config, args.frames, args.overrides, args.weights_dir, args.memory_factor, args.keep)))
+    return 0
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_run, _add_inspect, _add_verify, _add_show, _add_stats, _add_diff, _add_evaluate,
+    _add_run, _add_bench, _add_inspect, _add_verify, _add_show, _add_stats, _add_diff, _add_evaluate,
     _add_synth, _add_check_frames, _add_weights, _add_export_coco,
 ]
 

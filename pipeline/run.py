@@ -51,6 +51,8 @@ class RunSummary:
     soft_keypoints: int = 0
     stage_seconds: dict = field(default_factory=lambda: {s: 0.0 for s in STAGES})
     wall_seconds: float = 0.0
+    steady_frames: int = 0  # frames that arrived after the first batch ...
+    steady_seconds: float = 0.0  # ... and the time they took: throughput without start-up
     model_work: bool = False
 
     def lines(self) -> list[str]:
@@ -63,6 +65,9 @@ class RunSummary:
             return out
         out.append(f"frames: {frames} processed in {self.wall_seconds:.1f} s ({frames / max(self.wall_seconds, 1e-9):.2f} frames/s), "
                    f"{self.frames_labelled} labelled, {sum(self.frames_rejected.values())} rejected")
+        if self.steady_seconds > 0:
+            out.append(f"steady state: {self.steady_frames / self.steady_seconds:.3f} frames/s after the first batch "
+                       f"(Ray start, model loading and the pipeline's fill took the rest)")
         for reason, count in sorted(self.frames_rejected.items()):
             out.append(f"  rejected {count} x {reason}")
         out.append(f"persons: {self.persons} soft skeletons ({self.soft_keypoints} keypoints), "
@@ -197,8 +202,14 @@ def _label_shards(todo, plan, by_id, config, weights_dir, calibrations, provenan
     processed = rejected = 0
     limit = config.run.max_rejected_fraction
     bar = tqdm(total=len(rows), desc="labelling", unit="frame", disable=not progress, smoothing=0.1)
+    first_batch_at = None
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            if first_batch_at is None:
+                first_batch_at = time.perf_counter()
+            else:
+                summary.steady_frames += len(batch["frame_id"])
+                summary.steady_seconds = time.perf_counter() - first_batch_at
             for i in range(len(batch["frame_id"])):
                 shard, record = int(batch["shard_index"][i]), batch["record"][i]
                 waiting[shard][str(batch["frame_id"][i])] = record

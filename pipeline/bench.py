@@ -1,0 +1,246 @@
+"""`labels bench`: the pipeline against the naive per-frame loop, side by side in one run.
+
+The naive loop is the script a user would write: per frame, mmdet's `inference_detector` on each
+TTA view, the keypoint model one crop at a time, the lifter one person at a time, one h5py write
+per array per frame. Same models, checkpoints, TTA, thresholds and merging, so the labels must
+agree (checked). Each side runs in its own process; peak resident memory is sampled over the
+whole process tree (the pipeline's includes Ray and its workers). Memory is also measured at
+N and `memory_factor` x N frames: flat memory means nothing accumulates with the frame count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["bench", "naive_loop"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        total = process.memory_info().rss
+        for child in process.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+    except psutil.Error:
+        return 0
+
+
+def _timed(command: list[str]) -> dict:
+    """Run a command; its wall time, peak RSS of its process tree, and its output."""
+    peak = [0]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(process.pid))
+            done.wait(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])} ... failed:\n{stderr[-3000:]}")
+    return {"seconds": time.perf_counter() - started, "peak_rss_mb": peak[0] / 2**20, "stdout": stdout}
+
+
+def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights_dir: str | None) -> dict:
+    """The per-frame loop; returns its timings. Writes `out` (one HDF5 group per frame)."""
+    import h5py
+    import torch
+    from mmdet.apis import inference_detector
+    from mmengine.dataset import Compose
+
+    from configs.schema import CONFIG_DIR, load_teacher_config
+    from frames.sources import open_source
+    from teachers.detector import PersonDetector, render_view
+    from teachers.keypoints import TopDownKeypoints
+    from teachers.lifter import Lifter
+    from teachers.mm import pick_device
+    from teachers.tta import boxes_from_view, detection_views
+    from teachers.weights import checkpoint_path
+
+    started = time.perf_counter()
+    config = load_teacher_config(config_name, overrides)
+    wd = weights_dir or config.weights_dir
+    device = pick_device(config.device)
+    detector = PersonDetector(config.detector, checkpoint_path(wd, config.detector.checkpoint), device,
+                              config.thresholds.box_score, CONFIG_DIR)
+    keypoints = TopDownKeypoints(dataclasses.replace(config.keypoints, crops_per_forward=1),
+                                 checkpoint_path(wd, config.keypoints.checkpoint), device, CONFIG_DIR)
+    lifter = Lifter(dataclasses.replace(config.lifter, poses_per_forward=1), checkpoint_path(wd, config.lifter.checkpoint),
+                    device, CONFIG_DIR)
+    # The views are made here as in the pipeline; mmdet's own test pipeline must not resize them again.
+    from mmdet.utils import register_all_modules
+
+    register_all_modules(init_default_scope=True)
+    test_pipeline = Compose([dict(type="mmdet.LoadImageFromNDArray"), dict(type="mmdet.Resize", scale_factor=1.0, keep_ratio=True),
+                             dict(type="mmdet.PackDetInputs")])
+    seconds = {"load": time.perf_counter() - started, "decode": 0.0, "detect": 0.0, "keypoints": 0.0, "lift": 0.0, "write": 0.0}
+    source = open_source(frames)
+    with h5py.File(out, "w") as store:
+        for ref in source.refs():
+            t = time.perf_counter()
+            frame = source.load(ref)
+            seconds["decode"] += time.perf_counter() - t
+            t = time.perf_counter()
+            h, w = frame.color_bgr.shape[:2]
+            views, full_masks = [], []
+            for view in detection_views(w, h, config.detector.scales, config.detector.max_side, config.detector.flip):
+                with torch.no_grad():
+                    result = inference_detector(detector.model, render_view(frame.color_bgr, view), test_pipeline=test_pipeline)
+                pred = result.pred_instances
+                person = (pred.labels == detector.person_label).cpu().numpy()
+                views.append((boxes_from_view(pred.bboxes.cpu().numpy()[person], view), pred.scores.cpu().numpy()[person],
+                              np.flatnonzero(person), view, len(views), 0))
+                full_masks.append(pred.masks.cpu().numpy())
+            boxes, scores, _, picks = detector._merge(views)
+            masks = np.zeros((len(picks), h, w), dtype=bool)
+            for k, (view, c, _, row) in enumerate(picks):
+                mask = full_masks[c][row][:, ::-1] if view.flip else full_masks[c][row]
+                import cv2
+
+                masks[k] = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+            seconds["detect"] += time.perf_counter() - t
+            t = time.perf_counter()
+            people = keypoints([frame.color_bgr], [boxes])[0]
+            seconds["keypoints"] += time.perf_counter() - t
+            t = time.perf_counter()
+            soft = [lifter(people.keypoints[p:p + 1], boxes[p:p + 1]) for p in range(len(boxes))]
+            hard = [lifter(people.keypoints[p:p + 1], boxes[p:p + 1], people.keypoints[p:p + 1, :, 2] > config.thresholds.keypoint_score)
+                    for p in range(len(boxes))]
+            seconds["lift"] += time.perf_counter() - t
+            t = time.perf_counter()
+            group = store.create_group(ref.frame_id)
+            group["box"] = boxes
+            group["score"] = scores
+            group["mask"] = masks
+            group["keypoints_2d"] = people.keypoints
+            group["pose3d_soft"] = np.concatenate(soft) if soft else np.zeros((0, 17, 3), np.float32)
+            group["pose3d_hard"] = np.concatenate(hard) if hard else np.zeros((0, 17, 3), np.float32)
+            seconds["write"] += time.perf_counter() - t
+    return {"seconds": seconds, "frames": len(source.refs()),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _naive_labels(path: Path) -> dict:
+    import h5py
+
+    out = {}
+    with h5py.File(path, "r") as store:
+        def visit(name, item):
+            if isinstance(item, h5py.Group) and "box" in item:
+                out[name] = {"status": 0, "box": item["box"][()], "score": item["score"][()],
+                             "keypoints_2d": item["keypoints_2d"][()], "pose3d_soft": item["pose3d_soft"][()],
+                             "hard_valid": np.ones(len(item["box"]), bool)}
+        store.visititems(visit)
+    return out
+
+
+def bench(config_name: str, frames: int, overrides: list[str], weights_dir: str | None = None,
+          memory_factor: int = 10, keep: str | None = None) -> list[str]:
+    """Run both sides and return the report lines."""
+    from configs.schema import load_teacher_config, parse_overrides
+    from label_store.compare import Tolerances, compare, load_labels
+    from synth.generate import SynthSettings, generate
+    from teachers.weights import init_seeded_weights, missing_checkpoints
+
+    config = load_teacher_config(config_name, parse_overrides(overrides))
+    wd = weights_dir or config.weights_dir
+    if missing_checkpoints(config, wd):
+        if config.name != "tiny":
+            raise FileNotFoundError(f"weights of {config.name} are missing: run `labels weights --teacher {config.name}`")
+        init_seeded_weights(config, wd)
+    folder = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="labels-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    small, large = folder / f"frames-{frames}", folder / f"frames-{frames * memory_factor}"
+    for target, count in ((small, frames), (large, frames * memory_factor)):
+        if not (target / "manifest.jsonl").exists():
+            generate(target, SynthSettings(frames=count, seed=0, cameras=1, calibrated_depth=False), progress=False)
+    python = sys.executable
+    common = ["--config", config_name, "--weights-dir", str(wd), *overrides]
+    naive = _timed([python, "-m", "pipeline.bench", "--naive", "--frames", str(small / "manifest.jsonl"),
+                    "--naive-out", str(folder / "naive.h5"), *common])
+    naive_stats = json.loads(naive["stdout"].strip().splitlines()[-1])
+    runs = {}
+    for name, target in (("small", small), ("large", large)):
+        out = folder / f"run-{target.name}"
+        runs[name] = _timed([python, "-m", "pipeline.cli", "run", "--frames", str(target / "manifest.jsonl"), "--out",
+                             str(out), "--new-run", "--no-progress", *common])
+        runs[name]["run"] = out
+    comparison = compare(_naive_labels(folder / "naive.h5"), load_labels(runs["small"]["run"]),
+                         Tolerances(keypoint_px=0.01, confidence=1e-4, box_px=0.01, pose3d_mm=0.05))
+    pipeline_stages = next((line for line in runs["small"]["stdout"].splitlines() if line.startswith("time per stage")), "")
+    steady = {name: next((float(line.split()[2]) for line in run["stdout"].splitlines() if line.startswith("steady state")), float("nan"))
+              for name, run in runs.items()}
+    naive_fps = frames / naive["seconds"]
+    pipe_fps = frames / runs["small"]["seconds"]
+    pipe_fps_large = frames * memory_factor / runs["large"]["seconds"]
+    growth = 100 * (runs["large"]["peak_rss_mb"] / runs["small"]["peak_rss_mb"] - 1)
+    s = naive_stats["seconds"]
+    naive_steady = frames / sum(v for k, v in s.items() if k != "load")
+    lines = [
+        f"bench: teacher {config.name}, {frames} synthetic 640x480 frames, {os.cpu_count()} CPUs, "
+        f"device {config.device}, overrides {overrides or 'none'}; work in {folder}",
+        f"naive loop : {naive_fps:.3f} frames/s (wall {naive['seconds']:.1f} s, models loaded in it), peak RSS {naive['peak_rss_mb']:.0f} MB",
+        f"  naive stages s: load {s['load']:.1f}, decode {s['decode']:.1f}, detect {s['detect']:.1f}, "
+        f"keypoints {s['keypoints']:.1f}, lift {s['lift']:.1f}, write {s['write']:.1f}",
+        f"pipeline   : {pipe_fps:.3f} frames/s (wall {runs['small']['seconds']:.1f} s, Ray start and actors in it), "
+        f"peak RSS {runs['small']['peak_rss_mb']:.0f} MB (driver + Ray + workers)",
+        f"  {pipeline_stages}",
+        f"ratio      : pipeline / naive = {pipe_fps / naive_fps:.2f} x end to end at {frames} frames (start-up included on both sides)",
+        f"steady     : naive {naive_steady:.3f} frames/s (its loop, models loaded), pipeline {steady['large']:.3f} frames/s "
+        f"(after its first batch, {frames * memory_factor}-frame run): pipeline / naive = {steady['large'] / naive_steady:.2f} x",
+        f"labels     : {'same' if comparison.ok else 'DIFFERENT'} (persons {comparison.matched} matched, "
+        f"{comparison.added} added, {comparison.removed} removed; max keypoint difference "
+        f"{max(comparison.keypoint_px, default=0):.2g} px, max 3D difference {np.nanmax(comparison.pose3d_mm, initial=0):.2g} mm)",
+        f"memory     : pipeline peak RSS {runs['small']['peak_rss_mb']:.0f} MB at {frames} frames, "
+        f"{runs['large']['peak_rss_mb']:.0f} MB at {frames * memory_factor} frames ({growth:+.1f} %); "
+        f"end to end there {pipe_fps_large:.3f} frames/s",
+    ]
+    lines += [f"  {p}" for p in comparison.problems[:10]]
+    return lines
+
+
+def _main() -> int:
+    import argparse
+
+    from configs.schema import parse_overrides
+
+    parser = argparse.ArgumentParser(description="internal: one side of `labels bench`")
+    parser.add_argument("--naive", action="store_true")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--frames", required=True)
+    parser.add_argument("--naive-out", required=True)
+    parser.add_argument("--weights-dir")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    stats = naive_loop(args.config, parse_overrides(args.overrides), args.frames, args.naive_out, args.weights_dir)
+    print(json.dumps(stats))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
