@@ -8,7 +8,7 @@ TEACHER     ?= paper_x101
 FRAMES      ?= data/sample/manifest.jsonl
 RUN_DIR     ?= runs/$(TEACHER)-sample
 
-.PHONY: setup test labels sample tiny-weights regression-reference clean-venv
+.PHONY: setup test labels bench sample tiny-weights tiny-teacher regression-reference clean-venv
 
 ## setup: create .venv and install the pinned stack (instant when already done)
 setup: $(SETUP_STAMP)
@@ -46,3 +46,11 @@ tiny-weights: setup
 ##         (deliberate: review `git diff tests/regression` before committing)
 regression-reference: setup
 	$(PY) tools/refresh_regression_reference.py
+
+## tiny-teacher: train the tiny teacher on synthetic scenes (mmengine Runner; CPU) into weights/tiny/
+tiny-teacher: setup
+	$(PY) -m teachers.train_tiny --out weights --work build/tiny-teacher
+
+## bench: the pipeline against the naive per-frame loop (frames/s, ratio, memory at N and 10 x N)
+bench: setup
+	$(LABELS) bench --config tiny --frames 16 thresholds.box_score=0.3 detector.max_persons=6
