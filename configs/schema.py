@@ -114,6 +114,8 @@ class TeacherConfig:
     lifter: LifterSpec
     thresholds: Thresholds = field(default_factory=Thresholds)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU when there is one
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype of the model forwards (fp16: GPU only)
+    channels_last: bool = False  # NHWC memory format for the convolutional models (faster on recent GPUs)
     weights_dir: str = "weights"  # where checkpoint file names are looked up (relative to the working dir)
     run: RunSpec = field(default_factory=RunSpec)  # execution settings of `labels run`
 

@@ -35,6 +35,7 @@ __all__ = [
     "save_calibration",
     "calibration_to_dict",
     "parse_camera",
+    "read_json",
     "CALIBRATION_FORMAT",
 ]
 
@@ -194,15 +195,20 @@ def parse_camera(camera_id: str, block: Any, source: str) -> CameraCalibration:
     return CameraCalibration(camera_id, color, depth, registered, extrinsic, unit)
 
 
-def load_calibration(path: str | Path) -> dict[str, CameraCalibration]:
-    """Read and validate a calibration file; returns cameras by id."""
-    path = Path(path)
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content, or a CalibrationError saying the file is missing or not JSON."""
     try:
-        document = json.loads(path.read_text())
+        return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise CalibrationError(path, "<file>", "not found") from None
     except json.JSONDecodeError as error:
         raise CalibrationError(path, "<file>", f"not valid JSON: {error}") from None
+
+
+def load_calibration(path: str | Path) -> dict[str, CameraCalibration]:
+    """Read and validate a calibration file; returns cameras by id."""
+    path = Path(path)
+    document = read_json(path)
     fmt = _require(document, "format", "", str(path))
     if fmt != CALIBRATION_FORMAT:
         raise CalibrationError(path, "format", f"expected {CALIBRATION_FORMAT!r}, got {fmt!r}")

@@ -25,7 +25,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from frames.calibration import CameraCalibration, load_calibration, parse_camera
+from frames.calibration import CameraCalibration, load_calibration, parse_camera, read_json
 from frames.decode import decode_color, decode_depth
 from frames.errors import CalibrationError, FrameError, MissingDepthPairError, SourceError
 
@@ -238,12 +238,7 @@ def read_mvor_calibrations(annotation: str | Path, depth_unit_mm: float | None =
     MVOR's) and `depth_unit_mm`.
     """
     annotation = Path(annotation)
-    try:
-        document = json.loads(annotation.read_text())
-    except FileNotFoundError:
-        raise CalibrationError(annotation, "<file>", "not found") from None
-    except json.JSONDecodeError as error:
-        raise CalibrationError(annotation, "<file>", f"not valid JSON: {error}") from None
+    document = read_json(annotation)
     info = document.get("cameras_info") if isinstance(document, dict) else None
     if not isinstance(info, dict) or not info:
         raise CalibrationError(annotation, "cameras_info", "missing or empty")

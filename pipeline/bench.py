@@ -78,7 +78,7 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
     from teachers.detector import PersonDetector, render_view
     from teachers.keypoints import TopDownKeypoints
     from teachers.lifter import Lifter
-    from teachers.mm import pick_device
+    from teachers.mm import forward_context, pick_device
     from teachers.tta import boxes_from_view, detection_views
     from teachers.weights import checkpoint_path
 
@@ -86,12 +86,13 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
     config = load_teacher_config(config_name, overrides)
     wd = weights_dir or config.weights_dir
     device = pick_device(config.device)
+    speed = dict(precision=config.precision, channels_last=config.channels_last)
     detector = PersonDetector(config.detector, checkpoint_path(wd, config.detector.checkpoint), device,
-                              config.thresholds.box_score, CONFIG_DIR)
+                              config.thresholds.box_score, CONFIG_DIR, **speed)
     keypoints = TopDownKeypoints(dataclasses.replace(config.keypoints, crops_per_forward=1),
-                                 checkpoint_path(wd, config.keypoints.checkpoint), device, CONFIG_DIR)
+                                 checkpoint_path(wd, config.keypoints.checkpoint), device, CONFIG_DIR, **speed)
     lifter = Lifter(dataclasses.replace(config.lifter, poses_per_forward=1), checkpoint_path(wd, config.lifter.checkpoint),
-                    device, CONFIG_DIR)
+                    device, CONFIG_DIR, precision=config.precision)
     # The views are made here as in the pipeline; mmdet's own test pipeline must not resize them again.
     from mmdet.utils import register_all_modules
 
@@ -109,7 +110,7 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
             h, w = frame.color_bgr.shape[:2]
             views, full_masks = [], []
             for view in detection_views(w, h, config.detector.scales, config.detector.max_side, config.detector.flip):
-                with torch.no_grad():
+                with forward_context(device, config.precision):
                     result = inference_detector(detector.model, render_view(frame.color_bgr, view), test_pipeline=test_pipeline)
                 pred = result.pred_instances
                 person = (pred.labels == detector.person_label).cpu().numpy()

@@ -26,6 +26,13 @@ Run `labels COMMAND --help` for the options of one command. Docs: README.md.
 """
 
 
+def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a frame source is opened (shared by every command that reads one)."""
+    parser.add_argument("--calibration", help="calibration file of a manifest (default: calibration.json beside it)")
+    parser.add_argument("--annotation", help="MVOR-format annotation file with cameras_info (tree sources)")
+    parser.add_argument("--depth-unit-mm", type=float, help="millimetres per depth count, when the MVOR file has none")
+
+
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "synth",
@@ -71,9 +78,7 @@ def _add_check_frames(sub: argparse._SubParsersAction) -> None:
         "frame with its reason. Exits 1 when any frame is rejected.",
     )
     parser.add_argument("source", help="manifest file (.jsonl or .csv) or frame-tree folder")
-    parser.add_argument("--calibration", help="calibration file of a manifest (default: calibration.json beside it)")
-    parser.add_argument("--annotation", help="MVOR-format annotation file with cameras_info (tree sources)")
-    parser.add_argument("--depth-unit-mm", type=float, help="millimetres per depth count, when the MVOR file has none")
+    _add_source_arguments(parser)
     parser.set_defaults(func=_run_check_frames)
 
 
@@ -161,9 +166,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                         "an MVOR-style tree (default: the bundled sample)")
     parser.add_argument("--out", help="run directory (default runs/<teacher>-<source name>)")
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray on this machine)")
-    parser.add_argument("--calibration", help="calibration file of a manifest source")
-    parser.add_argument("--annotation", help="MVOR-format annotation file with cameras_info (tree sources)")
-    parser.add_argument("--depth-unit-mm", type=float, help="millimetres per depth count when the MVOR file has none")
+    _add_source_arguments(parser)
     parser.add_argument("--weights-dir", help="folder of checkpoint files (default: the config's weights_dir)")
     parser.add_argument("--new-run", action="store_true", help="discard what the run directory holds and start again")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (batch logs)")

@@ -27,7 +27,8 @@ class DetectStage:
     def __init__(self, config: TeacherConfig, weights_dir: str | Path):
         torch.set_num_threads(config.run.torch_threads)
         self.detector = PersonDetector(config.detector, checkpoint_path(weights_dir, config.detector.checkpoint),
-                                       pick_device(config.device), config.thresholds.box_score, CONFIG_DIR)
+                                       pick_device(config.device), config.thresholds.box_score, CONFIG_DIR,
+                                       precision=config.precision, channels_last=config.channels_last)
 
     def _detect(self, images: list) -> list:
         return [(d.boxes, d.scores, encode_masks(d.masks)) for d in self.detector(images)]

@@ -27,7 +27,8 @@ class KeypointStage:
     def __init__(self, config: TeacherConfig, weights_dir: str | Path):
         torch.set_num_threads(config.run.torch_threads)
         self.model = TopDownKeypoints(config.keypoints, checkpoint_path(weights_dir, config.keypoints.checkpoint),
-                                      pick_device(config.device), CONFIG_DIR)
+                                      pick_device(config.device), CONFIG_DIR, precision=config.precision,
+                                      channels_last=config.channels_last)
 
     def _keypoints(self, items: list) -> list:
         people = self.model([image for image, _ in items], [boxes for _, boxes in items])

@@ -27,7 +27,7 @@ class LiftStage:
         torch.set_num_threads(config.run.torch_threads)
         self.keypoint_score = config.thresholds.keypoint_score
         self.lifter = Lifter(config.lifter, checkpoint_path(weights_dir, config.lifter.checkpoint),
-                             pick_device(config.device), CONFIG_DIR)
+                             pick_device(config.device), CONFIG_DIR, precision=config.precision)
 
     def _lift(self, items: list) -> list:
         counts = [len(k) for k, _ in items]

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from configs.schema import DetectorSpec
-from teachers.mm import build_mm_model, load_checkpoint_strict, load_mm_config
+from teachers.mm import forward_context, load_model
 from teachers.tta import MERGERS, DetectionView, boxes_from_view, detection_views
 
 __all__ = ["Detections", "PersonDetector", "render_view"]
@@ -47,15 +47,14 @@ class PersonDetector:
     """`__call__(images) -> list[Detections]`. Images are (H, W, 3) uint8 BGR."""
 
     def __init__(self, spec: DetectorSpec, checkpoint: str | Path, device: torch.device,
-                 box_threshold: float, config_root: Path | None = None, person_label: int = 0):
+                 box_threshold: float, config_root: Path | None = None, person_label: int = 0, *,
+                 precision: str = "fp32", channels_last: bool = False):
         self.spec = spec
         self.box_threshold = box_threshold
         self.person_label = person_label  # 'person' is class 0 in COCO and in the one-class tiny model
         self.device = device
-        cfg = load_mm_config(spec.mm_config, spec.cfg_options, config_root)
-        self.model = build_mm_model("mmdet", cfg)
-        self.checkpoint_sha256 = load_checkpoint_strict(self.model, checkpoint)
-        self.model.to(device).eval()
+        self.model, _, self.checkpoint_sha256 = load_model("mmdet", spec, checkpoint, device, config_root, channels_last)
+        self.precision, self.channels_last = precision, channels_last
         self.merge = MERGERS[spec.merge]
         self.forward_passes = 0  # network calls so far (batching is measured, not assumed)
 
@@ -69,10 +68,11 @@ class PersonDetector:
         samples = [DetDataSample(metainfo=dict(img_shape=img.shape[:2], ori_shape=img.shape[:2], scale_factor=(1.0, 1.0)))
                    for img in images]
         model = self.model
-        with torch.no_grad():
+        with forward_context(self.device, self.precision):
             data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples), False)
             metas = [sample.metainfo for sample in data["data_samples"]]
-            features = model.extract_feat(data["inputs"])
+            batch = data["inputs"].contiguous(memory_format=torch.channels_last) if self.channels_last else data["inputs"]
+            features = model.extract_feat(batch)
             proposals = model.rpn_head.predict(features, data["data_samples"], rescale=False)
             boxes = model.roi_head.predict_bbox(features, metas, proposals, rcnn_test_cfg=model.roi_head.test_cfg,
                                                 rescale=False)
@@ -82,7 +82,7 @@ class PersonDetector:
             chosen = [result[torch.as_tensor(rows, dtype=torch.long)] for result, rows in zip(boxes, rows_per_view)]
             if not model.roi_head.with_mask or not any(len(rows) for rows in rows_per_view):
                 return [np.zeros((len(rows), *img.shape[:2]), bool) for rows, img in zip(rows_per_view, images)]
-            with torch.no_grad():
+            with forward_context(self.device, self.precision):
                 with_masks = model.roi_head.predict_mask(features, metas, chosen, rescale=False)
             return [r.masks.cpu().numpy().astype(bool) for r in with_masks]
 

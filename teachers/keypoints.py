@@ -20,7 +20,7 @@ import torch
 
 from configs.schema import KeypointSpec
 from joints import flip_permutation
-from teachers.mm import build_mm_model, load_checkpoint_strict, load_mm_config
+from teachers.mm import forward_context, load_model
 from teachers.tta import align_heatmaps, crop_affine, decode_heatmaps, flip_affine
 
 __all__ = ["PersonKeypoints", "TopDownKeypoints", "box_to_crop"]
@@ -54,13 +54,12 @@ def box_to_crop(box: np.ndarray, aspect: float, scale: float = 1.0) -> tuple[np.
 class TopDownKeypoints:
     """`__call__(images, boxes_per_image) -> list[PersonKeypoints]`."""
 
-    def __init__(self, spec: KeypointSpec, checkpoint: str | Path, device: torch.device, config_root: Path | None = None):
+    def __init__(self, spec: KeypointSpec, checkpoint: str | Path, device: torch.device, config_root: Path | None = None,
+                 *, precision: str = "fp32", channels_last: bool = False):
         self.spec = spec
         self.device = device
-        cfg = load_mm_config(spec.mm_config, spec.cfg_options, config_root)
-        self.model = build_mm_model("mmpose", cfg)
-        self.checkpoint_sha256 = load_checkpoint_strict(self.model, checkpoint)
-        self.model.to(device).eval()
+        self.model, cfg, self.checkpoint_sha256 = load_model("mmpose", spec, checkpoint, device, config_root, channels_last)
+        self.precision, self.channels_last = precision, channels_last
         self.input_size = tuple(cfg.codec["input_size"])  # (w, h)
         self.heatmap_size = tuple(cfg.codec["heatmap_size"])
         self.flip_perm = flip_permutation()
@@ -78,7 +77,9 @@ class TopDownKeypoints:
         if preprocessor._channel_conversion:
             x = x[:, [2, 1, 0]]
         x = (x - preprocessor.mean) / preprocessor.std
-        with torch.no_grad():
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with forward_context(self.device, self.precision):
             heatmaps = self.model.head.forward(self.model.extract_feat(x))
         self.forward_passes += 1
         return heatmaps.float().cpu()

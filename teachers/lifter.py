@@ -22,7 +22,7 @@ import torch
 
 from configs.schema import LifterSpec
 from joints import coco_to_h36m_confidences, coco_to_h36m_positions
-from teachers.mm import build_mm_model, load_checkpoint_strict, load_mm_config
+from teachers.mm import forward_context, load_model
 
 __all__ = ["Lifter", "normalise_for_lifter", "denormalise_lifted"]
 
@@ -45,13 +45,12 @@ def denormalise_lifted(output: np.ndarray, target_mean: np.ndarray, target_std: 
 class Lifter:
     """`__call__(keypoints (P,17,3) COCO, boxes (P,4), keep (P,17) bool or None) -> (P,17,3) mm`."""
 
-    def __init__(self, spec: LifterSpec, checkpoint: str | Path, device: torch.device, config_root: Path | None = None):
+    def __init__(self, spec: LifterSpec, checkpoint: str | Path, device: torch.device, config_root: Path | None = None,
+                 *, precision: str = "fp32"):
         self.spec = spec
         self.device = device
-        cfg = load_mm_config(spec.mm_config, spec.cfg_options, config_root)
-        self.model = build_mm_model("mmpose", cfg)
-        self.checkpoint_sha256 = load_checkpoint_strict(self.model, checkpoint)
-        self.model.to(device).eval()
+        self.model, cfg, self.checkpoint_sha256 = load_model("mmpose", spec, checkpoint, device, config_root)
+        self.precision = precision
         codec = cfg.codec
         self.keypoints_mean = np.asarray(codec["keypoints_mean"], dtype=np.float64)
         self.keypoints_std = np.asarray(codec["keypoints_std"], dtype=np.float64)
@@ -77,7 +76,7 @@ class Lifter:
         outputs = []
         for start in range(0, len(inputs), self.spec.poses_per_forward):
             batch = torch.from_numpy(inputs[start:start + self.spec.poses_per_forward]).float().to(self.device)
-            with torch.no_grad():
+            with forward_context(self.device, self.precision):
                 outputs.append(self.model.head.forward(self.model.extract_feat(batch)).float().cpu().numpy())
             self.forward_passes += 1
         return denormalise_lifted(np.concatenate(outputs), self.target_mean, self.target_std).astype(np.float32)

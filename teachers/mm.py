@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import torch
 
-__all__ = ["resolve_mm_config", "load_mm_config", "build_mm_model", "load_checkpoint_strict", "CheckpointMismatchError",
+__all__ = ["forward_context", "load_model", "prepare_model", "resolve_mm_config", "load_mm_config", "build_mm_model", "load_checkpoint_strict", "CheckpointMismatchError",
            "sha256_file", "pick_device"]
 
 
@@ -137,3 +137,35 @@ def pick_device(preference: str) -> torch.device:
             raise RuntimeError("device 'cuda' was asked for but torch sees no GPU")
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def load_model(scope: str, spec, checkpoint: str | Path, device: torch.device, config_root: Path | None = None,
+               channels_last: bool = False):
+    """The one path every teacher model takes: its mm config (with the spec's overrides), the
+    architecture, the checkpoint loaded strictly, the device. Returns (model, cfg, sha256)."""
+    cfg = load_mm_config(spec.mm_config, spec.cfg_options, config_root)
+    model = build_mm_model(scope, cfg)
+    digest = load_checkpoint_strict(model, checkpoint)
+    return prepare_model(model, device, channels_last), cfg, digest
+
+
+def prepare_model(model: torch.nn.Module, device: torch.device, channels_last: bool = False) -> torch.nn.Module:
+    """Move to the device, eval mode, optionally NHWC memory format."""
+    model.to(device).eval()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def forward_context(device: torch.device, precision: str):
+    """no_grad, plus autocast for bf16 / fp16. fp16 autocast is a GPU feature: refused on CPU."""
+    import contextlib
+
+    if precision == "fp32":
+        return torch.no_grad()
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision 'fp16' needs a GPU; use 'bf16' or 'fp32' on CPU")
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.no_grad())
+    stack.enter_context(torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16))
+    return stack

@@ -43,11 +43,13 @@ class Teacher:
         if missing:
             raise WeightsMissingError(missing_message(config, missing))
         self.device = pick_device(config.device)
+        speed = dict(precision=config.precision, channels_last=config.channels_last)
         self.detector = PersonDetector(config.detector, checkpoint_path(weights_dir, config.detector.checkpoint),
-                                       self.device, config.thresholds.box_score, CONFIG_DIR)
+                                       self.device, config.thresholds.box_score, CONFIG_DIR, **speed)
         self.keypoints = TopDownKeypoints(config.keypoints, checkpoint_path(weights_dir, config.keypoints.checkpoint),
-                                          self.device, CONFIG_DIR)
-        self.lifter = Lifter(config.lifter, checkpoint_path(weights_dir, config.lifter.checkpoint), self.device, CONFIG_DIR)
+                                          self.device, CONFIG_DIR, **speed)
+        self.lifter = Lifter(config.lifter, checkpoint_path(weights_dir, config.lifter.checkpoint), self.device, CONFIG_DIR,
+                             precision=config.precision)
 
     @property
     def checkpoint_sha256(self) -> dict[str, str]:

@@ -26,6 +26,7 @@ __all__ = ["train_detector", "train_keypoints", "train_lifter", "main"]
 
 
 def _runner_common(cfg, work_dir: Path, iters: int, lr: float, seed: int, warmup: int = 100) -> None:
+    warmup = max(1, min(warmup, iters // 4))
     cfg.work_dir = str(work_dir)
     cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=iters + 1)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
@@ -156,6 +157,27 @@ def train_lifter(out: Path, work: Path, iters: int, seed: int, pairs: int = 2000
     _save(runner, checkpoint_path(out, config.lifter.checkpoint), {"trained": "synthetic pairs", "iters": iters, "seed": seed})
 
 
+def validate(weights_dir: Path, work: Path, frames: int = 20, seed: int = 200) -> dict:
+    """Held-out synthetic frames (another seed) labelled by the pipeline with these weights,
+    evaluated against the generator's ground truth with `labels evaluate`: the figures."""
+    import subprocess
+    import sys
+
+    from synth.generate import SynthSettings, generate
+
+    data = work / f"heldout-seed{seed}"
+    if not (data / "annotations.json").exists():
+        generate(data, SynthSettings(frames=frames, seed=seed, cameras=1, calibrated_depth=False), progress=False)
+    run = work / f"heldout-run-seed{seed}"
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", "tiny", "--frames", str(data / "manifest.jsonl"),
+                    "--out", str(run), "--new-run", "--no-progress", "--weights-dir", str(weights_dir)],
+                   check=True, cwd=root, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "evaluate", str(run), "--gt", str(data / "annotations.json"),
+                             "--json"], check=True, cwd=root, capture_output=True, text=True)
+    return json.loads(result.stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m teachers.train_tiny", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -167,7 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lifter-iters", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=["detector", "keypoints", "lifter"], help="train one model only")
+    parser.add_argument("--validate-only", action="store_true", help="only print the held-out figures of OUT's weights")
     args = parser.parse_args(argv)
+    if args.validate_only:
+        figures = validate(Path(args.out), Path(args.work))
+        print(_figures_line(figures))
+        return 0
     from synth.generate import SynthSettings, generate
 
     work, out = Path(args.work), Path(args.out)
@@ -186,7 +213,22 @@ def main(argv: list[str] | None = None) -> int:
         timings[name] = round(time.perf_counter() - started, 1)
     (work / "timings.json").write_text(json.dumps(timings) + "\n")
     print(f"trained {', '.join(f'{k} in {v} s' for k, v in timings.items())}; checkpoints in {out / 'tiny'}")
+    figures = validate(out, work)
+    (work / "validation.json").write_text(json.dumps(figures, indent=1) + "\n")
+    print(_figures_line(figures))
     return 0
+
+
+def _mm(mpjpe: dict | None) -> str:
+    return "n/a" if not mpjpe or mpjpe["mean"] is None else f"{mpjpe['mean']:.1f} mm"
+
+
+def _figures_line(figures: dict) -> str:
+    mpjpe = figures["mpjpe_upper_body_mm"]
+    return (f"held-out synthetic frames (seed 200): box AP50 {figures['box']['AP50']:.3f} (target >= 0.9), "
+            f"keypoint AP {figures['keypoints']['AP']:.3f} (target >= 0.6), soft-3D upper-body MPJPE "
+            f"{_mm(mpjpe)} (target < 80 mm), "
+            f"PCK@0.2 {figures['pck']['mean']:.3f}")
 
 
 if __name__ == "__main__":

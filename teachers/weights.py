@@ -50,10 +50,20 @@ class WeightsMissingError(FileNotFoundError):
     """Checkpoints that are needed and not on disk; the message says where to get them."""
 
 
+_REPOSITORY = Path(__file__).resolve().parents[1]
+
+
 def checkpoint_path(weights_dir: str | Path, name: str) -> Path:
-    """A checkpoint name is relative to the weights folder; an absolute path stays as it is."""
+    """A checkpoint name is relative to the weights folder; an absolute path stays as it is. A
+    relative weights folder is taken from the working directory, or else from the repository
+    (where the committed tiny-teacher weights live)."""
     path = Path(name)
-    return path if path.is_absolute() else Path(weights_dir) / path
+    if path.is_absolute():
+        return path
+    folder = Path(weights_dir)
+    if not folder.is_absolute() and not (folder / path).exists() and (_REPOSITORY / folder / path).exists():
+        folder = _REPOSITORY / folder
+    return folder / path
 
 
 def _name_digest_prefix(name: str) -> str | None:

@@ -89,9 +89,12 @@ def test_calibrated_transfer_lands_where_the_depth_camera_sees_the_surface(scene
     assert np.median(errors) < 0.5 and np.mean(errors < 1.5) > 0.9  # limb edges: a neighbour's surface
 
 
-def test_camera_frame_anchor_recovers_ground_truth(scenes):
+def anchor_errors(scenes, rig: int) -> tuple[list, list]:
+    """Anchor each person's true root-relative pose with the depth of rig 0 (registered) or 1
+    (calibrated); returns the mean joint errors (mm) and the depth-consistency scores."""
     errors, scores = [], []
-    for frame, _, kp, joints in scenes:
+    for people in scenes:
+        frame, kp, joints = people[rig], people[2], people[3]
         if (kp[[5, 6, 11, 12], 2] == 2).sum() < 2:
             continue
         keypoints = np.concatenate([kp[:, :2], (kp[:, 2:] == 2).astype(float)], axis=1)
@@ -100,10 +103,14 @@ def test_camera_frame_anchor_recovers_ground_truth(scenes):
         flag = np.where(kp[:, 2] == 2, labels.flag, DEPTH_HOLE)[None]
         camera, consistency = anchor_poses((h36m - h36m[0])[None], keypoints[None], labels.surface[None], flag,
                                            frame.calibration, JOINT_RADIUS_MM)
-        if np.all(np.isnan(camera)):
-            continue
-        errors.append(np.linalg.norm(camera[0] - h36m, axis=-1).mean())
-        scores.extend(consistency[0][np.isfinite(consistency[0])])
+        if np.isfinite(camera).all():
+            errors.append(np.linalg.norm(camera[0] - h36m, axis=-1).mean())
+            scores.extend(consistency[0][np.isfinite(consistency[0])])
+    return errors, scores
+
+
+def test_camera_frame_anchor_recovers_ground_truth(scenes):
+    errors, scores = anchor_errors(scenes, rig=0)
     assert len(errors) >= 5
     assert np.median(errors) < 40  # mm: the surface offsets are the synthetic bodies' radii
     assert np.median(scores) > 0.8
@@ -111,16 +118,5 @@ def test_camera_frame_anchor_recovers_ground_truth(scenes):
 
 def test_camera_frame_anchor_on_the_calibrated_rig(scenes):
     """The same anchoring through the second depth camera (its own intrinsics and extrinsics)."""
-    errors = []
-    for _, frame, kp, joints in scenes:
-        if (kp[[5, 6, 11, 12], 2] == 2).sum() < 2:
-            continue
-        keypoints = np.concatenate([kp[:, :2], (kp[:, 2:] == 2).astype(float)], axis=1)
-        h36m = coco_to_h36m_positions(joints)
-        labels = transfer_keypoints(kp[:, :2], frame.depth_mm(), frame.calibration)
-        flag = np.where(kp[:, 2] == 2, labels.flag, DEPTH_HOLE)[None]
-        camera, _ = anchor_poses((h36m - h36m[0])[None], keypoints[None], labels.surface[None], flag,
-                                 frame.calibration, JOINT_RADIUS_MM)
-        if np.isfinite(camera).all():
-            errors.append(np.linalg.norm(camera[0] - h36m, axis=-1).mean())
+    errors, _ = anchor_errors(scenes, rig=1)
     assert len(errors) >= 5 and np.median(errors) < 40  # mm, in the color camera's frame
