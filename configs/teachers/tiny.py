@@ -1,5 +1,6 @@
 # The tiny teacher: the paper's three model families at tiny sizes, so the whole code path runs on
-# 2 CPU cores in about a second per frame. Weights: `make tiny-weights` (seeded) into weights/tiny/.
+# 2 CPU cores in about a second per frame. Weights: trained on synthetic scenes and kept in the
+# repository (data/tiny_teacher, see its README and SHA256SUMS); `make tiny-teacher` retrains them.
 teacher = dict(
     name="tiny",
     detector=dict(
@@ -26,7 +27,7 @@ teacher = dict(
     ),
     thresholds=dict(box_score=0.7, keypoint_score=0.35, min_keypoints=4, hard_dropped_joint="mean_pose"),
     device="auto",
-    weights_dir="weights",
+    weights_dir="data/tiny_teacher",
     # On a 2-core CPU the cascade's RoI heads run mostly single-threaded: two single-threaded
     # detector actors use both cores (measured with `labels bench`, see README "Throughput").
     run=dict(detector_actors=2, keypoint_actors=1, lifter_actors=1, cpus_per_actor=0.5, torch_threads=1, batch_size=4),
