@@ -65,7 +65,7 @@ class RunSummary:
             return out
         out.append(f"frames: {frames} processed in {self.wall_seconds:.1f} s ({frames / max(self.wall_seconds, 1e-9):.2f} frames/s), "
                    f"{self.frames_labelled} labelled, {sum(self.frames_rejected.values())} rejected")
-        if self.steady_seconds > 0:
+        if self.steady_seconds > 0 and self.steady_frames >= 32:  # a few batches say nothing about a rate
             out.append(f"steady state: {self.steady_frames / self.steady_seconds:.3f} frames/s after the first batch "
                        f"(Ray start, model loading and the pipeline's fill took the rest)")
         for reason, count in sorted(self.frames_rejected.items()):
