@@ -117,7 +117,7 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
                 views.append((boxes_from_view(pred.bboxes.cpu().numpy()[person], view), pred.scores.cpu().numpy()[person],
                               np.flatnonzero(person), view, len(views), 0))
                 full_masks.append(pred.masks.cpu().numpy())
-            boxes, scores, _, picks = detector._merge(views)
+            boxes, scores, picks = detector._merge(views)
             masks = np.zeros((len(picks), h, w), dtype=bool)
             for k, (view, c, _, row) in enumerate(picks):
                 mask = full_masks[c][row][:, ::-1] if view.flip else full_masks[c][row]

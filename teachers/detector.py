@@ -111,13 +111,13 @@ class PersonDetector:
         merged = [self._merge(views) for views in per_frame]
         # Masks for the kept boxes only, each from its representative detection's own view.
         wanted = [[[] for _ in chunk] for chunk, _ in chunks]
-        for _, _, _, picks in merged:
+        for _, _, picks in merged:
             for _, c, position, row in picks:
                 wanted[c][position].append(row)
         computed = [masks_of([np.array(rows, dtype=np.int64) for rows in rows_per_view])
                     for (_, masks_of), rows_per_view in zip(chunks, wanted)]
         detections = []
-        for image, (boxes, scores, _, picks) in zip(images, merged):
+        for image, (boxes, scores, picks) in zip(images, merged):
             h, w = image.shape[:2]
             masks = np.zeros((len(picks), h, w), dtype=bool)
             for out, (view, c, position, row) in enumerate(picks):
@@ -129,7 +129,7 @@ class PersonDetector:
         return detections
 
     def _merge(self, views):
-        """Merge one frame's views: (boxes, scores, view, [(view, chunk, position, row) per kept box])."""
+        """Merge one frame's views: (boxes, scores, [(view, chunk, position, row) per kept box])."""
         # Deterministic member order (by view, as configured), whatever order the batches ran in.
         views = sorted(views, key=lambda item: (item[3].width, item[3].flip))
         boxes = np.concatenate([v[0] for v in views]) if views else np.zeros((0, 4))
@@ -138,4 +138,4 @@ class PersonDetector:
         merged, merged_scores, representative = self.merge(boxes, scores, self.spec.merge_iou, len(views))
         keep = np.flatnonzero(merged_scores >= self.box_threshold)[: self.spec.max_persons]
         picks = [owner[representative[k]] for k in keep]
-        return merged[keep].astype(np.float32), merged_scores[keep].astype(np.float32), None, picks
+        return merged[keep].astype(np.float32), merged_scores[keep].astype(np.float32), picks
