@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from joints import COCO_KEYPOINTS
+from label_store.provenance import sha256_file
 from label_store.reader import LabelRun
 from label_store.shard import manifest_entries, verify_shard
 
@@ -78,7 +78,7 @@ def verify_run(path: str | Path) -> list[str]:
         if not shard.exists():
             problems.append(f"{shard}: listed in the manifest but missing")
             continue
-        if hashlib.sha256(shard.read_bytes()).hexdigest() != entry.sha256:
+        if sha256_file(shard) != entry.sha256:
             problems.append(f"{shard}: sha256 differs from its manifest entry (the file changed after commit)")
         problems += verify_shard(shard)
     for shard in sorted((path / "shards").glob("shard-*.h5")) if (path / "shards").exists() else []:

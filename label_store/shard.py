@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 import h5py
 import numpy as np
 
+from label_store.provenance import sha256_file
 from label_store.schema import (
     FRAME_FIELDS, PERSON_FIELDS, PROVENANCE_KEYS, SHARD_FORMAT, SHARD_VERSION, STR, Field,
 )
@@ -240,7 +241,7 @@ def commit_shard(run_dir: str | Path, shard_index: int, records: Sequence[FrameR
     entry = {
         "index": shard_index, "file": f"shards/{name}.h5", "frame_ids": frame_ids,
         "num_persons": int(sum(r.num_persons for r in records)),
-        "sha256": hashlib.sha256(final.read_bytes()).hexdigest(),
+        "sha256": sha256_file(final),
         "rejected": {r.frame["frame_id"]: r.frame["reject_reason"] for r in records if r.frame["reject_reason"]},
         "committed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -128,7 +128,7 @@ def _add_weights(sub: argparse._SubParsersAction) -> None:
 
 def _run_weights(args: argparse.Namespace) -> int:
     from configs.schema import load_teacher_config
-    from teachers.mm import sha256_file
+    from label_store.provenance import sha256_file
     from teachers.weights import WeightsMissingError, checkpoint_path, fetch, init_seeded_weights, missing_checkpoints
 
     config = load_teacher_config(args.teacher)

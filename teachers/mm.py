@@ -8,14 +8,15 @@ mmengine writes), so the project's own tiny checkpoints take the same path as pu
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from label_store.provenance import sha256_file
+
 __all__ = ["forward_context", "load_model", "prepare_model", "resolve_mm_config", "load_mm_config", "build_mm_model", "load_checkpoint_strict", "CheckpointMismatchError",
-           "sha256_file", "pick_device"]
+           "pick_device"]
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -93,14 +94,6 @@ def _drop_init_cfg(node) -> None:
     elif isinstance(node, (list, tuple)):
         for value in node:
             _drop_init_cfg(value)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_checkpoint_strict(model: torch.nn.Module, path: str | Path) -> str:

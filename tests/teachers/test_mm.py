@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from configs.schema import CONFIG_DIR, load_teacher_config
-from teachers.mm import CheckpointMismatchError, build_mm_model, load_checkpoint_strict, load_mm_config, sha256_file
+from label_store.provenance import sha256_file
+from teachers.mm import CheckpointMismatchError, build_mm_model, load_checkpoint_strict, load_mm_config
 
 
 @pytest.fixture(scope="module")
