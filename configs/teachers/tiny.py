@@ -22,10 +22,12 @@ teacher = dict(
         crops_per_forward=64,
     ),
     lifter=dict(
-        mm_config="teachers/mm/tiny_image-pose-lift_tcn-64_h36m.py",
+        mm_config="teachers/mm/tiny_image-pose-lift_tcn-256_h36m.py",
         checkpoint="tiny/tiny_lifter.pth",
     ),
-    thresholds=dict(box_score=0.7, keypoint_score=0.35, min_keypoints=4, hard_dropped_joint="mean_pose"),
+    # box_score 0.5, not the paper's 0.7: the tiny detector's scores run lower. On held-out
+    # generated frames (seed 200) box AP50 is 0.876 at 0.7 and 0.940 at 0.5 (data/tiny_teacher/README.md).
+    thresholds=dict(box_score=0.5, keypoint_score=0.35, min_keypoints=4, hard_dropped_joint="mean_pose"),
     device="auto",
     weights_dir="data/tiny_teacher",
     # On a 2-core CPU the cascade's RoI heads run mostly single-threaded: two single-threaded

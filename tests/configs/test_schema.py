@@ -13,7 +13,9 @@ SHIPPED = sorted(p.stem for p in (CONFIG_DIR / "teachers").glob("*.py"))
 def test_every_shipped_teacher_config_loads(name):
     config = load_teacher_config(name)
     assert isinstance(config, TeacherConfig) and config.name == name
-    assert (config.thresholds.box_score, config.thresholds.keypoint_score, config.thresholds.min_keypoints) == (0.7, 0.35, 4)
+    # the paper's thresholds (seed 002); the tiny detector's scores run lower (configs/teachers/tiny.py)
+    box_score = 0.5 if name == "tiny" else 0.7
+    assert (config.thresholds.box_score, config.thresholds.keypoint_score, config.thresholds.min_keypoints) == (box_score, 0.35, 4)
 
 
 def test_paper_config_has_the_papers_models_and_tta():
