@@ -114,7 +114,9 @@ class TeacherConfig:
     lifter: LifterSpec
     thresholds: Thresholds = field(default_factory=Thresholds)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU when there is one
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast dtype of the model forwards (fp16: GPU only)
+    # autocast dtype of the backbones/neck, keypoint model and lifter; the detector's RPN and RoI
+    # heads stay fp32 (mmcv's CPU RoIAlign has no bf16 kernel). fp16: GPU only.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False  # NHWC memory format for the convolutional models (faster on recent GPUs)
     weights_dir: str = "weights"  # where checkpoint file names are looked up (relative to the working dir)
     run: RunSpec = field(default_factory=RunSpec)  # execution settings of `labels run`
@@ -235,6 +237,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError("<command line>", item, "overrides are written key=value, e.g. thresholds.box_score=0.5")
+        if raw.strip().lower() in ("true", "false"):  # shell habit (and what the bool error asks for)
+            parsed[key.strip()] = raw.strip().lower() == "true"
+            continue
         try:
             parsed[key.strip()] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):

@@ -37,6 +37,14 @@ def test_overrides_are_parsed_as_literals_and_checked():
     assert config_hash(config) == config_hash(load_teacher_config("tiny", overrides))
 
 
+def test_lowercase_true_and_false_are_booleans_on_the_command_line():
+    """The bool field's error says 'expected true or false': both spellings must then work."""
+    overrides = parse_overrides(["channels_last=true", "keypoints.flip=FALSE", "detector.flip=True"])
+    assert overrides == {"channels_last": True, "keypoints.flip": False, "detector.flip": True}
+    config = load_teacher_config("tiny", overrides)
+    assert config.channels_last is True and config.keypoints.flip is False
+
+
 @pytest.mark.parametrize(
     "override, field, message",
     [
