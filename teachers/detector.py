@@ -73,6 +73,11 @@ class PersonDetector:
             metas = [sample.metainfo for sample in data["data_samples"]]
             batch = data["inputs"].contiguous(memory_format=torch.channels_last) if self.channels_last else data["inputs"]
             features = model.extract_feat(batch)
+        # Mixed precision and NHWC cover the backbone and neck (most of the FLOPs); the RPN and RoI
+        # heads get fp32 NCHW features: mmcv's RoIAlign has no bf16 CPU kernel, and it reads its
+        # input as NCHW-contiguous memory, so channels-last features gave garbage boxes.
+        features = tuple(level.float().contiguous() for level in features)
+        with torch.no_grad():
             proposals = model.rpn_head.predict(features, data["data_samples"], rescale=False)
             boxes = model.roi_head.predict_bbox(features, metas, proposals, rcnn_test_cfg=model.roi_head.test_cfg,
                                                 rescale=False)
@@ -82,7 +87,7 @@ class PersonDetector:
             chosen = [result[torch.as_tensor(rows, dtype=torch.long)] for result, rows in zip(boxes, rows_per_view)]
             if not model.roi_head.with_mask or not any(len(rows) for rows in rows_per_view):
                 return [np.zeros((len(rows), *img.shape[:2]), bool) for rows, img in zip(rows_per_view, images)]
-            with forward_context(self.device, self.precision):
+            with torch.no_grad():  # fp32, as the box heads (see above)
                 with_masks = model.roi_head.predict_mask(features, metas, chosen, rescale=False)
             return [r.masks.cpu().numpy().astype(bool) for r in with_masks]
 
