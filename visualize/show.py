@@ -101,6 +101,7 @@ def show_frame(run: LabelRun | str, frame_id: str, out: str | Path) -> Path:
 
     ax3d = figure.add_subplot(1, panels, panels, projection="3d")
     anchored = len(labels) and np.isfinite(persons["pose3d_camera"]).all(axis=(1, 2))
+    drawn = []
     for k in range(len(labels)):
         c = colors(k % 10)
         if anchored[k]:
@@ -110,6 +111,14 @@ def show_frame(run: LabelRun | str, frame_id: str, out: str | Path) -> Path:
         # camera axes (x right, y down, z forward) drawn with z as depth and -y as up
         for a, b in H36M_SKELETON:
             ax3d.plot(pose[[a, b], 0], pose[[a, b], 2], -pose[[a, b], 1], color=c, linewidth=1.5)
+        drawn.append(np.stack([pose[:, 0], pose[:, 2], -pose[:, 1]], axis=1))
+    if drawn:  # the same scale on all three axes, or a body looks squashed or lying down
+        points = np.concatenate(drawn)
+        centre, half = (points.max(0) + points.min(0)) / 2, max((points.max(0) - points.min(0)).max() / 2, 100.0)
+        ax3d.set_xlim(centre[0] - half, centre[0] + half)
+        ax3d.set_ylim(centre[1] - half, centre[1] + half)
+        ax3d.set_zlim(centre[2] - half, centre[2] + half)
+        ax3d.set_box_aspect((1, 1, 1))
     ax3d.set_xlabel("x (mm)")
     ax3d.set_ylabel("depth z (mm)")
     ax3d.set_zlabel("up (mm)")
