@@ -15,7 +15,7 @@ import numpy as np
 from evaluation.ground_truth import KEYPOINT_SETS
 from teachers.tta import box_iou
 
-__all__ = ["box_ap", "keypoint_ap", "pck", "mpjpe_upper_body", "UPPER_BODY_COCO", "UPPER_BODY_H36M"]
+__all__ = ["box_ap", "keypoint_ap", "pck", "mpjpe_upper_body", "upper_body_errors", "UPPER_BODY_COCO", "UPPER_BODY_H36M"]
 
 # shoulders, elbows, wrists, hips (left, right) in COCO-17 and Human3.6M-17 order
 UPPER_BODY_COCO = np.array([5, 6, 7, 8, 9, 10, 11, 12])
@@ -109,6 +109,16 @@ def _xyxy(boxes: np.ndarray) -> np.ndarray:
     return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
 
 
+def upper_body_errors(truth_coco: np.ndarray, guess_h36m: np.ndarray) -> np.ndarray:
+    """(..., 17, 3) COCO-17 truth and Human3.6M-17 guesses (mm) -> (...) mean joint error over the
+    8 upper-body joints, each pose taken relative to the mean of its hips."""
+    truth = np.asarray(truth_coco, dtype=np.float64)
+    guess = np.asarray(guess_h36m, dtype=np.float64)
+    truth = truth[..., UPPER_BODY_COCO, :] - truth[..., [11, 12], :].mean(-2, keepdims=True)
+    guess = guess[..., UPPER_BODY_H36M, :] - guess[..., [4, 1], :].mean(-2, keepdims=True)
+    return np.linalg.norm(guess - truth, axis=-1).mean(-1)
+
+
 def mpjpe_upper_body(gt: dict, predictions: list[dict], min_iou: float = 0.5) -> dict | None:
     """Root-relative MPJPE (mm) over the 8 upper-body joints, root = mean of the hips; persons
     paired per image by box IoU. None when the ground truth or the predictions have no 3D."""
@@ -133,11 +143,8 @@ def mpjpe_upper_body(gt: dict, predictions: list[dict], min_iou: float = 0.5) ->
                 continue
             used_g.add(g)
             used_p.add(p)
-            truth = np.asarray(anns[g]["keypoints_3d"], dtype=np.float64).reshape(17, 3)
-            guess = np.asarray(preds[p]["pose3d"], dtype=np.float64).reshape(17, 3)
-            truth = truth[UPPER_BODY_COCO] - truth[[11, 12]].mean(0)
-            guess = guess[UPPER_BODY_H36M] - guess[[4, 1]].mean(0)
-            errors.append(np.linalg.norm(guess - truth, axis=1).mean())
+            errors.append(float(upper_body_errors(np.reshape(anns[g]["keypoints_3d"], (17, 3)),
+                                                  np.reshape(preds[p]["pose3d"], (17, 3)))))
     if not errors:
         return {"mean": None, "persons": 0}
     return {"mean": float(np.mean(errors)), "persons": len(errors)}

@@ -21,10 +21,9 @@ import numpy as np
 
 from configs.schema import TeacherConfig
 from frames.sources import FrameSource
-from label_store.provenance import make_provenance
+from label_store.provenance import make_provenance, sha256_file
 from label_store.shard import commit_shard, manifest_entries
 from pipeline.run_dir import RunPlan, pending_shards, prepare_run_dir
-from label_store.provenance import sha256_file
 from teachers.weights import WeightsMissingError, checkpoint_path, missing_checkpoints, missing_message
 
 __all__ = ["RunSummary", "RunError", "run_labels", "STAGES"]

@@ -225,7 +225,7 @@ def validate(weights_dir: Path, work: Path, frames: int = 20, seed: int = 200) -
 def lifter_on_ground_truth(weights_dir: Path, gt_path: Path) -> float:
     """Upper-body MPJPE (mm) of the lifter alone, fed the ground truth's 2D keypoints and boxes of
     the fully visible persons: separates the lifter's own error from the keypoint model's."""
-    from evaluation.metrics import UPPER_BODY_COCO, UPPER_BODY_H36M
+    from evaluation.metrics import upper_body_errors
     from teachers.lifter import Lifter
 
     config = load_teacher_config("tiny")
@@ -237,10 +237,7 @@ def lifter_on_ground_truth(weights_dir: Path, gt_path: Path) -> float:
     boxes = np.array([a["bbox"] for a in annotations], dtype=np.float64)
     boxes[:, 2:] += boxes[:, :2]
     truth = np.array([a["keypoints_3d"] for a in annotations], dtype=np.float64).reshape(-1, 17, 3)
-    lifted = lifter(keypoints, boxes).astype(np.float64)
-    truth = truth[:, UPPER_BODY_COCO] - truth[:, [11, 12]].mean(1, keepdims=True)
-    lifted = lifted[:, UPPER_BODY_H36M] - lifted[:, [4, 1]].mean(1, keepdims=True)
-    return float(np.linalg.norm(lifted - truth, axis=-1).mean())
+    return float(upper_body_errors(truth, lifter(keypoints, boxes)).mean())
 
 
 def main(argv: list[str] | None = None) -> int:
