@@ -68,6 +68,7 @@ def _timed(command: list[str]) -> dict:
 
 def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights_dir: str | None) -> dict:
     """The per-frame loop; returns its timings. Writes `out` (one HDF5 group per frame)."""
+    import cv2
     import h5py
     import torch
     from mmdet.apis import inference_detector
@@ -121,8 +122,6 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
             masks = np.zeros((len(picks), h, w), dtype=bool)
             for k, (view, c, _, row) in enumerate(picks):
                 mask = full_masks[c][row][:, ::-1] if view.flip else full_masks[c][row]
-                import cv2
-
                 masks[k] = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
             seconds["detect"] += time.perf_counter() - t
             t = time.perf_counter()
