@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.ground_truth import coco17_to_set, load_ground_truth
-from evaluation.metrics import box_ap, keypoint_ap, mpjpe_upper_body, pck
+from evaluation.metrics import box_ap, keypoint_ap, left_right_swaps, mpjpe_upper_body, pck
 from label_store.reader import LabelRun
 
 __all__ = ["evaluate", "predictions_from_run", "predictions_from_results", "format_report"]
@@ -76,6 +76,7 @@ def evaluate(gt_path: str | Path, run: str | Path | None = None, results: str | 
         "box": box_ap(gt, predictions),
         "keypoints": keypoint_ap(gt, predictions, keypoint_set),
         "pck": pck(gt, predictions, keypoint_set),
+        "left_right_swaps": left_right_swaps(gt, predictions, keypoint_set),
         "mpjpe_upper_body_mm": mpjpe_upper_body(gt, predictions),
     }
 
@@ -89,6 +90,10 @@ def format_report(figures: dict) -> str:
     lines.append(f"keypoint AP (OKS) {k['AP']:.3f}  AP50 {k['AP50']:.3f}  AP75 {k['AP75']:.3f}  AR {k['AR']:.3f}")
     lines.append(f"PCK@{p['alpha']} {p['mean']:.3f} over {p['persons']} persons: " + ", ".join(
         f"{name} {v:.2f}" for name, v in p["per_joint"].items() if v is not None))
+    swaps = figures.get("left_right_swaps")
+    if swaps and swaps["rate"] is not None:
+        lines.append(f"left/right swapped: {100 * swaps['rate']:.1f} % of {swaps['pairs']} labelled left/right joint pairs "
+                     "(about 50 % = left and right not told apart)")
     m = figures["mpjpe_upper_body_mm"]
     if m is None:
         lines.append("MPJPE upper body: no 3D ground truth or no 3D predictions")

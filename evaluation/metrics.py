@@ -1,5 +1,6 @@
 """The figures: box AP and keypoint AP (pycocotools), PCK at 0.2 of the ground-truth keypoint
-extent (the MVOR protocol), and root-relative MPJPE over the 8 upper-body joints.
+extent (the MVOR protocol), root-relative MPJPE over the 8 upper-body joints, and the fraction of
+left/right joint pairs that come out swapped (the top-down failure that mirrors a whole skeleton).
 
 Predictions are dicts: image_id, bbox [x, y, w, h], score, keypoints (K x 3 in the ground
 truth's keypoint set), and optionally pose3d (17 x 3 Human3.6M, root-relative mm).
@@ -15,7 +16,8 @@ import numpy as np
 from evaluation.ground_truth import KEYPOINT_SETS
 from teachers.tta import box_iou
 
-__all__ = ["box_ap", "keypoint_ap", "pck", "mpjpe_upper_body", "upper_body_errors", "UPPER_BODY_COCO", "UPPER_BODY_H36M"]
+__all__ = ["box_ap", "keypoint_ap", "pck", "mpjpe_upper_body", "upper_body_errors", "left_right_swaps", "UPPER_BODY_COCO",
+           "UPPER_BODY_H36M"]
 
 # shoulders, elbows, wrists, hips (left, right) in COCO-17 and Human3.6M-17 order
 UPPER_BODY_COCO = np.array([5, 6, 7, 8, 9, 10, 11, 12])
@@ -119,6 +121,24 @@ def upper_body_errors(truth_coco: np.ndarray, guess_h36m: np.ndarray) -> np.ndar
     return np.linalg.norm(guess - truth, axis=-1).mean(-1)
 
 
+def _pairs_by_box_iou(anns: list[dict], preds: list[dict], min_iou: float):
+    """(ground-truth index, prediction index) pairs of one image, greedily by box IoU >= min_iou."""
+    if not anns or not preds:
+        return
+    ious = box_iou(_xyxy(np.array([a["bbox"] for a in anns], dtype=np.float64)),
+                   _xyxy(np.array([p["bbox"] for p in preds], dtype=np.float64)))
+    used_g, used_p = set(), set()
+    for flat in np.argsort(-ious, axis=None):
+        g, p = divmod(int(flat), len(preds))
+        if ious[g, p] < min_iou:
+            break
+        if g in used_g or p in used_p:
+            continue
+        used_g.add(g)
+        used_p.add(p)
+        yield g, p
+
+
 def mpjpe_upper_body(gt: dict, predictions: list[dict], min_iou: float = 0.5) -> dict | None:
     """Root-relative MPJPE (mm) over the 8 upper-body joints, root = mean of the hips; persons
     paired per image by box IoU. None when the ground truth or the predictions have no 3D."""
@@ -130,21 +150,44 @@ def mpjpe_upper_body(gt: dict, predictions: list[dict], min_iou: float = 0.5) ->
     predictions_by_image = _by_image(predictions)
     for image_id, anns in _by_image(with_3d).items():
         preds = predictions_by_image.get(image_id, [])
-        if not preds:
-            continue
-        ious = box_iou(_xyxy(np.array([a["bbox"] for a in anns], dtype=np.float64)),
-                       _xyxy(np.array([p["bbox"] for p in preds], dtype=np.float64)))
-        used_g, used_p = set(), set()
-        for flat in np.argsort(-ious, axis=None):
-            g, p = divmod(int(flat), len(preds))
-            if ious[g, p] < min_iou:
-                break
-            if g in used_g or p in used_p:
-                continue
-            used_g.add(g)
-            used_p.add(p)
+        for g, p in _pairs_by_box_iou(anns, preds, min_iou):
             errors.append(float(upper_body_errors(np.reshape(anns[g]["keypoints_3d"], (17, 3)),
                                                   np.reshape(preds[p]["pose3d"], (17, 3)))))
     if not errors:
         return {"mean": None, "persons": 0}
     return {"mean": float(np.mean(errors)), "persons": len(errors)}
+
+
+def left_right_swaps(gt: dict, predictions: list[dict], keypoint_set: str, min_iou: float = 0.5,
+                     min_separation: float = 0.1) -> dict:
+    """Fraction of left/right joint pairs (shoulders, elbows, ...) predicted the wrong way round.
+
+    Persons are paired by box IoU. A pair counts when both of its ground-truth joints are labelled
+    and lie at least `min_separation` x the person's keypoint extent apart (closer pairs cannot be
+    told apart by position); it is swapped when the crossed assignment is closer to the ground truth
+    than the straight one. About 0.5 means the model cannot tell a person's left from right.
+    """
+    names = KEYPOINT_SETS[keypoint_set][0]
+    lr = [(names.index(n), names.index("right_" + n[5:])) for n in names
+          if n.startswith("left_") and "right_" + n[5:] in names]
+    swapped = counted = 0
+    predictions_by_image = _by_image(predictions)
+    for image_id, anns in _by_image([a for a in gt["annotations"] if a.get("num_keypoints", 0) > 0]).items():
+        preds = predictions_by_image.get(image_id, [])
+        for g, p in _pairs_by_box_iou(anns, preds, min_iou):
+            truth = np.asarray(anns[g]["keypoints"], dtype=np.float64).reshape(-1, 3)
+            guess = np.asarray(preds[p]["keypoints"], dtype=np.float64).reshape(-1, 3)
+            seen = truth[:, 2] > 0
+            extent = (truth[seen, :2].max(0) - truth[seen, :2].min(0)).max() if seen.any() else 0.0
+            for left, right in lr:
+                if not (seen[left] and seen[right]):
+                    continue
+                if np.linalg.norm(truth[left, :2] - truth[right, :2]) < min_separation * extent:
+                    continue
+                straight = (np.linalg.norm(guess[left, :2] - truth[left, :2])
+                            + np.linalg.norm(guess[right, :2] - truth[right, :2]))
+                crossed = (np.linalg.norm(guess[left, :2] - truth[right, :2])
+                           + np.linalg.norm(guess[right, :2] - truth[left, :2]))
+                counted += 1
+                swapped += bool(crossed < straight)
+    return {"rate": (swapped / counted) if counted else None, "pairs": counted}

@@ -320,11 +320,12 @@ def _run_diff(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("evaluate", help="box AP, keypoint AP, PCK@0.2 and upper-body MPJPE against ground truth",
+    parser = sub.add_parser("evaluate", help="box AP, keypoint AP, PCK@0.2, left/right swaps and upper-body MPJPE against ground truth",
                             description="Evaluate a run, or any detector's COCO results file, against COCO-style ground "
                             "truth (MVOR's quirks included): box AP (AP, AP50, AP75, AR), keypoint AP by OKS, PCK at "
-                            "0.2 of the ground-truth keypoint extent, and root-relative MPJPE over the 8 upper-body "
-                            "joints when the ground truth has 3D.")
+                            "0.2 of the ground-truth keypoint extent, the fraction of left/right joint pairs predicted "
+                            "the wrong way round (about 50 %% = the model cannot tell a person's left from right), and "
+                            "root-relative MPJPE over the 8 upper-body joints when the ground truth has 3D.")
     parser.add_argument("run", nargs="?", help="run directory or shard file")
     parser.add_argument("--results", help="COCO results file instead of a run")
     parser.add_argument("--gt", required=True, help="ground-truth COCO file")

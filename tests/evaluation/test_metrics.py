@@ -9,7 +9,7 @@ import pytest
 
 from evaluation.evaluate import evaluate, predictions_from_results
 from evaluation.ground_truth import coco17_to_set, load_ground_truth
-from evaluation.metrics import box_ap, keypoint_ap, mpjpe_upper_body, pck
+from evaluation.metrics import box_ap, keypoint_ap, left_right_swaps, mpjpe_upper_body, pck
 from joints import coco_to_h36m_positions
 
 SAMPLE_GT = Path(__file__).parents[2] / "data" / "sample" / "annotations.json"
@@ -73,6 +73,22 @@ def test_pck_counts_a_known_fraction(gt):
     labelled = sum(int((np.asarray(a["keypoints"]).reshape(17, 3)[:, 2] > 0).sum()) for a in gt["annotations"])
     assert result["mean"] == pytest.approx(1 - face / labelled)
     assert result["per_joint"]["nose"] == 0.0 and result["per_joint"]["left_wrist"] == 1.0
+
+
+def test_left_right_swaps_count_the_pairs_mirrored(gt):
+    predictions = perfect_predictions(gt)
+    pairs = [(5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16), (1, 2), (3, 4)]
+    labelled = [np.asarray(a["keypoints"]).reshape(17, 3)[:, 2] > 0 for a in gt["annotations"]]
+    both = {pair: sum(int(seen[pair[0]] and seen[pair[1]]) for seen in labelled) for pair in pairs}
+    assert left_right_swaps(gt, predictions, "coco17", min_separation=0.0) == {"rate": 0.0, "pairs": sum(both.values())}
+    for p in predictions:  # shoulders and hips the wrong way round
+        p["keypoints"] = p["keypoints"].copy()
+        p["keypoints"][[5, 6, 11, 12]] = p["keypoints"][[6, 5, 12, 11]]
+    result = left_right_swaps(gt, predictions, "coco17", min_separation=0.0)
+    assert result["pairs"] == sum(both.values())
+    assert result["rate"] == pytest.approx((both[(5, 6)] + both[(11, 12)]) / sum(both.values()))
+    # pairs closer than a tenth of the person's extent are not counted
+    assert left_right_swaps(gt, predictions, "coco17")["pairs"] < sum(both.values())
 
 
 def mvor_like(tmp_path, gt) -> Path:
