@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default="build/tiny-teacher", help="training data and logs")
     parser.add_argument("--frames", type=int, default=150, help="synthetic training instants, 2 cameras each (default 150)")
     parser.add_argument("--detector-iters", type=int, default=800, help="(default 800, about 29 min here)")
-    parser.add_argument("--keypoint-iters", type=int, default=4000, help="(default 4000, about 35 min here)")
+    parser.add_argument("--keypoint-iters", type=int, default=3000, help="(default 3000, about 30 min here)")
     parser.add_argument("--lifter-iters", type=int, default=4000, help="(default 4000, about 9 min here)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=["detector", "keypoints", "lifter"], help="train one model only")
@@ -285,12 +285,17 @@ def _mm(mpjpe: dict | None) -> str:
     return "n/a" if not mpjpe or mpjpe["mean"] is None else f"{mpjpe['mean']:.1f} mm"
 
 
+def _percent(swaps: dict | None) -> str:
+    return "n/a" if not swaps or swaps["rate"] is None else f"{100 * swaps['rate']:.1f} %"
+
+
 def _figures_line(figures: dict) -> str:
     mpjpe = figures["mpjpe_upper_body_mm"]
     return (f"held-out synthetic frames (seed 200): box AP50 {figures['box']['AP50']:.3f} (target >= 0.9), "
             f"keypoint AP {figures['keypoints']['AP']:.3f} (target >= 0.6), soft-3D upper-body MPJPE "
             f"{_mm(mpjpe)} (target < 80 mm), "
-            f"PCK@0.2 {figures['pck']['mean']:.3f}, lifter alone on ground-truth 2D "
+            f"PCK@0.2 {figures['pck']['mean']:.3f}, left/right swapped {_percent(figures.get('left_right_swaps'))}, "
+            f"lifter alone on ground-truth 2D "
             f"{figures.get('lifter_on_gt_2d_mpjpe_mm', float('nan')):.1f} mm")
 
 

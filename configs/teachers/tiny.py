@@ -15,7 +15,7 @@ teacher = dict(
         views_per_forward=1,  # on CPU a batch of views costs more per view than single views (440 vs 370 ms)
     ),
     keypoints=dict(
-        mm_config="teachers/mm/tiny_td-hm_hrnet-w8_coco-128x96.py",
+        mm_config="teachers/mm/tiny_td-hm_hrnetv2-w16_coco-128x96.py",
         checkpoint="tiny/tiny_hrnet.pth",
         flip=True,
         box_scales=[1.0, 1.15],
