@@ -148,7 +148,7 @@ def compare(a, b, tolerances: Tolerances = Tolerances(), min_iou: float = 0.5) -
                                        f" -> ({kb[worst, 0]:.1f}, {kb[worst, 1]:.1f}), {move[worst]:.2f} px (tolerance {t.keypoint_px})")
             dconf = np.abs(ka[:, 2] - kb[:, 2]).max()
             if dconf > t.confidence:
-                result.problems.append(f"{frame_id} person {i}: confidence changed by {dconf:.3f} (tolerance {t.confidence})")
+                result.problems.append(f"{frame_id} person {i}: confidence changed by {dconf:.3g} (tolerance {t.confidence})")
             if np.nanmax(change, initial=0) > t.pose3d_mm:
                 result.problems.append(f"{frame_id} person {i}: soft 3D moved {np.nanmax(change):.1f} mm (tolerance {t.pose3d_mm})")
     return result

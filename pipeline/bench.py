@@ -194,8 +194,10 @@ def bench(config_name: str, frames: int, overrides: list[str], weights_dir: str 
     # (crops batched vs one at a time). DARK's sub-pixel step divides by the heatmap's curvature and
     # turns those ~1e-6 differences into up to a few hundredths of a pixel on trained, peaked
     # heatmaps (0.024 px measured with the first trained weights). 0.05 px is 1/5000 of a person.
+    # Confidences (heatmap maxima) of the trained HRNetV2 moved by a few 1e-4 between batched and
+    # single-crop forwards (measured); 1e-3 is 1/50 of CI's regression bar.
     comparison = compare(_naive_labels(folder / "naive.h5"), load_labels(runs["small"]["run"]),
-                         Tolerances(keypoint_px=0.05, confidence=1e-4, box_px=0.01, pose3d_mm=0.5))
+                         Tolerances(keypoint_px=0.05, confidence=1e-3, box_px=0.01, pose3d_mm=0.5))
     pipeline_stages = next((line for line in runs["small"]["stdout"].splitlines() if line.startswith("time per stage")), "")
     steady = {name: next((float(line.split()[2]) for line in run["stdout"].splitlines() if line.startswith("steady state")), float("nan"))
               for name, run in runs.items()}
