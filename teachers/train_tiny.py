@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default="build/tiny-teacher", help="training data and logs")
     parser.add_argument("--frames", type=int, default=150, help="synthetic training instants, 2 cameras each (default 150)")
     parser.add_argument("--detector-iters", type=int, default=800, help="(default 800, about 29 min here)")
-    parser.add_argument("--keypoint-iters", type=int, default=3000, help="(default 3000, about 30 min here)")
+    parser.add_argument("--keypoint-iters", type=int, default=3000, help="(default 3000, about 35 min here)")
     parser.add_argument("--lifter-iters", type=int, default=4000, help="(default 4000, about 9 min here)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=["detector", "keypoints", "lifter"], help="train one model only")
