@@ -25,7 +25,7 @@ from frames.errors import (
     SizeMismatchError,
 )
 
-__all__ = ["read_image_bytes", "decode_color", "decode_depth", "PNG_SIGNATURE"]
+__all__ = ["read_image_bytes", "decode_color", "decode_depth", "decode_depth_bytes", "PNG_SIGNATURE"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # zero-length IEND chunk with its fixed CRC
@@ -89,7 +89,12 @@ def decode_color(path: str | Path, frame_id: str, expected: Intrinsics | None = 
 
 def decode_depth(path: str | Path, frame_id: str, expected: Intrinsics | None = None) -> np.ndarray:
     """An (H, W) uint16 image of raw depth counts (0 = no reading), or a FrameError."""
-    image = _decode(read_image_bytes(path, frame_id), frame_id, path)
+    return decode_depth_bytes(read_image_bytes(path, frame_id), path, frame_id, expected)
+
+
+def decode_depth_bytes(data: bytes, path: str | Path, frame_id: str, expected: Intrinsics | None = None) -> np.ndarray:
+    """`decode_depth` of a depth image's file bytes already read (`path` names it in errors)."""
+    image = _decode(data, frame_id, path)
     channels = 1 if image.ndim == 2 else image.shape[2]
     if image.dtype != np.uint16 or channels != 1:
         raise DepthFormatError(

@@ -26,7 +26,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from frames.calibration import CameraCalibration, load_calibration, parse_camera, read_json
-from frames.decode import decode_color, decode_depth
+from frames.decode import decode_color, decode_depth_bytes, read_image_bytes
 from frames.errors import CalibrationError, FrameError, MissingDepthPairError, SourceError
 
 __all__ = ["Frame", "FrameRef", "FrameSource", "ManifestSource", "MvorTreeSource", "open_source", "load_frame"]
@@ -51,6 +51,9 @@ class Frame:
     color_bgr: np.ndarray  # (H, W, 3) uint8, BGR as OpenCV and mmdet expect
     depth_raw: np.ndarray | None  # (h, w) uint16 depth counts, 0 = no reading; None = color-only
     calibration: CameraCalibration
+    # The depth image's file bytes, validated: a PNG is ~1/10 of the decoded counts, so the
+    # pipeline carries these from stage to stage and decodes them where depth is used.
+    depth_encoded: bytes | None = None
 
     @property
     def frame_id(self) -> str:
@@ -62,15 +65,20 @@ class Frame:
 
     def depth_mm(self) -> np.ndarray | None:
         """Depth in millimetres (float32, 0 where the sensor had no reading)."""
-        if self.depth_raw is None:
-            return None
-        return self.depth_raw.astype(np.float32) * np.float32(self.calibration.depth_unit_mm)
+        return depth_counts_to_mm(self.depth_raw, self.calibration.depth_unit_mm)
+
+
+def depth_counts_to_mm(depth_raw: np.ndarray | None, depth_unit_mm: float) -> np.ndarray | None:
+    """A depth image's sensor counts (uint16) in millimetres (float32); None stays None."""
+    if depth_raw is None:
+        return None
+    return depth_raw.astype(np.float32) * np.float32(depth_unit_mm)
 
 
 def load_frame(ref: FrameRef, calibration: CameraCalibration) -> Frame:
     """Decode and validate one frame against its camera's calibration (strict; see frames.decode)."""
     color = decode_color(ref.color_path, ref.frame_id, calibration.color)
-    depth = None
+    depth = depth_encoded = None
     if calibration.has_depth:
         if ref.depth_path is None:
             raise MissingDepthPairError(
@@ -78,8 +86,9 @@ def load_frame(ref: FrameRef, calibration: CameraCalibration) -> Frame:
             )
         if not Path(ref.depth_path).exists():
             raise MissingDepthPairError(ref.frame_id, ref.depth_path, "the depth image of this color frame is missing")
-        depth = decode_depth(ref.depth_path, ref.frame_id, calibration.depth_grid)
-    return Frame(ref=ref, color_bgr=color, depth_raw=depth, calibration=calibration)
+        depth_encoded = read_image_bytes(ref.depth_path, ref.frame_id)
+        depth = decode_depth_bytes(depth_encoded, ref.depth_path, ref.frame_id, calibration.depth_grid)
+    return Frame(ref=ref, color_bgr=color, depth_raw=depth, calibration=calibration, depth_encoded=depth_encoded)
 
 
 class FrameSource(ABC):

@@ -7,9 +7,8 @@ import time
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
 
-__all__ = ["objects", "rows_ok", "with_oom_backoff", "is_out_of_memory", "Timer"]
+__all__ = ["objects", "rows_ok", "with_oom_backoff", "is_out_of_memory", "release_freed_heap", "Timer"]
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,13 @@ def rows_ok(batch: dict) -> np.ndarray:
     return np.flatnonzero(np.asarray(batch["error_reason"]) == "")
 
 
+# torch is imported where it is used, not at the top: the CPU stages (decode, assemble) import this
+# module too, and torch costs each of their Ray workers ~200 MB of resident memory for nothing.
+
+
 def is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
     if isinstance(error, torch.cuda.OutOfMemoryError):
         return True
     text = str(error).lower()
@@ -41,11 +46,36 @@ def with_oom_backoff(run: Callable[[list], list], items: list, stage: str = "") 
     except (RuntimeError, MemoryError) as error:
         if not is_out_of_memory(error) or len(items) <= 1:
             raise
+        import torch
+
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         half = len(items) // 2
         log.warning("%s: out of memory on %d frames, retrying as %d + %d", stage, len(items), half, len(items) - half)
         return with_oom_backoff(run, items[:half], stage) + with_oom_backoff(run, items[half:], stage)
+
+
+def _glibc_malloc_trim():
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        return None
+
+
+_MALLOC_TRIM = _glibc_malloc_trim()
+
+
+def release_freed_heap() -> None:
+    """Hand the heap's free pages back to the OS (glibc `malloc_trim`); a no-op elsewhere.
+
+    A model stage allocates tensors of a different size for every batch (the number of persons
+    varies), and glibc keeps the freed pages between them: the keypoint worker grew by ~300 MB over
+    160 frames. Trimming after each batch costs milliseconds and measured -200 MB there.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 class Timer:

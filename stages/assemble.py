@@ -8,7 +8,9 @@ import numpy as np
 
 from configs.schema import TeacherConfig
 from frames.calibration import CameraCalibration
+from frames.decode import decode_depth_bytes
 from frames.errors import FrameError
+from frames.sources import depth_counts_to_mm
 from stages._batching import Timer, objects
 from stages.decode import ref_from_row
 from stages.records import labelled_record, rejected_record
@@ -26,9 +28,9 @@ class _Rejected(FrameError):
 
 class AssembleStage:
     """Reads: everything the earlier stages wrote. Writes: record (a label_store FrameRecord),
-    seconds_assemble. Removes: depth_mm and the per-person columns (they live in the record)."""
+    seconds_assemble. Removes: depth_encoded and the per-person columns (they live in the record)."""
 
-    reads = ("depth_mm", "boxes", "scores", "mask_rle", "keypoints", "spread", "pose_soft", "pose_hard", "error_reason")
+    reads = ("depth_encoded", "boxes", "scores", "mask_rle", "keypoints", "spread", "pose_soft", "pose_hard", "error_reason")
     writes = ("record", "seconds_assemble")
 
     def __init__(self, config: TeacherConfig, calibrations: Mapping[str, CameraCalibration]):
@@ -45,11 +47,14 @@ class AssembleStage:
                     records.append(rejected_record(ref, calibration, _Rejected(batch["error_reason"][i], batch["error_detail"][i])))
                     continue
                 t = self.thresholds
+                depth_encoded = batch["depth_encoded"][i]
+                depth_mm = None if not depth_encoded else depth_counts_to_mm(
+                    decode_depth_bytes(depth_encoded, ref.depth_path, ref.frame_id, calibration.depth_grid), calibration.depth_unit_mm)
                 records.append(labelled_record(
-                    ref, calibration, batch["depth_mm"][i], np.asarray(batch["boxes"][i]).reshape(-1, 4),
+                    ref, calibration, depth_mm, np.asarray(batch["boxes"][i]).reshape(-1, 4),
                     np.asarray(batch["scores"][i]), batch["mask_rle"][i], batch["keypoints"][i], batch["spread"][i],
                     batch["pose_soft"][i], batch["pose_hard"][i], t.keypoint_score, t.min_keypoints, t.depth_radius_px))
-            dropped = {"depth_mm", "boxes", "scores", "mask_rle", "keypoints", "spread", "pose_soft", "pose_hard"}
+            dropped = {"depth_encoded", "boxes", "scores", "mask_rle", "keypoints", "spread", "pose_soft", "pose_hard"}
             batch = {k: v for k, v in batch.items() if k not in dropped}
             batch["record"] = objects(records)
         return timer.stamp(batch)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from configs.schema import CONFIG_DIR, TeacherConfig
-from stages._batching import Timer, objects, rows_ok, with_oom_backoff
+from stages._batching import Timer, objects, release_freed_heap, rows_ok, with_oom_backoff
 from stages.records import encode_masks
 from teachers.detector import PersonDetector
 from teachers.mm import pick_device
@@ -42,4 +42,5 @@ class DetectStage:
             for i, (b, s, m) in zip(ok, results):
                 boxes[i], scores[i], masks[i] = b, s, m
             batch = dict(batch, boxes=objects(boxes), scores=objects(scores), mask_rle=objects(masks))
+            release_freed_heap()
         return timer.stamp(batch)

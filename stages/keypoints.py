@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from configs.schema import CONFIG_DIR, TeacherConfig
-from stages._batching import Timer, objects, rows_ok, with_oom_backoff
+from stages._batching import Timer, objects, release_freed_heap, rows_ok, with_oom_backoff
 from teachers.keypoints import TopDownKeypoints
 from teachers.mm import pick_device
 from teachers.weights import checkpoint_path
@@ -45,4 +45,5 @@ class KeypointStage:
                 keypoints[i], spread[i] = k, s
             batch = {key: value for key, value in batch.items() if key != "color"}
             batch.update(keypoints=objects(keypoints), spread=objects(spread))
+            release_freed_heap()
         return timer.stamp(batch)

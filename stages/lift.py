@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from configs.schema import CONFIG_DIR, TeacherConfig
-from stages._batching import Timer, objects, with_oom_backoff
+from stages._batching import Timer, objects, release_freed_heap, with_oom_backoff
 from teachers.lifter import Lifter
 from teachers.mm import pick_device
 from teachers.weights import checkpoint_path
@@ -47,4 +47,5 @@ class LiftStage:
                      for k, b in zip(batch["keypoints"], batch["boxes"])]
             results = with_oom_backoff(self._lift, items, "lift")
             batch = dict(batch, pose_soft=objects([s for s, _ in results]), pose_hard=objects([h for _, h in results]))
+            release_freed_heap()
         return timer.stamp(batch)

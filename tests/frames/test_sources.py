@@ -135,3 +135,14 @@ def test_mvor_per_day_blocks_and_missing_camera(tmp_path):
     annotation = _mvor_tree(tmp_path, {"day1": {"cam1": {**CAM, "depth_unit_mm": 1.0}}})
     with pytest.raises(SourceError, match="no entry for day1/cam2"):
         MvorTreeSource(tmp_path, annotation)
+
+
+def test_a_loaded_frame_keeps_its_depth_file_bytes_and_they_decode_to_its_depth(bad_source):
+    from frames.decode import decode_depth_bytes
+
+    ref = next(r for r in bad_source.refs() if r.frame_id == "good_a")
+    frame = bad_source.load(ref)
+    assert frame.depth_encoded == Path(ref.depth_path).read_bytes()
+    decoded = decode_depth_bytes(frame.depth_encoded, ref.depth_path, ref.frame_id, frame.calibration.depth_grid)
+    assert decoded.dtype == frame.depth_raw.dtype and (decoded == frame.depth_raw).all()
+    assert frame.depth_raw.any()  # a depth image of zeros would make the comparison say nothing
