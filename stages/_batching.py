@@ -27,7 +27,7 @@ def rows_ok(batch: dict) -> np.ndarray:
 
 
 # torch is imported where it is used, not at the top: the CPU stages (decode, assemble) import this
-# module too, and torch costs each of their Ray workers ~200 MB of resident memory for nothing.
+# module too, and torch costs each of their Ray workers ~300 MB of resident memory for nothing.
 
 
 def is_out_of_memory(error: BaseException) -> bool:

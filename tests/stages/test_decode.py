@@ -39,7 +39,7 @@ def test_rows_carry_color_and_the_depth_files_bytes_or_the_reason():
 
 
 def test_the_cpu_stages_do_not_import_torch():
-    # Each decode and assemble worker would carry ~200 MB of torch for nothing (measured).
+    # Each decode and assemble worker would carry ~300 MB of torch for nothing (measured).
     code = "import sys, stages.decode, stages.assemble; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parents[2])
