@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from frames.decode import decode_color, decode_depth
+from frames.sources import depth_counts_to_mm
 from label_store.reader import LabelRun
 
 __all__ = ["PoseLabelDataset", "scale_keypoints", "scale_boxes", "scaled_size", "draw_factor"]
@@ -77,7 +78,7 @@ class PoseLabelDataset(Dataset):
             keypoints, boxes = persons["keypoints_2d"][..., :2], persons["box"]
             interpolation = cv2.INTER_LINEAR
         else:
-            image = decode_depth(frame["depth_path"], frame["frame_id"]).astype(np.float32) * float(frame["depth_unit_mm"])
+            image = depth_counts_to_mm(decode_depth(frame["depth_path"], frame["frame_id"]), frame["depth_unit_mm"])
             keypoints = persons["depth_keypoints"]
             ratio = frame["depth_size"][0] / frame["color_size"][0]
             boxes = persons["box"] * ratio

@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 from pycocotools import mask as mask_utils  # noqa: E402
 
 from frames.decode import decode_color, decode_depth  # noqa: E402
+from frames.sources import depth_counts_to_mm  # noqa: E402
 from joints import COCO_SKELETON, H36M_SKELETON  # noqa: E402
 from label_store.reader import LabelRun  # noqa: E402
 from stages.depth_transfer import DEPTH_HOLE, DEPTH_VALID  # noqa: E402
@@ -75,7 +76,7 @@ def show_frame(run: LabelRun | str, frame_id: str, out: str | Path) -> Path:
     if has_depth:
         ax_depth = figure.add_subplot(1, panels, 2)
         try:
-            depth = decode_depth(frame["depth_path"], frame_id).astype(np.float32) * float(frame["depth_unit_mm"])
+            depth = depth_counts_to_mm(decode_depth(frame["depth_path"], frame_id), frame["depth_unit_mm"])
             valid = depth[depth > 0]
             shown = np.ma.masked_equal(depth, 0)
             cmap = plt.get_cmap("turbo").copy()
