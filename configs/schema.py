@@ -53,6 +53,10 @@ class DetectorSpec:
     merge_iou: float = 0.55  # IoU that makes two views' boxes the same person
     max_persons: int = 20  # per frame, after merging
     views_per_forward: int = 4  # images per network call (memory bound)
+    # Kernel of the RoI heads' RoIAlign layers (average pooling). torchvision's computes the same
+    # numbers as mmcv's (tested to the bit) and ran 2.2 x faster on CPU, where RoIAlign was 75 %
+    # of the tiny cascade's time; "mmcv" keeps the model exactly as its config builds it.
+    roi_align: Literal["torchvision", "mmcv"] = "torchvision"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from configs.schema import DetectorSpec
 from teachers.mm import forward_context, load_model
 from teachers.tta import MERGERS, DetectionView, boxes_from_view, detection_views
 
-__all__ = ["Detections", "PersonDetector", "render_view"]
+__all__ = ["Detections", "PersonDetector", "render_view", "set_roi_align_kernel"]
 
 
 @dataclass
@@ -43,6 +43,18 @@ def render_view(image: np.ndarray, view: DetectionView) -> np.ndarray:
     return np.ascontiguousarray(image[:, ::-1]) if view.flip else image
 
 
+def set_roi_align_kernel(model: torch.nn.Module, kernel: str) -> int:
+    """Point every average-pooling mmcv RoIAlign layer of `model` at `kernel` ("torchvision" or
+    "mmcv"); returns how many layers that is. mmcv's layer has the switch itself
+    (`use_torchvision`); torchvision's kernel only averages, so max-pooling layers keep mmcv's."""
+    from mmcv.ops import RoIAlign
+
+    layers = [m for m in model.modules() if isinstance(m, RoIAlign) and m.pool_mode == "avg"]
+    for layer in layers:
+        layer.use_torchvision = kernel == "torchvision"
+    return len(layers)
+
+
 class PersonDetector:
     """`__call__(images) -> list[Detections]`. Images are (H, W, 3) uint8 BGR."""
 
@@ -54,6 +66,7 @@ class PersonDetector:
         self.person_label = person_label  # 'person' is class 0 in COCO and in the one-class tiny model
         self.device = device
         self.model, _, self.checkpoint_sha256 = load_model("mmdet", spec, checkpoint, device, config_root, channels_last)
+        set_roi_align_kernel(self.model, spec.roi_align)
         self.precision, self.channels_last = precision, channels_last
         self.merge = MERGERS[spec.merge]
         self.forward_passes = 0  # network calls so far (batching is measured, not assumed)

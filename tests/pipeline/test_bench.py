@@ -17,6 +17,8 @@ def test_bench_reports_both_sides_and_identical_labels(tmp_path, tiny_weights):
                              "detector.max_persons=3"], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = result.stdout
-    for prefix in ("naive loop :", "pipeline   :", "ratio      :", "steady     :", "labels     : same", "memory     :"):
+    for prefix in ("naive loop :", "pipeline   :", "ratio      :", "steady     :", "of which  : kernel", "identical to the bit",
+                   "labels     : same", "memory     :"):
         assert prefix in report, report
-    assert (tmp_path / "naive.h5").exists() and (tmp_path / "run-frames-4" / "manifest").is_dir()
+    assert (tmp_path / "naive.h5").exists() and (tmp_path / "naive-torchvision.h5").exists()
+    assert (tmp_path / "run-frames-4" / "manifest").is_dir()
