@@ -224,12 +224,13 @@ def config_hash(config) -> str:
 
 def labels_hash(config: "TeacherConfig") -> str:
     """sha256 of everything that decides the labels: the config without its `run` section and
-    without `device` and `weights_dir` (where and how fast, not what)."""
+    without `device`, `weights_dir`, batch sizes and the RoIAlign kernel (where and how fast, not
+    what; both kernels give the same numbers to the bit)."""
     data = to_dict(config)
     for key in ("run", "device", "weights_dir"):
         data.pop(key, None)
     for section in ("detector", "keypoints", "lifter"):
-        for key in ("views_per_forward", "crops_per_forward", "poses_per_forward"):
+        for key in ("views_per_forward", "crops_per_forward", "poses_per_forward", "roi_align"):
             data[section].pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 

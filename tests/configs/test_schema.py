@@ -3,7 +3,7 @@
 import pytest
 
 from configs.schema import (
-    CONFIG_DIR, ConfigError, TeacherConfig, config_hash, load_teacher_config, parse_overrides, to_dict,
+    CONFIG_DIR, ConfigError, TeacherConfig, config_hash, labels_hash, load_teacher_config, parse_overrides, to_dict,
 )
 
 SHIPPED = sorted(p.stem for p in (CONFIG_DIR / "teachers").glob("*.py"))
@@ -35,6 +35,16 @@ def test_overrides_are_parsed_as_literals_and_checked():
     assert config.device == "cpu" and config.keypoints.flip is False
     assert config_hash(config) != config_hash(load_teacher_config("tiny"))
     assert config_hash(config) == config_hash(load_teacher_config("tiny", overrides))
+
+
+def test_labels_hash_ignores_how_fast_and_follows_what_decides_the_labels():
+    """A run resumes under a config whose labels hash matches: batch sizes, actors and the
+    RoIAlign kernel (same numbers to the bit) must not block it; a threshold must."""
+    base = labels_hash(load_teacher_config("tiny"))
+    speed_only = {"detector.roi_align": "mmcv", "detector.views_per_forward": 3, "run.batch_size": 2, "device": "cpu"}
+    assert labels_hash(load_teacher_config("tiny", speed_only)) == base
+    assert labels_hash(load_teacher_config("tiny", {"thresholds.box_score": 0.6})) != base
+    assert labels_hash(load_teacher_config("tiny", {"detector.scales": [400]})) != base
 
 
 def test_lowercase_true_and_false_are_booleans_on_the_command_line():
