@@ -25,7 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["bench", "naive_loop"]
+__all__ = ["bench", "naive_loop", "teacher_flops", "dense_peak_tflops"]
+
+# Dense (no sparsity) bf16/fp16 tensor-core peaks from the vendors' data sheets, TFLOP/s. The
+# fraction of peak a run reaches is its counted FLOPs per second over this figure.
+DENSE_PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.4), ("H200", 989.4), ("A100", 312.0), ("L40S", 362.1),
+                     ("A10", 125.0), ("V100", 125.0))
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -147,6 +152,37 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def dense_peak_tflops(device_name: str) -> float | None:
+    """The dense bf16/fp16 peak of a GPU from its torch device name (e.g. "NVIDIA H100 80GB HBM3"),
+    or None when the name is not in the table (then `labels bench --peak-tflops` gives it)."""
+    for key, tflops in DENSE_PEAK_TFLOPS:  # most specific first: "H100 PCIe" before "H100"
+        if key.lower() in device_name.lower():
+            return tflops
+    return None
+
+
+def teacher_flops(config_name: str, overrides: dict, frames: str, weights_dir: str | None, sample: int = 4) -> dict:
+    """FLOPs per frame of the batched teacher (what the pipeline's actors run): torch's flop
+    counter around the first `sample` frames, convolutions and matrix products (2 per
+    multiply-add; RoIAlign, NMS and other custom ops are not counted). Also the device's name."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from configs.schema import load_teacher_config
+    from frames.sources import open_source
+    from teachers.teacher import Teacher
+
+    config = load_teacher_config(config_name, overrides)
+    teacher = Teacher(config, weights_dir)
+    source = open_source(frames)
+    images = [source.load(ref).color_bgr for ref in source.refs()[:sample]]
+    with FlopCounterMode(display=False) as counter:
+        teacher(images)
+    device = teacher.device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    return {"flops_per_frame": counter.get_total_flops() / len(images), "frames": len(images), "device": name}
+
+
 def _naive_labels(path: Path) -> dict:
     import h5py
 
@@ -162,7 +198,7 @@ def _naive_labels(path: Path) -> dict:
 
 
 def bench(config_name: str, frames: int, overrides: list[str], weights_dir: str | None = None,
-          memory_factor: int = 10, keep: str | None = None) -> list[str]:
+          memory_factor: int = 10, keep: str | None = None, peak_tflops: float | None = None) -> list[str]:
     """Run both sides and return the report lines."""
     from configs.schema import load_teacher_config, parse_overrides
     from label_store.compare import Tolerances, compare, load_labels
@@ -194,6 +230,8 @@ def bench(config_name: str, frames: int, overrides: list[str], weights_dir: str 
     naive, naive_stats = naive_run("mmcv", "naive.h5")
     kernel = config.detector.roi_align
     naive_kernel_stats = naive_run(kernel, f"naive-{kernel}.h5")[1] if kernel != "mmcv" else None
+    compute = json.loads(_timed([python, "-m", "pipeline.bench", "--flops", "--frames", str(small / "manifest.jsonl"),
+                                 *common])["stdout"].strip().splitlines()[-1])
     runs = {}
     for name, target in (("small", small), ("large", large)):
         out = folder / f"run-{target.name}"
@@ -249,6 +287,12 @@ def bench(config_name: str, frames: int, overrides: list[str], weights_dir: str 
         lines.insert(-2, f"  of which  : kernel — naive loop with the pipeline's RoIAlign kernel ({kernel}) {kernel_steady:.3f} frames/s "
                          f"= {kernel_steady / naive_steady:.2f} x, labels {'identical' if identical else 'DIFFERENT'} to the bit; "
                          f"pipeline over that loop = {steady['large'] / kernel_steady:.2f} x")
+    peak = peak_tflops or dense_peak_tflops(compute["device"])
+    achieved = compute["flops_per_frame"] * steady["large"] / 1e12
+    lines.append(f"compute    : {compute['flops_per_frame'] / 1e9:.1f} GFLOP per frame (convolutions and matrix products, "
+                 f"torch's flop counter, mean of {compute['frames']} frames); pipeline steady {achieved:.4f} TFLOP/s on "
+                 f"{compute['device']}: " + (f"{100 * achieved / peak:.3g} % of its dense bf16/fp16 peak ({peak:g} TFLOP/s)"
+                                             if peak else "peak unknown (give --peak-tflops)"))
     lines += [f"  {p}" for p in comparison.problems[:10]]
     return lines
 
@@ -260,13 +304,19 @@ def _main() -> int:
 
     parser = argparse.ArgumentParser(description="internal: one side of `labels bench`")
     parser.add_argument("--naive", action="store_true")
+    parser.add_argument("--flops", action="store_true", help="count the teacher's FLOPs per frame instead")
     parser.add_argument("--config", required=True)
     parser.add_argument("--frames", required=True)
-    parser.add_argument("--naive-out", required=True)
+    parser.add_argument("--naive-out", help="the naive loop's HDF5 output (with --naive)")
     parser.add_argument("--weights-dir")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    stats = naive_loop(args.config, parse_overrides(args.overrides), args.frames, args.naive_out, args.weights_dir)
+    if args.naive == args.flops:
+        parser.error("give one of --naive and --flops")
+    if args.flops:
+        stats = teacher_flops(args.config, parse_overrides(args.overrides), args.frames, args.weights_dir)
+    else:
+        stats = naive_loop(args.config, parse_overrides(args.overrides), args.frames, args.naive_out, args.weights_dir)
     print(json.dumps(stats))
     return 0
 

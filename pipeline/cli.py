@@ -353,12 +353,16 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         description="Render N synthetic frames and label them twice, each in its own process: the naive per-frame loop "
         "(mmdet's inference_detector per TTA view, one keypoint crop per forward, the lifter per person, one h5py write "
         "per array) and the pipeline. Prints frames/s of each and their ratio, time per stage, peak resident memory "
-        "(process tree), whether both gave the same labels, and the pipeline's peak memory at N and 10 x N frames.")
+        "(process tree), whether both gave the same labels, the pipeline's peak memory at N and 10 x N frames, and "
+        "the FLOPs per frame with the fraction of the device's dense bf16/fp16 peak the pipeline reached.")
     parser.add_argument("--config", default="tiny", help="teacher (default tiny)")
     parser.add_argument("--frames", type=int, default=16, help="N, frames to label (default 16)")
     parser.add_argument("--memory-factor", type=int, default=10, help="memory is also measured at this x N frames")
     parser.add_argument("--weights-dir", help="folder of checkpoints (tiny: seeded ones are made if missing)")
     parser.add_argument("--keep", help="work folder to keep (frames, runs, naive output); default a temporary one")
+    parser.add_argument("--peak-tflops", type=float,
+                        help="the device's dense bf16/fp16 peak, TFLOP/s, for the fraction-of-peak figure (known GPUs, "
+                        "e.g. H100 989, A100 312, are looked up by name)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for both sides")
     parser.set_defaults(func=_run_bench)
 
@@ -366,7 +370,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 def _run_bench(args: argparse.Namespace) -> int:
     from pipeline.bench import bench
 
-    print("\n".join(bench(args.config, args.frames, args.overrides, args.weights_dir, args.memory_factor, args.keep)))
+    print("\n".join(bench(args.config, args.frames, args.overrides, args.weights_dir, args.memory_factor, args.keep,
+                           args.peak_tflops)))
     return 0
 
 

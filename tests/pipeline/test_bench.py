@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.bench import dense_peak_tflops
+
 ROOT = Path(__file__).parents[2]
 
 
@@ -18,7 +20,16 @@ def test_bench_reports_both_sides_and_identical_labels(tmp_path, tiny_weights):
     assert result.returncode == 0, result.stderr[-3000:]
     report = result.stdout
     for prefix in ("naive loop :", "pipeline   :", "ratio      :", "steady     :", "of which  : kernel", "identical to the bit",
-                   "labels     : same", "memory     :"):
+                   "labels     : same", "memory     :", "compute    :", "GFLOP per frame", "peak unknown"):
         assert prefix in report, report
     assert (tmp_path / "naive.h5").exists() and (tmp_path / "naive-torchvision.h5").exists()
     assert (tmp_path / "run-frames-4" / "manifest").is_dir()
+
+
+@pytest.mark.parametrize("name, peak", [
+    ("NVIDIA H100 80GB HBM3", 989.4), ("NVIDIA H100 PCIe", 756.0), ("NVIDIA H200", 989.4),
+    ("NVIDIA A100-SXM4-80GB", 312.0), ("CPU (2 cores)", None), ("NVIDIA GeForce RTX 3090", None),
+])
+def test_the_dense_peak_is_looked_up_by_device_name(name, peak):
+    """The H100 PCIe has a lower peak than the SXM part: the more specific name must win."""
+    assert dense_peak_tflops(name) == peak
