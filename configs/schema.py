@@ -55,7 +55,8 @@ class DetectorSpec:
     views_per_forward: int = 4  # images per network call (memory bound)
     # Kernel of the RoI heads' RoIAlign layers (average pooling). torchvision's computes the same
     # numbers as mmcv's (tested to the bit) and ran 2.2 x faster on CPU, where RoIAlign was 75 %
-    # of the tiny cascade's time; "mmcv" keeps the model exactly as its config builds it.
+    # of the tiny cascade's time; "mmcv" keeps the model exactly as its config builds it. On a
+    # GPU (not measured yet) `labels bench` prints whether the two kernels' labels are identical.
     roi_align: Literal["torchvision", "mmcv"] = "torchvision"
 
 

@@ -5,9 +5,10 @@ TTA view, the keypoint model one crop at a time, the lifter one person at a time
 per array per frame. Same models, checkpoints, TTA, thresholds and merging, so the labels must
 agree (checked). The naive model is built as its mmdet config says (mmcv's RoIAlign); the
 pipeline's detector may use a faster kernel with the same numbers (`detector.roi_align`), and the
-loop then runs once more with that kernel so that the report splits the ratio between the two. Each side runs in its own process; peak resident memory is sampled over the
-whole process tree (the pipeline's includes Ray and its workers). Memory is also measured at
-N and `memory_factor` x N frames: flat memory means nothing accumulates with the frame count.
+loop then runs once more with that kernel so that the report splits the ratio between the two.
+Each side runs in its own process; peak resident memory is sampled over the whole process tree
+(the pipeline's includes Ray and its workers). Memory is also measured at N and
+`memory_factor` x N frames: flat memory means nothing accumulates with the frame count.
 """
 
 from __future__ import annotations
