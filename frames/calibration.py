@@ -27,10 +27,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from frames.errors import CalibrationError
+from frames.geometry import apply_rigid, invert_rigid
 
 __all__ = [
     "Intrinsics",
     "CameraCalibration",
+    "MultiViewRig",
     "load_calibration",
     "save_calibration",
     "calibration_to_dict",
@@ -89,6 +91,39 @@ class CameraCalibration:
         if self.depth is not None:
             return self.depth
         return self.color if self.registered else None
+
+
+@dataclass(frozen=True)
+class MultiViewRig:
+    """Several calibrated color cameras that see one scene, and where each sits.
+
+    Every camera's pose is a rigid `camera_to_reference` transform (mm) into one reference camera's
+    frame (MVOR: camera 1); `reference_to_room` places the reference camera in the room (MVOR's
+    `firstCamToRoomRef`), None when the source does not give it. So a 3D label in one camera's
+    frame can be moved into another camera's frame or into the room.
+    """
+
+    intrinsics: Mapping[str, Intrinsics] = field(compare=False)  # color camera of each camera id
+    camera_to_reference: Mapping[str, np.ndarray] = field(compare=False)  # camera id -> 4x4, mm
+    reference: str  # the camera whose frame is the reference (its transform is the identity)
+    reference_to_room: np.ndarray | None = field(default=None, compare=False)  # 4x4, mm
+
+    def transform(self, source: str, target: str) -> np.ndarray:
+        """The 4x4 rigid transform from camera `source`'s frame to camera `target`'s."""
+        for name in (source, target):
+            if name not in self.camera_to_reference:
+                raise KeyError(f"camera {name!r} is not in the rig (has {sorted(self.camera_to_reference)})")
+        return invert_rigid(self.camera_to_reference[target]) @ self.camera_to_reference[source]
+
+    def move(self, points: np.ndarray, source: str, target: str) -> np.ndarray:
+        """(..., 3) points in camera `source`'s frame -> the same points in camera `target`'s frame."""
+        return apply_rigid(self.transform(source, target), points)
+
+    def to_room(self, points: np.ndarray, source: str) -> np.ndarray:
+        """(..., 3) points in camera `source`'s frame -> room coordinates (mm)."""
+        if self.reference_to_room is None:
+            raise ValueError("this rig has no room transform")
+        return apply_rigid(self.reference_to_room @ self.transform(source, self.reference), points)
 
 
 def _require(mapping: Mapping[str, Any], key: str, where: str, source: str) -> Any:

@@ -6,9 +6,12 @@ Pixel convention (OpenCV): the centre of pixel (row v, column u) has coordinates
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from frames.calibration import Intrinsics
+if TYPE_CHECKING:  # frames.calibration builds on these functions; only the type flows back
+    from frames.calibration import Intrinsics
 
 __all__ = ["project", "backproject", "apply_rigid", "invert_rigid", "look_at"]
 

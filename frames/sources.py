@@ -9,7 +9,7 @@ labels its neighbours.
 Two sources:
 - `ManifestSource`: a JSON-lines or CSV manifest plus a calibration file.
 - `MvorTreeSource`: an MVOR-style tree `dayN/camM/{color,depth}/NNNNNN.png` whose calibration
-  comes from the `cameras_info` block of an MVOR-format annotation file.
+  comes from the `cameras_info` block of an MVOR-format annotation file (see `frames.mvor`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from frames.calibration import CameraCalibration, load_calibration, parse_camera, read_json
+from frames.calibration import CameraCalibration, load_calibration
 from frames.decode import decode_color, decode_depth_bytes, read_image_bytes
-from frames.errors import CalibrationError, FrameError, MissingDepthPairError, SourceError
+from frames.errors import FrameError, MissingDepthPairError, SourceError
+from frames.mvor import read_mvor_calibrations
 
 __all__ = ["Frame", "FrameRef", "FrameSource", "ManifestSource", "MvorTreeSource", "open_source", "load_frame"]
 
@@ -214,59 +215,6 @@ class ManifestSource(FrameSource):
         return refs
 
 
-def _mvor_camera_block(block: Mapping[str, Any], camera_key: str, depth_unit_mm: float | None, source: str) -> CameraCalibration:
-    """One MVOR `cameras_info` camera entry as a registered RGB-D rig."""
-    where = f"cameras_info.{camera_key}"
-    try:
-        fx, fy = (float(v) for v in block["focallength"])
-        cx, cy = (float(v) for v in block["principalpoint"])
-    except KeyError as missing:
-        raise CalibrationError(source, f"{where}.{missing.args[0]}", "missing") from None
-    except (TypeError, ValueError):
-        raise CalibrationError(source, f"{where}.focallength/principalpoint", "expected two numbers each") from None
-    width, height = (int(v) for v in block.get("image_size", (640, 480)))
-    unit = block.get("depth_unit_mm", depth_unit_mm)
-    if unit is None:
-        raise CalibrationError(
-            source, f"{where}.depth_unit_mm",
-            "the MVOR block has no depth unit: pass depth_unit_mm (millimetres per depth count; MVOR's sensors write 1.0)",
-        )
-    distortion = [float(v) for v in block.get("distortion", []) or []]
-    color = {"width": width, "height": height, "fx": fx, "fy": fy, "cx": cx, "cy": cy, "distortion": distortion}
-    return parse_camera(
-        camera_key, {"color": color, "depth": None, "registered": True, "depth_unit_mm": unit}, source
-    )
-
-
-def read_mvor_calibrations(annotation: str | Path, depth_unit_mm: float | None = None) -> dict[str, CameraCalibration]:
-    """Calibrations from an MVOR-format annotation file's `cameras_info` block.
-
-    Accepted layouts: `{"dayN": {"camM": CAM}}` (keys `dayN/camM`) or `{"camM": CAM}` (keys
-    `camM`), optionally wrapped in `"camParams"`. CAM has `focallength` [fx, fy],
-    `principalpoint` [cx, cy], `distortion`, and optionally `image_size` [w, h] (default 640x480,
-    MVOR's) and `depth_unit_mm`.
-    """
-    annotation = Path(annotation)
-    document = read_json(annotation)
-    info = document.get("cameras_info") if isinstance(document, dict) else None
-    if not isinstance(info, dict) or not info:
-        raise CalibrationError(annotation, "cameras_info", "missing or empty")
-    info = info.get("camParams", info)
-    calibrations: dict[str, CameraCalibration] = {}
-    for key, block in info.items():
-        if not isinstance(block, dict):
-            raise CalibrationError(annotation, f"cameras_info.{key}", "expected an object")
-        if "focallength" in block:
-            calibrations[key] = _mvor_camera_block(block, key, depth_unit_mm, str(annotation))
-        else:
-            for cam_key, cam_block in block.items():
-                if not isinstance(cam_block, dict):
-                    raise CalibrationError(annotation, f"cameras_info.{key}.{cam_key}", "expected an object")
-                full_key = f"{key}/{cam_key}"
-                calibrations[full_key] = _mvor_camera_block(cam_block, full_key, depth_unit_mm, str(annotation))
-    return calibrations
-
-
 _MVOR_DIR = re.compile(r"^day\d+$")
 _MVOR_CAM = re.compile(r"^cam\d+$")
 
@@ -276,7 +224,7 @@ class MvorTreeSource(FrameSource):
 
     Frame ids are `dayN/camM/NNNNNN`. Color and depth are registered; every color frame promises
     its depth pair. The calibration of `dayN/camM` is the annotation's `dayN/camM` entry, or its
-    `camM` entry when the file has one block per camera for all days.
+    `camM` entry when the file has one calibration for all days (MVOR's own layout).
     """
 
     def __init__(self, root: str | Path, annotation: str | Path, depth_unit_mm: float | None = None):

@@ -42,3 +42,21 @@ def sample_run(tmp_path_factory, tiny_weights) -> Path:
                              "device=cpu"], capture_output=True, text=True, cwd=root, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
+
+
+MVOR_FIXTURES = Path(__file__).parent / "fixtures" / "mvor"
+
+
+@pytest.fixture(scope="session")
+def mvor_files(tmp_path_factory) -> Path:
+    """The real MVOR annotation file and released results (tests/fixtures/mvor, CC BY-NC-SA 4.0),
+    decompressed into a folder: camma_mvor_2018.json, faster_rcnn_bbox.json, openpose_*.json."""
+    import lzma
+
+    packed = sorted(MVOR_FIXTURES.glob("*.json.xz"))
+    if not packed:
+        pytest.skip(f"the MVOR files are not in {MVOR_FIXTURES} (see its README.md for where they come from)")
+    out = tmp_path_factory.mktemp("mvor")
+    for path in packed:
+        (out / path.name[: -len(".xz")]).write_bytes(lzma.decompress(path.read_bytes()))
+    return out
