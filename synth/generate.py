@@ -5,13 +5,15 @@ Output layout (both frame sources read it; see README "Synthetic scenes")::
     OUT/dayN/camM/color/NNNNNN.png             8-bit BGR color
     OUT/dayN/camM/depth/NNNNNN.png             16-bit depth registered to color
     OUT/dayN/camM/depth_calibrated/NNNNNN.png  16-bit depth of a second, calibrated depth camera
-    OUT/annotations.json        COCO keypoints ground truth + MVOR-style cameras_info
+    OUT/annotations.json        COCO keypoints ground truth + MVOR's cameras_info / dataset_info
     OUT/calibration.json        registered rigs          (ManifestSource)
     OUT/manifest.jsonl          frames with registered depth
     OUT/calibrated_rig/calibration.json, OUT/calibrated_rig/manifest.jsonl   the calibrated rigs
     OUT/synth.json              the generator's settings
 
-Same arguments, same bytes: every random draw comes from a generator seeded by (seed, frame).
+Same arguments, same data: every random draw comes from a generator seeded by (seed, frame), and
+every number written to JSON is canonical (`canonical`). Same bytes on the same machine; another
+CPU's float arithmetic may move a rendered pixel by a level (see tests/synth/sample_compare.py).
 """
 
 from __future__ import annotations
@@ -102,8 +104,48 @@ def _depth_counts(depth_mm: np.ndarray, unit_mm: float, holes: np.ndarray | None
     return counts
 
 
-def _round(values: np.ndarray, digits: int = 3) -> list[float]:
-    return [round(float(x), digits) for x in np.asarray(values).ravel()]
+def canonical(values, digits: int = 3) -> list[float]:
+    """Numbers as written to the JSON files: rounded to `digits` decimals, with no negative zero.
+
+    The last bits of float arithmetic differ between CPUs (SIMD sin/cos, BLAS summation order), so
+    a written digit below what the value means, or the sign of a zero, would make the same data
+    different bytes on another machine. Adding 0.0 turns -0.0 into 0.0 and leaves the rest alone.
+    """
+    return [round(float(x), digits) + 0.0 for x in np.asarray(values, dtype=np.float64).ravel()]
+
+
+CALIBRATION_DIGITS = 6  # pixels and millimetres to a millionth, rotations to 1e-6 (3 um at 3 m)
+
+
+def _canonical_matrix(matrix: np.ndarray) -> np.ndarray:
+    return np.asarray(canonical(matrix, CALIBRATION_DIGITS)).reshape(np.shape(matrix))
+
+
+def _canonical_intrinsics(intr: Intrinsics) -> Intrinsics:
+    fx, fy, cx, cy = canonical([intr.fx, intr.fy, intr.cx, intr.cy], CALIBRATION_DIGITS)
+    return Intrinsics(intr.width, intr.height, fx, fy, cx, cy, tuple(canonical(intr.distortion, CALIBRATION_DIGITS)))
+
+
+def _mvor_cameras_info(rigs, depth_unit_mm: float) -> tuple[dict, dict]:
+    """`cameras_info` and `dataset_info` in MVOR's own layout (see frames.mvor): per camera its
+    intrinsics and camera -> first camera transform, the first camera's pose in the room (the
+    generator's world frame), serials mapped to the N of camN."""
+    world_to_first = rigs[0].world_to_color
+    serials = [f"synth-{rig.camera_id}" for rig in rigs]
+    intrinsics = []
+    for rig, serial in zip(rigs, serials):
+        color = _canonical_intrinsics(rig.color)
+        intrinsics.append({"serialnumber": serial, "focallength": [color.fx, color.fy],
+                           "principalpoint": [color.cx, color.cy], "distortion": [0.0] * 5, "skew_value": 0,
+                           "imagesize": [color.width, color.height], "depth_unit_mm": depth_unit_mm})
+    cameras_info = {"camParams": {
+        "intrinsics": intrinsics,
+        "ids": serials,
+        "extrinsics": [canonical(world_to_first @ invert_rigid(rig.world_to_color), CALIBRATION_DIGITS) for rig in rigs],
+        "firstCamToRoomRef": canonical(invert_rigid(world_to_first), CALIBRATION_DIGITS),
+    }}
+    dataset_info = {"camid_2_num": {serial: int(rig.camera_id.removeprefix("cam")) for serial, rig in zip(serials, rigs)}}
+    return cameras_info, dataset_info
 
 
 def generate(out_dir: str | Path, settings: SynthSettings, progress: bool = True) -> dict:
@@ -154,11 +196,11 @@ def generate(out_dir: str | Path, settings: SynthSettings, progress: bool = True
                 keypoints = np.concatenate([uv, flags[:, None]], axis=1)
                 annotations.append({
                     "id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
-                    "area": area, "bbox": _round(bbox, 2),
+                    "area": area, "bbox": canonical(bbox, 2),
                     "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")},
-                    "keypoints": [round(float(x), 3) if i % 3 < 2 else int(x) for i, x in enumerate(keypoints.ravel())],
+                    "keypoints": [canonical([x])[0] if i % 3 < 2 else int(x) for i, x in enumerate(keypoints.ravel())],
                     "num_keypoints": int((flags > 0).sum()),
-                    "keypoints_3d": _round(joints_cam),
+                    "keypoints_3d": canonical(joints_cam),
                     "person_id": p + 1,
                 })
 
@@ -171,16 +213,7 @@ def generate(out_dir: str | Path, settings: SynthSettings, progress: bool = True
                 manifest_calibrated.append({**entry, "color": f"../{color_rel}", "depth": f"../{calibrated_rel}"})
         multiview.append({"id": k, "image_ids": view_ids})
 
-    cameras_info = {day: {}}
-    world_to_first = rigs[0].world_to_color
-    for rig in rigs:
-        cameras_info[day][rig.camera_id] = {
-            "focallength": [rig.color.fx, rig.color.fy], "principalpoint": [rig.color.cx, rig.color.cy],
-            "distortion": [], "image_size": [rig.color.width, rig.color.height],
-            "depth_unit_mm": settings.depth_unit_mm,
-            "extrinsics": (rig.world_to_color @ invert_rigid(world_to_first)).round(6).tolist(),
-            "world_to_camera": rig.world_to_color.round(6).tolist(),
-        }
+    cameras_info, dataset_info = _mvor_cameras_info(rigs, settings.depth_unit_mm)
     ground_truth = {
         "info": {"description": "or-pose-labels synthetic OR scenes", "generator_version": GENERATOR_VERSION,
                  "settings": asdict(settings)},
@@ -190,16 +223,18 @@ def generate(out_dir: str | Path, settings: SynthSettings, progress: bool = True
                         "skeleton": [[a + 1, b + 1] for a, b in COCO_SKELETON]}],
         "multiview_images": multiview,
         "cameras_info": cameras_info,
+        "dataset_info": dataset_info,
     }
     (out / "annotations.json").write_text(json.dumps(ground_truth, indent=1) + "\n")
 
-    registered = {key: CameraCalibration(key, rig.color, None, True, None, settings.depth_unit_mm)
+    registered = {key: CameraCalibration(key, _canonical_intrinsics(rig.color), None, True, None, settings.depth_unit_mm)
                   for key, rig in zip(camera_keys, rigs)}
     save_calibration(registered, out / "calibration.json")
     by_id = lambda entry: entry["frame_id"]  # camera-major, the order of the MVOR tree source
     (out / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in sorted(manifest, key=by_id)))
     if settings.calibrated_depth:
-        calibrated = {key: CameraCalibration(key, rig.color, rig.depth, False, rig.depth_to_color, settings.depth_unit_mm)
+        calibrated = {key: CameraCalibration(key, _canonical_intrinsics(rig.color), _canonical_intrinsics(rig.depth), False,
+                                             _canonical_matrix(rig.depth_to_color), settings.depth_unit_mm)
                       for key, rig in zip(camera_keys, rigs)}
         (out / "calibrated_rig").mkdir(exist_ok=True)
         save_calibration(calibrated, out / "calibrated_rig" / "calibration.json")

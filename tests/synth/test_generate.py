@@ -146,4 +146,27 @@ def test_ground_truth_is_coco_and_h36m_derivable(gt):
     joints = np.array(ann["keypoints_3d"]).reshape(17, 3)
     h36m = coco_to_h36m_positions(joints)
     np.testing.assert_allclose(h36m[0], (joints[11] + joints[12]) / 2)
-    assert "day1" in gt["cameras_info"] and set(gt["cameras_info"]["day1"]) == {"cam1", "cam2"}
+    assert gt["dataset_info"]["camid_2_num"] == {"synth-cam1": 1, "synth-cam2": 2}
+
+
+def test_the_rig_in_cameras_info_moves_each_persons_3d_joints_onto_the_other_cameras(gt):
+    """MVOR's layout written by the generator, read by frames.mvor: a person's joints in camera 1's
+    frame, moved by the rig, are the same person's joints in camera 2's frame (and the room's)."""
+    from frames.mvor import read_mvor_rig
+
+    rig = read_mvor_rig(gt)
+    images = {im["id"]: im for im in gt["images"]}
+    by_key = {(images[a["image_id"]]["timestamp"], images[a["image_id"]]["camera_id"], a["person_id"]): a
+              for a in gt["annotations"]}
+    checked = 0
+    for (time, camera, person), a in by_key.items():
+        other = by_key.get((time, "day1/cam2", person))
+        if camera != "day1/cam1" or other is None:
+            continue
+        joints = np.reshape(a["keypoints_3d"], (17, 3))
+        # transforms are written to 1e-6: a rotation off by 1e-6 moves a point 5 m away by 5 um
+        np.testing.assert_allclose(rig.move(joints, "cam1", "cam2"), np.reshape(other["keypoints_3d"], (17, 3)), atol=0.01)
+        np.testing.assert_allclose(rig.to_room(joints, "cam1"), rig.to_room(np.reshape(other["keypoints_3d"], (17, 3)), "cam2"),
+                                   atol=0.01)
+        checked += 1
+    assert checked >= 2
