@@ -1,4 +1,10 @@
-"""`labels evaluate`: a run, or any detector's COCO results file, against annotated ground truth."""
+"""`labels evaluate`: a run, or any detector's COCO results file, against annotated ground truth.
+
+Figures: COCO box AP/AR (with AR at IoU 0.5, MVOR's table for boxes from keypoints), keypoint AP
+(OKS), PCK@0.2 (this project's pairing) and PCK@0.2 in MVOR's protocol (`evaluation.mvor`),
+left/right swaps, and 3D MPJPE (root-relative upper body, and camera frame) where the ground truth
+has 3D (the generator's `keypoints_3d` or MVOR's `annotations3D`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.ground_truth import coco17_to_set, load_ground_truth
-from evaluation.metrics import box_ap, keypoint_ap, left_right_swaps, mpjpe_upper_body, pck
+from evaluation.metrics import box_ap, keypoint_ap, left_right_swaps, mpjpe_3d, pck
+from evaluation.mvor import MVOR_GROUPS, pck_mvor, truth_3d_by_image
 from label_store.reader import LabelRun
 
 __all__ = ["evaluate", "predictions_from_run", "predictions_from_results", "format_report"]
@@ -37,29 +44,66 @@ def predictions_from_run(run: LabelRun | str, gt: dict, keypoint_set: str, label
         for k in np.flatnonzero(keep):
             x1, y1, x2, y2 = (float(v) for v in p["box"][k])
             predictions.append({"image_id": image_id, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(p["score"][k]),
-                                "keypoints": converted[k], "pose3d": pose[k]})
+                                "keypoints": converted[k], "keypoints_coco17": keypoints[k], "pose3d": pose[k],
+                                "pose3d_camera": p["pose3d_camera"][k]})
     return predictions
 
 
+def _pose(value, path, n: int, name: str) -> np.ndarray | None:
+    """A 17 x 3 pose of a results entry (null or NaN for joints it lacks), or None when absent."""
+    if value is None:
+        return None
+    try:
+        pose = np.array([[np.nan if v is None else v for v in joint] for joint in value], dtype=np.float64)
+    except (TypeError, ValueError):
+        pose = np.empty(0)
+    if pose.shape != (17, 3):
+        raise ValueError(f"{path}: result {n}: field {name!r} must be 17 x 3 (Human3.6M-17, mm), got {np.shape(value)}")
+    return pose
+
+
 def predictions_from_results(path: str | Path, keypoint_set: str) -> list[dict]:
-    """A COCO results file (any detector's): bbox, score and COCO-17 keypoints per entry."""
-    results = json.loads(Path(path).read_text())
+    """A COCO results file (any detector's): bbox, score and keypoints per entry.
+
+    Keypoints: `coco_keypoints` (17 x 3, as MVOR's released OpenPose files carry beside their
+    10-joint `keypoints`), else `keypoints` as COCO-17, else `keypoints` in the ground truth's own
+    set (e.g. MVOR's 10 joints). Optional `pose3d` (root-relative) and `pose3d_camera` (camera
+    frame), each 17 x 3 in Human3.6M-17 order, millimetres, null or NaN for joints it lacks.
+    """
+    try:
+        results = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"results file not found: {path}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(results, list):
         raise ValueError(f"{path}: a COCO results file is a JSON list")
+    own_joints = {"coco17": 17, "mvor10": 10}[keypoint_set]
     predictions = []
     for n, r in enumerate(results):
-        if "image_id" not in r or "score" not in r:
+        if not isinstance(r, dict) or "image_id" not in r or "score" not in r:
             raise ValueError(f"{path}: result {n} lacks image_id or score")
-        keypoints = np.asarray(r.get("keypoints", [0] * 51), dtype=np.float64).reshape(-1, 3)
-        if len(keypoints) != 17:
-            raise ValueError(f"{path}: result {n} has {len(keypoints)} keypoints; results must be COCO-17")
+        coco = r.get("coco_keypoints")
+        given = r.get("keypoints") if coco is None else coco
+        keypoints = np.asarray(given if given is not None else [0] * 51, dtype=np.float64).reshape(-1, 3)
+        if coco is not None and len(keypoints) != 17:
+            raise ValueError(f"{path}: result {n}: field 'coco_keypoints' has {len(keypoints)} keypoints, not 17")
+        if len(keypoints) == 17:
+            coco17, converted = keypoints, coco17_to_set(keypoints[None], keypoint_set)[0]
+        elif len(keypoints) == own_joints:
+            coco17, converted = None, keypoints
+        else:
+            raise ValueError(f"{path}: result {n} has {len(keypoints)} keypoints; results must be COCO-17 "
+                             f"(or carry 'coco_keypoints'), or the ground truth's own {own_joints}")
         bbox = r.get("bbox")
         if bbox is None:  # keypoint-only results: their extent, as pycocotools does
             x0, y0 = keypoints[:, :2].min(0)
             x1, y1 = keypoints[:, :2].max(0)
             bbox = [x0, y0, x1 - x0, y1 - y0]
         predictions.append({"image_id": r["image_id"], "bbox": list(map(float, bbox)), "score": float(r["score"]),
-                            "keypoints": coco17_to_set(keypoints[None], keypoint_set)[0], "pose3d": r.get("pose3d")})
+                            "keypoints": converted, "keypoints_coco17": coco17,
+                            "pose3d": _pose(r.get("pose3d"), path, n, "pose3d"),
+                            "pose3d_camera": _pose(r.get("pose3d_camera"), path, n, "pose3d_camera")})
     return predictions
 
 
@@ -70,15 +114,24 @@ def evaluate(gt_path: str | Path, run: str | Path | None = None, results: str | 
     gt, keypoint_set, repairs = load_ground_truth(gt_path)
     predictions = (predictions_from_run(run, gt, keypoint_set, label_set) if run is not None
                    else predictions_from_results(results, keypoint_set))
+    truth_3d = truth_3d_by_image(gt)
+    with_3d = [p for p in predictions if p.get("pose3d") is not None or p.get("pose3d_camera") is not None]
+    errors_3d = mpjpe_3d(truth_3d, with_3d) if truth_3d and with_3d else {}
     return {
         "ground_truth": str(gt_path), "keypoint_set": keypoint_set, "repairs": repairs,
         "images": len(gt["images"]), "gt_persons": len(gt["annotations"]), "predictions": len(predictions),
         "box": box_ap(gt, predictions),
         "keypoints": keypoint_ap(gt, predictions, keypoint_set),
         "pck": pck(gt, predictions, keypoint_set),
+        "pck_mvor": pck_mvor(gt, predictions, keypoint_set),
         "left_right_swaps": left_right_swaps(gt, predictions, keypoint_set),
-        "mpjpe_upper_body_mm": mpjpe_upper_body(gt, predictions),
+        "mpjpe_upper_body_mm": _without_joint_count(errors_3d.get("mpjpe_upper_body_mm")),
+        "mpjpe_camera_mm": errors_3d.get("mpjpe_camera_mm"),
     }
+
+
+def _without_joint_count(figure: dict | None) -> dict | None:
+    return None if figure is None else {"mean": figure["mean"], "persons": figure["persons"]}
 
 
 def format_report(figures: dict) -> str:
@@ -86,19 +139,25 @@ def format_report(figures: dict) -> str:
              f"keypoints {figures['keypoint_set']}); {figures['predictions']} predicted persons"]
     lines += [f"  repaired: {r}" for r in figures["repairs"]]
     b, k, p = figures["box"], figures["keypoints"], figures["pck"]
-    lines.append(f"box AP {b['AP']:.3f}  AP50 {b['AP50']:.3f}  AP75 {b['AP75']:.3f}  AR {b['AR']:.3f}")
+    lines.append(f"box AP {b['AP']:.3f}  AP50 {b['AP50']:.3f}  AP75 {b['AP75']:.3f}  "
+                 f"AR1 {b['AR1']:.3f}  AR10 {b['AR10']:.3f}  AR100 {b['AR']:.3f}")
+    lines.append(f"box at IoU 0.5: AP50 {b['AP50']:.3f}  AR1 {b['AR1_iou50']:.3f}  AR10 {b['AR10_iou50']:.3f}")
     lines.append(f"keypoint AP (OKS) {k['AP']:.3f}  AP50 {k['AP50']:.3f}  AP75 {k['AP75']:.3f}  AR {k['AR']:.3f}")
     lines.append(f"PCK@{p['alpha']} {p['mean']:.3f} over {p['persons']} persons: " + ", ".join(
         f"{name} {v:.2f}" for name, v in p["per_joint"].items() if v is not None))
+    m = figures["pck_mvor"]
+    lines.append("PCK@0.2 (MVOR protocol): " + "  ".join(f"{name} {m[name]:.1f}" for name in (*MVOR_GROUPS, "mean"))
+                 + f"  ({m['persons']} persons)")
     swaps = figures.get("left_right_swaps")
     if swaps and swaps["rate"] is not None:
         lines.append(f"left/right swapped: {100 * swaps['rate']:.1f} % of {swaps['pairs']} labelled left/right joint pairs "
                      "(about 50 % = left and right not told apart)")
-    m = figures["mpjpe_upper_body_mm"]
-    if m is None:
-        lines.append("MPJPE upper body: no 3D ground truth or no 3D predictions")
-    elif m["mean"] is None:
-        lines.append("MPJPE upper body: no person matched")
-    else:
-        lines.append(f"MPJPE upper body: {m['mean']:.1f} mm over {m['persons']} persons")
+    for key, name in (("mpjpe_upper_body_mm", "MPJPE upper body (root-relative)"), ("mpjpe_camera_mm", "MPJPE camera frame")):
+        m = figures.get(key)
+        if m is None:
+            lines.append(f"{name}: no 3D ground truth or no 3D predictions")
+        elif m["mean"] is None:
+            lines.append(f"{name}: no person matched")
+        else:
+            lines.append(f"{name}: {m['mean']:.1f} mm over {m['persons']} persons")
     return "\n".join(lines)

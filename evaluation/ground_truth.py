@@ -5,7 +5,7 @@ Quirks survived (each is a real file's): annotation ids that are not unique (re-
 (0), persons with a box only (no keypoints: kept for box AP, ignored by keypoint metrics), and
 keypoint sets other than COCO-17 (MVOR's 10 upper-body joints), named by `keypoint_set`.
 3D ground truth: per annotation `keypoints_3d` (17 x 3 COCO order, camera mm, the generator's
-format). MVOR's separate `annotations3D` list is not read yet.
+format), or MVOR's separate `annotations3D` list (kept as it is; `evaluation.mvor` reads it).
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ _NOSE, _LEYE, _REYE, _LEAR, _REAR, _LSH, _RSH = 0, 1, 2, 3, 4, 5, 6
 
 
 def _coco_to_mvor(keypoints: np.ndarray) -> np.ndarray:
-    """(N, 17, 3) COCO keypoints (x, y, score) -> (N, 10, 3) MVOR joints, by the MVOR authors'
-    rule: head = mid-eyes, else mid-ears, else nose, else an eye, else an ear; neck =
-    mid-shoulders, else the one shoulder seen. Here "seen" means score > 0."""
+    """(N, 17, 3) COCO keypoints (x, y, score) -> (N, 10, 3) MVOR joints, by the MVOR authors' rule
+    (their `eval_pck_2dpose.py`): head = mid-eyes, else mid-ears, else the nose, else the right
+    eye, left eye, right ear, left ear; neck = mid-shoulders, else the right, else the left
+    shoulder. A keypoint is missing when its score is 0 or it sits at (0, 0) (OpenPose's and
+    COCO's "not found"); a missing joint comes out as (0, 0, 0). A midpoint's score is the lower."""
     keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, 17, 3)
     out = np.zeros((len(keypoints), 10, 3))
     for n, k in enumerate(keypoints):
-        seen = k[:, 2] > 0
+        seen = (k[:, 2] > 0) & ~((k[:, 0] == 0) & (k[:, 1] == 0))
 
         def mid(a, b):
             return np.array([(k[a, 0] + k[b, 0]) / 2, (k[a, 1] + k[b, 1]) / 2, min(k[a, 2], k[b, 2])])
@@ -40,14 +42,15 @@ def _coco_to_mvor(keypoints: np.ndarray) -> np.ndarray:
         elif seen[_LEAR] and seen[_REAR]:
             head = mid(_LEAR, _REAR)
         else:
-            head = next((k[j] for j in (_NOSE, _LEYE, _REYE, _LEAR, _REAR) if seen[j]), np.zeros(3))
+            head = next((k[j] for j in (_NOSE, _REYE, _LEYE, _REAR, _LEAR) if seen[j]), np.zeros(3))
         if seen[_LSH] and seen[_RSH]:
             neck = mid(_LSH, _RSH)
         else:
-            neck = next((k[j] for j in (_LSH, _RSH) if seen[j]), np.zeros(3))
+            neck = next((k[j] for j in (_RSH, _LSH) if seen[j]), np.zeros(3))
         out[n, 0], out[n, 1] = head, neck
         for m, name in enumerate(MVOR_JOINTS[2:], start=2):
-            out[n, m] = k[COCO_KEYPOINTS.index(name)]
+            j = COCO_KEYPOINTS.index(name)
+            out[n, m] = k[j] if seen[j] else 0.0
     return out
 
 

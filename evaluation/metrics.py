@@ -14,9 +14,10 @@ import io
 import numpy as np
 
 from evaluation.ground_truth import KEYPOINT_SETS
+from evaluation.mvor import truth_3d_by_image
 from teachers.tta import box_iou
 
-__all__ = ["box_ap", "keypoint_ap", "pck", "mpjpe_upper_body", "upper_body_errors", "left_right_swaps", "UPPER_BODY_COCO",
+__all__ = ["box_ap", "keypoint_ap", "pck", "mpjpe_3d", "mpjpe_upper_body", "upper_body_errors", "left_right_swaps", "UPPER_BODY_COCO",
            "UPPER_BODY_H36M"]
 
 # shoulders, elbows, wrists, hips (left, right) in COCO-17 and Human3.6M-17 order
@@ -38,7 +39,8 @@ def _cocoeval(gt: dict, results: list[dict], iou_type: str, sigmas=None) -> dict
     from pycocotools.cocoeval import COCOeval
 
     if not results:
-        return {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "AR": 0.0}
+        empty = {"AP": 0.0, "AP50": 0.0, "AP75": 0.0, "AR": 0.0}
+        return empty | ({"AR1": 0.0, "AR10": 0.0, "AR1_iou50": 0.0, "AR10_iou50": 0.0} if iou_type == "bbox" else {})
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = _coco(gt)
         coco_dt = coco_gt.loadRes(results)
@@ -50,7 +52,14 @@ def _cocoeval(gt: dict, results: list[dict], iou_type: str, sigmas=None) -> dict
         evaluator.summarize()
     s = evaluator.stats
     ar = s[8] if iou_type == "bbox" else s[5]
-    return {"AP": float(max(s[0], 0)), "AP50": float(max(s[1], 0)), "AP75": float(max(s[2], 0)), "AR": float(max(ar, 0))}
+    figures = {"AP": float(max(s[0], 0)), "AP50": float(max(s[1], 0)), "AP75": float(max(s[2], 0)), "AR": float(max(ar, 0))}
+    if iou_type == "bbox":
+        # AR at 1 and 10 detections per image over IoU 0.50:0.95 (COCO's summary), and at IoU 0.5
+        # alone (MVOR's table for boxes from keypoints): recall[iou 0.5, person, all areas, maxDets].
+        recall = evaluator.eval["recall"]
+        figures.update(AR1=float(max(s[6], 0)), AR10=float(max(s[7], 0)),
+                       AR1_iou50=float(max(recall[0, 0, 0, 0], 0)), AR10_iou50=float(max(recall[0, 0, 0, 1], 0)))
+    return figures
 
 
 def box_ap(gt: dict, predictions: list[dict]) -> dict:
@@ -139,23 +148,53 @@ def _pairs_by_box_iou(anns: list[dict], preds: list[dict], min_iou: float):
         yield g, p
 
 
-def mpjpe_upper_body(gt: dict, predictions: list[dict], min_iou: float = 0.5) -> dict | None:
-    """Root-relative MPJPE (mm) over the 8 upper-body joints, root = mean of the hips; persons
-    paired per image by box IoU. None when the ground truth or the predictions have no 3D."""
-    with_3d = [a for a in gt["annotations"] if a.get("keypoints_3d")]
-    predictions = [p for p in predictions if p.get("pose3d") is not None]
-    if not with_3d or not predictions:
-        return None
-    errors = []
+def mpjpe_3d(truth_by_image: dict, predictions: list[dict], min_iou: float = 0.5) -> dict:
+    """3D errors of predictions against 3D ground truth (`evaluation.mvor.truth_3d_by_image`).
+
+    Persons are paired per image by box IoU >= min_iou. Two figures, each over the joints both
+    sides have (finite), None where nothing could be compared:
+    - `mpjpe_upper_body_mm`: root-relative MPJPE over the 8 upper-body joints (shoulders, elbows,
+      wrists, hips), root = mean of the hips, from each prediction's `pose3d` (root-relative,
+      Human3.6M-17), else its `pose3d_camera`; the papers' 3D figure.
+    - `mpjpe_camera_mm`: MPJPE in the camera frame from `pose3d_camera` (17 x 3, mm).
+    """
+    upper, camera, upper_joints, camera_joints = [], [], 0, 0
     predictions_by_image = _by_image(predictions)
-    for image_id, anns in _by_image(with_3d).items():
+    for image_id, truths in truth_by_image.items():
         preds = predictions_by_image.get(image_id, [])
-        for g, p in _pairs_by_box_iou(anns, preds, min_iou):
-            errors.append(float(upper_body_errors(np.reshape(anns[g]["keypoints_3d"], (17, 3)),
-                                                  np.reshape(preds[p]["pose3d"], (17, 3)))))
-    if not errors:
-        return {"mean": None, "persons": 0}
-    return {"mean": float(np.mean(errors)), "persons": len(errors)}
+        for g, p in _pairs_by_box_iou(truths, preds, min_iou):
+            truth = np.asarray(truths[g]["joints"], dtype=np.float64).reshape(17, 3)
+            pred = preds[p]
+            relative = pred.get("pose3d") if pred.get("pose3d") is not None else pred.get("pose3d_camera")
+            if relative is not None:
+                guess = np.asarray(relative, dtype=np.float64).reshape(17, 3)
+                t = truth[UPPER_BODY_H36M] - truth[[4, 1]].mean(0)
+                q = guess[UPPER_BODY_H36M] - guess[[4, 1]].mean(0)
+                errors = np.linalg.norm(q - t, axis=1)
+                if np.isfinite(errors).any():
+                    upper.append(float(np.nanmean(errors)))
+                    upper_joints += int(np.isfinite(errors).sum())
+            if pred.get("pose3d_camera") is not None:
+                errors = np.linalg.norm(np.asarray(pred["pose3d_camera"], dtype=np.float64).reshape(17, 3) - truth, axis=1)
+                if np.isfinite(errors).any():
+                    camera.append(float(np.nanmean(errors)))
+                    camera_joints += int(np.isfinite(errors).sum())
+
+    def figure(errors: list[float], joints: int) -> dict:
+        return {"mean": float(np.mean(errors)) if errors else None, "persons": len(errors), "joints": joints}
+
+    return {"mpjpe_upper_body_mm": figure(upper, upper_joints), "mpjpe_camera_mm": figure(camera, camera_joints)}
+
+
+def mpjpe_upper_body(gt: dict, predictions: list[dict], min_iou: float = 0.5) -> dict | None:
+    """Root-relative MPJPE (mm) over the 8 upper-body joints (see `mpjpe_3d`); None when the ground
+    truth or the predictions have no 3D."""
+    truth = truth_3d_by_image(gt)
+    predictions = [p for p in predictions if p.get("pose3d") is not None or p.get("pose3d_camera") is not None]
+    if not truth or not predictions:
+        return None
+    figure = mpjpe_3d(truth, predictions, min_iou)["mpjpe_upper_body_mm"]
+    return {"mean": figure["mean"], "persons": figure["persons"]}
 
 
 def left_right_swaps(gt: dict, predictions: list[dict], keypoint_set: str, min_iou: float = 0.5,

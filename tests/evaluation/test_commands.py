@@ -90,3 +90,4 @@ def test_evaluate_the_sample_run_against_its_ground_truth(sample_run):
     assert figures["mpjpe_upper_body_mm"] is not None  # the generator's ground truth has 3D
     text = labels("evaluate", sample_run, "--gt", ROOT / "data/sample/annotations.json")
     assert "box AP" in text.stdout and "PCK@0.2" in text.stdout and "MPJPE upper body" in text.stdout
+

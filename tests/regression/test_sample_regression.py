@@ -6,7 +6,9 @@ Two checks, both against tests/regression/tiny_sample_reference.json:
 2. the labels are as accurate as they were, measured with `labels evaluate` against the sample's
    generator ground truth (box AP50, keypoint AP, PCK@0.2, soft-3D MPJPE) within stated margins:
    a change that moves labels *and* makes them worse fails here even when the reference is
-   refreshed carelessly.
+   refreshed carelessly;
+3. `labels evaluate` gives the same figures against the sample's ground truth rewritten in MVOR's
+   own layout (10 joints, 3D in camera 1's frame) as against the generator's.
 When a change is intended, refresh the reference deliberately with `make regression-reference`,
 review `git diff`, commit.
 """
@@ -16,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from evaluation.evaluate import evaluate
@@ -71,3 +74,62 @@ def test_tiny_teacher_accuracy_on_the_sample_holds(trained_sample_run):
     if now["mpjpe_mm"] > reference["mpjpe_mm"] + MARGINS["mpjpe_mm"]:
         worse.append(f"mpjpe_mm: {now['mpjpe_mm']:.1f} (reference {reference['mpjpe_mm']:.1f}, margin {MARGINS['mpjpe_mm']})")
     assert not worse, "the tiny teacher's labels of the sample got less accurate:\n" + "\n".join(worse)
+
+
+def evaluate_command(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", "evaluate", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+
+
+def mvor_format(gt: dict) -> dict:
+    """The sample's ground truth rewritten as MVOR's real file is: 10 joints per 2D pose, 3D poses
+    in `annotations3D` (12 joints x (x, y, z, v) in camera 1's frame), cameras by `cam_id`."""
+    import copy
+
+    from evaluation.ground_truth import coco17_to_set
+    from frames.mvor import read_mvor_rig
+    from joints import coco_to_h36m_positions
+
+    out = copy.deepcopy(gt)
+    rig = read_mvor_rig(gt)
+    images = {im["id"]: im for im in out["images"]}
+    for im in out["images"]:
+        im["cam_id"] = int(im["camera_id"].split("/cam")[1])
+    poses: dict = {}
+    for a in out["annotations"]:
+        image = images[a["image_id"]]
+        h36m = coco_to_h36m_positions(np.reshape(a.pop("keypoints_3d"), (17, 3)))
+        mvor12 = np.concatenate([h36m[[10, 8, 11, 14, 4, 1, 12, 15, 13, 16]], h36m[[13, 16]]])  # + hands at the wrists
+        in_first = rig.move(mvor12, f"cam{image['cam_id']}", "cam1")
+        pose = poses.setdefault((image["timestamp"], a["person_id"]), {"views": [], "joints": in_first})
+        pose["views"].append(a["image_id"])
+        a["keypoints"] = coco17_to_set(np.reshape(a["keypoints"], (1, 17, 3)), "mvor10")[0].ravel().tolist()
+        a["only_bbox"] = 0
+    out["annotations3D"] = [
+        {"image_ids": "_".join(map(str, p["views"])), "person_id": person, "ref_camera": 0,
+         "keypoints3D": np.concatenate([p["joints"], np.full((12, 1), 2.0)], axis=1).ravel().tolist()}
+        for (_, person), p in poses.items()]
+    out["categories"][0]["keypoints"] = ["head", "neck", "left_shoulder", "right_shoulder", "left_hip", "right_hip",
+                                         "left_elbow", "right_elbow", "left_wrist", "right_wrist"]
+    return out
+
+
+@pytest.mark.slow
+def test_evaluate_a_run_against_ground_truth_in_mvors_own_format(trained_sample_run, tmp_path):
+    """The same run against the same truth, once as the generator writes it and once as MVOR's file
+    is laid out (3D in camera 1's frame, moved back into each view by the rig): the same figures."""
+    gt_path = GROUND_TRUTH
+    mvor_path = tmp_path / "camma_mvor_like.json"
+    mvor_path.write_text(json.dumps(mvor_format(json.loads(gt_path.read_text()))))
+    ours = json.loads(evaluate_command(trained_sample_run, "--gt", gt_path, "--json").stdout)
+    result = evaluate_command(trained_sample_run, "--gt", mvor_path, "--json")
+    assert result.returncode == 0, result.stderr
+    theirs = json.loads(result.stdout)
+    assert theirs["keypoint_set"] == "mvor10"
+    assert theirs["pck_mvor"] == ours["pck_mvor"] and ours["pck_mvor"]["persons"] > 0
+    for key in ("mpjpe_upper_body_mm", "mpjpe_camera_mm"):
+        assert theirs[key]["persons"] == ours[key]["persons"] > 0, key
+    assert theirs["mpjpe_upper_body_mm"]["mean"] == pytest.approx(ours["mpjpe_upper_body_mm"]["mean"], abs=0.01)
+    assert np.isfinite(theirs["mpjpe_camera_mm"]["mean"])  # over MVOR's 10 joints, not all 17
+    text = evaluate_command(trained_sample_run, "--gt", mvor_path).stdout
+    assert "PCK@0.2 (MVOR protocol): head" in text and "MPJPE camera frame:" in text
