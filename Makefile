@@ -42,7 +42,7 @@ clean-venv:
 tiny-weights: setup
 	$(LABELS) weights --teacher tiny --init --if-missing
 
-## regression-reference: re-label the sample with the trained tiny teacher and overwrite the CI reference (labels + accuracy)
+## regression-reference: re-label the regression source with the trained tiny teacher, overwrite the CI reference, print what changed
 ##         (deliberate: review `git diff tests/regression` before committing)
 regression-reference: setup
 	$(PY) tools/refresh_regression_reference.py

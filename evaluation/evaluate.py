@@ -22,11 +22,15 @@ __all__ = ["evaluate", "predictions_from_run", "predictions_from_results", "form
 
 
 def predictions_from_run(run: LabelRun | str, gt: dict, keypoint_set: str, label_set: str = "soft") -> list[dict]:
-    """A run's persons as predictions on the ground truth's images (matched by frame_id, else by
-    the end of the color path); frames not in the ground truth are left out."""
+    """A run's persons as predictions on the ground truth's images (matched by frame_id where the
+    ground truth has them, else by the end of the color path); frames not in the ground truth are
+    left out."""
     run = run if isinstance(run, LabelRun) else LabelRun(run)
     by_frame = {im["frame_id"]: im["id"] for im in gt["images"] if "frame_id" in im}
-    by_file = [(im["file_name"], im["id"]) for im in gt["images"]]
+    # Ground truth that names its frames (the generator's) is matched by frame id alone: another
+    # frame of the run that reads the same color file (a second rig over the same camera) is not
+    # that image's. Otherwise (MVOR) the color path ends with the image's file_name.
+    by_file = [] if by_frame else [(im["file_name"], im["id"]) for im in gt["images"]]
     predictions = []
     for labels in run:
         image_id = by_frame.get(labels.frame_id)

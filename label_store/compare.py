@@ -1,34 +1,92 @@
 """Comparing two label sets frame by frame: what a teacher upgrade or a CI regression is judged by.
 
-Persons are matched per frame by box IoU (greedy, best pairs first, IoU >= `min_iou`). For
-matched persons: keypoint displacement (pixels), confidence change, soft 3D change (mm). Unmatched
-persons are added or removed. A label set is a `LabelRun` or a reference JSON written by
-`reference_from_run` (the CI regression's reviewed reference).
+Every stored field of the label format (label_store/schema.py) is compared, each with a stated
+tolerance (`Tolerances`); `FRAME_CHECKS` and `PERSON_CHECKS` say which rule each field gets.
+Persons are matched per frame by box IoU (greedy, best pairs first, IoU >= `min_iou`); unmatched
+persons are added or removed. Rules for a matched person's fields:
+
+- NaN must match NaN in place and nowhere else (a pose that became NaN is a change, never a pass);
+- positions (boxes, keypoints on the color and depth grids) within a largest displacement, and
+  their mean signed displacement over the whole label set within `bias_px`: a consistent
+  sub-pixel shift (a half-pixel convention broken) is caught even below the largest one;
+- flags (hard keypoints, hard skeleton, depth flags) exactly; masks by IoU; numbers by absolute
+  difference.
+Paths are machine-specific: `color_path` and `depth_path` are compared by file name, and
+`reject_detail` with the folders of its paths removed.
+
+A label set is a `LabelRun` (a run directory or a shard) or a reference JSON written by
+`reference_from_run` (the CI regression's reviewed reference; NaN stored as null).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from joints import COCO_KEYPOINTS
+from joints import COCO_KEYPOINTS, H36M_JOINTS
 from label_store.reader import LabelRun
+from label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STR
 from teachers.tta import box_iou
 
-__all__ = ["Tolerances", "Comparison", "compare", "reference_from_run", "load_labels"]
+__all__ = ["Tolerances", "Comparison", "compare", "reference_from_run", "load_labels", "FRAME_CHECKS", "PERSON_CHECKS"]
+
+REFERENCE_FORMAT = "or-pose-labels/reference"
+REFERENCE_VERSION = 2
 
 
 @dataclass(frozen=True)
 class Tolerances:
-    keypoint_px: float = 1.0  # largest keypoint displacement of a matched person
+    keypoint_px: float = 1.0  # largest displacement of a keypoint (color and depth grids)
     confidence: float = 0.02  # largest keypoint confidence change
     box_px: float = 1.0  # largest box corner displacement
-    pose3d_mm: float = 5.0  # largest soft-3D joint change
-    added: int = 0  # persons allowed to appear
-    removed: int = 0  # persons allowed to disappear
+    pose3d_mm: float = 5.0  # largest joint change of pose3d_soft, pose3d_hard, pose3d_camera
+    added: int = 0  # persons allowed to appear per frame
+    removed: int = 0  # persons allowed to disappear per frame
+    score: float = 0.02  # largest detector score change
+    spread_px: float = 1.0  # largest change of a keypoint's TTA spread
+    consistency: float = 0.05  # largest depth_consistency change
+    mask_iou: float = 0.9  # smallest IoU between a matched person's two masks
+    bias_px: float = 0.1  # largest mean signed displacement (x or y) of a position field over the label set
+
+
+# Person field -> (rule, tolerance name, joint names or None). Rules: "box", "position" (x, y
+# [, confidence]), "pose" (3D joints, mm), "number", "flags" (exact), "mask".
+PERSON_CHECKS = {
+    "box": ("box", "box_px", None),
+    "score": ("number", "score", None),
+    "mask_rle": ("mask", "mask_iou", None),
+    "keypoints_2d": ("position", "keypoint_px", COCO_KEYPOINTS),
+    "keypoint_spread": ("number", "spread_px", COCO_KEYPOINTS),
+    "hard_mask": ("flags", None, COCO_KEYPOINTS),
+    "hard_valid": ("flags", None, None),
+    "pose3d_soft": ("pose", "pose3d_mm", H36M_JOINTS),
+    "pose3d_hard": ("pose", "pose3d_mm", H36M_JOINTS),
+    "depth_keypoints": ("position", "keypoint_px", COCO_KEYPOINTS),
+    "depth_flag": ("flags", None, COCO_KEYPOINTS),
+    "pose3d_camera": ("pose", "pose3d_mm", H36M_JOINTS),
+    "depth_consistency": ("number", "consistency", COCO_KEYPOINTS),
+}
+# frame_index is the person's row number in its shard: structure, not a label.
+_NOT_COMPARED = {"frame_index"}
+FRAME_CHECKS = ("status", "reject_reason", "reject_detail", "camera_id", "color_path", "depth_path", "color_size",
+                "depth_size", "depth_unit_mm", "timestamp")
+assert {f.name for f in PERSON_FIELDS} == set(PERSON_CHECKS) | _NOT_COMPARED, "a person field without a rule"
+assert {f.name for f in FRAME_FIELDS} == set(FRAME_CHECKS) | {"frame_id"}, "a frame field without a rule"
+
+_FOLDERS = re.compile(r"(?:[A-Za-z]:)?[\\/][^\s'\"()]*[\\/]")
+
+
+def _machine_free(name: str, value):
+    """A frame field as comparable across machines: file names, not folders."""
+    if name in ("color_path", "depth_path"):
+        return Path(str(value)).name
+    if name == "reject_detail":
+        return _FOLDERS.sub("", str(value))
+    return value
 
 
 @dataclass
@@ -39,14 +97,25 @@ class Comparison:
     matched: int = 0
     added: int = 0
     removed: int = 0
-    keypoint_px: list = field(default_factory=list)  # all matched keypoint displacements
-    pose3d_mm: list = field(default_factory=list)
+    keypoint_px: list = field(default_factory=list)  # all matched keypoint displacements (color grid)
+    pose3d_mm: list = field(default_factory=list)  # all matched soft-3D joint changes
+    signed: dict = field(default_factory=dict)  # position field -> list of (dx, dy) arrays, for the bias
     problems: list = field(default_factory=list)  # readable lines, one per tolerance exceeded
 
     def quantiles(self, values, qs=(0.5, 0.9, 0.99, 1.0)) -> str:
+        values = [v for v in values if np.isfinite(v)]
         if not values:
             return "n/a"
         return ", ".join(f"q{int(q * 100)} {np.quantile(values, q):.3g}" for q in qs)
+
+    def bias(self, name: str) -> np.ndarray | None:
+        """Mean signed (dx, dy) of a position field over every matched finite value."""
+        parts = self.signed.get(name)
+        if not parts:
+            return None
+        stacked = np.concatenate(parts)
+        stacked = stacked[np.isfinite(stacked).all(axis=1)]
+        return stacked.mean(axis=0) if len(stacked) else None
 
     def lines(self) -> list[str]:
         out = [f"frames compared: {self.frames} (only in A: {len(self.frames_only_in_a)}, only in B: {len(self.frames_only_in_b)})",
@@ -66,21 +135,51 @@ class Comparison:
 def _frames_of_run(run: LabelRun) -> dict[str, dict]:
     out = {}
     for labels in run:
-        p = labels.persons
-        out[labels.frame_id] = {"status": int(labels.frame["status"]), "box": p["box"], "score": p["score"],
-                                "keypoints_2d": p["keypoints_2d"], "pose3d_soft": p["pose3d_soft"],
-                                "hard_valid": p["hard_valid"]}
+        frame = {name: labels.frame[name] for name in FRAME_CHECKS}
+        frame["persons"] = {name: labels.persons[name] for name in PERSON_CHECKS}
+        out[labels.frame_id] = frame
     return out
 
 
+def _to_json(value):
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f":
+            rounded = np.round(value.astype(np.float64), 3)
+            return np.where(np.isnan(rounded), None, rounded).tolist()
+        return value.tolist()
+    if isinstance(value, (np.floating, float)):
+        return None if np.isnan(value) else round(float(value), 6)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
+
+
 def reference_from_run(run: LabelRun | str, path: str | Path) -> None:
-    """Write a run's comparable labels as JSON (rounded: 3 decimals), the reviewed reference format."""
+    """Write a run's labels, every compared field, as JSON (floats to 3 decimals, NaN as null)."""
     run = run if isinstance(run, LabelRun) else LabelRun(run)
     frames = {}
     for frame_id, f in _frames_of_run(run).items():
-        frames[frame_id] = {k: (np.round(np.asarray(v, dtype=np.float64), 3).tolist() if k != "status" else v)
-                            for k, v in f.items()}
-    Path(path).write_text(json.dumps({"format": "or-pose-labels/reference", "version": 1, "frames": frames}, indent=0) + "\n")
+        entry = {name: _to_json(_machine_free(name, f[name])) for name in FRAME_CHECKS}
+        entry["persons"] = {name: _to_json(np.asarray(v)) for name, v in f["persons"].items()}
+        frames[frame_id] = entry
+    document = {"format": REFERENCE_FORMAT, "version": REFERENCE_VERSION, "frames": frames}
+    Path(path).write_text(json.dumps(document, indent=0) + "\n")
+
+
+_SCHEMA = {f.name: f for f in (*FRAME_FIELDS, *PERSON_FIELDS)}
+
+
+def _from_json(name: str, value, rows: bool):
+    f = _SCHEMA[name]
+    if f.dtype is STR:
+        return np.array(value, dtype=object) if rows else value
+    if value is None:
+        return np.float64(np.nan)
+    array = np.array(value, dtype=object)
+    array = np.where(array == None, np.nan, array).astype(f.dtype) if array.size else np.asarray(array, f.dtype)  # noqa: E711
+    return array.reshape(-1, *f.shape) if rows else array.reshape(f.shape)
 
 
 def load_labels(source) -> dict[str, dict]:
@@ -91,15 +190,131 @@ def load_labels(source) -> dict[str, dict]:
         return _frames_of_run(source)
     path = Path(source)
     if path.suffix == ".json":
-        data = json.loads(path.read_text())["frames"]
-        return {k: {name: (np.asarray(v, dtype=np.float64) if name != "status" else v) for name, v in f.items()}
-                for k, f in data.items()}
+        data = json.loads(path.read_text())
+        if data.get("format") != REFERENCE_FORMAT or data.get("version") != REFERENCE_VERSION:
+            raise ValueError(f"{path}: not a version-{REFERENCE_VERSION} reference (format {data.get('format')!r}, "
+                             f"version {data.get('version')!r}); rewrite it with `make regression-reference`")
+        return {frame_id: {**{name: _from_json(name, f[name], rows=False) for name in FRAME_CHECKS},
+                           "persons": {name: _from_json(name, v, rows=True) for name, v in f["persons"].items()}}
+                for frame_id, f in data["frames"].items()}
     return _frames_of_run(LabelRun(path))
 
 
-def compare(a, b, tolerances: Tolerances = Tolerances(), min_iou: float = 0.5) -> Comparison:
-    """Compare label set A (e.g. the reference) with B (e.g. the new run)."""
+def _same_frame_value(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind == "f" or b.dtype.kind == "f":
+        a, b = a.astype(np.float64), b.astype(np.float64)
+        return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b)) | np.isclose(a, b, atol=1e-6)))
+    return a.shape == b.shape and bool(np.all(a == b))
+
+
+def _mask_iou(rle_a: str, rle_b: str, size: tuple[int, int]) -> float:
+    from pycocotools import mask as mask_utils
+
+    height, width = size
+    a = mask_utils.decode({"size": [height, width], "counts": rle_a})
+    b = mask_utils.decode({"size": [height, width], "counts": rle_b})
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def _joint(names, index) -> str:
+    return names[index] if names is not None else str(index)
+
+
+def _compare_person(result: Comparison, where: str, pa: dict, pb: dict, i: int, j: int, t: Tolerances,
+                    mask_size: tuple[int, int] | None, fields: tuple[str, ...]) -> None:
+    for name in fields:
+        rule, tolerance_name, names = PERSON_CHECKS[name]
+        a, b = pa[name][i], pb[name][j]
+        limit = getattr(t, tolerance_name) if tolerance_name else None
+        here = f"{where}: {name}"
+        if rule == "mask":
+            iou = _mask_iou(str(a), str(b), mask_size)
+            if iou < limit:
+                result.problems.append(f"{here}: mask IoU {iou:.3f} (tolerance {limit})")
+            continue
+        a, b = np.asarray(a), np.asarray(b)
+        if rule == "flags":
+            differ = np.flatnonzero(np.atleast_1d(a != b))
+            if len(differ):
+                result.problems.append(f"{here}: {', '.join(_joint(names, k) for k in differ[:5]) if names else ''} "
+                                       f"{np.atleast_1d(a)[differ[:5]].tolist()} -> {np.atleast_1d(b)[differ[:5]].tolist()}")
+            continue
+        a, b = a.astype(np.float64), b.astype(np.float64)
+        xy_a, xy_b = (a[..., :2], b[..., :2]) if rule == "position" else (a, b)
+        nan_a, nan_b = np.isnan(xy_a), np.isnan(xy_b)
+        if rule in ("position", "pose"):
+            nan_a, nan_b = nan_a.any(-1), nan_b.any(-1)
+        if np.any(nan_a != nan_b):
+            k = int(np.flatnonzero(np.atleast_1d(nan_a != nan_b))[0])
+            side = "B" if np.atleast_1d(nan_b)[k] else "A"
+            result.problems.append(f"{here} {_joint(names, k)}: NaN in {side} only")
+            continue
+        if rule == "box":
+            corner = np.abs(a - b).max()
+            result.signed.setdefault(name, []).append((b - a).reshape(2, 2))
+            if corner > limit:
+                result.problems.append(f"{here}: moved {corner:.2f} px (tolerance {limit})")
+        elif rule == "position":
+            move = np.linalg.norm(xy_a - xy_b, axis=-1)
+            result.signed.setdefault(name, []).append((xy_b - xy_a).reshape(-1, 2))
+            if name == "keypoints_2d":
+                result.keypoint_px.extend(move.tolist())
+            worst = int(np.nanargmax(move)) if np.isfinite(move).any() else None
+            if worst is not None and move[worst] > limit:
+                result.problems.append(f"{here} {_joint(names, worst)}: ({xy_a[worst, 0]:.1f}, {xy_a[worst, 1]:.1f}) -> "
+                                       f"({xy_b[worst, 0]:.1f}, {xy_b[worst, 1]:.1f}), {move[worst]:.2f} px (tolerance {limit})")
+            if a.shape[-1] == 3:
+                change = np.abs(a[:, 2] - b[:, 2])
+                if np.isfinite(change).any() and np.nanmax(change) > t.confidence:
+                    k = int(np.nanargmax(change))
+                    result.problems.append(f"{here} {_joint(names, k)}: confidence changed by {change[k]:.3g} "
+                                           f"(tolerance {t.confidence})")
+        elif rule == "pose":
+            change = np.linalg.norm(a - b, axis=-1)
+            if name == "pose3d_soft":
+                result.pose3d_mm.extend(change.tolist())
+            if np.isfinite(change).any() and np.nanmax(change) > limit:
+                k = int(np.nanargmax(change))
+                result.problems.append(f"{here} {_joint(names, k)}: moved {change[k]:.1f} mm (tolerance {limit})")
+        else:  # number
+            change = np.atleast_1d(np.abs(a - b))
+            if np.isfinite(change).any() and np.nanmax(change) > limit:
+                k = int(np.nanargmax(change))
+                result.problems.append(f"{here}{' ' + _joint(names, k) if names else ''}: changed by {change[k]:.3g} "
+                                       f"(tolerance {limit})")
+
+
+def _pairs(boxes_a: np.ndarray, boxes_b: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
+    if not len(boxes_a) or not len(boxes_b):
+        return []
+    ious = np.nan_to_num(box_iou(boxes_a, boxes_b), nan=0.0)
+    pairs, used_a, used_b = [], set(), set()
+    for flat in np.argsort(-ious, axis=None):
+        i, j = divmod(int(flat), len(boxes_b))
+        if ious[i, j] < min_iou:
+            break
+        if i not in used_a and j not in used_b:
+            pairs.append((i, j))
+            used_a.add(i)
+            used_b.add(j)
+    return pairs
+
+
+def compare(a, b, tolerances: Tolerances = Tolerances(), min_iou: float = 0.5,
+            fields: tuple[str, ...] | None = None) -> Comparison:
+    """Compare label set A (e.g. the reference) with B (e.g. the new run); see the module docstring.
+
+    `fields` limits the comparison to those frame and person fields (default: every one), for
+    label sets that store fewer (`labels bench`'s naive loop keeps boxes, scores, 2D and soft 3D).
+    """
     la, lb = load_labels(a), load_labels(b)
+    frame_fields = FRAME_CHECKS if fields is None else tuple(f for f in FRAME_CHECKS if f in fields)
+    person_fields = tuple(PERSON_CHECKS) if fields is None else tuple(f for f in PERSON_CHECKS if f in fields)
+    unknown = set(fields or ()) - set(FRAME_CHECKS) - set(PERSON_CHECKS)
+    if unknown:
+        raise ValueError(f"compare: unknown fields {sorted(unknown)}")
     result = Comparison()
     result.frames_only_in_a = sorted(set(la) - set(lb))
     result.frames_only_in_b = sorted(set(lb) - set(la))
@@ -111,44 +326,26 @@ def compare(a, b, tolerances: Tolerances = Tolerances(), min_iou: float = 0.5) -
     for frame_id in sorted(set(la) & set(lb)):
         fa, fb = la[frame_id], lb[frame_id]
         result.frames += 1
-        if fa["status"] != fb["status"]:
-            result.problems.append(f"{frame_id}: status {fa['status']} -> {fb['status']}")
-        boxes_a = np.asarray(fa["box"], dtype=np.float64).reshape(-1, 4)
-        boxes_b = np.asarray(fb["box"], dtype=np.float64).reshape(-1, 4)
-        ious = box_iou(boxes_a, boxes_b) if len(boxes_a) and len(boxes_b) else np.zeros((len(boxes_a), len(boxes_b)))
-        pairs, used_a, used_b = [], set(), set()
-        for flat in np.argsort(-ious, axis=None):
-            i, j = divmod(int(flat), max(len(boxes_b), 1))
-            if ious.size == 0 or ious[i, j] < min_iou:
-                break
-            if i not in used_a and j not in used_b:
-                pairs.append((i, j))
-                used_a.add(i)
-                used_b.add(j)
+        for name in frame_fields:
+            va, vb = _machine_free(name, fa[name]), _machine_free(name, fb[name])
+            if not _same_frame_value(va, vb):
+                result.problems.append(f"{frame_id}: {name} {va!r} -> {vb!r}")
+        pa, pb = fa["persons"], fb["persons"]
+        boxes_a = np.asarray(pa["box"], dtype=np.float64).reshape(-1, 4)
+        boxes_b = np.asarray(pb["box"], dtype=np.float64).reshape(-1, 4)
+        pairs = _pairs(boxes_a, boxes_b, min_iou)
         result.matched += len(pairs)
         result.removed += len(boxes_a) - len(pairs)
         result.added += len(boxes_b) - len(pairs)
         if len(boxes_a) - len(pairs) > t.removed or len(boxes_b) - len(pairs) > t.added:
             result.problems.append(f"{frame_id}: {len(boxes_a)} persons -> {len(boxes_b)} ({len(pairs)} matched)")
+        size = fa.get("color_size")
+        mask_size = None if size is None else tuple(int(v) for v in np.asarray(size).ravel()[::-1])
         for i, j in pairs:
-            ka = np.asarray(fa["keypoints_2d"], dtype=np.float64).reshape(-1, 17, 3)[i]
-            kb = np.asarray(fb["keypoints_2d"], dtype=np.float64).reshape(-1, 17, 3)[j]
-            move = np.linalg.norm(ka[:, :2] - kb[:, :2], axis=1)
-            result.keypoint_px.extend(move.tolist())
-            pa = np.asarray(fa["pose3d_soft"], dtype=np.float64).reshape(-1, 17, 3)[i]
-            pb = np.asarray(fb["pose3d_soft"], dtype=np.float64).reshape(-1, 17, 3)[j]
-            change = np.linalg.norm(pa - pb, axis=1)
-            result.pose3d_mm.extend(change.tolist())
-            corner = np.abs(boxes_a[i] - boxes_b[j]).max()
-            if corner > t.box_px:
-                result.problems.append(f"{frame_id} person {i}: box moved {corner:.2f} px (tolerance {t.box_px})")
-            worst = int(np.argmax(move))
-            if move[worst] > t.keypoint_px:
-                result.problems.append(f"{frame_id} person {i} {COCO_KEYPOINTS[worst]}: ({ka[worst, 0]:.1f}, {ka[worst, 1]:.1f})"
-                                       f" -> ({kb[worst, 0]:.1f}, {kb[worst, 1]:.1f}), {move[worst]:.2f} px (tolerance {t.keypoint_px})")
-            dconf = np.abs(ka[:, 2] - kb[:, 2]).max()
-            if dconf > t.confidence:
-                result.problems.append(f"{frame_id} person {i}: confidence changed by {dconf:.3g} (tolerance {t.confidence})")
-            if np.nanmax(change, initial=0) > t.pose3d_mm:
-                result.problems.append(f"{frame_id} person {i}: soft 3D moved {np.nanmax(change):.1f} mm (tolerance {t.pose3d_mm})")
+            _compare_person(result, f"{frame_id} person {i}", pa, pb, i, j, t, mask_size, person_fields)
+    for name in sorted(result.signed):
+        bias = result.bias(name)
+        if bias is not None and np.abs(bias).max() > t.bias_px:
+            result.problems.append(f"{name}: every position moved on average by ({bias[0]:+.3f}, {bias[1]:+.3f}) px "
+                                   f"(tolerance {t.bias_px}): a consistent shift")
     return result

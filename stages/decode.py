@@ -11,7 +11,9 @@ from frames.errors import FrameError
 from frames.sources import FrameRef, load_frame
 from stages._batching import Timer, objects
 
-__all__ = ["DecodeStage", "ref_from_row"]
+__all__ = ["DecodeStage", "ref_from_row", "REJECTED_COLOR"]
+
+REJECTED_COLOR = np.zeros((0, 0, 3), np.uint8)  # the color of a frame that did not decode
 
 
 def ref_from_row(batch: dict, i: int) -> FrameRef:
@@ -25,7 +27,7 @@ class DecodeStage:
     """Strict decoding of each frame of the batch.
 
     Reads: frame_id, camera_id, color_path, depth_path, timestamp.
-    Writes: color (H, W, 3 uint8 BGR, or None), depth_encoded (the depth image's validated file
+    Writes: color (H, W, 3 uint8 BGR; 0 x 0 x 3 for a rejected frame), depth_encoded (the depth image's validated file
     bytes, b"" for color-only frames: every later stage carries this column and only the last one
     needs the depth, so it travels compressed, ~1/10 of the decoded counts), error_reason (''
     if decoded), error_detail, seconds_decode.
@@ -49,7 +51,10 @@ class DecodeStage:
                     reasons.append("")
                     details.append("")
                 except FrameError as error:
-                    colors.append(None)
+                    # An empty image, not None: a batch of rejected frames only would make the column
+                    # Arrow's null type, which Ray Data cannot join with the image blocks (found by
+                    # the CI regression's sample, whose last batch is one rejected frame).
+                    colors.append(REJECTED_COLOR)
                     depths.append(b"")
                     reasons.append(error.reason)
                     details.append(str(error))

@@ -76,7 +76,7 @@ def test_diff_of_a_run_with_itself_and_with_a_changed_copy(sample_run, tmp_path)
     commit_shard(tmp_path / "changed", 0, records, prov)
     result = labels("diff", sample_run, tmp_path / "changed")
     assert result.returncode == 1
-    assert "day1/cam1/000002 person 0 nose" in result.stdout and "4.00 px" in result.stdout
+    assert "day1/cam1/000002 person 0: keypoints_2d nose" in result.stdout and "4.00 px" in result.stdout
 
 
 def test_evaluate_the_sample_run_against_its_ground_truth(sample_run):

@@ -1,10 +1,13 @@
-"""The comparison behind the CI regression and `labels diff`: it sees what changed and says it."""
+"""The comparison behind the CI regression and `labels diff`: it sees what changed in every stored
+field, and says it."""
 
 import copy
+import json
 
 import numpy as np
+import pytest
 
-from label_store.compare import Tolerances, compare, reference_from_run
+from label_store.compare import FRAME_CHECKS, PERSON_CHECKS, Tolerances, compare, reference_from_run
 from label_store.shard import commit_shard
 
 
@@ -25,5 +28,127 @@ def test_identical_runs_compare_clean_and_changes_are_named(tmp_path, records, p
     report = "\n".join(diff.lines())
     frame = target.frame["frame_id"]
     assert not diff.ok and diff.removed == 1
-    assert f"{frame} person 0 left_wrist" in report and "3.00 px (tolerance 1.0)" in report
+    assert f"{frame} person 0: keypoints_2d left_wrist" in report and "3.00 px (tolerance 1.0)" in report
     assert np.isclose(max(diff.keypoint_px), 3.0, atol=2e-3)  # the reference rounds to 1e-3
+
+
+def _first_person_frame(records):
+    return next(r for r in records if r.num_persons >= 1)
+
+
+def _nan_at(field, index=(0, 3)):
+    def change(persons):
+        persons[field][index] = np.nan
+    return change
+
+
+def _add(field, index, amount):
+    def change(persons):
+        persons[field][index] = persons[field][index] + amount
+    return change
+
+
+def _flip(field, index):
+    def change(persons):
+        persons[field][index] = not persons[field][index]
+    return change
+
+
+def _move_a_hard_pose(persons):
+    """A hard pose moved by 20 mm, or, where the person is not in the hard set (its hard pose is
+    NaN), given a number: either must fail."""
+    valid = np.flatnonzero(persons["hard_valid"])
+    if len(valid):
+        persons["pose3d_hard"][valid[0], 16, 2] += 20.0
+    else:
+        persons["pose3d_hard"][0, 16] = [0.0, 0.0, 20.0]
+
+
+def _empty_mask(persons):
+    from pycocotools import mask as mask_utils
+
+    height, width = 480, 640
+    persons["mask_rle"][0] = mask_utils.encode(np.asfortranarray(np.zeros((height, width), np.uint8)))["counts"].decode()
+
+
+CORRUPTIONS = {  # name -> (change to the first labelled frame's persons, words the report must contain)
+    "box shifted 3 px": (_add("box", (0, 0), 3.0), "box: moved 3.00 px"),
+    "score changed by 0.3": (_add("score", 0, -0.3), "score: changed by 0.3"),
+    "mask emptied": (_empty_mask, "mask_rle: mask IoU 0.000"),
+    "keypoint shifted 3 px": (_add("keypoints_2d", (0, 9, 0), 3.0), "keypoints_2d left_wrist"),
+    "keypoint NaN": (_nan_at("keypoints_2d", (0, 9, 0)), "keypoints_2d left_wrist: NaN in B only"),
+    "confidence changed by 3": (_add("keypoints_2d", (0, 0, 2), 3.0), "keypoints_2d nose: confidence changed by 3"),
+    "spread changed by 3 px": (_add("keypoint_spread", (0, 4), 3.0), "keypoint_spread right_ear: changed by 3"),
+    "hard keypoint flipped": (_flip("hard_mask", (0, 5)), "hard_mask: left_shoulder"),
+    "hard skeleton flipped": (_flip("hard_valid", 0), "hard_valid"),
+    "soft 3D NaN": (_nan_at("pose3d_soft", (0, 13, 1)), "pose3d_soft left_wrist: NaN in B only"),
+    "soft 3D moved 20 mm": (_add("pose3d_soft", (0, 16, 2), 20.0), "pose3d_soft right_wrist: moved 20.0 mm"),
+    "hard 3D moved 20 mm": (_move_a_hard_pose, "pose3d_hard right_wrist"),
+    "camera 3D NaN": (_nan_at("pose3d_camera", (0, 0, 0)), "pose3d_camera pelvis"),
+    "depth keypoint shifted 3 px": (_add("depth_keypoints", (0, 9, 1), 3.0), "depth_keypoints left_wrist"),
+    "depth flag changed": (_add("depth_flag", (0, 9), 1), "depth_flag: left_wrist"),
+    "depth consistency changed by 0.5": (_add("depth_consistency", (0, 12), 0.5), "depth_consistency right_hip"),
+}
+
+
+def _corrupted(records, change):
+    changed = copy.deepcopy(records)
+    target = _first_person_frame(changed)
+    target.persons = {k: np.array(v, copy=True) for k, v in target.persons.items()}
+    change(target.persons)
+    return changed, target.frame["frame_id"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, records, provenance):
+    folder = tmp_path_factory.mktemp("compare")
+    commit_shard(folder / "a", 0, records, provenance)
+    reference_from_run(folder / "a", folder / "ref.json")
+    return folder / "ref.json"
+
+
+def test_a_run_and_its_reference_compare_clean_nan_included(reference, records, tmp_path, provenance):
+    commit_shard(tmp_path / "again", 0, records, provenance)
+    result = compare(reference, tmp_path / "again")
+    assert result.ok, "\n".join(result.lines())
+    # the reference keeps every stored field, NaN as null
+    data = json.loads(reference.read_text())
+    stored = next(iter(data["frames"].values()))
+    assert set(stored["persons"]) == set(PERSON_CHECKS) and set(stored) - {"persons"} == set(FRAME_CHECKS)
+    hard = [p for f in data["frames"].values() for p in f["persons"]["pose3d_hard"]]
+    invalid = [v for f in data["frames"].values() for v in f["persons"]["hard_valid"]]
+    assert all(v is None for p, ok in zip(hard, invalid) if not ok for joint in p for v in joint)
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_each_stored_field_s_corruption_fails_the_comparison(reference, records, provenance, tmp_path, name):
+    change, words = CORRUPTIONS[name]
+    changed, frame_id = _corrupted(records, change)
+    commit_shard(tmp_path / "b", 0, changed, provenance)
+    result = compare(reference, tmp_path / "b")
+    report = "\n".join(result.problems)
+    assert not result.ok and words in report and frame_id in report, report
+
+
+def test_a_consistent_sub_pixel_shift_fails_though_no_keypoint_moves_a_pixel(reference, records, provenance, tmp_path):
+    changed = copy.deepcopy(records)
+    for record in changed:
+        if record.num_persons:
+            record.persons = {k: np.array(v, copy=True) for k, v in record.persons.items()}
+            record.persons["keypoints_2d"][..., 0] += 0.5  # a half-pixel convention broken
+    commit_shard(tmp_path / "b", 0, changed, provenance)
+    result = compare(reference, tmp_path / "b")
+    assert max(result.keypoint_px) < 1.0 and not result.ok
+    assert "keypoints_2d: every position moved on average by (+0.500," in "\n".join(result.problems)
+
+
+def test_a_dropped_person_a_changed_hard_set_and_a_changed_rejection_fail(reference, records, provenance, tmp_path):
+    changed = copy.deepcopy(records)
+    target = _first_person_frame(changed)
+    target.persons = {k: np.array(v, copy=True)[1:] for k, v in target.persons.items()}  # person 0 dropped
+    rejected = next(r for r in changed if r.frame["reject_reason"])
+    rejected.frame = {**rejected.frame, "reject_reason": "missing_file"}
+    commit_shard(tmp_path / "b", 0, changed, provenance)
+    report = "\n".join(compare(reference, tmp_path / "b").problems)
+    assert f"{target.frame['frame_id']}: {_first_person_frame(records).num_persons} persons ->" in report
+    assert "reject_reason 'corrupt_image' -> 'missing_file'" in report
