@@ -120,3 +120,70 @@ def test_camera_frame_anchor_on_the_calibrated_rig(scenes):
     """The same anchoring through the second depth camera (its own intrinsics and extrinsics)."""
     errors, _ = anchor_errors(scenes, rig=1)
     assert len(errors) >= 5 and np.median(errors) < 40  # mm, in the color camera's frame
+
+
+def test_a_hole_at_a_keypoint_takes_the_nearest_foreground_reading_not_the_background():
+    """The foreground rule: around a hole at a person's edge, readings more than FOREGROUND_GAP_MM
+    behind the nearest one are the wall behind, never the person's depth, even when closer in pixels."""
+    from stages.depth_transfer import FOREGROUND_GAP_MM
+
+    color = Intrinsics(40, 40, 50.0, 50.0, 19.5, 19.5)
+    calib = CameraCalibration("c", color, None, True, None, 1.0)
+    depth = np.full((40, 40), 4000.0)  # the wall
+    depth[:, :20] = 2000.0  # the person, left half
+    depth[18:23, 18:23] = 0.0  # a hole over the edge; the keypoint sits at its centre (20, 20)
+    # nearest readings: (17, 20) at 3 px on the person side, (23, 20) at 3 px on the wall side,
+    # and a wall pixel at distance 2.83 px diagonally would win on distance alone
+    depth[18, 23] = 0.0
+    labels = transfer_keypoints(np.array([[20.0, 20.0]]), depth, calib, radius_px=4)
+    assert labels.flag[0] == DEPTH_VALID
+    assert labels.surface[0, 2] == pytest.approx(2000.0)  # the person, not the wall 2000 mm behind
+    assert 4000.0 - 2000.0 > FOREGROUND_GAP_MM
+    # with only wall readings in reach, the wall is what there is
+    far = depth.copy()
+    far[:, :20] = 4000.0
+    far[18:23, 18:23] = 0.0
+    assert transfer_keypoints(np.array([[20.0, 20.0]]), far, calib, radius_px=4).surface[0, 2] == pytest.approx(4000.0)
+
+
+def test_calibrated_rig_flags_a_hole_inside_the_depth_view_and_outside_it():
+    color = Intrinsics(64, 48, 60.0, 60.0, 31.5, 23.5)
+    depth_grid = Intrinsics(32, 24, 30.0, 30.0, 15.5, 11.5)
+    depth_to_color = np.eye(4)
+    depth_to_color[0, 3] = 40.0  # the depth camera 4 cm to the side
+    calib = CameraCalibration("rig", color, depth_grid, False, depth_to_color, 1.0)
+    depth = np.full((24, 32), 1500.0)
+    depth[10:14, 14:18] = 0.0  # a hole in the middle of the depth view
+    # the middle of the color image sees the hole; far outside the color image is outside the depth view too
+    uv_hole = project(apply_rigid(depth_to_color, backproject(np.array([15.5, 11.5]), 1500.0, depth_grid)), color)
+    labels = transfer_keypoints(np.array([uv_hole, [5.0, 23.5], [-200.0, 23.5]]), depth, calib, radius_px=1.0)
+    np.testing.assert_array_equal(labels.flag, [DEPTH_HOLE, DEPTH_VALID, DEPTH_OUTSIDE])
+    assert labels.surface[1, 2] == pytest.approx(1500.0)
+
+
+def test_anchoring_with_the_production_surface_offsets_recovers_the_camera_frame_pose():
+    """Depth sees each joint's surface SURFACE_OFFSET_MM in front of it (the production values):
+    the anchored pose must land where the joints are, and agree with the depth (consistency 1)."""
+    from joints import SURFACE_OFFSET_MM, coco_to_h36m_positions as to_h36m
+    from stages.depth_transfer import COCO_TO_H36M_JOINT
+
+    color = Intrinsics(640, 480, 500.0, 500.0, 319.5, 239.5)
+    calib = CameraCalibration("c", color, None, True, None, 1.0)
+    rng = np.random.default_rng(3)
+    coco = rng.normal(0, 250, (17, 3)) + [100.0, -50.0, 3500.0]
+    coco[12, 2] = coco[11, 2]  # hips at one depth: then the mid-hip pixel is the pelvis' projection
+    truth = to_h36m(coco)
+    keypoints = np.concatenate([project(coco, color), np.ones((17, 1))], axis=1)[None]
+    surface = coco.copy()
+    surface[:, 2] -= SURFACE_OFFSET_MM  # the camera sees the body's surface, in front of the joint
+    flags = np.full((1, 17), DEPTH_VALID)
+    camera, consistency = anchor_poses((truth - truth[0])[None], keypoints, surface[None], flags, calib, SURFACE_OFFSET_MM)
+    # the root's depth is every torso joint's vote; its x, y the mid-hip pixel back-projected there
+    np.testing.assert_allclose(camera[0], truth, atol=1e-6)
+    # joints H36M copies from COCO agree exactly; eyes and ears are compared with the head joint's depth
+    np.testing.assert_allclose(consistency[0, [0, *range(5, 17)]], 1.0)
+    assert COCO_TO_H36M_JOINT[11] == 4 and COCO_TO_H36M_JOINT[12] == 1  # hips: what the anchor votes with
+    # no torso joint with depth: no anchor, NaN; a limb joint in a hole has no consistency
+    flags[0, [5, 6, 11, 12]] = DEPTH_HOLE
+    camera, consistency = anchor_poses((truth - truth[0])[None], keypoints, surface[None], flags, calib, SURFACE_OFFSET_MM)
+    assert np.isnan(camera).all() and np.isnan(consistency[0, [5, 6, 11, 12]]).all()

@@ -54,3 +54,19 @@ def test_shape_mismatch_is_named(lifter_model_and_state, tmp_path):
 def test_a_missing_file_is_named(lifter_model_and_state, tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         load_checkpoint_strict(lifter_model_and_state[0], tmp_path / "nope.pth")
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_pick_device_follows_the_preference_and_what_torch_sees(monkeypatch, gpu):
+    """Decided by torch.cuda.is_available(), faked here both ways: the test holds with or without
+    a GPU in the machine that runs it."""
+    from teachers.mm import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto") == torch.device("cuda" if gpu else "cpu")
+    if gpu:
+        assert pick_device("cuda") == torch.device("cuda")
+    else:
+        with pytest.raises(RuntimeError, match="torch sees no GPU"):
+            pick_device("cuda")
