@@ -138,3 +138,39 @@ def test_verify_names_missing_and_malformed_parts(tmp_path, records, provenance)
     assert "/persons/pose3d_hard is missing" in problems and "/frames/frame_id has shape" in problems
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     assert "cannot be opened as HDF5" in verify_shard(tmp_path / "junk.h5")[0]
+
+
+def test_the_loser_of_two_attempts_at_one_shard_commits_nothing_of_its_own(tmp_path, records, provenance, monkeypatch):
+    """Ray may run a batch twice: two attempts write the same shard at once. The second to link
+    finds the name taken, removes its own file and returns the winner's entry."""
+    import label_store.shard as shard
+
+    winner = {}
+    real_link = shard._link_exclusive
+
+    def link_after_the_other_attempt(temporary, final):
+        if not winner and final.suffix == ".h5":  # the other attempt commits first, in the middle of ours
+            monkeypatch.setattr(shard, "_link_exclusive", real_link)
+            winner["entry"] = commit_shard(tmp_path, 0, records[:2], provenance)
+        return real_link(temporary, final)
+
+    monkeypatch.setattr(shard, "_link_exclusive", link_after_the_other_attempt)
+    loser = commit_shard(tmp_path, 0, records, provenance)
+    assert loser == winner["entry"] and len(loser.frame_ids) == 2  # the winner's content stands
+    assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["shard-00000.h5"]  # no temporary left
+    assert sorted(p.name for p in (tmp_path / "manifest").iterdir()) == ["shard-00000.json"]
+    assert LabelRun(tmp_path).frame_ids() == [r.frame["frame_id"] for r in records[:2]]
+
+
+def test_a_final_shard_without_its_entry_that_does_not_hold_the_planned_frames_is_replaced(tmp_path, records, provenance):
+    commit_shard(tmp_path, 0, records[:2], provenance)
+    (tmp_path / "manifest" / "shard-00000.json").unlink()  # killed between link and entry, other frames
+    entry = commit_shard(tmp_path, 0, records, provenance)
+    assert list(entry.frame_ids) == [r.frame["frame_id"] for r in records]
+    assert verify_shard(tmp_path / entry.file) == [] and LabelRun(tmp_path).frame_ids() == list(entry.frame_ids)
+    # and a damaged one is replaced too
+    (tmp_path / "manifest" / "shard-00000.json").unlink()
+    path = tmp_path / entry.file
+    path.write_bytes(path.read_bytes()[:2000])
+    again = commit_shard(tmp_path, 0, records, provenance)
+    assert verify_shard(tmp_path / again.file) == [] and list(again.frame_ids) == list(entry.frame_ids)

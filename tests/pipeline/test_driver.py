@@ -1,0 +1,121 @@
+"""The driver of `labels run` without Ray or models: its retry loop, RunError, the stop on too many
+rejected frames in the middle of a run, and how it joins a cluster. The dataset Ray would build is
+replaced by one that yields records as the assemble stage would."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import pipeline.run as run_module
+from configs.schema import load_teacher_config
+from frames.calibration import CameraCalibration, Intrinsics
+from frames.errors import CorruptImageError
+from frames.sources import FrameRef, FrameSource
+from label_store.schema import STATUS_LABELLED
+from label_store.shard import FrameRecord, manifest_entries
+from stages.records import frame_row, rejected_record
+
+CALIBRATION = CameraCalibration("cam", Intrinsics(64, 48, 60.0, 60.0, 31.5, 23.5), None, False, None, 1.0)
+
+
+class Source(FrameSource):
+    def __init__(self, count: int):
+        self._refs = [FrameRef(f"f{n:03d}", "cam", f"/x/f{n:03d}.png", None) for n in range(count)]
+
+    def refs(self):
+        return list(self._refs)
+
+    def calibrations(self):
+        return {"cam": CALIBRATION}
+
+
+class FakeDataset:
+    """Yields, per batch of rows, what the assemble stage yields: frame id, shard, record, timings."""
+
+    def __init__(self, rows: list[dict], reject=lambda frame_id: False, drop=lambda frame_id: False, batch: int = 4):
+        self.rows, self.reject, self.drop, self.batch = rows, reject, drop, batch
+
+    def iter_batches(self, batch_size=None, batch_format="numpy"):
+        rows = [r for r in self.rows if not self.drop(r["frame_id"])]
+        for start in range(0, len(rows), self.batch):
+            part = rows[start:start + self.batch]
+            records = np.empty(len(part), dtype=object)
+            for i, row in enumerate(part):
+                ref = FrameRef(row["frame_id"], row["camera_id"], row["color_path"], None)
+                if self.reject(row["frame_id"]):
+                    records[i] = rejected_record(ref, CALIBRATION, CorruptImageError(ref.frame_id, ref.color_path, "bad"))
+                else:
+                    records[i] = FrameRecord(frame_row(ref, CALIBRATION, STATUS_LABELLED))
+            yield {"frame_id": np.array([r["frame_id"] for r in part], dtype=object),
+                   "shard_index": np.array([r["shard_index"] for r in part]), "record": records,
+                   **{f"seconds_{stage}": np.zeros(len(part)) for stage in run_module.STAGES}}
+
+
+@pytest.fixture
+def driver(monkeypatch):
+    """run_labels with the dataset replaced; returns (run, the row lists each attempt was given)."""
+    attempts = []
+    monkeypatch.setattr(run_module, "missing_checkpoints", lambda config, weights_dir: [])
+    monkeypatch.setattr(run_module, "_checkpoint_digests", lambda config, weights_dir: {"c": "0"})
+    monkeypatch.setattr(run_module, "_start_ray", lambda address, config: False)
+
+    def run(tmp_path, frames: int, make_dataset, **overrides):
+        def build(rows, config, weights_dir, calibrations):
+            attempts.append([r["frame_id"] for r in rows])
+            return make_dataset(rows, len(attempts))
+
+        monkeypatch.setattr(run_module, "_build_dataset", build)
+        config = load_teacher_config("tiny", {"run.shard_size": 5, **overrides})
+        return run_module.run_labels(config, Source(frames), "test", tmp_path / "run", weights_dir=tmp_path, progress=False)
+
+    return run, attempts
+
+
+def committed_frames(run_dir) -> Counter:
+    return Counter(f for entry in manifest_entries(run_dir) for f in entry.frame_ids)
+
+
+def test_frames_lost_in_one_attempt_are_labelled_by_the_next(tmp_path, driver):
+    run, attempts = driver
+    lost = {"f007"}
+    summary = run(tmp_path, 12, lambda rows, attempt: FakeDataset(rows, drop=lambda f: attempt == 1 and f in lost))
+    assert len(attempts) == 2 and attempts[1] == [f"f{n:03d}" for n in range(5, 10)]  # only shard 1 again
+    assert summary.shards_committed == 3 and set(committed_frames(tmp_path / "run").values()) == {1}
+    assert len(committed_frames(tmp_path / "run")) == 12
+
+
+def test_a_shard_that_never_completes_stops_the_run_with_run_error(tmp_path, driver):
+    run, attempts = driver
+    with pytest.raises(run_module.RunError, match=r"1 shards could not be completed after 3 attempts \(first: 1\); "
+                                                  "run the same command again"):
+        run(tmp_path, 12, lambda rows, attempt: FakeDataset(rows, drop=lambda f: f == "f007"))
+    assert len(attempts) == 3 and sorted(e.index for e in manifest_entries(tmp_path / "run")) == [0, 2]
+
+
+def test_too_many_rejected_frames_stop_the_run_in_its_middle(tmp_path, driver):
+    run, attempts = driver
+    with pytest.raises(run_module.RunError, match=r"rejected .* > run.max_rejected_fraction = 20 %.*corrupt_image"):
+        run(tmp_path, 200, lambda rows, attempt: FakeDataset(rows, reject=lambda f: int(f[1:]) % 2 == 0),
+            **{"run.max_rejected_fraction": 0.2})
+    committed = committed_frames(tmp_path / "run")
+    assert 0 < len(committed) <= 52 < 200  # stopped after the first 50 frames, not after all 200
+    assert len(attempts) == 1
+
+
+def test_the_cluster_address_comes_from_the_argument_else_from_ray_address(monkeypatch):
+    import ray
+
+    calls = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    config = load_teacher_config("tiny")
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    assert run_module._start_ray(None, config) is True
+    assert calls[-1]["address"] == "ray://head:10001" and "num_cpus" not in calls[-1]  # the cluster's own resources
+    assert run_module._start_ray("ray://other:10001", config) and calls[-1]["address"] == "ray://other:10001"
+    monkeypatch.delenv("RAY_ADDRESS")
+    run_module._start_ray(None, config)
+    assert "address" not in calls[-1] and calls[-1]["num_cpus"] >= run_module._requested_cpus(config)
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    assert run_module._start_ray(None, config) is False  # a Ray the caller started is left to the caller
