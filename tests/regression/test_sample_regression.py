@@ -155,3 +155,26 @@ def test_evaluate_a_run_against_ground_truth_in_mvors_own_format(trained_sample_
     assert np.isfinite(theirs["mpjpe_camera_mm"]["mean"])  # over MVOR's 10 joints, not all 17
     text = evaluate_command(trained_sample_run, "--gt", mvor_path).stdout
     assert "PCK@0.2 (MVOR protocol): head" in text and "MPJPE camera frame:" in text
+
+
+@pytest.mark.slow
+def test_predictions_of_the_hard_set_are_its_skeletons_and_keypoints_only(trained_sample_run):
+    from evaluation.evaluate import predictions_from_run
+    from evaluation.ground_truth import load_ground_truth
+
+    gt, keypoint_set, _ = load_ground_truth(GROUND_TRUTH)
+    soft = predictions_from_run(trained_sample_run, gt, keypoint_set, "soft")
+    hard = predictions_from_run(trained_sample_run, gt, keypoint_set, "hard")
+    run = LabelRun(trained_sample_run)
+    in_gt = {im["frame_id"] for im in gt["images"]}
+    frames = [f for f in run if f.frame_id in in_gt and f.labelled]
+    assert len(soft) == sum(len(f) for f in frames)
+    assert len(hard) == sum(int(f.persons["hard_valid"].sum()) for f in frames) < len(soft)
+    by_box = {tuple(np.round(p["bbox"], 3)): p for p in hard}
+    for f in frames:
+        for k in np.flatnonzero(f.persons["hard_valid"]):
+            x1, y1, x2, y2 = (float(v) for v in f.persons["box"][k])
+            p = by_box[tuple(np.round([x1, y1, x2 - x1, y2 - y1], 3))]
+            dropped = ~f.persons["hard_mask"][k]
+            assert (p["keypoints"][dropped, 2] == 0).all() and (p["keypoints"][~dropped, 2] > 0).all()
+            np.testing.assert_array_equal(p["pose3d"], f.persons["pose3d_hard"][k])
