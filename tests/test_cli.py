@@ -1,6 +1,7 @@
 """The `labels` command line, run as a user runs it."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,8 +14,15 @@ from pipeline.cli import build_parser
 FIXTURES = Path(__file__).parent / "fixtures" / "bad_frames"
 
 
-def labels(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=300)
+def labels(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=300,
+                          env=env)
+
+
+# Downloads through a proxy that is not there (a closed port on this machine): every fetch fails at
+# once, on a machine with a network too (where the real download would take ~1 GB).
+NO_NETWORK = {**os.environ, "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+              "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": "", "NO_PROXY": ""}
 
 
 def test_help_lists_every_registered_command():
@@ -65,7 +73,7 @@ def test_a_bad_calibration_is_a_clear_error_not_a_traceback(tmp_path):
 
 
 def test_weights_without_network_names_files_urls_and_targets(tmp_path):
-    result = labels("weights", "--teacher", "paper_x101", "--weights-dir", str(tmp_path))
+    result = labels("weights", "--teacher", "paper_x101", "--weights-dir", str(tmp_path), env=NO_NETWORK)
     assert result.returncode == 1
     assert "simple3Dbaseline_h36m-f0ad73a4_20210419.pth" in result.stderr
     assert "https://download.openmmlab.com/mmdetection/" in result.stderr

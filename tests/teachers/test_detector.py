@@ -72,3 +72,25 @@ def test_the_trained_detector_gives_the_same_detections_with_either_kernel():
     np.testing.assert_array_equal(got.boxes, expected.boxes)
     np.testing.assert_array_equal(got.scores, expected.scores)
     np.testing.assert_array_equal(got.masks, expected.masks)
+
+
+def test_views_batched_into_one_forward_give_the_detections_of_single_views():
+    """`views_per_forward > 1` (the paper config uses 2) puts several TTA views of several frames
+    into one network call, padded to one size: the merged detections must be those of one view at
+    a time. Two scales make views of different sizes, so the padding is exercised too."""
+    config = load_teacher_config("tiny", {"device": "cpu"})
+    images = [cv2.imread(str(SAMPLE / f"day1/cam{c}/color/000001.png")) for c in (1, 2)]
+
+    def detector(views_per_forward):
+        spec = dataclasses.replace(config.detector, scales=(400, 480), flip=True, views_per_forward=views_per_forward)
+        return PersonDetector(spec, checkpoint_path(config.weights_dir, spec.checkpoint), pick_device("cpu"),
+                              config.thresholds.box_score, CONFIG_DIR)
+
+    single, batched = detector(1), detector(3)
+    expected, got = single(images), batched(images)
+    assert single.forward_passes == 8 and batched.forward_passes == 3  # 2 frames x 2 scales x 2 (flip)
+    for e, g in zip(expected, got):
+        assert len(e) >= 1 and len(g) == len(e)
+        np.testing.assert_allclose(g.boxes, e.boxes, atol=0.5)
+        np.testing.assert_allclose(g.scores, e.scores, atol=1e-3)
+        assert (g.masks != e.masks).mean() < 1e-3
