@@ -208,6 +208,11 @@ def _same_frame_value(a, b) -> bool:
     return a.shape == b.shape and bool(np.all(a == b))
 
 
+def _shown(value):
+    """A value as plain Python, for messages (no numpy reprs)."""
+    return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
+
+
 def _mask_iou(rle_a: str, rle_b: str, size: tuple[int, int]) -> float:
     from pycocotools import mask as mask_utils
 
@@ -329,7 +334,7 @@ def compare(a, b, tolerances: Tolerances = Tolerances(), min_iou: float = 0.5,
         for name in frame_fields:
             va, vb = _machine_free(name, fa[name]), _machine_free(name, fb[name])
             if not _same_frame_value(va, vb):
-                result.problems.append(f"{frame_id}: {name} {va!r} -> {vb!r}")
+                result.problems.append(f"{frame_id}: {name} {_shown(va)!r} -> {_shown(vb)!r}")
         pa, pb = fa["persons"], fb["persons"]
         boxes_a = np.asarray(pa["box"], dtype=np.float64).reshape(-1, 4)
         boxes_b = np.asarray(pb["box"], dtype=np.float64).reshape(-1, 4)

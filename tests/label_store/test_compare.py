@@ -152,3 +152,30 @@ def test_a_dropped_person_a_changed_hard_set_and_a_changed_rejection_fail(refere
     report = "\n".join(compare(reference, tmp_path / "b").problems)
     assert f"{target.frame['frame_id']}: {_first_person_frame(records).num_persons} persons ->" in report
     assert "reject_reason 'corrupt_image' -> 'missing_file'" in report
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("status", 1, "status 0 -> 1"),
+    ("camera_id", "other_camera", "camera_id"),
+    ("color_size", [320, 240], "color_size"),
+    ("depth_unit_mm", 0.5, "depth_unit_mm"),
+    ("timestamp", 99.0, "timestamp"),
+    ("color_path", "/somewhere/else.png", "color_path"),
+])
+def test_each_frame_field_s_change_fails_the_comparison(reference, records, provenance, tmp_path, field, value, words):
+    changed = copy.deepcopy(records)
+    target = _first_person_frame(changed)
+    target.frame = {**target.frame, field: value}
+    commit_shard(tmp_path / "b", 0, changed, provenance)
+    report = "\n".join(compare(reference, tmp_path / "b").problems)
+    assert f"{target.frame['frame_id']}: {words}" in report, report
+
+
+def test_folders_of_paths_may_differ_between_machines(reference, records, provenance, tmp_path):
+    moved = copy.deepcopy(records)
+    for record in moved:
+        record.frame = {**record.frame, "color_path": "/other/machine" + record.frame["color_path"],
+                        "reject_detail": record.frame["reject_detail"].replace("/", "/mnt/", 1)}
+    commit_shard(tmp_path / "b", 0, moved, provenance)
+    result = compare(reference, tmp_path / "b")
+    assert result.ok, "\n".join(result.problems)
