@@ -179,6 +179,7 @@ def _run_run(args: argparse.Namespace) -> int:
     from frames.sources import open_source
     from pipeline.run import RunError, run_labels
     from pipeline.run_dir import RunMismatchError
+    from pipeline.run_lock import RunLockedError
     from teachers.weights import WeightsMissingError
 
     config = load_teacher_config(args.config, parse_overrides(args.overrides))
@@ -189,7 +190,7 @@ def _run_run(args: argparse.Namespace) -> int:
     try:
         summary = run_labels(config, source, str(frames_path), out, address=args.address, new_run=args.new_run,
                              weights_dir=args.weights_dir, progress=not args.no_progress)
-    except (WeightsMissingError, RunMismatchError, RunError) as error:
+    except (WeightsMissingError, RunMismatchError, RunError, RunLockedError) as error:
         print(f"labels run: {error}", file=sys.stderr)
         return 1
     print("\n".join(summary.lines()))

@@ -24,6 +24,7 @@ from frames.sources import FrameSource
 from label_store.provenance import make_provenance, sha256_file
 from label_store.shard import commit_shard, manifest_entries
 from pipeline.run_dir import RunPlan, pending_shards, prepare_run_dir
+from pipeline.run_lock import acquire_run_lock
 from teachers.weights import WeightsMissingError, checkpoint_path, missing_checkpoints, missing_message
 
 __all__ = ["RunSummary", "RunError", "run_labels", "STAGES"]
@@ -155,6 +156,13 @@ def run_labels(config: TeacherConfig, source: FrameSource, source_description: s
     if missing:
         raise WeightsMissingError(missing_message(config, missing))
     refs = source.refs()
+    with acquire_run_lock(run_dir):  # one driver per run directory, from planning to the last commit
+        return _run_locked(config, source, source_description, run_dir, address, new_run, weights_dir, progress,
+                           attempts, refs, started)
+
+
+def _run_locked(config, source, source_description, run_dir, address, new_run, weights_dir, progress, attempts, refs,
+                started) -> RunSummary:
     plan: RunPlan = prepare_run_dir(run_dir, config, _checkpoint_digests(config, weights_dir), source_description, refs, new_run)
     todo = pending_shards(run_dir, plan)
     summary = RunSummary(str(run_dir), plan.num_frames, len(plan.shards), len(plan.shards) - len(todo))
