@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.ground_truth import coco17_to_set, load_ground_truth
-from evaluation.metrics import box_ap, keypoint_ap, left_right_swaps, mpjpe_3d, pck
-from evaluation.mvor import MVOR_GROUPS, pck_mvor, truth_3d_by_image
+from evaluation.metrics import box_ap, keypoint_ap, left_right_swaps, mpjpe_figures, pck
+from evaluation.mvor import MVOR_GROUPS, pck_mvor
 from label_store.reader import LabelRun
 
 __all__ = ["evaluate", "predictions_from_run", "predictions_from_results", "format_report"]
@@ -118,9 +118,6 @@ def evaluate(gt_path: str | Path, run: str | Path | None = None, results: str | 
     gt, keypoint_set, repairs = load_ground_truth(gt_path)
     predictions = (predictions_from_run(run, gt, keypoint_set, label_set) if run is not None
                    else predictions_from_results(results, keypoint_set))
-    truth_3d = truth_3d_by_image(gt)
-    with_3d = [p for p in predictions if p.get("pose3d") is not None or p.get("pose3d_camera") is not None]
-    errors_3d = mpjpe_3d(truth_3d, with_3d) if truth_3d and with_3d else {}
     return {
         "ground_truth": str(gt_path), "keypoint_set": keypoint_set, "repairs": repairs,
         "images": len(gt["images"]), "gt_persons": len(gt["annotations"]), "predictions": len(predictions),
@@ -129,13 +126,8 @@ def evaluate(gt_path: str | Path, run: str | Path | None = None, results: str | 
         "pck": pck(gt, predictions, keypoint_set),
         "pck_mvor": pck_mvor(gt, predictions, keypoint_set),
         "left_right_swaps": left_right_swaps(gt, predictions, keypoint_set),
-        "mpjpe_upper_body_mm": _without_joint_count(errors_3d.get("mpjpe_upper_body_mm")),
-        "mpjpe_camera_mm": errors_3d.get("mpjpe_camera_mm"),
+        **mpjpe_figures(gt, predictions),
     }
-
-
-def _without_joint_count(figure: dict | None) -> dict | None:
-    return None if figure is None else {"mean": figure["mean"], "persons": figure["persons"]}
 
 
 def format_report(figures: dict) -> str:

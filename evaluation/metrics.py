@@ -17,7 +17,7 @@ from evaluation.ground_truth import KEYPOINT_SETS
 from evaluation.mvor import truth_3d_by_image
 from teachers.tta import box_iou
 
-__all__ = ["box_ap", "keypoint_ap", "pck", "mpjpe_3d", "mpjpe_upper_body", "upper_body_errors", "left_right_swaps", "UPPER_BODY_COCO",
+__all__ = ["box_ap", "keypoint_ap", "pck", "mpjpe_3d", "mpjpe_figures", "mpjpe_upper_body", "upper_body_errors", "left_right_swaps", "UPPER_BODY_COCO",
            "UPPER_BODY_H36M"]
 
 # shoulders, elbows, wrists, hips (left, right) in COCO-17 and Human3.6M-17 order
@@ -186,15 +186,23 @@ def mpjpe_3d(truth_by_image: dict, predictions: list[dict], min_iou: float = 0.5
     return {"mpjpe_upper_body_mm": figure(upper, upper_joints), "mpjpe_camera_mm": figure(camera, camera_joints)}
 
 
-def mpjpe_upper_body(gt: dict, predictions: list[dict], min_iou: float = 0.5) -> dict | None:
-    """Root-relative MPJPE (mm) over the 8 upper-body joints (see `mpjpe_3d`); None when the ground
-    truth or the predictions have no 3D."""
+def mpjpe_figures(gt: dict, predictions: list[dict], min_iou: float = 0.5) -> dict:
+    """`labels evaluate`'s two 3D figures against the ground truth's 3D (`mpjpe_3d`), each None when
+    the ground truth or the predictions have no 3D. The upper-body figure is mean and persons."""
     truth = truth_3d_by_image(gt)
     predictions = [p for p in predictions if p.get("pose3d") is not None or p.get("pose3d_camera") is not None]
     if not truth or not predictions:
-        return None
-    figure = mpjpe_3d(truth, predictions, min_iou)["mpjpe_upper_body_mm"]
-    return {"mean": figure["mean"], "persons": figure["persons"]}
+        return {"mpjpe_upper_body_mm": None, "mpjpe_camera_mm": None}
+    figures = mpjpe_3d(truth, predictions, min_iou)
+    upper = figures["mpjpe_upper_body_mm"]
+    return {"mpjpe_upper_body_mm": {"mean": upper["mean"], "persons": upper["persons"]},
+            "mpjpe_camera_mm": figures["mpjpe_camera_mm"]}
+
+
+def mpjpe_upper_body(gt: dict, predictions: list[dict], min_iou: float = 0.5) -> dict | None:
+    """Root-relative MPJPE (mm) over the 8 upper-body joints (see `mpjpe_3d`); None when the ground
+    truth or the predictions have no 3D."""
+    return mpjpe_figures(gt, predictions, min_iou)["mpjpe_upper_body_mm"]
 
 
 def left_right_swaps(gt: dict, predictions: list[dict], keypoint_set: str, min_iou: float = 0.5,

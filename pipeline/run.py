@@ -157,41 +157,36 @@ def run_labels(config: TeacherConfig, source: FrameSource, source_description: s
         raise WeightsMissingError(missing_message(config, missing))
     refs = source.refs()
     with acquire_run_lock(run_dir):  # one driver per run directory, from planning to the last commit
-        return _run_locked(config, source, source_description, run_dir, address, new_run, weights_dir, progress,
-                           attempts, refs, started)
+        checkpoints = _checkpoint_digests(config, weights_dir)  # sha256 of every checkpoint: hash them once
+        plan: RunPlan = prepare_run_dir(run_dir, config, checkpoints, source_description, refs, new_run)
+        todo = pending_shards(run_dir, plan)
+        summary = RunSummary(str(run_dir), plan.num_frames, len(plan.shards), len(plan.shards) - len(todo))
+        if not todo:
+            summary.wall_seconds = time.perf_counter() - started
+            return summary
 
+        by_id = {r.frame_id: r for r in refs}
+        calibrations = dict(source.calibrations())
+        provenance = make_provenance(config, checkpoints)
+        started_ray = _start_ray(address, config)
+        summary.model_work = True
+        try:
+            for attempt in range(attempts):
+                todo = pending_shards(run_dir, plan)
+                if not todo:
+                    break
+                _label_shards(todo, plan, by_id, config, weights_dir, calibrations, provenance, run_dir, summary, progress)
+            leftover = pending_shards(run_dir, plan)
+            if leftover:
+                raise RunError(f"{len(leftover)} shards could not be completed after {attempts} attempts "
+                               f"(first: {leftover[0]}); run the same command again to finish them")
+        finally:
+            if started_ray:
+                import ray
 
-def _run_locked(config, source, source_description, run_dir, address, new_run, weights_dir, progress, attempts, refs,
-                started) -> RunSummary:
-    plan: RunPlan = prepare_run_dir(run_dir, config, _checkpoint_digests(config, weights_dir), source_description, refs, new_run)
-    todo = pending_shards(run_dir, plan)
-    summary = RunSummary(str(run_dir), plan.num_frames, len(plan.shards), len(plan.shards) - len(todo))
-    if not todo:
+                ray.shutdown()
         summary.wall_seconds = time.perf_counter() - started
         return summary
-
-    by_id = {r.frame_id: r for r in refs}
-    calibrations = dict(source.calibrations())
-    provenance = make_provenance(config, _checkpoint_digests(config, weights_dir))
-    started_ray = _start_ray(address, config)
-    summary.model_work = True
-    try:
-        for attempt in range(attempts):
-            todo = pending_shards(run_dir, plan)
-            if not todo:
-                break
-            _label_shards(todo, plan, by_id, config, weights_dir, calibrations, provenance, run_dir, summary, progress)
-        leftover = pending_shards(run_dir, plan)
-        if leftover:
-            raise RunError(f"{len(leftover)} shards could not be completed after {attempts} attempts "
-                           f"(first: {leftover[0]}); run the same command again to finish them")
-    finally:
-        if started_ray:
-            import ray
-
-            ray.shutdown()
-    summary.wall_seconds = time.perf_counter() - started
-    return summary
 
 
 def _label_shards(todo, plan, by_id, config, weights_dir, calibrations, provenance, run_dir, summary, progress):
