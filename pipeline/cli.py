@@ -19,7 +19,9 @@ examples:
   labels synth --out data/sample --frames 4 --cameras 2 --seed 0
   labels check-frames data/sample/manifest.jsonl
   labels check-frames data/sample            # an MVOR-style dayN/camM tree
-  labels weights --teacher paper_x101        # download the published checkpoints
+  labels weights --teacher paper             # download the published checkpoints (and convert detectron2's)
+  labels weights --teacher paper --info      # parameters and FLOPs of each model against the paper's Table 1
+  labels convert-detectron2 model_0039999_e76410.pkl weights/x152.pth   # detectron2 file -> mmdet checkpoint
   labels weights --teacher tiny --init       # seeded tiny-teacher checkpoints (offline)
 
 Run `labels COMMAND --help` for the options of one command. Docs: README.md.
@@ -123,7 +125,45 @@ def _add_weights(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--init", action="store_true", help="write seeded initial weights under the config's checkpoint names")
     parser.add_argument("--seed", type=int, default=0, help="seed for --init (default 0)")
     parser.add_argument("--if-missing", action="store_true", help="with --init: keep checkpoints that are already there")
+    parser.add_argument("--info", action="store_true",
+                        help="print each model's parameters and FLOPs (built from its config; no checkpoint needed; "
+                        "minutes on a CPU for the paper teacher) against the paper's Table 1, and exit")
     parser.set_defaults(func=_run_weights)
+
+
+def _add_convert_detectron2(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "convert-detectron2",
+        help="convert a detectron2 checkpoint (.pkl) into an mmdet checkpoint for the paper's X-152 cascade",
+        description="Rename every array of a detectron2 model file (a pickle with a 'model' dict, as its model zoo "
+        "publishes) to the mmdet model built from --mm-config, by the explicit rules in "
+        "teachers/convert_detectron2.py (never by shape). Refuses a file with keys that have no place in the model, "
+        "shape mismatches or missing keys, naming them. The written file holds {'state_dict', 'meta'} with the "
+        "source's sha256, and is loaded back strictly before it is kept. How the result is checked against "
+        "detectron2 itself: `make check-detectron2`.",
+        epilog="example:\n  labels convert-detectron2 weights/model_0039999_e76410.pkl "
+        "weights/cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2-e76410.pth",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("source", help="detectron2 model file (.pkl)")
+    parser.add_argument("destination", help="mmdet checkpoint to write (.pth)")
+    parser.add_argument("--mm-config", default=None,
+                        help="mmdet model config (default: the paper's X-152, "
+                        "configs/teachers/mm/cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2.py)")
+    parser.set_defaults(func=_run_convert_detectron2)
+
+
+def _run_convert_detectron2(args: argparse.Namespace) -> int:
+    from teachers.convert_detectron2 import DETECTRON2_X152_CONFIG, ConversionError, convert_detectron2
+
+    try:
+        meta = convert_detectron2(args.source, args.destination, mm_config=args.mm_config or DETECTRON2_X152_CONFIG)
+    except ConversionError as error:
+        print(f"labels convert-detectron2: {error}", file=sys.stderr)
+        return 1
+    print(f"{meta['sha256']}  {args.destination}\n  {meta['arrays']} arrays from {args.source} "
+          f"(sha256 {meta['source_sha256']}); loaded back strictly into {meta['mm_config']}")
+    return 0
 
 
 def _run_weights(args: argparse.Namespace) -> int:
@@ -132,6 +172,11 @@ def _run_weights(args: argparse.Namespace) -> int:
     from teachers.weights import WeightsMissingError, checkpoint_path, fetch, init_seeded_weights, missing_checkpoints
 
     config = load_teacher_config(args.teacher)
+    if args.info:
+        from teachers.model_info import teacher_info_lines
+
+        print("\n".join(teacher_info_lines(config)))
+        return 0
     weights_dir = args.weights_dir or config.weights_dir
     if args.init and not (args.if_missing and not missing_checkpoints(config, weights_dir)):
         init_seeded_weights(config, weights_dir, seed=args.seed)
@@ -157,11 +202,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "only what is missing (a finished run does no model work). Config values are overridden as KEY=VALUE, e.g. "
         "thresholds.box_score=0.5 run.batch_size=4 device=cpu.",
         epilog="examples:\n  labels run --config tiny --frames data/sample/manifest.jsonl --out runs/tiny-sample\n"
-        "  labels run --config paper_x101 --frames /data/mvor --annotation /data/mvor/camma_mvor_2018.json "
+        "  labels run --config paper --frames /data/mvor --annotation /data/mvor/camma_mvor_2018.json "
         "--depth-unit-mm 1 --out runs/mvor --address ray://head:10001 run.detector_actors=8 run.gpus_per_actor=1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", default="paper_x101", help="teacher name (configs/teachers/NAME.py) or config file")
+    parser.add_argument("--config", default="paper", help="teacher name (configs/teachers/NAME.py) or config file")
     parser.add_argument("--frames", default="data/sample/manifest.jsonl", help="frame source: manifest (.jsonl/.csv) or "
                         "an MVOR-style tree (default: the bundled sample)")
     parser.add_argument("--out", help="run directory (default runs/<teacher>-<source name>)")
@@ -391,7 +436,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_run, _add_bench, _add_inspect, _add_verify, _add_show, _add_stats, _add_diff, _add_evaluate,
-    _add_synth, _add_check_frames, _add_weights, _add_export_coco,
+    _add_synth, _add_check_frames, _add_weights, _add_convert_detectron2, _add_export_coco,
 ]
 
 

@@ -4,6 +4,10 @@ project makes itself with a fixed seed.
 OpenMMLab file names end in the first 8 hex digits of the file's sha256 (`...-c161b7de_2022.pth`
 or `...-9ff7e76f.pth`); a fetched file is checked against that, and against a full sha256 when
 one is recorded here.
+
+A checkpoint published only for detectron2 (the paper's X-152 cascade) is fetched as detectron2's
+`.pkl` beside the target and converted by `labels convert-detectron2` (teachers/convert_detectron2.py);
+the converted file records the source's sha256 in its `meta`.
 """
 
 from __future__ import annotations
@@ -30,15 +34,23 @@ class PublishedCheckpoint:
     url: str | None  # None: no public download; `note` says how to get the file
     sha256: str | None = None  # full digest when known; else the 8-digit prefix in the name is checked
     note: str = ""
+    # True: `url` is a detectron2 model file, converted into the mmdet checkpoint after download.
+    detectron2: bool = False
+
+    @property
+    def source_name(self) -> str:
+        return self.url.rsplit("/", 1)[-1] if self.url else ""
 
 
 PUBLISHED: dict[str, PublishedCheckpoint] = {
     "cascade_mask_rcnn_x101_32x8d_fpn_mstrain_3x_coco_20210719_180640-9ff7e76f.pth": PublishedCheckpoint(
         "https://download.openmmlab.com/mmdetection/v2.0/cascade_rcnn/cascade_mask_rcnn_x101_32x8d_fpn_mstrain_3x_coco/"
         "cascade_mask_rcnn_x101_32x8d_fpn_mstrain_3x_coco_20210719_180640-9ff7e76f.pth"),
-    "cascade-mask-rcnn_x152-32x8d_fpn_coco.pth": PublishedCheckpoint(
-        None, note="mmdet publishes no X-152 cascade: convert detectron2's Misc/cascade_mask_rcnn_X_152_32x8d_FPN_IN5k "
-                   "weights to this architecture, or use the teacher `paper_x101` (mmdet's X-101 32x8d cascade)"),
+    # detectron2 model zoo, Misc/cascade_mask_rcnn_X_152_32x8d_FPN_IN5k_gn_dconv (model id 18131413).
+    "cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2-e76410.pth": PublishedCheckpoint(
+        "https://dl.fbaipublicfiles.com/detectron2/Misc/cascade_mask_rcnn_X_152_32x8d_FPN_IN5k_gn_dconv/18131413/"
+        "model_0039999_e76410.pkl", detectron2=True,
+        note="detectron2's model zoo publishes it for detectron2 only; converted to mmdet after download"),
     "td-hm_hrnet-w48_8xb32-210e_coco-384x288-c161b7de_20220915.pth": PublishedCheckpoint(
         "https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/topdown_heatmap/coco/"
         "td-hm_hrnet-w48_8xb32-210e_coco-384x288-c161b7de_20220915.pth"),
@@ -84,8 +96,26 @@ def missing_message(config: TeacherConfig, missing: list[tuple[str, Path]]) -> s
         entry = PUBLISHED.get(name)
         source = entry.url if entry and entry.url else (entry.note if entry else "made by `make tiny-weights`")
         lines.append(f"  {path}\n      from: {source}")
-    lines.append("Download them there (or run `labels weights --teacher NAME` where a network exists).")
+        if entry is not None and entry.detectron2:
+            pkl = path.with_name(entry.source_name)
+            lines.append(f"      a detectron2 file: download it to {pkl}, then convert it:\n"
+                         f"      labels convert-detectron2 {pkl} {path} --mm-config {config.detector.mm_config}")
+    lines.append(f"Download them there (or run `labels weights --teacher {config.name}` where a network exists).")
     return "\n".join(lines)
+
+
+def _download(url: str, path: Path, timeout: float) -> bool:
+    """`url` into `path` through a `.partial` file; False when the network fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+            shutil.copyfileobj(response, out, length=1 << 22)
+    except (urllib.error.URLError, OSError, TimeoutError):
+        partial.unlink(missing_ok=True)
+        return False
+    partial.rename(path)
+    return True
 
 
 def fetch(config: TeacherConfig, weights_dir: str | Path | None = None, timeout: float = 30.0) -> list[Path]:
@@ -98,13 +128,18 @@ def fetch(config: TeacherConfig, weights_dir: str | Path | None = None, timeout:
         if entry is None or entry.url is None:
             failed.append((name, path))
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        try:
-            with urllib.request.urlopen(entry.url, timeout=timeout) as response, open(partial, "wb") as out:
-                shutil.copyfileobj(response, out, length=1 << 22)
-        except (urllib.error.URLError, OSError, TimeoutError):
-            partial.unlink(missing_ok=True)
+        if entry.detectron2:  # download detectron2's file beside the target (once), then convert it
+            from teachers.convert_detectron2 import convert_detectron2
+
+            source = path.with_name(entry.source_name)
+            if not source.exists() and not _download(entry.url, source, timeout):
+                failed.append((name, path))
+                continue
+            convert_detectron2(source, path, mm_config=config.detector.mm_config)
+            fetched.append(path)
+            continue
+        partial = path.with_name(path.name + ".fetched")
+        if not _download(entry.url, partial, timeout):
             failed.append((name, path))
             continue
         digest = sha256_file(partial)

@@ -1,13 +1,14 @@
-# The paper's teacher (Srivastav et al. 2020, seed 000 section 2.2): Cascade Mask R-CNN with a
-# ResNeXt-152 32x8d FPN backbone (mmdet's X-101 32x8d cascade config at depth 152), HRNet-W48
-# 384x288, and the residual lifter of Martinez et al.; multi-scale + flip TTA in both 2D stages.
-# Thresholds from seed 002: box 0.7, keypoint 0.35, 4 keypoints per skeleton.
+# The paper's teacher (Srivastav et al. 2020, seed 000 section 2.2): detectron2's Cascade Mask R-CNN
+# X-152 32x8d FPN (IN5k, GroupNorm heads, deformable convolution; model zoo entry
+# Misc/cascade_mask_rcnn_X_152_32x8d_FPN_IN5k_gn_dconv) as an mmdet model with its weights converted
+# from detectron2's file, HRNet-W48 384x288, and the residual lifter of Martinez et al.;
+# multi-scale + flip TTA in both 2D stages (the detector's: detectron2's TEST.AUG min sizes
+# 400..1200, max size 4000, flip). Thresholds from seed 002: box 0.7, keypoint 0.35, 4 keypoints.
 teacher = dict(
     name="paper",
     detector=dict(
-        mm_config="mmdet::cascade_rcnn/cascade-mask-rcnn_x101-32x8d_fpn_ms-3x_coco.py",
-        cfg_options={"model.backbone.depth": 152},
-        checkpoint="cascade-mask-rcnn_x152-32x8d_fpn_coco.pth",
+        mm_config="teachers/mm/cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2.py",
+        checkpoint="cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2-e76410.pth",
         scales=[400, 500, 600, 700, 800, 900, 1000, 1100, 1200],  # detectron2's TTA min sizes
         max_side=4000,
         flip=True,
