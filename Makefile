@@ -4,11 +4,11 @@ PY          := $(VENV)/bin/python
 LABELS      := $(VENV)/bin/labels
 SETUP_STAMP := $(VENV)/.setup-stamp
 PYTEST_ARGS ?=
-TEACHER     ?= paper_x101
+TEACHER     ?= paper
 FRAMES      ?= data/sample/manifest.jsonl
 RUN_DIR     ?= runs/$(TEACHER)-sample
 
-.PHONY: setup test labels bench sample tiny-weights tiny-teacher regression-reference clean-venv
+.PHONY: setup test labels bench sample tiny-weights tiny-teacher regression-reference clean-venv check-detectron2
 
 ## setup: create .venv and install the pinned stack (instant when already done)
 setup: $(SETUP_STAMP)
@@ -18,7 +18,7 @@ $(SETUP_STAMP): constraints.txt pyproject.toml tools/setup_env.sh
 	bash tools/setup_env.sh
 	touch $@
 
-## labels: the labelling job: TEACHER (default paper_x101) over FRAMES (default the bundled sample)
+## labels: the labelling job: TEACHER (default paper) over FRAMES (default the bundled sample)
 ##         into RUN_DIR. Fetches the weights first; the tiny teacher's are made offline.
 labels: setup
 	@if [ "$(TEACHER)" = "tiny" ]; then $(LABELS) weights --teacher tiny --init --if-missing; \
@@ -54,3 +54,12 @@ tiny-teacher: setup
 ## bench: the pipeline against the naive per-frame loop (frames/s, ratio, memory at N and 10 x N)
 bench: setup
 	$(LABELS) bench --config tiny --frames 16 thresholds.box_score=0.3 detector.max_persons=6
+
+## check-detectron2: the converted X-152 against detectron2 itself, stage by stage (installs the
+##         test-only detectron2 extra from DETECTRON2_SRC, default ../shared/vendor/detectron2-*.tar.gz)
+DETECTRON2_SRC ?= $(firstword $(wildcard ../shared/vendor/detectron2-*.tar.gz))
+check-detectron2: setup
+	@$(PY) -c "import detectron2" 2>/dev/null || { test -n "$(DETECTRON2_SRC)" || \
+	  { echo "no detectron2 source: set DETECTRON2_SRC=path/to/detectron2.tar.gz"; exit 2; }; \
+	  $(PY) -m pip install -q -c constraints.txt --no-build-isolation "$(DETECTRON2_SRC)"; }
+	$(PY) tools/check_detectron2.py --frames 2

@@ -80,6 +80,17 @@ def test_weights_without_network_names_files_urls_and_targets(tmp_path):
     assert str(tmp_path) in result.stderr
 
 
+def test_weights_for_the_paper_teacher_offline_print_detectron2_url_and_conversion_command(tmp_path):
+    result = labels("weights", "--teacher", "paper", "--weights-dir", str(tmp_path), env=NO_NETWORK)
+    assert result.returncode == 1
+    assert ("https://dl.fbaipublicfiles.com/detectron2/Misc/cascade_mask_rcnn_X_152_32x8d_FPN_IN5k_gn_dconv/18131413/"
+            "model_0039999_e76410.pkl") in result.stderr
+    target = tmp_path / "cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2-e76410.pth"
+    assert (f"labels convert-detectron2 {tmp_path / 'model_0039999_e76410.pkl'} {target} --mm-config "
+            "teachers/mm/cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2.py") in result.stderr
+    assert not list(tmp_path.iterdir())  # nothing half-downloaded left behind
+
+
 def test_weights_init_writes_loadable_seeded_checkpoints(tmp_path):
     first = labels("weights", "--teacher", "tiny", "--init", "--weights-dir", str(tmp_path / "a"))
     again = labels("weights", "--teacher", "tiny", "--init", "--weights-dir", str(tmp_path / "b"))

@@ -35,6 +35,16 @@ fi
 step "the project and the rest of the stack"
 "${PIP[@]}" -q -e ".[test]"
 
+# detectron2 is a test-only extra (tests/teachers/test_detectron2_equivalence.py and
+# `make check-detectron2` compare the converted X-152 with it); the product never imports it. It
+# is not on PyPI: built from the source snapshot in ../shared/vendor when that is there (CI), about
+# 2.5 minutes on 2 cores. Elsewhere its test skips and says so.
+DETECTRON2_SRC=${DETECTRON2_SRC:-$(ls ../shared/vendor/detectron2-*.tar.gz 2>/dev/null | head -1 || true)}
+if [ -n "$DETECTRON2_SRC" ] && [ -f "$DETECTRON2_SRC" ] && ! "$VENV/bin/python" -c "import detectron2" 2>/dev/null; then
+  step "detectron2 (test-only extra) from $DETECTRON2_SRC"
+  "${PIP[@]}" -q --no-build-isolation "$DETECTRON2_SRC"
+fi
+
 step "import check"
 "$VENV/bin/python" -c "import mmdet, mmpose, mmcv.ops, ray, h5py, pycocotools, torch; \
 print('mmcv ops ok; torch', torch.__version__, 'cuda', torch.cuda.is_available())"
