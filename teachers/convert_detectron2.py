@@ -42,7 +42,7 @@ import torch
 from label_store.provenance import sha256_file
 
 __all__ = ["RULES", "ConversionError", "rename", "convert_state", "convert_detectron2", "read_detectron2_pickle",
-           "DETECTRON2_X152_CONFIG"]
+           "DETECTRON2_X152_CONFIG", "seeded_detectron2_arrays", "write_detectron2_pickle"]
 
 DETECTRON2_X152_CONFIG = "teachers/mm/cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2.py"
 
@@ -56,14 +56,14 @@ def _minus(offset: int):
 
 # (detectron2 pattern, mmdet template, group transforms). Templates use {1}, {2}, ... for groups.
 RULES: list[tuple[str, str, dict[int, object]]] = [
-    (rf"backbone\.bottom_up\.stem\.conv1\.weight", "backbone.conv1.weight", {}),
+    (r"backbone\.bottom_up\.stem\.conv1\.weight", "backbone.conv1.weight", {}),
     (rf"backbone\.bottom_up\.stem\.conv1\.norm\.{_NORM}", "backbone.bn1.{1}", {}),
     (rf"backbone\.bottom_up\.res(\d)\.(\d+)\.conv2_offset\.{_PARAM}", "backbone.layer{1}.{2}.conv2.conv_offset.{3}",
      {1: _minus(1)}),
-    (rf"backbone\.bottom_up\.res(\d)\.(\d+)\.conv(\d)\.weight", "backbone.layer{1}.{2}.conv{3}.weight", {1: _minus(1)}),
+    (r"backbone\.bottom_up\.res(\d)\.(\d+)\.conv(\d)\.weight", "backbone.layer{1}.{2}.conv{3}.weight", {1: _minus(1)}),
     (rf"backbone\.bottom_up\.res(\d)\.(\d+)\.conv(\d)\.norm\.{_NORM}", "backbone.layer{1}.{2}.bn{3}.{4}",
      {1: _minus(1)}),
-    (rf"backbone\.bottom_up\.res(\d)\.(\d+)\.shortcut\.weight", "backbone.layer{1}.{2}.downsample.0.weight",
+    (r"backbone\.bottom_up\.res(\d)\.(\d+)\.shortcut\.weight", "backbone.layer{1}.{2}.downsample.0.weight",
      {1: _minus(1)}),
     (rf"backbone\.bottom_up\.res(\d)\.(\d+)\.shortcut\.norm\.{_NORM}", "backbone.layer{1}.{2}.downsample.1.{3}",
      {1: _minus(1)}),
@@ -72,14 +72,14 @@ RULES: list[tuple[str, str, dict[int, object]]] = [
     (rf"proposal_generator\.rpn_head\.conv\.{_PARAM}", "rpn_head.rpn_conv.{1}", {}),
     (rf"proposal_generator\.rpn_head\.objectness_logits\.{_PARAM}", "rpn_head.rpn_cls.{1}", {}),
     (rf"proposal_generator\.rpn_head\.anchor_deltas\.{_PARAM}", "rpn_head.rpn_reg.{1}", {}),
-    (rf"roi_heads\.box_head\.(\d)\.conv(\d)\.weight", "roi_head.bbox_head.{1}.shared_convs.{2}.conv.weight",
+    (r"roi_heads\.box_head\.(\d)\.conv(\d)\.weight", "roi_head.bbox_head.{1}.shared_convs.{2}.conv.weight",
      {2: _minus(1)}),
     (rf"roi_heads\.box_head\.(\d)\.conv(\d)\.norm\.{_PARAM}", "roi_head.bbox_head.{1}.shared_convs.{2}.gn.{3}",
      {2: _minus(1)}),
     (rf"roi_heads\.box_head\.(\d)\.fc(\d)\.{_PARAM}", "roi_head.bbox_head.{1}.shared_fcs.{2}.{3}", {2: _minus(1)}),
     (rf"roi_heads\.box_predictor\.(\d)\.cls_score\.{_PARAM}", "roi_head.bbox_head.{1}.fc_cls.{2}", {}),
     (rf"roi_heads\.box_predictor\.(\d)\.bbox_pred\.{_PARAM}", "roi_head.bbox_head.{1}.fc_reg.{2}", {}),
-    (rf"roi_heads\.mask_head\.mask_fcn(\d)\.weight", "roi_head.mask_head.0.convs.{1}.conv.weight", {1: _minus(1)}),
+    (r"roi_heads\.mask_head\.mask_fcn(\d)\.weight", "roi_head.mask_head.0.convs.{1}.conv.weight", {1: _minus(1)}),
     (rf"roi_heads\.mask_head\.mask_fcn(\d)\.norm\.{_PARAM}", "roi_head.mask_head.0.convs.{1}.gn.{2}", {1: _minus(1)}),
     (rf"roi_heads\.mask_head\.deconv\.{_PARAM}", "roi_head.mask_head.0.upsample.{1}", {}),
     (rf"roi_heads\.mask_head\.predictor\.{_PARAM}", "roi_head.mask_head.0.conv_logits.{1}", {}),
@@ -189,3 +189,52 @@ def convert_detectron2(source: str | Path, destination: str | Path, mm_config: s
         raise
     partial.replace(destination)
     return dict(meta, sha256=digest)
+
+
+def seeded_detectron2_arrays(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:
+    """A detectron2 state dict (names -> shapes) filled from a seeded generator, for checks where
+    the published file is not at hand (`make check-detectron2`, the paper teacher's slow test).
+    Every array gets a value of its own (FrozenBN statistics, GroupNorm, offsets convs too: a
+    wrong mapping cannot hide behind a default), with scales that keep 152 layers of activations
+    finite and the heads' outputs varied: class scores above the 0.05 test threshold, offsets of a
+    fraction of a pixel, RPN logits below float32 sigmoid saturation (ties, see README)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def uniform(shape, low, high):
+        return low + (high - low) * torch.rand(shape, generator=generator)
+
+    arrays = {}
+    for name, shape in shapes.items():
+        shape = tuple(shape)
+        if name.endswith("running_mean"):
+            value = uniform(shape, -0.1, 0.1)
+        elif name.endswith("running_var"):
+            value = uniform(shape, 0.5, 1.5)
+        elif ".norm." in name and name.endswith("weight"):
+            value = uniform(shape, 0.2, 0.6)
+        elif name.endswith("bias"):
+            value = uniform(shape, -0.1, 0.1)
+        elif len(shape) in (2, 4):
+            fan_in = int(np.prod(shape[1:]))
+            if "deconv" in name:  # ConvTranspose2d weights are (in, out, k, k)
+                fan_in = shape[0] * shape[2] * shape[3] // 4
+            scale = 1.0 / np.sqrt(fan_in)
+            if "objectness_logits" in name:
+                scale *= 0.3
+            elif "cls_score" in name:
+                scale *= 6.0
+            value = torch.randn(shape, generator=generator) * scale
+        else:
+            value = uniform(shape, -0.1, 0.1)
+        arrays[name] = value.float().numpy()
+    return arrays
+
+
+def write_detectron2_pickle(arrays: dict[str, np.ndarray], path: str | Path, author: str) -> Path:
+    """A model file as detectron2's model zoo publishes it: `{"model": arrays, "__author__": ...}`
+    (detectron2's checkpointer then takes the names as they are)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as file:
+        pickle.dump({"model": arrays, "__author__": author}, file)
+    return path

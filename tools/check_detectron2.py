@@ -2,8 +2,8 @@
 
 1. detectron2's model is built from its own model zoo config
    (Misc/cascade_mask_rcnn_X_152_32x8d_FPN_IN5k_gn_dconv.yaml), every parameter and buffer set to
-   seeded random values (FrozenBN statistics, GroupNorm affine and the deformable offsets convs
-   too, so that a wrong mapping cannot hide behind a default initialisation), and saved as a
+   seeded random values (`seeded_detectron2_arrays`: FrozenBN statistics, GroupNorm affine and the
+   deformable offsets convs too, so that a wrong mapping cannot hide behind a default), saved as a
    detectron2 model file (`{"model": {name: ndarray}, "__author__": ...}`, what its model zoo
    publishes). detectron2's own checkpointer reads that file back into a second model, which
    is the reference.
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import sys
 import tempfile
 import time
@@ -44,44 +43,6 @@ SAMPLE = REPOSITORY / "data" / "sample"
 RELATIVE = 1e-4
 BOX_PX = 0.5
 SCORE = 1e-3
-
-
-def seeded_detectron2_state(model: torch.nn.Module, seed: int) -> dict[str, np.ndarray]:
-    """Every array of `model`'s state dict drawn from a seeded generator, with scales that keep
-    152 layers of activations finite and the heads' outputs varied (some class scores above
-    the 0.05 test threshold, offsets of about a pixel)."""
-    generator = torch.Generator().manual_seed(seed)
-
-    def uniform(shape, low, high):
-        return low + (high - low) * torch.rand(shape, generator=generator)
-
-    state = {}
-    for name, value in model.state_dict().items():
-        shape = value.shape
-        if name.endswith(("running_mean",)):
-            new = uniform(shape, -0.1, 0.1)
-        elif name.endswith("running_var"):
-            new = uniform(shape, 0.5, 1.5)
-        elif ".norm." in name and name.endswith("weight"):
-            new = uniform(shape, 0.2, 0.6)
-        elif name.endswith("bias"):
-            new = uniform(shape, -0.1, 0.1)
-        elif value.dim() in (2, 4):
-            fan_in = int(np.prod(shape[1:]))
-            if "deconv" in name:  # ConvTranspose2d: (in, out, k, k)
-                fan_in = shape[0] * shape[2] * shape[3] // 4
-            scale = 1.0 / np.sqrt(fan_in)
-            if "conv2_offset" in name:
-                scale *= 1.0  # offsets of the order of a pixel, fractional: bilinear sampling is exercised
-            elif "objectness_logits" in name:
-                scale *= 0.3  # logits of a few units: sigmoid scores not saturated at 1.0 (ties, see README)
-            elif "cls_score" in name:
-                scale *= 6.0  # peaked class distributions: detections above the score threshold
-            new = torch.randn(shape, generator=generator) * scale
-        else:
-            new = value.clone()
-        state[name] = new.to(value.dtype).numpy()
-    return state
 
 
 class Report:
@@ -179,7 +140,7 @@ def compare_frame(d2_model, mm_model, image_bgr: np.ndarray, report: Report, lab
     # The cascade on the same proposals (detectron2's), stage by stage.
     heads = d2_model.roi_heads
     box_features = [features[f] for f in heads.box_in_features]
-    stage_proposals = proposals
+    stage_proposals, refined = proposals, None
     rois = bbox2roi([d2_boxes])
     for stage in range(heads.num_cascade_stages):
         if stage > 0:
@@ -271,21 +232,19 @@ def main(argv=None) -> int:
     import cv2
 
     from configs.schema import CONFIG_DIR
-    from teachers.convert_detectron2 import DETECTRON2_X152_CONFIG, convert_detectron2
+    from teachers.convert_detectron2 import (DETECTRON2_X152_CONFIG, convert_detectron2, seeded_detectron2_arrays,
+                                             write_detectron2_pickle)
     from teachers.mm import build_mm_model, load_checkpoint_strict, load_mm_config
 
     started = time.time()
     cfg = get_cfg()
     cfg.merge_from_file(model_zoo.get_config_file(D2_CONFIG))
     cfg.MODEL.DEVICE = "cpu"
-    seeded = build_model(cfg).eval()
-    state = seeded_detectron2_state(seeded, args.seed)
-    del seeded
+    d2_model = build_model(cfg).eval()
+    state = seeded_detectron2_arrays({k: tuple(v.shape) for k, v in d2_model.state_dict().items()}, args.seed)
     work = args.work or Path(tempfile.mkdtemp(prefix="check-detectron2-"))
-    work.mkdir(parents=True, exist_ok=True)
     pkl, pth = work / "seeded_x152_detectron2.pkl", work / "seeded_x152_mmdet.pth"
-    with open(pkl, "wb") as file:
-        pickle.dump({"model": state, "__author__": "tools/check_detectron2.py (seeded)"}, file)
+    write_detectron2_pickle(state, pkl, "tools/check_detectron2.py (seeded)")
     d2_model = build_model(cfg).eval()
     DetectionCheckpointer(d2_model).load(str(pkl))  # detectron2's own reader: the file is what it loads
     for name, value in d2_model.state_dict().items():

@@ -20,8 +20,11 @@ def test_every_shipped_teacher_config_loads(name):
 
 def test_paper_config_has_the_papers_models_and_tta():
     config = load_teacher_config("paper")
-    assert config.detector.cfg_options == {"model.backbone.depth": 152}
-    assert config.detector.flip and len(config.detector.scales) > 1
+    assert config.detector.mm_config.endswith("cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2.py")
+    assert config.detector.flip and config.detector.scales == tuple(range(400, 1201, 100))  # detectron2's TEST.AUG
+    assert config.detector.max_side == 4000
+    x101 = load_teacher_config("paper_x101")
+    assert "x101-32x8d" in x101.detector.mm_config and x101.detector.cfg_options == {}
     assert "hrnet-w48" in config.keypoints.mm_config and "384x288" in config.keypoints.mm_config
     assert config.keypoints.flip and len(config.keypoints.box_scales) > 1
     assert "image-pose-lift" in config.lifter.mm_config

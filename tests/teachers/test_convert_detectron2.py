@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from configs.schema import CONFIG_DIR
-from teachers.convert_detectron2 import (DETECTRON2_X152_CONFIG, ConversionError, convert_detectron2, convert_state,
+from teachers.convert_detectron2 import (DETECTRON2_X152_CONFIG, ConversionError, convert_state,
                                          read_detectron2_pickle, rename)
 from teachers.mm import build_mm_model, load_checkpoint_strict, load_mm_config
 from teachers.mmdet_detectron2 import Detectron2DeltaXYWHBBoxCoder, apply_deltas
