@@ -152,17 +152,11 @@ def convert_state(arrays: dict[str, np.ndarray], model: torch.nn.Module, source:
             state[name] = torch.zeros_like(value)
     missing = sorted(set(target) - set(state))
     if unmapped or shapes or missing:
-        def head(items):
-            return ", ".join(items[:6]) + (f" ... ({len(items)} in all)" if len(items) > 6 else "")
+        from teachers.mm import describe_keys
 
-        parts = [f"{source} does not convert to the mmdet model"]
-        if unmapped:
-            parts.append(f"keys without a place in it: {head(unmapped)}")
-        if shapes:
-            parts.append(f"shape mismatches: {head(shapes)}")
-        if missing:
-            parts.append(f"mmdet keys the file does not provide: {head(missing)}")
-        raise ConversionError("; ".join(parts))
+        raise ConversionError(describe_keys(f"{source} does not convert to the mmdet model", {
+            "keys without a place in it": unmapped, "shape mismatches": shapes,
+            "mmdet keys the file does not provide": missing}, limit=6))
     return state
 
 

@@ -15,7 +15,7 @@ import torch
 
 from label_store.provenance import sha256_file
 
-__all__ = ["forward_context", "load_model", "prepare_model", "resolve_mm_config", "load_mm_config", "build_mm_model", "load_checkpoint_strict", "CheckpointMismatchError",
+__all__ = ["describe_keys", "forward_context", "load_model", "prepare_model", "resolve_mm_config", "load_mm_config", "build_mm_model", "load_checkpoint_strict", "CheckpointMismatchError",
            "pick_device"]
 
 
@@ -25,17 +25,18 @@ class CheckpointMismatchError(RuntimeError):
     def __init__(self, path: str, missing: list[str], unexpected: list[str], shapes: list[str]):
         self.path, self.missing, self.unexpected, self.shapes = path, missing, unexpected, shapes
 
-        def head(items):
-            return ", ".join(items[:8]) + (f" ... ({len(items)} in all)" if len(items) > 8 else "")
+        super().__init__(describe_keys(f"checkpoint {path} does not fit the model built from its config",
+                                       {"missing keys": missing, "unexpected keys": unexpected,
+                                        "shape mismatches": shapes}))
 
-        parts = [f"checkpoint {path} does not fit the model built from its config"]
-        if missing:
-            parts.append(f"missing keys: {head(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {head(unexpected)}")
-        if shapes:
-            parts.append(f"shape mismatches: {head(shapes)}")
-        super().__init__("; ".join(parts))
+
+def describe_keys(title: str, groups: dict[str, list[str]], limit: int = 8) -> str:
+    """`title; label: a, b, ... (N in all); ...` for each non-empty group of state-dict keys."""
+    parts = [title]
+    for label, items in groups.items():
+        if items:
+            parts.append(f"{label}: " + ", ".join(items[:limit]) + (f" ... ({len(items)} in all)" if len(items) > limit else ""))
+    return "; ".join(parts)
 
 
 def resolve_mm_config(spec: str, config_root: Path | None = None) -> Path:
