@@ -66,9 +66,14 @@ def _detector_flops(model, height: int, width: int, proposals: int = 1000) -> tu
 
     generator = torch.Generator().manual_seed(0)
     x = torch.zeros(1, 3, height, width)
-    dense = counted_flops(model, lambda: model.rpn_head(model.extract_feat(x)))
-    with torch.no_grad():
-        features = model.extract_feat(x)
+    features = []  # kept from the counted forward, for the heads below
+
+    def backbone_neck_rpn():
+        features.extend(model.extract_feat(x))
+        model.rpn_head(tuple(features))
+
+    dense = counted_flops(model, backbone_neck_rpn)
+    features = tuple(features)
     corners = torch.rand(proposals, 2, generator=generator) * torch.tensor([width - 64.0, height - 64.0])
     sizes = 16 + torch.rand(proposals, 2, generator=generator) * 300
     rois = bbox2roi([torch.cat([corners, corners + sizes], dim=1)])

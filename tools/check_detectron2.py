@@ -234,7 +234,8 @@ def main(argv=None) -> int:
     from configs.schema import CONFIG_DIR
     from teachers.convert_detectron2 import (DETECTRON2_X152_CONFIG, convert_detectron2, seeded_detectron2_arrays,
                                              write_detectron2_pickle)
-    from teachers.mm import build_mm_model, load_checkpoint_strict, load_mm_config
+    from teachers.mm import build_mm_model, load_mm_config
+    from teachers.model_info import count_parameters
 
     started = time.time()
     cfg = get_cfg()
@@ -254,11 +255,8 @@ def main(argv=None) -> int:
     print(f"detectron2 {D2_CONFIG}: {d2_params / 1e6:.2f} M parameters, {len(state)} arrays -> {pkl}")
 
     mm_model = build_mm_model("mmdet", load_mm_config(DETECTRON2_X152_CONFIG, None, CONFIG_DIR)).eval()
-    meta = convert_detectron2(pkl, pth, model=mm_model)
-    load_checkpoint_strict(mm_model, pth)
-    frozen = sum(p.numel() for m in mm_model.modules() if isinstance(m, torch.nn.BatchNorm2d)
-                 for p in m.parameters(recurse=False))
-    mm_params = sum(p.numel() for p in mm_model.parameters())
+    meta = convert_detectron2(pkl, pth, model=mm_model)  # also loads the written file back strictly into mm_model
+    mm_params, frozen = count_parameters(mm_model)
     print(f"converted -> {pth} ({meta['arrays']} arrays, strict load: 0 missing, 0 unexpected, 0 shape mismatches); "
           f"mmdet {mm_params / 1e6:.2f} M parameters of which {frozen / 1e6:.2f} M frozen BatchNorm affine "
           f"(buffers in detectron2's FrozenBN): {(mm_params - frozen) / 1e6:.2f} M to compare")
