@@ -107,7 +107,8 @@ class RunSpec:
     gpus_per_actor: float = 0.0  # GPUs each model actor reserves; 0 on CPU machines
     cpus_per_actor: float = 0.5  # CPUs each model actor reserves
     cpu_tasks: int = 2  # parallel decode and label-assembly tasks
-    torch_threads: int = 1  # intra-op threads per model actor (CPU)
+    torch_threads: int = 1  # intra-op threads per model actor of the Ray executor (CPU; in-process: every core)
+    fuse_models: bool = False  # one actor per device holds detector, keypoint model and lifter (stages.graph.fuse_models)
     max_rejected_fraction: float = 0.2  # stop the run when more frames than this are rejected
 
 

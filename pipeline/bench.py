@@ -84,6 +84,7 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
 
     from configs.schema import CONFIG_DIR, load_teacher_config
     from frames.sources import open_source
+    from stages.label_sets import hard_keypoints
     from teachers.detector import PersonDetector, render_view
     from teachers.keypoints import TopDownKeypoints
     from teachers.lifter import Lifter
@@ -137,8 +138,8 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
             seconds["keypoints"] += time.perf_counter() - t
             t = time.perf_counter()
             soft = [lifter(people.keypoints[p:p + 1], boxes[p:p + 1]) for p in range(len(boxes))]
-            hard = [lifter(people.keypoints[p:p + 1], boxes[p:p + 1], people.keypoints[p:p + 1, :, 2] > config.thresholds.keypoint_score)
-                    for p in range(len(boxes))]
+            hard_mask = hard_keypoints(people.keypoints, config.thresholds.keypoint_score, config.thresholds.min_keypoints)[0]
+            hard = [lifter(people.keypoints[p:p + 1], boxes[p:p + 1], hard_mask[p:p + 1]) for p in range(len(boxes))]
             seconds["lift"] += time.perf_counter() - t
             t = time.perf_counter()
             group = store.create_group(ref.frame_id)
@@ -171,15 +172,16 @@ def teacher_flops(config_name: str, overrides: dict, frames: str, weights_dir: s
 
     from configs.schema import load_teacher_config
     from frames.sources import open_source
-    from teachers.teacher import Teacher
+    from pipeline.executors import LocalExecutor
+    from teachers.mm import pick_device
 
     config = load_teacher_config(config_name, overrides)
-    teacher = Teacher(config, weights_dir)
+    teacher = LocalExecutor.for_teacher(config, weights_dir)
     source = open_source(frames)
     images = [source.load(ref).color_bgr for ref in source.refs()[:sample]]
     with FlopCounterMode(display=False) as counter:
-        teacher(images)
-    device = teacher.device
+        teacher.label_images(images)
+    device = pick_device(config.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
     return {"flops_per_frame": counter.get_total_flops() / len(images), "frames": len(images), "device": name}
 

@@ -195,10 +195,11 @@ def _run_weights(args: argparse.Namespace) -> int:
 def _add_run(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "run",
-        help="label a frame source with a teacher into a run directory of HDF5 shards (Ray)",
-        description="Label every frame of a source with a teacher, as a Ray Data pipeline: decode -> detect -> "
-        "keypoints -> lift -> label sets and depth transfer -> shard commit. Runs on this machine by default, or on "
-        "the Ray cluster at --address / RAY_ADDRESS. Re-running the same command on the same run directory labels "
+        help="label a frame source with a teacher into a run directory of HDF5 shards (Ray, or in-process)",
+        description="Label every frame of a source with a teacher: the stage graph decode -> detect -> "
+        "keypoints -> lift -> label sets and depth transfer (`labels graph` prints it) -> shard commit. The Ray "
+        "executor runs it on this machine by default, or on the Ray cluster at --address / RAY_ADDRESS; "
+        "--executor local runs it in this process, without Ray (small runs, debugging). Re-running the same command on the same run directory labels "
         "only what is missing (a finished run does no model work). Config values are overridden as KEY=VALUE, e.g. "
         "thresholds.box_score=0.5 run.batch_size=4 device=cpu.",
         epilog="examples:\n  labels run --config tiny --frames data/sample/manifest.jsonl --out runs/tiny-sample\n"
@@ -211,6 +212,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                         "an MVOR-style tree (default: the bundled sample)")
     parser.add_argument("--out", help="run directory (default runs/<teacher>-<source name>)")
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray on this machine)")
+    parser.add_argument("--executor", choices=("ray", "local"), default="ray",
+                        help="ray: actor pools (default; needed for a cluster); local: every stage in this process, "
+                        "decode overlapped with model work (starts in seconds; same labels)")
     _add_source_arguments(parser)
     parser.add_argument("--weights-dir", help="folder of checkpoint files (default: the config's weights_dir)")
     parser.add_argument("--new-run", action="store_true", help="discard what the run directory holds and start again")
@@ -234,11 +238,35 @@ def _run_run(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{config.name}-{frames_path.parent.name if frames_path.is_file() else frames_path.name}"
     try:
         summary = run_labels(config, source, str(frames_path), out, address=args.address, new_run=args.new_run,
-                             weights_dir=args.weights_dir, progress=not args.no_progress)
-    except (WeightsMissingError, RunMismatchError, RunError, RunLockedError) as error:
+                             weights_dir=args.weights_dir, progress=not args.no_progress, executor=args.executor)
+    except (WeightsMissingError, RunMismatchError, RunError, RunLockedError, ValueError) as error:
         print(f"labels run: {error}", file=sys.stderr)
         return 1
     print("\n".join(summary.lines()))
+    return 0
+
+
+def _add_graph(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "graph", help="print the stage graph a run executes: stages, resources, columns read and written",
+        description="Print the stage graph of `labels run` for a teacher config: each stage in order with its kind "
+        "(cpu or model), what the Ray executor reserves for it (actors x CPUs/GPUs, from the config's run.* "
+        "fields), and the batch columns it reads, writes and drops (checked when the graph is built). Loads no model.",
+        epilog="examples:\n  labels graph --config tiny\n  labels graph --config paper run.fuse_models=true run.gpus_per_actor=1",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="paper", help="teacher name or config file (default paper)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, dotted paths")
+    parser.set_defaults(func=_run_graph)
+
+
+def _run_graph(args: argparse.Namespace) -> int:
+    from configs.schema import load_teacher_config, parse_overrides
+    from pipeline.run import run_graph
+    from stages.graph import describe_graph
+
+    config = load_teacher_config(args.config, parse_overrides(args.overrides))
+    print(f"stage graph of teacher {config.name}" + (" (model stages fused)" if config.run.fuse_models else ""))
+    print("\n".join(describe_graph(run_graph(config), config.run)))
     return 0
 
 
@@ -276,7 +304,7 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
 def _run_inspect(args: argparse.Namespace) -> int:
     import json
 
-    from label_store.inspect import format_inspection, inspect_labels
+    from label_store.inspection import format_inspection, inspect_labels
 
     info = inspect_labels(args.path)
     print(json.dumps(info, indent=1) if args.json else format_inspection(info))
@@ -292,7 +320,7 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from label_store.inspect import verify_run
+    from label_store.inspection import verify_run
 
     problems = verify_run(args.path)
     for problem in problems:
@@ -435,7 +463,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_run, _add_bench, _add_inspect, _add_verify, _add_show, _add_stats, _add_diff, _add_evaluate,
+    _add_run, _add_graph, _add_bench, _add_inspect, _add_verify, _add_show, _add_stats, _add_diff, _add_evaluate,
     _add_synth, _add_check_frames, _add_weights, _add_convert_detectron2, _add_export_coco,
 ]
 

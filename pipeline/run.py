@@ -1,17 +1,16 @@
-"""`labels run`: the Ray Data labelling job.
+"""`labels run`: the labelling job's driver.
 
-    read plan -> DecodeStage (CPU) -> DetectStage -> KeypointStage -> LiftStage (actor pools
-    holding their models; GPUs when the config asks) -> AssembleStage (CPU) -> the driver commits
-    each shard as soon as all its frames have arrived.
+    read plan -> the stage graph (`stages.graph`: decode -> detect -> keypoints -> lift ->
+    assemble), run by an executor (`pipeline.executors`: Ray by default, or in-process) -> the
+    driver commits each shard as soon as all its frames have arrived.
 
-Everything that can be wrong with the inputs is checked before Ray starts: the config (typed),
-the weights (present), the source (listable), the run directory (same teacher setup). Ray runs
-locally by default, or joins the cluster at `address` / RAY_ADDRESS.
+Everything that can be wrong with the inputs is checked before any executor starts: the config
+(typed), the weights (present), the source (listable), the run directory (same teacher setup).
+Ray runs locally by default, or joins the cluster at `address` / RAY_ADDRESS.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -24,12 +23,17 @@ from frames.sources import FrameSource
 from label_store.provenance import make_provenance, sha256_file
 from label_store.shard import commit_shard, manifest_entries
 from pipeline.run_dir import RunPlan, pending_shards, prepare_run_dir
+from pipeline.executors import make_executor
 from pipeline.run_lock import acquire_run_lock
+from stages.context import StageContext
+from stages.graph import StageGraph, default_graph
+from stages.rows import rows_from_refs, timing_column
 from teachers.weights import WeightsMissingError, checkpoint_path, missing_checkpoints, missing_message
 
-__all__ = ["RunSummary", "RunError", "run_labels", "STAGES"]
+__all__ = ["RunSummary", "RunError", "run_labels", "run_graph", "TIMED_STAGES"]
 
-STAGES = ("decode", "detect", "keypoints", "lift", "assemble")
+# The stages the summary times, in order (a fused model stage times its parts one by one).
+TIMED_STAGES = default_graph().timed_stages
 
 
 class RunError(RuntimeError):
@@ -49,7 +53,7 @@ class RunSummary:
     hard_persons: int = 0
     hard_keypoints: int = 0
     soft_keypoints: int = 0
-    stage_seconds: dict = field(default_factory=lambda: {s: 0.0 for s in STAGES})
+    stage_seconds: dict = field(default_factory=lambda: {s: 0.0 for s in TIMED_STAGES})
     wall_seconds: float = 0.0
     steady_frames: int = 0  # frames that arrived after the first batch ...
     steady_seconds: float = 0.0  # ... and the time they took: throughput without start-up
@@ -74,7 +78,7 @@ class RunSummary:
                    f"{self.hard_persons} hard skeletons ({self.hard_keypoints} hard keypoints)")
         busy = sum(self.stage_seconds.values()) or 1.0
         out.append("time per stage (busy seconds, summed over workers): " + ", ".join(
-            f"{s} {self.stage_seconds[s]:.1f} s ({100 * self.stage_seconds[s] / busy:.0f} %)" for s in STAGES))
+            f"{s} {self.stage_seconds[s]:.1f} s ({100 * self.stage_seconds[s] / busy:.0f} %)" for s in TIMED_STAGES))
         return out
 
 
@@ -83,71 +87,14 @@ def _checkpoint_digests(config: TeacherConfig, weights_dir: Path) -> dict[str, s
             for spec in (config.detector, config.keypoints, config.lifter)}
 
 
-def _build_dataset(rows: list[dict], config: TeacherConfig, weights_dir: Path, calibrations: dict):
-    import warnings
-
-    import ray.data
-
-    # Restart and retry settings have no named map_batches parameter yet; Ray warns on the generic path.
-    warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
-    from stages.assemble import AssembleStage
-    from stages.decode import DecodeStage
-    from stages.detect import DetectStage
-    from stages.keypoints import KeypointStage
-    from stages.lift import LiftStage
-
-    run = config.run
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # the driver shows one bar with per-stage figures
-    context.execution_options.preserve_order = False
-    actor_args = dict(num_cpus=run.cpus_per_actor, num_gpus=run.gpus_per_actor, max_restarts=-1, max_task_retries=-1)
-    cpu_args = dict(num_cpus=0.25, max_restarts=-1, max_task_retries=-1)
-    model_args = dict(config=config, weights_dir=str(weights_dir))
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), len(rows) // run.batch_size)))
-    pool = ray.data.ActorPoolStrategy
-    ds = ds.map_batches(DecodeStage, fn_constructor_kwargs=dict(calibrations=calibrations), batch_size=run.batch_size,
-                        batch_format="numpy", compute=pool(size=run.cpu_tasks), **cpu_args)
-    ds = ds.map_batches(DetectStage, fn_constructor_kwargs=model_args, batch_size=run.batch_size, batch_format="numpy",
-                        compute=pool(size=run.detector_actors), **actor_args)
-    ds = ds.map_batches(KeypointStage, fn_constructor_kwargs=model_args, batch_size=run.batch_size, batch_format="numpy",
-                        compute=pool(size=run.keypoint_actors), **actor_args)
-    ds = ds.map_batches(LiftStage, fn_constructor_kwargs=model_args, batch_size=run.batch_size, batch_format="numpy",
-                        compute=pool(size=run.lifter_actors), **actor_args)
-    ds = ds.map_batches(AssembleStage, fn_constructor_kwargs=dict(config=config, calibrations=calibrations),
-                        batch_size=run.batch_size, batch_format="numpy", compute=pool(size=run.cpu_tasks), **cpu_args)
-    return ds
-
-
-def _requested_cpus(config: TeacherConfig) -> float:
-    run = config.run
-    return (run.detector_actors + run.keypoint_actors + run.lifter_actors) * run.cpus_per_actor + 2 * run.cpu_tasks * 0.25
-
-
-def _start_ray(address: str | None, config: TeacherConfig):
-    import logging
-
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-    else:  # the embedded default: a Ray instance on this machine, no dashboard (memory). Its logical
-        # CPUs cover what the actor pools ask for, so every pool can start; the OS shares the cores.
-        import math
-
-        cpus = max(os.cpu_count() or 1, math.ceil(_requested_cpus(config)))
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, num_cpus=cpus,
-                 object_store_memory=min(2 * 1024**3, int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.1)))
-    for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(logging.WARNING)  # our bar and summary say what Ray's INFO lines say
-    return True
+def run_graph(config: TeacherConfig) -> StageGraph:
+    """The stage graph a run of `config` executes: model stages fused into one actor or not (`run.fuse_models`)."""
+    return default_graph(fused=config.run.fuse_models)
 
 
 def run_labels(config: TeacherConfig, source: FrameSource, source_description: str, run_dir: str | Path,
                address: str | None = None, new_run: bool = False, weights_dir: str | Path | None = None,
-               progress: bool = True, attempts: int = 3) -> RunSummary:
+               progress: bool = True, attempts: int = 3, executor: str = "ray") -> RunSummary:
     """Label every planned frame that is not yet in a committed shard; see the module docstring."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
@@ -166,47 +113,39 @@ def run_labels(config: TeacherConfig, source: FrameSource, source_description: s
             return summary
 
         by_id = {r.frame_id: r for r in refs}
-        calibrations = dict(source.calibrations())
         provenance = make_provenance(config, checkpoints)
-        started_ray = _start_ray(address, config)
+        graph = run_graph(config)
+        # Ray's actors share the machine: each takes run.torch_threads; in-process, torch takes every core.
+        context = StageContext(config, weights_dir, dict(source.calibrations()),
+                               torch_threads=config.run.torch_threads if executor == "ray" else None)
         summary.model_work = True
-        try:
+        with make_executor(executor, graph, context, config.run.batch_size, address) as engine:
             for attempt in range(attempts):
                 todo = pending_shards(run_dir, plan)
                 if not todo:
                     break
-                _label_shards(todo, plan, by_id, config, weights_dir, calibrations, provenance, run_dir, summary, progress)
+                rows = rows_from_refs((by_id[frame_id], shard) for shard in todo for frame_id in plan.shards[shard])
+                _commit_batches(engine.batches(rows), len(rows), plan, config, provenance, run_dir, summary, progress)
             leftover = pending_shards(run_dir, plan)
             if leftover:
                 raise RunError(f"{len(leftover)} shards could not be completed after {attempts} attempts "
                                f"(first: {leftover[0]}); run the same command again to finish them")
-        finally:
-            if started_ray:
-                import ray
-
-                ray.shutdown()
         summary.wall_seconds = time.perf_counter() - started
         return summary
 
 
-def _label_shards(todo, plan, by_id, config, weights_dir, calibrations, provenance, run_dir, summary, progress):
+def _commit_batches(batches, total: int, plan: RunPlan, config: TeacherConfig, provenance: dict, run_dir: Path,
+                    summary: RunSummary, progress: bool) -> None:
+    """Gather the executor's output batches per shard; commit each shard when its last frame arrives."""
     from tqdm import tqdm
 
-    rows = []
-    for shard in todo:
-        for position, frame_id in enumerate(plan.shards[shard]):
-            ref = by_id[frame_id]
-            rows.append({"frame_id": ref.frame_id, "shard_index": shard, "position": position, "camera_id": ref.camera_id,
-                         "color_path": ref.color_path, "depth_path": ref.depth_path or "",
-                         "timestamp": ref.timestamp if ref.timestamp is not None else float("nan")})
-    ds = _build_dataset(rows, config, weights_dir, calibrations)
     waiting: dict[int, dict[str, object]] = defaultdict(dict)
     processed = rejected = 0
     limit = config.run.max_rejected_fraction
-    bar = tqdm(total=len(rows), desc="labelling", unit="frame", disable=not progress, smoothing=0.1)
+    bar = tqdm(total=total, desc="labelling", unit="frame", disable=not progress, smoothing=0.1)
     first_batch_at = None
     try:
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in batches:
             if first_batch_at is None:
                 first_batch_at = time.perf_counter()
             else:
@@ -215,8 +154,8 @@ def _label_shards(todo, plan, by_id, config, weights_dir, calibrations, provenan
             for i in range(len(batch["frame_id"])):
                 shard, record = int(batch["shard_index"][i]), batch["record"][i]
                 waiting[shard][str(batch["frame_id"][i])] = record
-                for stage in STAGES:
-                    summary.stage_seconds[stage] += float(batch[f"seconds_{stage}"][i])
+                for stage in TIMED_STAGES:
+                    summary.stage_seconds[stage] += float(batch[timing_column(stage)][i])
                 processed += 1
                 if record.frame["reject_reason"]:
                     rejected += 1
@@ -235,9 +174,9 @@ def _label_shards(todo, plan, by_id, config, weights_dir, calibrations, provenan
                     del waiting[shard]
             bar.update(len(batch["frame_id"]))
             busy = sum(summary.stage_seconds.values()) or 1.0
-            bar.set_postfix_str(" ".join(f"{s[:4]}={100 * summary.stage_seconds[s] / busy:.0f}%" for s in STAGES)
+            bar.set_postfix_str(" ".join(f"{s[:4]}={100 * summary.stage_seconds[s] / busy:.0f}%" for s in TIMED_STAGES)
                                 + f" rejected={rejected}")
-            if processed >= min(50, len(rows)) and rejected / processed > limit:
+            if processed >= min(50, total) and rejected / processed > limit:
                 raise RunError(f"{rejected} of {processed} frames were rejected ({100 * rejected / processed:.0f} % > "
                                f"run.max_rejected_fraction = {100 * limit:.0f} %): "
                                + ", ".join(f"{n} x {r}" for r, n in summary.frames_rejected.most_common())

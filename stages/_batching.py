@@ -1,29 +1,14 @@
-"""Helpers shared by the model stages: rows of a Ray Data batch, timing, out-of-memory back-off."""
+"""Helpers shared by the model stages: out-of-memory back-off and handing freed heap back to the OS.
+(The row schema, timings included, is `stages.rows`.)"""
 
 from __future__ import annotations
 
 import logging
-import time
-from typing import Callable, Sequence
+from typing import Callable
 
-import numpy as np
-
-__all__ = ["objects", "rows_ok", "with_oom_backoff", "is_out_of_memory", "release_freed_heap", "Timer"]
+__all__ = ["with_oom_backoff", "is_out_of_memory", "release_freed_heap"]
 
 log = logging.getLogger(__name__)
-
-
-def objects(values: Sequence) -> np.ndarray:
-    """A 1-D object array (one Python object per row), what Ray Data stores for ragged values."""
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        out[i] = v
-    return out
-
-
-def rows_ok(batch: dict) -> np.ndarray:
-    """Indices of the rows that decoded (rejected frames pass through the model stages untouched)."""
-    return np.flatnonzero(np.asarray(batch["error_reason"]) == "")
 
 
 # torch is imported where it is used, not at the top: the CPU stages (decode, assemble) import this
@@ -76,23 +61,3 @@ def release_freed_heap() -> None:
     """
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
-
-
-class Timer:
-    """Adds `seconds_<stage>` (the batch's wall time shared over its rows) to a batch."""
-
-    def __init__(self, stage: str):
-        self.stage = stage
-
-    def __enter__(self):
-        self.start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.start
-        return False
-
-    def stamp(self, batch: dict) -> dict:
-        rows = len(batch["frame_id"])
-        batch[f"seconds_{self.stage}"] = np.full(rows, self.seconds / max(rows, 1))
-        return batch

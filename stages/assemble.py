@@ -1,4 +1,4 @@
-"""AssembleStage: label sets, depth transfer and camera-frame 3D; one FrameRecord per row (CPU)."""
+"""AssembleStage: depth transfer and camera-frame 3D; one FrameRecord per row (CPU)."""
 
 from __future__ import annotations
 
@@ -6,55 +6,48 @@ from typing import Mapping
 
 import numpy as np
 
-from configs.schema import TeacherConfig
 from frames.calibration import CameraCalibration
 from frames.decode import decode_depth_bytes
-from frames.errors import FrameError
 from frames.sources import depth_counts_to_mm
-from stages._batching import Timer, objects
-from stages.decode import ref_from_row
+from stages.context import StageContext
 from stages.records import labelled_record, rejected_record
+from stages.rows import REJECT_DETAIL, REJECT_REASON, Timer, num_rows, objects, ref_from_row
 
-__all__ = ["AssembleStage"]
+__all__ = ["AssembleStage", "PERSON_COLUMNS"]
 
-
-class _Rejected(FrameError):
-    """A frame error carried through the pipeline as its reason and message."""
-
-    def __init__(self, reason: str, detail: str):
-        self.reason, self.detail, self.frame_id, self.path = reason, detail, "", None
-        Exception.__init__(self, detail)
+# The per-person columns the model stages wrote: they live in the record from here on.
+PERSON_COLUMNS = ("boxes", "scores", "mask_rle", "keypoints", "spread", "hard_mask", "hard_valid", "pose_soft", "pose_hard")
 
 
 class AssembleStage:
-    """Reads: everything the earlier stages wrote. Writes: record (a label_store FrameRecord),
-    seconds_assemble. Removes: depth_encoded and the per-person columns (they live in the record)."""
+    """record (a label_store FrameRecord) per row; drops depth_encoded and the per-person columns
+    (columns: `stages.graph`)."""
 
-    reads = ("depth_encoded", "boxes", "scores", "mask_rle", "keypoints", "spread", "pose_soft", "pose_hard", "error_reason")
-    writes = ("record", "seconds_assemble")
-
-    def __init__(self, config: TeacherConfig, calibrations: Mapping[str, CameraCalibration]):
-        self.thresholds = config.thresholds
+    def __init__(self, *, calibrations: Mapping[str, CameraCalibration], depth_radius_px: float):
         self.calibrations = dict(calibrations)
+        self.depth_radius_px = depth_radius_px
+
+    @classmethod
+    def from_config(cls, context: StageContext) -> "AssembleStage":
+        return cls(calibrations=context.calibrations, depth_radius_px=context.config.thresholds.depth_radius_px)
 
     def __call__(self, batch: dict) -> dict:
         with Timer("assemble") as timer:
             records = []
-            for i in range(len(batch["frame_id"])):
+            for i in range(num_rows(batch)):
                 ref = ref_from_row(batch, i)
                 calibration = self.calibrations[ref.camera_id]
-                if batch["error_reason"][i]:
-                    records.append(rejected_record(ref, calibration, _Rejected(batch["error_reason"][i], batch["error_detail"][i])))
+                if batch[REJECT_REASON][i]:
+                    records.append(rejected_record(ref, calibration, batch[REJECT_REASON][i], batch[REJECT_DETAIL][i]))
                     continue
-                t = self.thresholds
                 depth_encoded = batch["depth_encoded"][i]
                 depth_mm = None if not depth_encoded else depth_counts_to_mm(
-                    decode_depth_bytes(depth_encoded, ref.depth_path, ref.frame_id, calibration.depth_grid), calibration.depth_unit_mm)
-                records.append(labelled_record(
-                    ref, calibration, depth_mm, np.asarray(batch["boxes"][i]).reshape(-1, 4),
-                    np.asarray(batch["scores"][i]), batch["mask_rle"][i], batch["keypoints"][i], batch["spread"][i],
-                    batch["pose_soft"][i], batch["pose_hard"][i], t.keypoint_score, t.min_keypoints, t.depth_radius_px))
-            dropped = {"depth_encoded", "boxes", "scores", "mask_rle", "keypoints", "spread", "pose_soft", "pose_hard"}
-            batch = {k: v for k, v in batch.items() if k not in dropped}
+                    decode_depth_bytes(depth_encoded, ref.depth_path, ref.frame_id, calibration.depth_grid),
+                    calibration.depth_unit_mm)
+                people = {name: batch[name][i] for name in PERSON_COLUMNS}
+                people["boxes"] = np.asarray(people["boxes"]).reshape(-1, 4)
+                people["scores"] = np.asarray(people["scores"])
+                records.append(labelled_record(ref, calibration, depth_mm, depth_radius_px=self.depth_radius_px, **people))
+            batch = {k: v for k, v in batch.items() if k not in PERSON_COLUMNS and k != "depth_encoded"}
             batch["record"] = objects(records)
         return timer.stamp(batch)

@@ -8,41 +8,35 @@ import numpy as np
 
 from frames.calibration import CameraCalibration
 from frames.errors import FrameError
-from frames.sources import FrameRef, load_frame
-from stages._batching import Timer, objects
+from frames.sources import load_frame
+from stages.context import StageContext
+from stages.rows import REJECT_DETAIL, REJECT_REASON, Timer, num_rows, objects, ref_from_row
 
-__all__ = ["DecodeStage", "ref_from_row", "REJECTED_COLOR"]
+__all__ = ["DecodeStage", "REJECTED_COLOR"]
 
 REJECTED_COLOR = np.zeros((0, 0, 3), np.uint8)  # the color of a frame that did not decode
 
 
-def ref_from_row(batch: dict, i: int) -> FrameRef:
-    depth = batch["depth_path"][i]
-    timestamp = float(batch["timestamp"][i])
-    return FrameRef(str(batch["frame_id"][i]), str(batch["camera_id"][i]), str(batch["color_path"][i]),
-                    str(depth) if depth else None, None if np.isnan(timestamp) else timestamp)
-
-
 class DecodeStage:
-    """Strict decoding of each frame of the batch.
+    """Strict decoding of each frame of the batch (columns: `stages.graph`).
 
-    Reads: frame_id, camera_id, color_path, depth_path, timestamp.
-    Writes: color (H, W, 3 uint8 BGR; 0 x 0 x 3 for a rejected frame), depth_encoded (the depth image's validated file
-    bytes, b"" for color-only frames: every later stage carries this column and only the last one
-    needs the depth, so it travels compressed, ~1/10 of the decoded counts), error_reason (''
-    if decoded), error_detail, seconds_decode.
+    color is H x W x 3 uint8 BGR (0 x 0 x 3 for a rejected frame); depth_encoded is the depth
+    image's validated file bytes (b"" for color-only frames): every later stage carries this
+    column and only the last one needs the depth, so it travels compressed, ~1/10 of the decoded
+    counts. A frame that fails gets its FrameError's reason tag and message, once, here.
     """
 
-    reads = ("frame_id", "camera_id", "color_path", "depth_path", "timestamp")
-    writes = ("color", "depth_encoded", "error_reason", "error_detail", "seconds_decode")
-
-    def __init__(self, calibrations: Mapping[str, CameraCalibration]):
+    def __init__(self, *, calibrations: Mapping[str, CameraCalibration]):
         self.calibrations = dict(calibrations)
+
+    @classmethod
+    def from_config(cls, context: StageContext) -> "DecodeStage":
+        return cls(calibrations=context.calibrations)
 
     def __call__(self, batch: dict) -> dict:
         with Timer("decode") as timer:
             colors, depths, reasons, details = [], [], [], []
-            for i in range(len(batch["frame_id"])):
+            for i in range(num_rows(batch)):
                 ref = ref_from_row(batch, i)
                 try:
                     frame = load_frame(ref, self.calibrations[ref.camera_id])
@@ -59,5 +53,5 @@ class DecodeStage:
                     reasons.append(error.reason)
                     details.append(str(error))
             batch = dict(batch, color=objects(colors), depth_encoded=objects(depths),
-                         error_reason=np.array(reasons, dtype=object), error_detail=np.array(details, dtype=object))
+                         **{REJECT_REASON: np.array(reasons, dtype=object), REJECT_DETAIL: np.array(details, dtype=object)})
         return timer.stamp(batch)

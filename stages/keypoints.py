@@ -3,13 +3,12 @@ in shared model calls. Drops the color images afterwards (no later stage needs t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import torch
 
-from configs.schema import CONFIG_DIR, TeacherConfig
-from stages._batching import Timer, objects, release_freed_heap, rows_ok, with_oom_backoff
+from configs.schema import CONFIG_DIR
+from stages._batching import release_freed_heap, with_oom_backoff
+from stages.context import StageContext
+from stages.rows import Timer, num_rows, objects, rows_ok
 from teachers.keypoints import TopDownKeypoints
 from teachers.mm import pick_device
 from teachers.weights import checkpoint_path
@@ -18,17 +17,18 @@ __all__ = ["KeypointStage"]
 
 
 class KeypointStage:
-    """Reads: color, boxes, error_reason. Writes: keypoints (P, 17, 3), spread (P, 17),
-    seconds_keypoints. Removes: color."""
+    """keypoints (P, 17, 3) x, y, confidence and spread (P, 17) px across the TTA views (columns: `stages.graph`)."""
 
-    reads = ("color", "boxes", "error_reason")
-    writes = ("keypoints", "spread", "seconds_keypoints")
+    def __init__(self, *, model: TopDownKeypoints):
+        self.model = model
 
-    def __init__(self, config: TeacherConfig, weights_dir: str | Path):
-        torch.set_num_threads(config.run.torch_threads)
-        self.model = TopDownKeypoints(config.keypoints, checkpoint_path(weights_dir, config.keypoints.checkpoint),
-                                      pick_device(config.device), CONFIG_DIR, precision=config.precision,
-                                      channels_last=config.channels_last)
+    @classmethod
+    def from_config(cls, context: StageContext) -> "KeypointStage":
+        context.set_torch_threads()
+        config = context.config
+        return cls(model=TopDownKeypoints(config.keypoints, checkpoint_path(context.weights_dir, config.keypoints.checkpoint),
+                                          pick_device(config.device), CONFIG_DIR, precision=config.precision,
+                                          channels_last=config.channels_last))
 
     def _keypoints(self, items: list) -> list:
         people = self.model([image for image, _ in items], [boxes for _, boxes in items])
@@ -36,7 +36,7 @@ class KeypointStage:
 
     def __call__(self, batch: dict) -> dict:
         with Timer("keypoints") as timer:
-            rows = len(batch["frame_id"])
+            rows = num_rows(batch)
             keypoints = [np.zeros((0, 17, 3), np.float32)] * rows
             spread = [np.zeros((0, 17), np.float32)] * rows
             ok = rows_ok(batch)

@@ -1,7 +1,8 @@
 """From a decoded frame and its teacher output to the rows a shard stores.
 
-`labelled_record` makes the label sets (S2D, H2D, S3D, H3D), carries the keypoints onto the depth
-frame, anchors the soft 3D poses in the camera frame and encodes the masks; `rejected_record`
+`labelled_record` stores the label sets (S2D, H2D, S3D, H3D; the hard set as decided by the lift
+stage), carries the keypoints onto the depth frame and anchors the soft 3D poses in the camera
+frame; `rejected_record`
 keeps a frame that failed to decode as a row with its reason, so every planned frame is
 accounted for in exactly one shard.
 """
@@ -11,13 +12,11 @@ from __future__ import annotations
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from frames.errors import FrameError
 from frames.sources import FrameRef
 from joints import SURFACE_OFFSET_MM
 from label_store.schema import STATUS_LABELLED, STATUS_REJECTED
 from label_store.shard import FrameRecord
 from stages.depth_transfer import anchor_poses, transfer_keypoints
-from stages.label_sets import hard_keypoints
 
 __all__ = ["labelled_record", "rejected_record", "encode_masks", "frame_row"]
 
@@ -41,19 +40,22 @@ def frame_row(ref: FrameRef, calibration, status: int, reason: str = "", detail:
     }
 
 
-def rejected_record(ref: FrameRef, calibration, error: FrameError) -> FrameRecord:
-    return FrameRecord(frame_row(ref, calibration, STATUS_REJECTED, error.reason, str(error)))
+def rejected_record(ref: FrameRef, calibration, reason: str, detail: str) -> FrameRecord:
+    """A frame that failed: its reason tag (a FrameError's `reason`) and the full message."""
+    return FrameRecord(frame_row(ref, calibration, STATUS_REJECTED, reason, detail))
 
 
-def labelled_record(ref: FrameRef, calibration, depth_mm: np.ndarray | None, boxes: np.ndarray, scores: np.ndarray,
-                    mask_rle: list[str], keypoints: np.ndarray, spread: np.ndarray, pose_soft: np.ndarray,
-                    pose_hard: np.ndarray, keypoint_score: float, min_keypoints: int, depth_radius_px: float = 3.0,
+def labelled_record(ref: FrameRef, calibration, depth_mm: np.ndarray | None, *, boxes: np.ndarray, scores: np.ndarray,
+                    mask_rle: list[str], keypoints: np.ndarray, spread: np.ndarray, hard_mask: np.ndarray,
+                    hard_valid: np.ndarray, pose_soft: np.ndarray, pose_hard: np.ndarray, depth_radius_px: float = 3.0,
                     surface_offset_mm: np.ndarray = SURFACE_OFFSET_MM) -> FrameRecord:
-    """`pose_hard` must be lifted from the hard set (its rows where hard_valid is false become NaN here).
-    `depth_mm` is the frame's depth in millimetres (None for color-only frames)."""
+    """One frame's labels as a shard row. `hard_mask`, `hard_valid`: the hard set
+    (`stages.label_sets.hard_keypoints`); `pose_hard` is lifted from it (its rows where hard_valid
+    is false become NaN here). `depth_mm`: the frame's depth in millimetres (None without depth)."""
     people = len(boxes)
     keypoints = np.asarray(keypoints, dtype=np.float32).reshape(people, 17, 3)
-    hard_mask, hard_valid = hard_keypoints(keypoints, keypoint_score, min_keypoints)
+    hard_mask = np.asarray(hard_mask, dtype=bool).reshape(people, 17)
+    hard_valid = np.asarray(hard_valid, dtype=bool).reshape(people)
     pose_hard = np.where(hard_valid[:, None, None], pose_hard, np.nan)
     transfer = transfer_keypoints(keypoints[..., :2].reshape(-1, 2), depth_mm, calibration, depth_radius_px)
     flags = transfer.flag.reshape(people, 17)

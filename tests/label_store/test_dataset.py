@@ -12,6 +12,7 @@ from label_store.dataset import PoseLabelDataset, draw_factor, scale_boxes, scal
 from label_store.export import export_coco
 from label_store.reader import LabelRun
 from label_store.shard import commit_shard
+from stages.label_sets import hard_keypoints
 from stages.records import encode_masks, labelled_record
 
 
@@ -50,8 +51,10 @@ def blob_run(tmp_path_factory, provenance):
     keypoints[0, :, 2] = 0.9
     box = np.array([[point[0] - 50, point[1] - 80, point[0] + 50, point[1] + 80]])
     pose = np.zeros((1, 17, 3))
-    record = labelled_record(ref, calib, frame.depth_mm(), box, np.array([0.95]), encode_masks(np.zeros((1, h, w), bool)),
-                             keypoints, np.zeros((1, 17)), pose, pose, 0.35, 4)
+    hard_mask, hard_valid = hard_keypoints(keypoints, 0.35, 4)
+    record = labelled_record(ref, calib, frame.depth_mm(), boxes=box, scores=np.array([0.95]),
+                             mask_rle=encode_masks(np.zeros((1, h, w), bool)), keypoints=keypoints, spread=np.zeros((1, 17)),
+                             hard_mask=hard_mask, hard_valid=hard_valid, pose_soft=pose, pose_hard=pose)
     commit_shard(folder / "run", 0, [record], provenance)
     return LabelRun(folder / "run"), point
 

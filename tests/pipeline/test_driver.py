@@ -14,6 +14,7 @@ from frames.errors import CorruptImageError
 from frames.sources import FrameRef, FrameSource
 from label_store.schema import STATUS_LABELLED
 from label_store.shard import FrameRecord, manifest_entries
+from pipeline.executors import start_ray
 from stages.records import frame_row, rejected_record
 
 CALIBRATION = CameraCalibration("cam", Intrinsics(64, 48, 60.0, 60.0, 31.5, 23.5), None, False, None, 1.0)
@@ -36,7 +37,7 @@ class FakeDataset:
     def __init__(self, rows: list[dict], reject=lambda frame_id: False, drop=lambda frame_id: False, batch: int = 4):
         self.rows, self.reject, self.drop, self.batch = rows, reject, drop, batch
 
-    def iter_batches(self, batch_size=None, batch_format="numpy"):
+    def batches(self):
         rows = [r for r in self.rows if not self.drop(r["frame_id"])]
         for start in range(0, len(rows), self.batch):
             part = rows[start:start + self.batch]
@@ -44,12 +45,13 @@ class FakeDataset:
             for i, row in enumerate(part):
                 ref = FrameRef(row["frame_id"], row["camera_id"], row["color_path"], None)
                 if self.reject(row["frame_id"]):
-                    records[i] = rejected_record(ref, CALIBRATION, CorruptImageError(ref.frame_id, ref.color_path, "bad"))
+                    error = CorruptImageError(ref.frame_id, ref.color_path, "bad")
+                    records[i] = rejected_record(ref, CALIBRATION, error.reason, str(error))
                 else:
                     records[i] = FrameRecord(frame_row(ref, CALIBRATION, STATUS_LABELLED))
             yield {"frame_id": np.array([r["frame_id"] for r in part], dtype=object),
                    "shard_index": np.array([r["shard_index"] for r in part]), "record": records,
-                   **{f"seconds_{stage}": np.zeros(len(part)) for stage in run_module.STAGES}}
+                   **{f"seconds_{stage}": np.zeros(len(part)) for stage in run_module.TIMED_STAGES}}
 
 
 @pytest.fixture
@@ -58,14 +60,23 @@ def driver(monkeypatch):
     attempts = []
     monkeypatch.setattr(run_module, "missing_checkpoints", lambda config, weights_dir: [])
     monkeypatch.setattr(run_module, "_checkpoint_digests", lambda config, weights_dir: {"c": "0"})
-    monkeypatch.setattr(run_module, "_start_ray", lambda address, config: False)
+
+    class FakeExecutor:
+        def __init__(self, make_dataset):
+            self.make_dataset = make_dataset
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def batches(self, rows):
+            attempts.append([r["frame_id"] for r in rows])
+            return self.make_dataset(rows, len(attempts)).batches()
 
     def run(tmp_path, frames: int, make_dataset, **overrides):
-        def build(rows, config, weights_dir, calibrations):
-            attempts.append([r["frame_id"] for r in rows])
-            return make_dataset(rows, len(attempts))
-
-        monkeypatch.setattr(run_module, "_build_dataset", build)
+        monkeypatch.setattr(run_module, "make_executor", lambda *args, **kwargs: FakeExecutor(make_dataset))
         config = load_teacher_config("tiny", {"run.shard_size": 5, **overrides})
         return run_module.run_labels(config, Source(frames), "test", tmp_path / "run", weights_dir=tmp_path, progress=False)
 
@@ -109,13 +120,19 @@ def test_the_cluster_address_comes_from_the_argument_else_from_ray_address(monke
     calls = []
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
-    config = load_teacher_config("tiny")
     monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
-    assert run_module._start_ray(None, config) is True
+    assert start_ray(None, 7.5) is True
     assert calls[-1]["address"] == "ray://head:10001" and "num_cpus" not in calls[-1]  # the cluster's own resources
-    assert run_module._start_ray("ray://other:10001", config) and calls[-1]["address"] == "ray://other:10001"
+    assert start_ray("ray://other:10001", 7.5) and calls[-1]["address"] == "ray://other:10001"
     monkeypatch.delenv("RAY_ADDRESS")
-    run_module._start_ray(None, config)
-    assert "address" not in calls[-1] and calls[-1]["num_cpus"] >= run_module._requested_cpus(config)
+    start_ray(None, 7.5)
+    assert "address" not in calls[-1] and calls[-1]["num_cpus"] >= 8
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
-    assert run_module._start_ray(None, config) is False  # a Ray the caller started is left to the caller
+    assert start_ray(None, 7.5) is False  # a Ray the caller started is left to the caller
+
+
+def test_the_local_executor_refuses_a_cluster_address():
+    from pipeline.executors import make_executor
+
+    with pytest.raises(ValueError, match="--address names a Ray cluster"):
+        make_executor("local", None, None, 8, address="ray://head:10001")

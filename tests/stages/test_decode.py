@@ -9,32 +9,30 @@ import numpy as np
 from frames.decode import decode_depth_bytes
 from frames.sources import ManifestSource
 from stages.decode import DecodeStage
+from stages.rows import rows_from_refs
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "bad_frames"
 
 
 def _rows(source: ManifestSource) -> dict:
-    refs = source.refs()
-    return {"frame_id": np.array([r.frame_id for r in refs], dtype=object),
-            "camera_id": np.array([r.camera_id for r in refs], dtype=object),
-            "color_path": np.array([r.color_path for r in refs], dtype=object),
-            "depth_path": np.array([r.depth_path or "" for r in refs], dtype=object),
-            "timestamp": np.full(len(refs), np.nan)}
+    rows = rows_from_refs((ref, 0) for ref in source.refs())
+    return {key: np.array([row[key] for row in rows], dtype=object if isinstance(rows[0][key], str) else None)
+            for key in rows[0]}
 
 
 def test_rows_carry_color_and_the_depth_files_bytes_or_the_reason():
     source = ManifestSource(FIXTURES / "manifest.jsonl", FIXTURES / "calibration.json")
-    batch = DecodeStage(source.calibrations())(_rows(source))
+    batch = DecodeStage(calibrations=source.calibrations())(_rows(source))
     for i, ref in enumerate(source.refs()):
-        if batch["error_reason"][i]:
+        if batch["reject_reason"][i]:
             assert batch["color"][i].shape == (0, 0, 3) and batch["depth_encoded"][i] == b""
-            assert ref.frame_id in batch["error_detail"][i]
+            assert ref.frame_id in batch["reject_detail"][i]
             continue
         frame = source.load(ref)
         assert (batch["color"][i] == frame.color_bgr).all()
         depth = decode_depth_bytes(batch["depth_encoded"][i], ref.depth_path, ref.frame_id)
         assert (depth == frame.depth_raw).all()
-    assert sorted(batch["frame_id"][np.asarray(batch["error_reason"]) == ""]) == ["good_a", "good_b"]
+    assert sorted(batch["frame_id"][np.asarray(batch["reject_reason"]) == ""]) == ["good_a", "good_b"]
     assert batch["seconds_decode"].shape == (len(source.refs()),)
 
 

@@ -6,6 +6,7 @@ from frames.calibration import CameraCalibration, Intrinsics
 from frames.geometry import project
 from frames.sources import FrameRef
 from stages.depth_transfer import DEPTH_NONE, DEPTH_VALID
+from stages.label_sets import hard_keypoints
 from stages.records import labelled_record
 
 COLOR = Intrinsics(320, 240, 300.0, 300.0, 159.5, 119.5)
@@ -28,8 +29,10 @@ def persons(depth_z: float = 3000.0):
 def record(calibration, depth):
     keypoints, boxes, pose = persons()
     ref = FrameRef("f", "cam", "/x/f.png", None if depth is None else "/x/d.png")
-    return labelled_record(ref, calibration, depth, boxes, np.array([0.9, 0.8]), ["", ""], keypoints,
-                           np.zeros((2, 17)), pose, pose + 5.0, keypoint_score=0.35, min_keypoints=4)
+    hard_mask, hard_valid = hard_keypoints(keypoints, 0.35, 4)
+    return labelled_record(ref, calibration, depth, boxes=boxes, scores=np.array([0.9, 0.8]), mask_rle=["", ""],
+                           keypoints=keypoints, spread=np.zeros((2, 17)), hard_mask=hard_mask, hard_valid=hard_valid,
+                           pose_soft=pose, pose_hard=pose + 5.0)
 
 
 def test_hard_poses_are_nan_exactly_where_the_skeleton_is_not_in_the_hard_set():

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from configs.schema import load_teacher_config
-from teachers.teacher import Teacher
+from pipeline.executors import LocalExecutor
 from teachers.weights import init_seeded_weights
 
 SAMPLE = __import__("pathlib").Path(__file__).parents[2] / "data" / "sample"
@@ -24,21 +24,21 @@ def test_paper_architectures_label_a_frame_on_cpu(tmp_path):
     config = load_teacher_config("paper", {"detector.scales": [480], "detector.flip": False, "keypoints.box_scales": [1.0],
                                            "device": "cpu", "weights_dir": str(tmp_path)})
     init_seeded_weights(config, tmp_path)
-    teacher = Teacher(config)
-    parameters = sum(p.numel() for m in (teacher.detector.model, teacher.keypoints.model, teacher.lifter.model)
+    teacher = LocalExecutor.for_teacher(config)
+    parameters = sum(p.numel() for m in (teacher.stages["detect"].detector.model, teacher.stages["keypoints"].model.model, teacher.stages["lift"].lifter.model)
                      for p in m.parameters())
-    frozen = sum(p.numel() for m in teacher.detector.model.modules() if isinstance(m, torch.nn.BatchNorm2d)
+    frozen = sum(p.numel() for m in teacher.stages["detect"].detector.model.modules() if isinstance(m, torch.nn.BatchNorm2d)
                  for p in m.parameters())
     assert abs(parameters - frozen - 250.1e6) < 0.5e6  # the paper's Table 1 (detectron2 counts FrozenBN as buffers)
-    assert teacher.detector.model.backbone.depth == 152
+    assert teacher.stages["detect"].detector.model.backbone.depth == 152
     image = cv2.imread(str(SAMPLE / "day1/cam1/color/000001.png"))
-    out = teacher([image])[0]  # seeded weights: the 80-class detector may find no person, by design
-    assert out.boxes.shape[1:] == (4,) and out.keypoints.shape[1:] == (17, 3)
+    out = teacher.label_images([image])[0]  # seeded weights: the 80-class detector may find no person, by design
+    assert out["boxes"].shape[1:] == (4,) and out["keypoints"].shape[1:] == (17, 3)
     box = np.array([[200.0, 60.0, 330.0, 470.0]])
-    people = teacher.keypoints([image], [box])[0]
+    people = teacher.stages["keypoints"].model([image], [box])[0]
     assert people.keypoints.shape == (1, 17, 3) and np.all(np.isfinite(people.keypoints))
-    assert teacher.keypoints.input_size == (288, 384)
-    pose = teacher.lifter(people.keypoints, box)
+    assert teacher.stages["keypoints"].model.input_size == (288, 384)
+    pose = teacher.stages["lift"].lifter(people.keypoints, box)
     assert pose.shape == (1, 17, 3) and np.all(pose[:, 0] == 0) and np.all(np.isfinite(pose))
 
 
@@ -61,16 +61,16 @@ def test_converted_x152_labels_a_sample_frame_with_the_papers_full_tta(tmp_path)
     source = write_detectron2_pickle(arrays, tmp_path / "model_seeded.pkl", "test (seeded)")
     meta = convert_detectron2(source, tmp_path / config.detector.checkpoint, mm_config=config.detector.mm_config)
     # A low box threshold: seeded weights score persons low, and the merge and keypoints must run.
-    teacher = Teacher(load_teacher_config("paper", {"device": "cpu", "weights_dir": str(tmp_path),
-                                                   "thresholds.box_score": 0.05, "detector.max_persons": 3}))
-    assert teacher.detector.checkpoint_sha256 == meta["sha256"]
+    teacher = LocalExecutor.for_teacher(load_teacher_config("paper", {"device": "cpu", "weights_dir": str(tmp_path),
+                                                                     "thresholds.box_score": 0.05, "detector.max_persons": 3}))
+    assert teacher.stages["detect"].detector.checkpoint_sha256 == meta["sha256"]
     image = cv2.imread(str(SAMPLE / "day1/cam1/color/000001.png"))
-    out = teacher([image])[0]
+    out = teacher.label_images([image])[0]
     views = 2 * len(config.detector.scales)
-    assert teacher.detector.forward_passes == -(-views // config.detector.views_per_forward)
-    assert 1 <= len(out.boxes) <= 3 and np.all(out.scores >= 0.05) and np.all(np.diff(out.scores) <= 0)
-    assert np.all(out.boxes[:, 2] > out.boxes[:, 0]) and np.all(out.boxes[:, :2] >= 0)
-    assert np.all(out.boxes[:, 2] <= 640) and np.all(out.boxes[:, 3] <= 480)
-    assert out.keypoints.shape == (len(out.boxes), 17, 3) and np.all(np.isfinite(out.keypoints))
-    assert out.masks.shape == (len(out.boxes), 480, 640)
-    np.testing.assert_array_equal(out.pose3d[:, 0], 0)
+    assert teacher.stages["detect"].detector.forward_passes == -(-views // config.detector.views_per_forward)
+    assert 1 <= len(out["boxes"]) <= 3 and np.all(out["scores"] >= 0.05) and np.all(np.diff(out["scores"]) <= 0)
+    assert np.all(out["boxes"][:, 2] > out["boxes"][:, 0]) and np.all(out["boxes"][:, :2] >= 0)
+    assert np.all(out["boxes"][:, 2] <= 640) and np.all(out["boxes"][:, 3] <= 480)
+    assert out["keypoints"].shape == (len(out["boxes"]), 17, 3) and np.all(np.isfinite(out["keypoints"]))
+    assert len(out["mask_rle"]) == len(out["boxes"])
+    np.testing.assert_array_equal(out["pose_soft"][:, 0], 0)

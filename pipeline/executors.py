@@ -1,0 +1,187 @@
+"""Two executors of one stage graph (`stages.graph`): Ray Data, and in-process.
+
+Both take the source rows (`stages.rows.rows_from_refs`) and yield the graph's output batches
+(frame_id, shard_index, record, seconds_<stage>), in any order; the driver (`pipeline.run`)
+commits shards from them the same way whichever executor ran.
+
+- `RayExecutor` (`labels run`, the default): one Ray Data `map_batches` per stage, an actor pool
+  sized and reserved as `stages.graph.stage_resources` says; a local Ray by default, a cluster at
+  `address` / RAY_ADDRESS.
+- `LocalExecutor` (`labels run --executor local`, tests, notebooks, `labels bench`): every stage
+  built once in this process; the CPU stages before the first model stage (decode) run on a small
+  thread pool a few batches ahead, overlapped with the model work; no Ray, nothing to start.
+  `label_images` runs the model stages on images in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from configs.schema import TeacherConfig
+from stages.context import StageContext
+from stages.graph import StageGraph, StageSpec, stage_resources
+from stages.rows import REJECT_DETAIL, REJECT_REASON, objects
+
+__all__ = ["LocalExecutor", "RayExecutor", "make_executor", "EXECUTORS", "requested_cpus"]
+
+EXECUTORS = ("ray", "local")
+
+
+def _check_written(spec: StageSpec, batch: dict) -> dict:
+    missing = [c for c in (*spec.writes, *spec.timings) if c not in batch]
+    if missing:
+        raise RuntimeError(f"stage '{spec.name}' did not write the column(s) it declares: {', '.join(missing)}")
+    return batch
+
+
+class LocalExecutor:
+    """The graph in this process. `decode_threads` batches are decoded ahead of the model work."""
+
+    def __init__(self, graph: StageGraph, context: StageContext, batch_size: int, decode_threads: int = 2):
+        self.graph, self.context, self.batch_size = graph, context, batch_size
+        self.decode_threads = decode_threads
+        first_model = next((k for k, s in enumerate(graph.stages) if s.kind == "model"), len(graph.stages))
+        self._ahead, self._rest = graph.stages[:first_model], graph.stages[first_model:]
+        self.stages = {spec.name: spec.build(context) for spec in graph.stages}
+
+    def __enter__(self) -> "LocalExecutor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def _run(self, specs, batch: dict) -> dict:
+        for spec in specs:
+            batch = _check_written(spec, self.stages[spec.name](batch))
+        return batch
+
+    def batches(self, rows: list[dict]) -> Iterator[dict]:
+        chunks = [rows[i:i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
+        as_batch = lambda chunk: {key: np.array([row[key] for row in chunk], dtype=object if isinstance(chunk[0][key], str)
+                                                else None) for key in chunk[0]}  # noqa: E731
+        with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as pool:
+            pending = [pool.submit(self._run, self._ahead, as_batch(chunk)) for chunk in chunks[:self.decode_threads + 1]]
+            for k in range(len(chunks)):
+                batch = pending[k].result()
+                following = k + self.decode_threads + 1
+                if following < len(chunks):  # keep decode_threads + 1 batches ahead, no more (memory)
+                    pending.append(pool.submit(self._run, self._ahead, as_batch(chunks[following])))
+                pending[k] = None
+                yield self._run(self._rest, batch)
+
+    @classmethod
+    def for_teacher(cls, config: TeacherConfig, weights_dir: str | Path | None = None, calibrations: Mapping = (),
+                    fused: bool = False, batch_size: int | None = None) -> "LocalExecutor":
+        """The teacher's default graph in this process, its weights checked first (WeightsMissingError names each
+        missing file and where it comes from). The one-process teacher of notebooks, tests and `labels bench`."""
+        from stages.graph import default_graph
+        from teachers.weights import WeightsMissingError, missing_checkpoints, missing_message
+
+        weights_dir = Path(weights_dir or config.weights_dir)
+        missing = missing_checkpoints(config, weights_dir)
+        if missing:
+            raise WeightsMissingError(missing_message(config, missing))
+        return cls(default_graph(fused), StageContext(config, weights_dir, dict(calibrations)),
+                   batch_size or config.run.batch_size)
+
+    def label_images(self, images: list[np.ndarray]) -> list[dict]:
+        """The model stages on images in memory (BGR uint8), all in one batch: per image a dict of the
+        columns the model stages write (boxes, scores, mask_rle, keypoints, spread, hard_mask, hard_valid,
+        pose_soft, pose_hard; see `labels graph`)."""
+        n = len(images)
+        batch = {"frame_id": np.array([f"image{i}" for i in range(n)], dtype=object), "color": objects(images),
+                 REJECT_REASON: np.array([""] * n, dtype=object), REJECT_DETAIL: np.array([""] * n, dtype=object)}
+        models = [s for s in self.graph.stages if s.kind == "model"]
+        batch = self._run(models, batch)
+        written = [c for spec in models for c in spec.writes]
+        return [{column: batch[column][i] for column in written} for i in range(n)]
+
+
+def requested_cpus(graph: StageGraph, context: StageContext) -> float:
+    resources = [stage_resources(spec, context.config.run) for spec in graph.stages]
+    return sum(r.actors * r.cpus for r in resources)
+
+
+class _RayStage:
+    """A stage as Ray Data's callable class: built in its actor from the spec and the context."""
+
+    def __init__(self, spec: StageSpec, context: StageContext):
+        self.spec, self.stage = spec, spec.build(context)
+
+    def __call__(self, batch: dict) -> dict:
+        return _check_written(self.spec, self.stage(batch))
+
+
+class RayExecutor:
+    """The graph as a Ray Data pipeline; starts (and stops) a local Ray unless one is running or `address` is given."""
+
+    def __init__(self, graph: StageGraph, context: StageContext, batch_size: int, address: str | None = None):
+        self.graph, self.context, self.batch_size, self.address = graph, context, batch_size, address
+        self._started = False
+
+    def __enter__(self) -> "RayExecutor":
+        self._started = start_ray(self.address, requested_cpus(self.graph, self.context))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._started:
+            import ray
+
+            ray.shutdown()
+
+    def batches(self, rows: list[dict]) -> Iterator[dict]:
+        import warnings
+
+        import ray.data
+
+        # Restart and retry settings have no named map_batches parameter yet; Ray warns on the generic path.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
+        data_context = ray.data.DataContext.get_current()
+        data_context.enable_progress_bars = False  # the driver shows one bar with per-stage figures
+        data_context.execution_options.preserve_order = False
+        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), len(rows) // self.batch_size)))
+        for spec in self.graph.stages:
+            r = stage_resources(spec, self.context.config.run)
+            gpus = dict(num_gpus=r.gpus) if r.gpus else {}
+            ds = ds.map_batches(_RayStage, fn_constructor_kwargs=dict(spec=spec, context=self.context),
+                                batch_size=self.batch_size, batch_format="numpy",
+                                compute=ray.data.ActorPoolStrategy(size=r.actors), num_cpus=r.cpus, **gpus,
+                                max_restarts=-1, max_task_retries=-1)
+        yield from ds.iter_batches(batch_size=None, batch_format="numpy")
+
+
+def start_ray(address: str | None, cpus_needed: float) -> bool:
+    """Join the cluster at `address` / RAY_ADDRESS, or start a local Ray; False when Ray was already running."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    else:  # the embedded default: a Ray instance on this machine, no dashboard (memory). Its logical
+        # CPUs cover what the actor pools ask for, so every pool can start; the OS shares the cores.
+        cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed))
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, num_cpus=cpus,
+                 object_store_memory=min(2 * 1024**3, int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.1)))
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # our bar and summary say what Ray's INFO lines say
+    return True
+
+
+def make_executor(kind: str, graph: StageGraph, context: StageContext, batch_size: int, address: str | None = None):
+    """The executor named `kind` ("ray" or "local") over `graph`; use it as a context manager."""
+    if kind == "local":
+        if address:
+            raise ValueError("--address names a Ray cluster; the local executor runs in this process (use --executor ray)")
+        return LocalExecutor(graph, context, batch_size)
+    if kind == "ray":
+        return RayExecutor(graph, context, batch_size, address)
+    raise ValueError(f"unknown executor {kind!r} (known: {', '.join(EXECUTORS)})")

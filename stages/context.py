@@ -1,0 +1,32 @@
+"""What a stage may be built from: the typed config, the weights folder and the cameras."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from configs.schema import TeacherConfig
+from frames.calibration import CameraCalibration
+
+__all__ = ["StageContext"]
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """Handed to every stage's `from_config`; each stage takes from it only what it needs.
+
+    `torch_threads`: intra-op threads of a model stage; None leaves torch's default (every core),
+    what the in-process executor wants; Ray's actors share the machine and take `run.torch_threads`.
+    """
+
+    config: TeacherConfig
+    weights_dir: Path
+    calibrations: Mapping[str, CameraCalibration] = field(default_factory=dict)
+    torch_threads: int | None = None
+
+    def set_torch_threads(self) -> None:
+        if self.torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
