@@ -1,4 +1,4 @@
-"""`labels bench`: the pipeline against the naive per-frame loop, side by side in one run.
+"""`labels bench`: the pipeline's executors against the naive per-frame loop, side by side in one run.
 
 The naive loop is the script a user would write: per frame, mmdet's `inference_detector` on each
 TTA view, the keypoint model one crop at a time, the lifter one person at a time, one h5py write
@@ -6,8 +6,10 @@ per array per frame. Same models, checkpoints, TTA, thresholds and merging, so t
 agree (checked). The naive model is built as its mmdet config says (mmcv's RoIAlign); the
 pipeline's detector may use a faster kernel with the same numbers (`detector.roi_align`), and the
 loop then runs once more with that kernel so that the report splits the ratio between the two.
+The pipeline runs as each variant of `PIPELINES`: the Ray executor with one actor pool per model
+stage, the Ray executor with the three models fused into one actor, and the in-process executor.
 Each side runs in its own process; peak resident memory is sampled over the whole process tree
-(the pipeline's includes Ray and its workers). Memory is also measured at N and
+(the Ray runs' includes Ray and its workers). Memory is also measured at N and
 `memory_factor` x N frames: flat memory means nothing accumulates with the frame count.
 """
 
@@ -78,7 +80,6 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
     """The per-frame loop; returns its timings. Writes `out` (one HDF5 group per frame)."""
     import cv2
     import h5py
-    import torch
     from mmdet.apis import inference_detector
     from mmengine.dataset import Compose
 
@@ -201,9 +202,14 @@ def _naive_labels(path: Path) -> dict:
     return out
 
 
+# Pipeline variants the bench runs beside the naive loop: executor and whether the three models share one actor.
+PIPELINES = {"ray": ("ray", False), "ray-fused": ("ray", True), "local": ("local", False)}
+
+
 def bench(config_name: str, frames: int, overrides: list[str], weights_dir: str | None = None,
-          memory_factor: int = 10, keep: str | None = None, peak_tflops: float | None = None) -> list[str]:
-    """Run both sides and return the report lines."""
+          memory_factor: int = 10, keep: str | None = None, peak_tflops: float | None = None,
+          pipelines: tuple[str, ...] = tuple(PIPELINES)) -> list[str]:
+    """Run the naive loop and each pipeline variant (`PIPELINES`), each in its own process; return the report lines."""
     from configs.schema import load_teacher_config, parse_overrides
     from label_store.compare import Tolerances, compare, load_labels
     from synth.generate import SynthSettings, generate
@@ -236,27 +242,26 @@ def bench(config_name: str, frames: int, overrides: list[str], weights_dir: str 
     naive_kernel_stats = naive_run(kernel, f"naive-{kernel}.h5")[1] if kernel != "mmcv" else None
     compute = json.loads(_timed([python, "-m", "pipeline.bench", "--flops", "--frames", str(small / "manifest.jsonl"),
                                  *common])["stdout"].strip().splitlines()[-1])
-    runs = {}
-    for name, target in (("small", small), ("large", large)):
-        out = folder / f"run-{target.name}"
-        runs[name] = _timed([python, "-m", "pipeline.cli", "run", "--frames", str(target / "manifest.jsonl"), "--out",
-                             str(out), "--new-run", "--no-progress", *common])
-        runs[name]["run"] = out
+    runs: dict[str, dict] = {}
+    for variant in pipelines:
+        executor, fused = PIPELINES[variant]
+        for size, target in (("small", small), ("large", large)):
+            out = folder / f"run-{variant}-{target.name}"
+            run = _timed([python, "-m", "pipeline.cli", "run", "--executor", executor, "--frames", str(target / "manifest.jsonl"),
+                          "--out", str(out), "--new-run", "--no-progress", "--summary-json", str(out) + ".json", *common,
+                          f"run.fuse_models={str(fused).lower()}"])
+            runs[variant, size] = dict(run, run=out, summary=json.loads(Path(str(out) + ".json").read_text()))
     # Both sides run the same models on the same pixels; what differs is fp32 summation order
     # (crops batched vs one at a time). DARK's sub-pixel step divides by the heatmap's curvature and
     # turns those ~1e-6 differences into up to a few hundredths of a pixel on trained, peaked
     # heatmaps (0.024 px measured with the first trained weights). 0.05 px is 1/5000 of a person.
     # Confidences (heatmap maxima) of the trained HRNetV2 moved by a few 1e-4 between batched and
     # single-crop forwards (measured); 1e-3 is 1/50 of CI's regression bar.
-    comparison = compare(_naive_labels(folder / "naive.h5"), load_labels(runs["small"]["run"]),
-                         Tolerances(keypoint_px=0.05, confidence=1e-3, box_px=0.01, pose3d_mm=0.5), fields=NAIVE_FIELDS)
-    pipeline_stages = next((line for line in runs["small"]["stdout"].splitlines() if line.startswith("time per stage")), "")
-    steady = {name: next((float(line.split()[2]) for line in run["stdout"].splitlines() if line.startswith("steady state")), float("nan"))
-              for name, run in runs.items()}
+    tolerances = Tolerances(keypoint_px=0.05, confidence=1e-3, box_px=0.01, pose3d_mm=0.5)
+    naive_labels = _naive_labels(folder / "naive.h5")
+    comparisons = {variant: compare(naive_labels, load_labels(runs[variant, "small"]["run"]), tolerances, fields=NAIVE_FIELDS)
+                   for variant in pipelines}
     naive_fps = frames / naive["seconds"]
-    pipe_fps = frames / runs["small"]["seconds"]
-    pipe_fps_large = frames * memory_factor / runs["large"]["seconds"]
-    growth = 100 * (runs["large"]["peak_rss_mb"] / runs["small"]["peak_rss_mb"] - 1)
     s = naive_stats["seconds"]
 
     def steady_fps(stats: dict) -> float:
@@ -267,37 +272,43 @@ def bench(config_name: str, frames: int, overrides: list[str], weights_dir: str 
         f"bench: teacher {config.name}, {frames} synthetic 640x480 frames, {os.cpu_count()} CPUs, "
         f"device {config.device}, overrides {overrides or 'none'}; work in {folder}",
         f"naive loop : {naive_fps:.3f} frames/s (wall {naive['seconds']:.1f} s, models loaded in it; mmcv's RoIAlign as the model "
-        f"config builds it), peak RSS {naive['peak_rss_mb']:.0f} MB",
+        f"config builds it), peak RSS {naive['peak_rss_mb']:.0f} MB; its loop alone {naive_steady:.3f} frames/s",
         f"  naive stages s: load {s['load']:.1f}, decode {s['decode']:.1f}, detect {s['detect']:.1f}, "
         f"keypoints {s['keypoints']:.1f}, lift {s['lift']:.1f}, write {s['write']:.1f}",
-        f"pipeline   : {pipe_fps:.3f} frames/s (wall {runs['small']['seconds']:.1f} s, Ray start and actors in it), "
-        f"peak RSS {runs['small']['peak_rss_mb']:.0f} MB (driver + Ray + workers)",
-        f"  {pipeline_stages}",
-        f"ratio      : pipeline / naive = {pipe_fps / naive_fps:.2f} x end to end at {frames} frames (start-up included on both sides)",
-        f"steady     : naive {naive_steady:.3f} frames/s (its loop, models loaded), pipeline {steady['large']:.3f} frames/s "
-        f"(after its first batch, {frames * memory_factor}-frame run): pipeline / naive = {steady['large'] / naive_steady:.2f} x",
-        f"labels     : {'same' if comparison.ok else 'DIFFERENT'} (persons {comparison.matched} matched, "
-        f"{comparison.added} added, {comparison.removed} removed; max keypoint difference "
-        f"{max(comparison.keypoint_px, default=0):.2g} px, max 3D difference {np.nanmax(comparison.pose3d_mm, initial=0):.2g} mm)",
-        f"memory     : pipeline peak RSS {runs['small']['peak_rss_mb']:.0f} MB at {frames} frames, "
-        f"{runs['large']['peak_rss_mb']:.0f} MB at {frames * memory_factor} frames ({growth:+.1f} %); "
-        f"end to end there {pipe_fps_large:.3f} frames/s",
+        f"pipelines  : end to end at {frames} frames (start-up included on both sides) | peak RSS at {frames} frames (process "
+        f"tree) | at {frames * memory_factor} frames | steady state (after the first batch, {frames * memory_factor}-frame run)",
     ]
+    for variant in pipelines:
+        small_run, large_run = runs[variant, "small"], runs[variant, "large"]
+        fps = frames / small_run["seconds"]
+        growth = 100 * (large_run["peak_rss_mb"] / small_run["peak_rss_mb"] - 1)
+        steady = large_run["summary"]["steady_fps"] or float("nan")
+        c = comparisons[variant]
+        lines.append(f"  {variant:<10}: {fps:.3f} frames/s = {fps / naive_fps:.2f} x naive | {small_run['peak_rss_mb']:.0f} MB = "
+                     f"{small_run['peak_rss_mb'] / naive['peak_rss_mb']:.2f} x naive | {large_run['peak_rss_mb']:.0f} MB "
+                     f"({growth:+.1f} %) | {steady:.3f} frames/s = {steady / naive_steady:.2f} x naive; labels "
+                     f"{'same' if c.ok else 'DIFFERENT'} ({c.matched} persons matched, {c.added} added, {c.removed} removed, "
+                     f"max keypoint difference {max(c.keypoint_px, default=0):.2g} px)")
+        busy = small_run["summary"]["stage_seconds"]
+        total = sum(busy.values()) or 1.0
+        lines.append("      busy s per stage: " + ", ".join(f"{k} {v:.1f} ({100 * v / total:.0f} %)" for k, v in busy.items()))
     if naive_kernel_stats is not None:
         kernel_steady = steady_fps(naive_kernel_stats)
         stock, swapped = _naive_labels(folder / "naive.h5"), _naive_labels(folder / f"naive-{kernel}.h5")
         identical = stock.keys() == swapped.keys() and all(
             np.array_equal(stock[frame]["persons"][key], swapped[frame]["persons"][key]) for frame in stock for key in NAIVE_FIELDS)
-        lines.insert(-2, f"  of which  : kernel — naive loop with the pipeline's RoIAlign kernel ({kernel}) {kernel_steady:.3f} frames/s "
-                         f"= {kernel_steady / naive_steady:.2f} x, labels {'identical' if identical else 'DIFFERENT'} to the bit; "
-                         f"pipeline over that loop = {steady['large'] / kernel_steady:.2f} x")
+        lines.append(f"kernel     : the naive loop with the pipelines' RoIAlign kernel ({kernel}) {kernel_steady:.3f} frames/s "
+                     f"= {kernel_steady / naive_steady:.2f} x its stock loop, labels {'identical' if identical else 'DIFFERENT'} "
+                     f"to the bit (the part of the steady ratios that is the kernel, not the pipeline)")
     peak = peak_tflops or dense_peak_tflops(compute["device"])
-    achieved = compute["flops_per_frame"] * steady["large"] / 1e12
+    best = max((runs[v, "large"]["summary"]["steady_fps"] or 0.0) for v in pipelines)
+    achieved = compute["flops_per_frame"] * best / 1e12
     lines.append(f"compute    : {compute['flops_per_frame'] / 1e9:.1f} GFLOP per frame (convolutions and matrix products, "
-                 f"torch's flop counter, mean of {compute['frames']} frames); pipeline steady {achieved:.4f} TFLOP/s on "
+                 f"torch's flop counter, mean of {compute['frames']} frames); best steady state {achieved:.4f} TFLOP/s on "
                  f"{compute['device']}: " + (f"{100 * achieved / peak:.3g} % of its dense bf16/fp16 peak ({peak:g} TFLOP/s)"
                                              if peak else "peak unknown (give --peak-tflops)"))
-    lines += [f"  {p}" for p in comparison.problems[:10]]
+    for variant, c in comparisons.items():
+        lines += [f"  {variant}: {p}" for p in c.problems[:10]]
     return lines
 
 

@@ -219,6 +219,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--weights-dir", help="folder of checkpoint files (default: the config's weights_dir)")
     parser.add_argument("--new-run", action="store_true", help="discard what the run directory holds and start again")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (batch logs)")
+    parser.add_argument("--summary-json", help="also write the run's summary (counts, timings) to this JSON file")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, dotted paths")
     parser.set_defaults(func=_run_run)
 
@@ -243,6 +244,8 @@ def _run_run(args: argparse.Namespace) -> int:
         print(f"labels run: {error}", file=sys.stderr)
         return 1
     print("\n".join(summary.lines()))
+    if args.summary_json:
+        Path(args.summary_json).write_text(summary.to_json() + "\n")
     return 0
 
 
@@ -437,10 +440,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "bench", help="the pipeline against the naive per-frame loop: frames/s, ratio, memory, same labels",
-        description="Render N synthetic frames and label them twice, each in its own process: the naive per-frame loop "
-        "(mmdet's inference_detector per TTA view, one keypoint crop per forward, the lifter per person, one h5py write "
-        "per array) and the pipeline. Prints frames/s of each and their ratio, time per stage, peak resident memory "
-        "(process tree), whether both gave the same labels, the pipeline's peak memory at N and 10 x N frames, and "
+        description="Render N synthetic frames and label them with the naive per-frame loop (mmdet's inference_detector "
+        "per TTA view, one keypoint crop per forward, the lifter per person, one h5py write per array) and with each "
+        "pipeline variant (--pipelines), each in its own process. Prints frames/s of each and their ratio to the naive "
+        "loop, time per stage, peak resident memory (process tree) and its ratio, whether the labels agree, the "
+        "pipelines' peak memory at N and 10 x N frames and their steady state, and "
         "the FLOPs per frame with the fraction of the device's dense bf16/fp16 peak the pipeline reached.")
     parser.add_argument("--config", default="tiny", help="teacher (default tiny)")
     parser.add_argument("--frames", type=int, default=16, help="N, frames to label (default 16)")
@@ -450,6 +454,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--peak-tflops", type=float,
                         help="the device's dense bf16/fp16 peak, TFLOP/s, for the fraction-of-peak figure (known GPUs, "
                         "e.g. H100 989, A100 312, are looked up by name)")
+    parser.add_argument("--pipelines", default="ray,ray-fused,local",
+                        help="pipeline variants to run, comma-separated (default ray,ray-fused,local: the Ray executor "
+                        "with a pool per model stage, with the models fused in one actor, and the in-process executor)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for both sides")
     parser.set_defaults(func=_run_bench)
 
@@ -457,8 +464,15 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 def _run_bench(args: argparse.Namespace) -> int:
     from pipeline.bench import bench
 
+    from pipeline.bench import PIPELINES
+
+    pipelines = tuple(p.strip() for p in args.pipelines.split(",") if p.strip())
+    unknown = [p for p in pipelines if p not in PIPELINES]
+    if unknown or not pipelines:
+        print(f"labels bench: unknown pipeline variant(s) {unknown} (known: {', '.join(PIPELINES)})", file=sys.stderr)
+        return 2
     print("\n".join(bench(args.config, args.frames, args.overrides, args.weights_dir, args.memory_factor, args.keep,
-                           args.peak_tflops)))
+                           args.peak_tflops, pipelines)))
     return 0
 
 

@@ -58,6 +58,19 @@ class RunSummary:
     steady_frames: int = 0  # frames that arrived after the first batch ...
     steady_seconds: float = 0.0  # ... and the time they took: throughput without start-up
     model_work: bool = False
+    executor: str = "ray"
+
+    def steady_fps(self) -> float | None:
+        """Frames/s after the first batch, or None when too few frames followed it to say (a few batches say nothing)."""
+        return self.steady_frames / self.steady_seconds if self.steady_seconds > 0 and self.steady_frames >= 32 else None
+
+    def to_json(self) -> str:
+        """The summary as one JSON object (`labels run --summary-json`; read by `labels bench`)."""
+        import dataclasses
+        import json
+
+        return json.dumps({**dataclasses.asdict(self), "frames_rejected": dict(self.frames_rejected),
+                           "steady_fps": self.steady_fps()})
 
     def lines(self) -> list[str]:
         frames = self.frames_labelled + sum(self.frames_rejected.values())
@@ -69,15 +82,16 @@ class RunSummary:
             return out
         out.append(f"frames: {frames} processed in {self.wall_seconds:.1f} s ({frames / max(self.wall_seconds, 1e-9):.2f} frames/s), "
                    f"{self.frames_labelled} labelled, {sum(self.frames_rejected.values())} rejected")
-        if self.steady_seconds > 0 and self.steady_frames >= 32:  # a few batches say nothing about a rate
-            out.append(f"steady state: {self.steady_frames / self.steady_seconds:.3f} frames/s after the first batch "
-                       f"(Ray start, model loading and the pipeline's fill took the rest)")
+        if self.steady_fps() is not None:
+            start = "Ray start, model loading" if self.executor == "ray" else "model loading"
+            out.append(f"steady state: {self.steady_fps():.3f} frames/s after the first batch "
+                       f"({start} and the pipeline's fill took the rest)")
         for reason, count in sorted(self.frames_rejected.items()):
             out.append(f"  rejected {count} x {reason}")
         out.append(f"persons: {self.persons} soft skeletons ({self.soft_keypoints} keypoints), "
                    f"{self.hard_persons} hard skeletons ({self.hard_keypoints} hard keypoints)")
         busy = sum(self.stage_seconds.values()) or 1.0
-        out.append("time per stage (busy seconds, summed over workers): " + ", ".join(
+        out.append(f"time per stage (busy seconds, summed over workers; {self.executor} executor): " + ", ".join(
             f"{s} {self.stage_seconds[s]:.1f} s ({100 * self.stage_seconds[s] / busy:.0f} %)" for s in TIMED_STAGES))
         return out
 
@@ -107,7 +121,7 @@ def run_labels(config: TeacherConfig, source: FrameSource, source_description: s
         checkpoints = _checkpoint_digests(config, weights_dir)  # sha256 of every checkpoint: hash them once
         plan: RunPlan = prepare_run_dir(run_dir, config, checkpoints, source_description, refs, new_run)
         todo = pending_shards(run_dir, plan)
-        summary = RunSummary(str(run_dir), plan.num_frames, len(plan.shards), len(plan.shards) - len(todo))
+        summary = RunSummary(str(run_dir), plan.num_frames, len(plan.shards), len(plan.shards) - len(todo), executor=executor)
         if not todo:
             summary.wall_seconds = time.perf_counter() - started
             return summary
