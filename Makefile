@@ -38,7 +38,8 @@ sample: setup
 clean-venv:
 	rm -rf $(VENV)
 
-## tiny-weights: seeded checkpoints of the tiny teacher into weights/tiny/
+## tiny-weights: seeded checkpoints of the tiny teacher where its config reads them (data/tiny_teacher/tiny/),
+##         only those missing: the trained ones committed there are kept
 tiny-weights: setup
 	$(LABELS) weights --teacher tiny --init --if-missing
 
@@ -47,9 +48,10 @@ tiny-weights: setup
 regression-reference: setup
 	$(PY) tools/refresh_regression_reference.py
 
-## tiny-teacher: train the tiny teacher on synthetic scenes (mmengine Runner; CPU) into weights/tiny/
+## tiny-teacher: retrain the tiny teacher on synthetic scenes (mmengine Runner; CPU, hours) into data/tiny_teacher/tiny/,
+##         where configs/teachers/tiny.py reads it (review data/tiny_teacher/README.md, then commit)
 tiny-teacher: setup
-	$(PY) -m teachers.train_tiny --out weights --work build/tiny-teacher
+	$(PY) -m training.tiny --out data/tiny_teacher --work build/tiny-teacher
 
 ## bench: the pipeline against the naive per-frame loop (frames/s, ratio, memory at N and 10 x N)
 bench: setup

@@ -15,7 +15,7 @@ import numpy as np
 
 from evaluation.ground_truth import KEYPOINT_SETS
 from evaluation.mvor import truth_3d_by_image
-from teachers.tta import box_iou
+from frames.geometry import box_iou
 
 __all__ = ["box_ap", "keypoint_ap", "pck", "mpjpe_3d", "mpjpe_figures", "mpjpe_upper_body", "upper_body_errors", "left_right_swaps", "UPPER_BODY_COCO",
            "UPPER_BODY_H36M"]

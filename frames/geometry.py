@@ -13,7 +13,7 @@ import numpy as np
 if TYPE_CHECKING:  # frames.calibration builds on these functions; only the type flows back
     from frames.calibration import Intrinsics
 
-__all__ = ["project", "backproject", "apply_rigid", "invert_rigid", "look_at"]
+__all__ = ["project", "backproject", "apply_rigid", "invert_rigid", "look_at", "box_iou"]
 
 
 def project(points: np.ndarray, intr: Intrinsics) -> np.ndarray:
@@ -82,3 +82,15 @@ def look_at(eye: np.ndarray, target: np.ndarray, world_up: np.ndarray = np.array
     world_to_camera[:3, :3] = rotation
     world_to_camera[:3, 3] = -rotation @ eye
     return world_to_camera
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix (len(a), len(b)) of xyxy boxes."""
+    a, b = np.asarray(a, dtype=np.float64).reshape(-1, 4), np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=-1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=-1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)

@@ -30,7 +30,7 @@ import numpy as np
 from joints import COCO_KEYPOINTS, H36M_JOINTS
 from label_store.reader import LabelRun
 from label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STR
-from teachers.tta import box_iou
+from frames.geometry import box_iou
 
 __all__ = ["Tolerances", "Comparison", "compare", "reference_from_run", "load_labels", "FRAME_CHECKS", "PERSON_CHECKS"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from joints import COCO_KEYPOINTS
-from label_store.provenance import sha256_file
+from frames.files import sha256_file
 from label_store.reader import LabelRun
 from label_store.shard import manifest_entries, verify_shard
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from datetime import datetime, timezone
@@ -11,19 +10,10 @@ from pathlib import Path
 
 from configs.schema import TeacherConfig, config_hash, to_dict
 
-__all__ = ["make_provenance", "code_version", "sha256_file"]
+__all__ = ["make_provenance", "code_version"]
 
 _PACKAGES = ("or-pose-labels", "torch", "torchvision", "mmcv", "mmengine", "mmdet", "mmpose", "numpy", "ray", "h5py",
              "pycocotools", "opencv-python-headless")
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file, read in 4 MiB blocks (shards and checkpoints can be GBs)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def code_version() -> str:

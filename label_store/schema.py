@@ -20,11 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Field", "FRAME_FIELDS", "PERSON_FIELDS", "SHARD_FORMAT", "SHARD_VERSION", "STATUS_LABELLED",
-           "STATUS_REJECTED", "PROVENANCE_KEYS", "STR"]
+           "STATUS_REJECTED", "PROVENANCE_KEYS", "STR", "DEPTH_VALID", "DEPTH_HOLE", "DEPTH_OUTSIDE", "DEPTH_NONE"]
 
 SHARD_FORMAT = "or-pose-labels/shard"
 SHARD_VERSION = 1
-STATUS_LABELLED, STATUS_REJECTED = 0, 1
+STATUS_LABELLED, STATUS_REJECTED = 0, 1  # /frames/status
+# /persons/depth_flag, per keypoint: the depth reading under it is valid, a hole (no reading within
+# the search radius), outside the depth camera's view, or the frame has no depth.
+DEPTH_VALID, DEPTH_HOLE, DEPTH_OUTSIDE, DEPTH_NONE = 0, 1, 2, 3
 STR = "str"  # variable-length UTF-8 string
 
 

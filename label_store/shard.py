@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 import h5py
 import numpy as np
 
-from label_store.provenance import sha256_file
+from frames.files import sha256_file
 from label_store.schema import (
     FRAME_FIELDS, PERSON_FIELDS, PROVENANCE_KEYS, SHARD_FORMAT, SHARD_VERSION, STR, Field,
 )

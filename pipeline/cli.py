@@ -168,7 +168,7 @@ def _run_convert_detectron2(args: argparse.Namespace) -> int:
 
 def _run_weights(args: argparse.Namespace) -> int:
     from configs.schema import load_teacher_config
-    from label_store.provenance import sha256_file
+    from frames.files import sha256_file
     from teachers.weights import WeightsMissingError, checkpoint_path, fetch, init_seeded_weights, missing_checkpoints
 
     config = load_teacher_config(args.teacher)

@@ -20,8 +20,9 @@ import numpy as np
 
 from configs.schema import TeacherConfig
 from frames.sources import FrameSource
-from label_store.provenance import make_provenance, sha256_file
-from label_store.shard import commit_shard, manifest_entries
+from frames.files import sha256_file
+from label_store.provenance import make_provenance
+from label_store.shard import commit_shard
 from pipeline.run_dir import RunPlan, pending_shards, prepare_run_dir
 from pipeline.executors import make_executor
 from pipeline.run_lock import acquire_run_lock

@@ -27,11 +27,10 @@ import numpy as np
 
 from frames.calibration import CameraCalibration
 from frames.geometry import apply_rigid, backproject, invert_rigid, project
+from label_store.schema import DEPTH_HOLE, DEPTH_NONE, DEPTH_OUTSIDE, DEPTH_VALID
 
-__all__ = ["DepthLabels", "transfer_keypoints", "anchor_poses", "DEPTH_VALID", "DEPTH_HOLE", "DEPTH_OUTSIDE",
-           "DEPTH_NONE", "COCO_TO_H36M_JOINT", "CONSISTENCY_SIGMA_MM"]
+__all__ = ["DepthLabels", "transfer_keypoints", "anchor_poses", "COCO_TO_H36M_JOINT", "CONSISTENCY_SIGMA_MM"]
 
-DEPTH_VALID, DEPTH_HOLE, DEPTH_OUTSIDE, DEPTH_NONE = 0, 1, 2, 3
 CONSISTENCY_SIGMA_MM = 100.0
 FOREGROUND_GAP_MM = 250.0  # readings farther than this behind the nearest one are background
 # The H36M joint that stands for each COCO joint in a lifted pose (eyes and ears: the head).

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from label_store.provenance import sha256_file
+from frames.files import sha256_file
 
 __all__ = ["RULES", "ConversionError", "rename", "convert_state", "convert_detectron2", "read_detectron2_pickle",
            "DETECTRON2_X152_CONFIG", "seeded_detectron2_arrays", "write_detectron2_pickle"]

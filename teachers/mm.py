@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import torch
 
-from label_store.provenance import sha256_file
+from frames.files import sha256_file
 
 __all__ = ["describe_keys", "forward_context", "load_model", "prepare_model", "resolve_mm_config", "load_mm_config", "build_mm_model", "load_checkpoint_strict", "CheckpointMismatchError",
            "pick_device"]

@@ -19,8 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from frames.geometry import box_iou
+
 __all__ = [
-    "DetectionView", "detection_views", "boxes_to_view", "boxes_from_view", "box_iou",
+    "DetectionView", "detection_views", "boxes_to_view", "boxes_from_view",
     "merge_nms", "merge_box_voting", "merge_wbf", "MERGERS",
     "crop_affine", "flip_affine", "align_heatmaps", "decode_heatmaps",
 ]
@@ -63,18 +65,6 @@ def boxes_from_view(boxes: np.ndarray, view: DetectionView) -> np.ndarray:
     if view.flip:
         out = np.stack([view.width - out[:, 2], out[:, 1], view.width - out[:, 0], out[:, 3]], axis=1)
     return out / [view.scale_x, view.scale_y, view.scale_x, view.scale_y]
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of xyxy boxes."""
-    a, b = np.asarray(a, dtype=np.float64).reshape(-1, 4), np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=-1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def _order(scores: np.ndarray) -> np.ndarray:

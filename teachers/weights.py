@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from configs.schema import CONFIG_DIR, TeacherConfig
-from label_store.provenance import sha256_file
+from frames.files import sha256_file
 from teachers.mm import build_mm_model, load_mm_config
 
 __all__ = ["PUBLISHED", "PublishedCheckpoint", "checkpoint_path", "fetch", "missing_checkpoints", "init_seeded_weights",

@@ -23,7 +23,7 @@ from frames.decode import decode_color, decode_depth  # noqa: E402
 from frames.sources import depth_counts_to_mm  # noqa: E402
 from joints import COCO_SKELETON, H36M_SKELETON  # noqa: E402
 from label_store.reader import LabelRun  # noqa: E402
-from stages.depth_transfer import DEPTH_HOLE, DEPTH_VALID  # noqa: E402
+from label_store.schema import DEPTH_HOLE, DEPTH_VALID  # noqa: E402
 
 __all__ = ["show_frame"]
 

@@ -7,7 +7,8 @@ import pytest
 
 from configs.schema import load_teacher_config
 from frames.sources import ManifestSource, open_source
-from label_store.provenance import make_provenance, sha256_file
+from frames.files import sha256_file
+from label_store.provenance import make_provenance
 from pipeline.executors import LocalExecutor
 from stages.context import StageContext
 from stages.graph import default_graph

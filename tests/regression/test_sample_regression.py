@@ -8,7 +8,7 @@ two joints, a depth camera that misses part of the view, and a truncated frame t
    each within its tolerance (label_store/compare.py; NaN only where the reference has NaN; no
    consistent sub-pixel shift); a failure prints frame, person, field, joint, old -> new;
 2. the tiny teacher's accuracy targets hold on held-out generated frames (20 frames of seed 200,
-   `teachers.train_tiny.validate`), as fixed floors written here, not in the refreshable reference;
+   `training.tiny.validate`), as fixed floors written here, not in the refreshable reference;
 3. `labels evaluate` gives the same figures against the sample's ground truth rewritten in MVOR's
    own layout (10 joints, 3D in camera 1's frame) as against the generator's.
 When a change of labels is intended, `make regression-reference` rewrites the reference and prints
@@ -23,28 +23,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from label_store.compare import Tolerances, compare
+from evaluation.regression import REFERENCE, ROOT, TOLERANCES, label_sample
+from label_store.compare import compare
 from label_store.reader import LabelRun
-from stages.depth_transfer import DEPTH_HOLE, DEPTH_NONE
+from label_store.schema import DEPTH_HOLE, DEPTH_NONE
 
-ROOT = Path(__file__).parents[2]
-REFERENCE = Path(__file__).parent / "tiny_sample_reference.json"
-SOURCE = Path(__file__).parent / "source" / "manifest.jsonl"
 GROUND_TRUTH = ROOT / "data/sample/annotations.json"
-# The tiny config as shipped (trained weights, its thresholds), but a hard skeleton needs 15 hard
-# keypoints: persons with fewer (7 of 27 here) fall outside the hard set.
-OVERRIDES = ["device=cpu", "thresholds.min_keypoints=15"]
-TOLERANCES = Tolerances(keypoint_px=1.0, confidence=0.02, box_px=1.0, pose3d_mm=5.0, score=0.02, spread_px=1.0,
-                        consistency=0.05, mask_iou=0.9, bias_px=0.1)
 # The tiny teacher's targets (README "The tiny teacher"), on held-out frames: floors, not margins.
 FLOORS = {"box_ap50": 0.9, "keypoint_ap": 0.6}
 CEILINGS = {"mpjpe_upper_body_mm": 80.0}
-
-
-def label_sample(out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", "tiny", "--frames", str(SOURCE),
-                           "--out", str(out), "--no-progress", *OVERRIDES],
-                          capture_output=True, text=True, cwd=ROOT, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +74,7 @@ def test_the_regression_source_exercises_every_path(trained_sample_run):
 
 @pytest.mark.slow
 def test_tiny_teacher_meets_its_accuracy_targets_on_held_out_frames(tmp_path):
-    from teachers.train_tiny import validate
+    from training.tiny import validate
 
     figures = validate(ROOT / "data/tiny_teacher", tmp_path)
     measured = {"box_ap50": figures["box"]["AP50"], "keypoint_ap": figures["keypoints"]["AP"],

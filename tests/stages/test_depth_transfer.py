@@ -9,7 +9,8 @@ from frames.calibration import CameraCalibration, Intrinsics
 from frames.geometry import apply_rigid, backproject, invert_rigid, project
 from frames.sources import ManifestSource
 from joints import coco_to_h36m_positions
-from stages.depth_transfer import DEPTH_HOLE, DEPTH_NONE, DEPTH_OUTSIDE, DEPTH_VALID, anchor_poses, transfer_keypoints
+from label_store.schema import DEPTH_HOLE, DEPTH_NONE, DEPTH_OUTSIDE, DEPTH_VALID
+from stages.depth_transfer import anchor_poses, transfer_keypoints
 from stages.label_sets import hard_keypoints
 from synth.body import JOINT_RADIUS_MM
 from synth.generate import VISIBILITY_SLACK_MM

@@ -24,7 +24,7 @@ SAMPLE = Path(__file__).parents[2] / "data" / "sample"
 @pytest.fixture(scope="module")
 def context(tiny_weights):
     config = load_teacher_config("tiny", {"thresholds.box_score": 0.3, "detector.max_persons": 4, "device": "cpu"})
-    return StageContext(config, tiny_weights, open_source(SAMPLE / "manifest.jsonl").calibrations(), torch_threads=1)
+    return StageContext(config, tiny_weights, open_source(SAMPLE / "manifest.jsonl").calibrations())  # torch threads untouched
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import numpy as np
 from frames.calibration import CameraCalibration, Intrinsics
 from frames.geometry import project
 from frames.sources import FrameRef
-from stages.depth_transfer import DEPTH_NONE, DEPTH_VALID
+from label_store.schema import DEPTH_NONE, DEPTH_VALID
 from stages.label_sets import hard_keypoints
 from stages.records import labelled_record
 

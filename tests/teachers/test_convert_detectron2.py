@@ -117,7 +117,7 @@ def test_convert_command_writes_a_strictly_loading_file_with_its_source_digest(t
     result = subprocess.run([sys.executable, "-m", "pipeline.cli", "convert-detectron2", str(source), str(target)],
                             capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    from label_store.provenance import sha256_file
+    from frames.files import sha256_file
 
     meta = torch.load(target, map_location="cpu", weights_only=False)["meta"]
     assert meta["source_sha256"] == sha256_file(source) and meta["source"] == "model_seeded.pkl"

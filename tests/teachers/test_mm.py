@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from configs.schema import CONFIG_DIR, load_teacher_config
-from label_store.provenance import sha256_file
+from frames.files import sha256_file
 from teachers.mm import CheckpointMismatchError, build_mm_model, load_checkpoint_strict, load_mm_config
 
 

@@ -71,7 +71,8 @@ def test_batching_makes_fewer_forward_passes_and_the_same_labels(teacher):
     for a, b in zip(batched, single):
         np.testing.assert_allclose(a["boxes"], b["boxes"], atol=1e-4)
         np.testing.assert_allclose(a["keypoints"], b["keypoints"], atol=1e-4)
-        np.testing.assert_allclose(a["pose_soft"], b["pose_soft"], atol=1e-4)
+        # poses are in mm (hundreds): float32 sums over another batch size move them by ~1e-4 mm
+        np.testing.assert_allclose(a["pose_soft"], b["pose_soft"], atol=1e-3)
         assert list(a["mask_rle"]) == list(b["mask_rle"])
 
 

@@ -241,9 +241,11 @@ def lifter_on_ground_truth(weights_dir: Path, gt_path: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m teachers.train_tiny", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m training.tiny", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="weights", help="weights folder (checkpoints go to OUT/tiny/)")
+    parser.add_argument("--out", default="data/tiny_teacher",
+                        help="weights folder: checkpoints go to OUT/tiny/ (default data/tiny_teacher, where "
+                        "configs/teachers/tiny.py reads them)")
     parser.add_argument("--work", default="build/tiny-teacher", help="training data and logs")
     parser.add_argument("--frames", type=int, default=150, help="synthetic training instants, 2 cameras each (default 150)")
     parser.add_argument("--detector-iters", type=int, default=800, help="(default 800, about 29 min here)")
