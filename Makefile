@@ -8,7 +8,7 @@ TEACHER     ?= paper
 FRAMES      ?= data/sample/manifest.jsonl
 RUN_DIR     ?= runs/$(TEACHER)-sample
 
-.PHONY: setup test labels bench sample tiny-weights tiny-teacher regression-reference clean-venv check-detectron2
+.PHONY: setup test lint format labels bench sample tiny-weights tiny-teacher regression-reference clean-venv check-detectron2
 
 ## setup: create .venv and install the pinned stack (instant when already done)
 setup: $(SETUP_STAMP)
@@ -25,9 +25,19 @@ labels: setup
 	 else $(LABELS) weights --teacher $(TEACHER); fi
 	$(LABELS) run --config $(TEACHER) --frames $(FRAMES) --out $(RUN_DIR) $(ARGS)
 
-## test: the whole test suite (runs setup first when needed)
-test: setup
+## test: the linter (ruff: lint and format check) and the whole test suite (runs setup first when needed)
+test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: ruff's checks and its format check over the tree (config in pyproject.toml); `make format` fixes what it can
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+## format: apply ruff's import order, fixes and formatting
+format: setup
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 ## sample: re-render the bundled synthetic sample in data/sample (commit the result)
 sample: setup

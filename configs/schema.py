@@ -25,8 +25,20 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 __all__ = [
-    "ConfigError", "RunSpec", "labels_hash", "DetectorSpec", "KeypointSpec", "LifterSpec", "Thresholds", "TeacherConfig",
-    "load_teacher_config", "parse_overrides", "apply_overrides", "from_dict", "to_dict", "config_hash",
+    "ConfigError",
+    "RunSpec",
+    "labels_hash",
+    "DetectorSpec",
+    "KeypointSpec",
+    "LifterSpec",
+    "Thresholds",
+    "TeacherConfig",
+    "load_teacher_config",
+    "parse_overrides",
+    "apply_overrides",
+    "from_dict",
+    "to_dict",
+    "config_hash",
     "CONFIG_DIR",
 ]
 
@@ -45,7 +57,9 @@ class DetectorSpec:
 
     mm_config: str  # mmdet config: "mmdet::<path under the package's configs>" or a file path
     checkpoint: str  # file name in the weights folder, or a path
-    cfg_options: dict = field(default_factory=dict)  # dotted overrides of the mm config, e.g. {"model.backbone.depth": 152}
+    cfg_options: dict = field(
+        default_factory=dict
+    )  # dotted overrides of the mm config, e.g. {"model.backbone.depth": 152}
     scales: tuple[int, ...] = (800,)  # TTA: shorter side of each view, pixels
     max_side: int = 1333  # cap on the longer side of a view
     flip: bool = True  # TTA: also run the horizontally flipped views
@@ -107,8 +121,13 @@ class RunSpec:
     gpus_per_actor: float = 0.0  # GPUs each model actor reserves; 0 on CPU machines
     cpus_per_actor: float = 0.5  # CPUs each model actor reserves
     cpu_tasks: int = 2  # parallel decode and label-assembly tasks
-    torch_threads: int = 1  # intra-op threads per model actor of the Ray executor (CPU; in-process: every core)
-    fuse_models: bool = False  # one actor per device holds detector, keypoint model and lifter (stages.graph.fuse_models)
+    # Intra-op threads per model actor of the Ray executor, and per model thread of the in-process
+    # executor when it runs several (run.detector_actors > 1); one model thread takes every core.
+    torch_threads: int = 1
+    # One Ray actor per device holds detector, keypoint model and lifter (stages.graph.fuse_models).
+    # None: fused when the model actors run on CPUs (measured with `labels bench`: faster start, less
+    # memory, same steady state), separate pools when they reserve GPUs (not measured yet).
+    fuse_models: bool | None = None
     max_rejected_fraction: float = 0.2  # stop the run when more frames than this are rejected
 
 

@@ -47,9 +47,17 @@ def predictions_from_run(run: LabelRun | str, gt: dict, keypoint_set: str, label
         pose = p["pose3d_hard"] if label_set == "hard" else p["pose3d_soft"]
         for k in np.flatnonzero(keep):
             x1, y1, x2, y2 = (float(v) for v in p["box"][k])
-            predictions.append({"image_id": image_id, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(p["score"][k]),
-                                "keypoints": converted[k], "keypoints_coco17": keypoints[k], "pose3d": pose[k],
-                                "pose3d_camera": p["pose3d_camera"][k]})
+            predictions.append(
+                {
+                    "image_id": image_id,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(p["score"][k]),
+                    "keypoints": converted[k],
+                    "keypoints_coco17": keypoints[k],
+                    "pose3d": pose[k],
+                    "pose3d_camera": p["pose3d_camera"][k],
+                }
+            )
     return predictions
 
 
@@ -97,30 +105,47 @@ def predictions_from_results(path: str | Path, keypoint_set: str) -> list[dict]:
         elif len(keypoints) == own_joints:
             coco17, converted = None, keypoints
         else:
-            raise ValueError(f"{path}: result {n} has {len(keypoints)} keypoints; results must be COCO-17 "
-                             f"(or carry 'coco_keypoints'), or the ground truth's own {own_joints}")
+            raise ValueError(
+                f"{path}: result {n} has {len(keypoints)} keypoints; results must be COCO-17 "
+                f"(or carry 'coco_keypoints'), or the ground truth's own {own_joints}"
+            )
         bbox = r.get("bbox")
         if bbox is None:  # keypoint-only results: their extent, as pycocotools does
             x0, y0 = keypoints[:, :2].min(0)
             x1, y1 = keypoints[:, :2].max(0)
             bbox = [x0, y0, x1 - x0, y1 - y0]
-        predictions.append({"image_id": r["image_id"], "bbox": list(map(float, bbox)), "score": float(r["score"]),
-                            "keypoints": converted, "keypoints_coco17": coco17,
-                            "pose3d": _pose(r.get("pose3d"), path, n, "pose3d"),
-                            "pose3d_camera": _pose(r.get("pose3d_camera"), path, n, "pose3d_camera")})
+        predictions.append(
+            {
+                "image_id": r["image_id"],
+                "bbox": list(map(float, bbox)),
+                "score": float(r["score"]),
+                "keypoints": converted,
+                "keypoints_coco17": coco17,
+                "pose3d": _pose(r.get("pose3d"), path, n, "pose3d"),
+                "pose3d_camera": _pose(r.get("pose3d_camera"), path, n, "pose3d_camera"),
+            }
+        )
     return predictions
 
 
-def evaluate(gt_path: str | Path, run: str | Path | None = None, results: str | Path | None = None,
-             label_set: str = "soft") -> dict:
+def evaluate(
+    gt_path: str | Path, run: str | Path | None = None, results: str | Path | None = None, label_set: str = "soft"
+) -> dict:
     if (run is None) == (results is None):
         raise ValueError("evaluate a run or a results file (one of them)")
     gt, keypoint_set, repairs = load_ground_truth(gt_path)
-    predictions = (predictions_from_run(run, gt, keypoint_set, label_set) if run is not None
-                   else predictions_from_results(results, keypoint_set))
+    predictions = (
+        predictions_from_run(run, gt, keypoint_set, label_set)
+        if run is not None
+        else predictions_from_results(results, keypoint_set)
+    )
     return {
-        "ground_truth": str(gt_path), "keypoint_set": keypoint_set, "repairs": repairs,
-        "images": len(gt["images"]), "gt_persons": len(gt["annotations"]), "predictions": len(predictions),
+        "ground_truth": str(gt_path),
+        "keypoint_set": keypoint_set,
+        "repairs": repairs,
+        "images": len(gt["images"]),
+        "gt_persons": len(gt["annotations"]),
+        "predictions": len(predictions),
         "box": box_ap(gt, predictions),
         "keypoints": keypoint_ap(gt, predictions, keypoint_set),
         "pck": pck(gt, predictions, keypoint_set),
@@ -131,24 +156,38 @@ def evaluate(gt_path: str | Path, run: str | Path | None = None, results: str | 
 
 
 def format_report(figures: dict) -> str:
-    lines = [f"ground truth: {figures['ground_truth']} ({figures['images']} images, {figures['gt_persons']} persons, "
-             f"keypoints {figures['keypoint_set']}); {figures['predictions']} predicted persons"]
+    lines = [
+        f"ground truth: {figures['ground_truth']} ({figures['images']} images, {figures['gt_persons']} persons, "
+        f"keypoints {figures['keypoint_set']}); {figures['predictions']} predicted persons"
+    ]
     lines += [f"  repaired: {r}" for r in figures["repairs"]]
     b, k, p = figures["box"], figures["keypoints"], figures["pck"]
-    lines.append(f"box AP {b['AP']:.3f}  AP50 {b['AP50']:.3f}  AP75 {b['AP75']:.3f}  "
-                 f"AR1 {b['AR1']:.3f}  AR10 {b['AR10']:.3f}  AR100 {b['AR']:.3f}")
+    lines.append(
+        f"box AP {b['AP']:.3f}  AP50 {b['AP50']:.3f}  AP75 {b['AP75']:.3f}  "
+        f"AR1 {b['AR1']:.3f}  AR10 {b['AR10']:.3f}  AR100 {b['AR']:.3f}"
+    )
     lines.append(f"box at IoU 0.5: AP50 {b['AP50']:.3f}  AR1 {b['AR1_iou50']:.3f}  AR10 {b['AR10_iou50']:.3f}")
     lines.append(f"keypoint AP (OKS) {k['AP']:.3f}  AP50 {k['AP50']:.3f}  AP75 {k['AP75']:.3f}  AR {k['AR']:.3f}")
-    lines.append(f"PCK@{p['alpha']} {p['mean']:.3f} over {p['persons']} persons: " + ", ".join(
-        f"{name} {v:.2f}" for name, v in p["per_joint"].items() if v is not None))
+    lines.append(
+        f"PCK@{p['alpha']} {p['mean']:.3f} over {p['persons']} persons: "
+        + ", ".join(f"{name} {v:.2f}" for name, v in p["per_joint"].items() if v is not None)
+    )
     m = figures["pck_mvor"]
-    lines.append("PCK@0.2 (MVOR protocol): " + "  ".join(f"{name} {m[name]:.1f}" for name in (*MVOR_GROUPS, "mean"))
-                 + f"  ({m['persons']} persons)")
+    lines.append(
+        "PCK@0.2 (MVOR protocol): "
+        + "  ".join(f"{name} {m[name]:.1f}" for name in (*MVOR_GROUPS, "mean"))
+        + f"  ({m['persons']} persons)"
+    )
     swaps = figures.get("left_right_swaps")
     if swaps and swaps["rate"] is not None:
-        lines.append(f"left/right swapped: {100 * swaps['rate']:.1f} % of {swaps['pairs']} labelled left/right joint pairs "
-                     "(about 50 % = left and right not told apart)")
-    for key, name in (("mpjpe_upper_body_mm", "MPJPE upper body (root-relative)"), ("mpjpe_camera_mm", "MPJPE camera frame")):
+        lines.append(
+            f"left/right swapped: {100 * swaps['rate']:.1f} % of {swaps['pairs']} labelled left/right joint pairs "
+            "(about 50 % = left and right not told apart)"
+        )
+    for key, name in (
+        ("mpjpe_upper_body_mm", "MPJPE upper body (root-relative)"),
+        ("mpjpe_camera_mm", "MPJPE camera frame"),
+    ):
         m = figures.get(key)
         if m is None:
             lines.append(f"{name}: no 3D ground truth or no 3D predictions")

@@ -57,8 +57,11 @@ def _coco_to_mvor(keypoints: np.ndarray) -> np.ndarray:
 KEYPOINT_SETS = {
     # name: (joint names, OKS sigmas, conversion from COCO-17 predictions)
     "coco17": (COCO_KEYPOINTS, COCO_SIGMAS, lambda k: np.asarray(k, dtype=np.float64).reshape(-1, 17, 3)),
-    "mvor10": (MVOR_JOINTS, np.array([0.025, 0.079] + [COCO_SIGMAS[COCO_KEYPOINTS.index(n)] for n in MVOR_JOINTS[2:]]),
-               _coco_to_mvor),
+    "mvor10": (
+        MVOR_JOINTS,
+        np.array([0.025, 0.079] + [COCO_SIGMAS[COCO_KEYPOINTS.index(n)] for n in MVOR_JOINTS[2:]]),
+        _coco_to_mvor,
+    ),
 }
 
 
@@ -72,7 +75,11 @@ def _mask_area(segmentation, height: int, width: int) -> float | None:
     if not segmentation:
         return None
     if isinstance(segmentation, dict):
-        rle = segmentation if isinstance(segmentation.get("counts"), str) else mask_utils.frPyObjects(segmentation, height, width)
+        rle = (
+            segmentation
+            if isinstance(segmentation.get("counts"), str)
+            else mask_utils.frPyObjects(segmentation, height, width)
+        )
     else:
         rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
     return float(mask_utils.area(rle))

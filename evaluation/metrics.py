@@ -17,8 +17,18 @@ from evaluation.ground_truth import KEYPOINT_SETS
 from evaluation.mvor import truth_3d_by_image
 from frames.geometry import box_iou
 
-__all__ = ["box_ap", "keypoint_ap", "pck", "mpjpe_3d", "mpjpe_figures", "mpjpe_upper_body", "upper_body_errors", "left_right_swaps", "UPPER_BODY_COCO",
-           "UPPER_BODY_H36M"]
+__all__ = [
+    "box_ap",
+    "keypoint_ap",
+    "pck",
+    "mpjpe_3d",
+    "mpjpe_figures",
+    "mpjpe_upper_body",
+    "upper_body_errors",
+    "left_right_swaps",
+    "UPPER_BODY_COCO",
+    "UPPER_BODY_H36M",
+]
 
 # shoulders, elbows, wrists, hips (left, right) in COCO-17 and Human3.6M-17 order
 UPPER_BODY_COCO = np.array([5, 6, 7, 8, 9, 10, 11, 12])
@@ -52,26 +62,44 @@ def _cocoeval(gt: dict, results: list[dict], iou_type: str, sigmas=None) -> dict
         evaluator.summarize()
     s = evaluator.stats
     ar = s[8] if iou_type == "bbox" else s[5]
-    figures = {"AP": float(max(s[0], 0)), "AP50": float(max(s[1], 0)), "AP75": float(max(s[2], 0)), "AR": float(max(ar, 0))}
+    figures = {
+        "AP": float(max(s[0], 0)),
+        "AP50": float(max(s[1], 0)),
+        "AP75": float(max(s[2], 0)),
+        "AR": float(max(ar, 0)),
+    }
     if iou_type == "bbox":
         # AR at 1 and 10 detections per image over IoU 0.50:0.95 (COCO's summary), and at IoU 0.5
         # alone (MVOR's table for boxes from keypoints): recall[iou 0.5, person, all areas, maxDets].
         recall = evaluator.eval["recall"]
-        figures.update(AR1=float(max(s[6], 0)), AR10=float(max(s[7], 0)),
-                       AR1_iou50=float(max(recall[0, 0, 0, 0], 0)), AR10_iou50=float(max(recall[0, 0, 0, 1], 0)))
+        figures.update(
+            AR1=float(max(s[6], 0)),
+            AR10=float(max(s[7], 0)),
+            AR1_iou50=float(max(recall[0, 0, 0, 0], 0)),
+            AR10_iou50=float(max(recall[0, 0, 0, 1], 0)),
+        )
     return figures
 
 
 def box_ap(gt: dict, predictions: list[dict]) -> dict:
-    results = [{"image_id": p["image_id"], "category_id": 1, "bbox": list(map(float, p["bbox"])), "score": float(p["score"])}
-               for p in predictions]
+    results = [
+        {"image_id": p["image_id"], "category_id": 1, "bbox": list(map(float, p["bbox"])), "score": float(p["score"])}
+        for p in predictions
+    ]
     return _cocoeval(gt, results, "bbox")
 
 
 def keypoint_ap(gt: dict, predictions: list[dict], keypoint_set: str) -> dict:
     """OKS-based AP with the keypoint set's sigmas; box-only ground truth is ignored (COCO's rule)."""
-    results = [{"image_id": p["image_id"], "category_id": 1, "score": float(p["score"]),
-                "keypoints": [float(v) for v in np.asarray(p["keypoints"]).ravel()]} for p in predictions]
+    results = [
+        {
+            "image_id": p["image_id"],
+            "category_id": 1,
+            "score": float(p["score"]),
+            "keypoints": [float(v) for v in np.asarray(p["keypoints"]).ravel()],
+        }
+        for p in predictions
+    ]
     return _cocoeval(gt, results, "keypoints", KEYPOINT_SETS[keypoint_set][1])
 
 
@@ -92,7 +120,9 @@ def pck(gt: dict, predictions: list[dict], keypoint_set: str, alpha: float = 0.2
     persons = 0
     for image_id, anns in _by_image([a for a in gt["annotations"] if a.get("num_keypoints", 0) > 0]).items():
         gts = [np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3) for a in anns]
-        preds = [np.asarray(p["keypoints"], dtype=np.float64).reshape(-1, 3) for p in predictions_by_image.get(image_id, [])]
+        preds = [
+            np.asarray(p["keypoints"], dtype=np.float64).reshape(-1, 3) for p in predictions_by_image.get(image_id, [])
+        ]
         hits = np.zeros((len(gts), len(preds), len(names)), dtype=bool)
         for g, kg in enumerate(gts):
             seen = kg[:, 2] > 0
@@ -102,7 +132,7 @@ def pck(gt: dict, predictions: list[dict], keypoint_set: str, alpha: float = 0.2
                 hits[g, p] = seen & (np.linalg.norm(kp[:, :2] - kg[:, :2], axis=1) <= threshold)
         scores = hits.sum(-1)
         used_g, used_p = set(), set()
-        for flat in (np.argsort(-scores, axis=None) if scores.size else []):
+        for flat in np.argsort(-scores, axis=None) if scores.size else []:
             g, p = divmod(int(flat), len(preds))
             if g in used_g or p in used_p:
                 continue
@@ -113,7 +143,12 @@ def pck(gt: dict, predictions: list[dict], keypoint_set: str, alpha: float = 0.2
             total += kg[:, 2] > 0
             persons += 1
     per_joint = {n: (float(c / t) if t else None) for n, c, t in zip(names, correct, total)}
-    return {"mean": float(correct.sum() / max(total.sum(), 1)), "per_joint": per_joint, "persons": persons, "alpha": alpha}
+    return {
+        "mean": float(correct.sum() / max(total.sum(), 1)),
+        "per_joint": per_joint,
+        "persons": persons,
+        "alpha": alpha,
+    }
 
 
 def _xyxy(boxes: np.ndarray) -> np.ndarray:
@@ -134,8 +169,10 @@ def _pairs_by_box_iou(anns: list[dict], preds: list[dict], min_iou: float):
     """(ground-truth index, prediction index) pairs of one image, greedily by box IoU >= min_iou."""
     if not anns or not preds:
         return
-    ious = box_iou(_xyxy(np.array([a["bbox"] for a in anns], dtype=np.float64)),
-                   _xyxy(np.array([p["bbox"] for p in preds], dtype=np.float64)))
+    ious = box_iou(
+        _xyxy(np.array([a["bbox"] for a in anns], dtype=np.float64)),
+        _xyxy(np.array([p["bbox"] for p in preds], dtype=np.float64)),
+    )
     used_g, used_p = set(), set()
     for flat in np.argsort(-ious, axis=None):
         g, p = divmod(int(flat), len(preds))
@@ -175,7 +212,9 @@ def mpjpe_3d(truth_by_image: dict, predictions: list[dict], min_iou: float = 0.5
                     upper.append(float(np.nanmean(errors)))
                     upper_joints += int(np.isfinite(errors).sum())
             if pred.get("pose3d_camera") is not None:
-                errors = np.linalg.norm(np.asarray(pred["pose3d_camera"], dtype=np.float64).reshape(17, 3) - truth, axis=1)
+                errors = np.linalg.norm(
+                    np.asarray(pred["pose3d_camera"], dtype=np.float64).reshape(17, 3) - truth, axis=1
+                )
                 if np.isfinite(errors).any():
                     camera.append(float(np.nanmean(errors)))
                     camera_joints += int(np.isfinite(errors).sum())
@@ -195,8 +234,10 @@ def mpjpe_figures(gt: dict, predictions: list[dict], min_iou: float = 0.5) -> di
         return {"mpjpe_upper_body_mm": None, "mpjpe_camera_mm": None}
     figures = mpjpe_3d(truth, predictions, min_iou)
     upper = figures["mpjpe_upper_body_mm"]
-    return {"mpjpe_upper_body_mm": {"mean": upper["mean"], "persons": upper["persons"]},
-            "mpjpe_camera_mm": figures["mpjpe_camera_mm"]}
+    return {
+        "mpjpe_upper_body_mm": {"mean": upper["mean"], "persons": upper["persons"]},
+        "mpjpe_camera_mm": figures["mpjpe_camera_mm"],
+    }
 
 
 def mpjpe_upper_body(gt: dict, predictions: list[dict], min_iou: float = 0.5) -> dict | None:
@@ -205,8 +246,9 @@ def mpjpe_upper_body(gt: dict, predictions: list[dict], min_iou: float = 0.5) ->
     return mpjpe_figures(gt, predictions, min_iou)["mpjpe_upper_body_mm"]
 
 
-def left_right_swaps(gt: dict, predictions: list[dict], keypoint_set: str, min_iou: float = 0.5,
-                     min_separation: float = 0.1) -> dict:
+def left_right_swaps(
+    gt: dict, predictions: list[dict], keypoint_set: str, min_iou: float = 0.5, min_separation: float = 0.1
+) -> dict:
     """Fraction of left/right joint pairs (shoulders, elbows, ...) predicted the wrong way round.
 
     Persons are paired by box IoU. A pair counts when both of its ground-truth joints are labelled
@@ -215,8 +257,11 @@ def left_right_swaps(gt: dict, predictions: list[dict], keypoint_set: str, min_i
     than the straight one. About 0.5 means the model cannot tell a person's left from right.
     """
     names = KEYPOINT_SETS[keypoint_set][0]
-    lr = [(names.index(n), names.index("right_" + n[5:])) for n in names
-          if n.startswith("left_") and "right_" + n[5:] in names]
+    lr = [
+        (names.index(n), names.index("right_" + n[5:]))
+        for n in names
+        if n.startswith("left_") and "right_" + n[5:] in names
+    ]
     swapped = counted = 0
     predictions_by_image = _by_image(predictions)
     for image_id, anns in _by_image([a for a in gt["annotations"] if a.get("num_keypoints", 0) > 0]).items():
@@ -231,10 +276,12 @@ def left_right_swaps(gt: dict, predictions: list[dict], keypoint_set: str, min_i
                     continue
                 if np.linalg.norm(truth[left, :2] - truth[right, :2]) < min_separation * extent:
                     continue
-                straight = (np.linalg.norm(guess[left, :2] - truth[left, :2])
-                            + np.linalg.norm(guess[right, :2] - truth[right, :2]))
-                crossed = (np.linalg.norm(guess[left, :2] - truth[right, :2])
-                           + np.linalg.norm(guess[right, :2] - truth[left, :2]))
+                straight = np.linalg.norm(guess[left, :2] - truth[left, :2]) + np.linalg.norm(
+                    guess[right, :2] - truth[right, :2]
+                )
+                crossed = np.linalg.norm(guess[left, :2] - truth[right, :2]) + np.linalg.norm(
+                    guess[right, :2] - truth[left, :2]
+                )
                 counted += 1
                 swapped += bool(crossed < straight)
     return {"rate": (swapped / counted) if counted else None, "pairs": counted}

@@ -55,7 +55,9 @@ def _extent(points: np.ndarray) -> np.ndarray:
     """[x1, y1, x2, y2] of the present points (NaN when none is)."""
     if np.isnan(points[:, 0]).all():
         return np.full(4, np.nan)
-    return np.array([np.nanmin(points[:, 0]), np.nanmin(points[:, 1]), np.nanmax(points[:, 0]), np.nanmax(points[:, 1])])
+    return np.array(
+        [np.nanmin(points[:, 0]), np.nanmin(points[:, 1]), np.nanmax(points[:, 0]), np.nanmax(points[:, 1])]
+    )
 
 
 def _best_overlapping(gt_box: np.ndarray, extents: np.ndarray, scores: np.ndarray) -> int | None:
@@ -94,16 +96,23 @@ def pck_mvor(gt: dict, predictions: list[dict], keypoint_set: str, alpha: float 
             continue
         persons += 1
         preds = by_image.get(a["image_id"], [])
-        coco = [p.get("keypoints_coco17") if p.get("keypoints_coco17") is not None
-                else (p["keypoints"] if keypoint_set == "coco17" else None) for p in preds]
+        coco = [
+            p.get("keypoints_coco17")
+            if p.get("keypoints_coco17") is not None
+            else (p["keypoints"] if keypoint_set == "coco17" else None)
+            for p in preds
+        ]
         extents = np.array([_extent(_points(p["keypoints"] if c is None else c)) for p, c in zip(preds, coco)])
         box = _extent(truth)
         chosen = _best_overlapping(box, extents.reshape(-1, 4), np.array([float(p["score"]) for p in preds]))
         if chosen is None:
             continue
         c = coco[chosen]
-        guess = _points(preds[chosen]["keypoints"] if c is None
-                        else coco17_to_set(np.asarray(c, dtype=np.float64).reshape(1, 17, 3), "mvor10")[0])
+        guess = _points(
+            preds[chosen]["keypoints"]
+            if c is None
+            else coco17_to_set(np.asarray(c, dtype=np.float64).reshape(1, 17, 3), "mvor10")[0]
+        )
         scale = max(box[2] - box[0] + 1, box[3] - box[1] + 1)
         distance = np.linalg.norm(guess - truth, axis=1)
         correct += np.nan_to_num(distance, nan=np.inf) <= alpha * scale
@@ -112,8 +121,12 @@ def pck_mvor(gt: dict, predictions: list[dict], keypoint_set: str, alpha: float 
     groups = dict(zip(MVOR_GROUPS, paired[[0, 2, 4, 6, 8]]))
     mean = float(np.mean(list(groups.values())))
     result = {name: round(100 * float(v), 1) for name, v in groups.items()}
-    result.update(mean=round(100 * mean, 1), persons=persons, alpha=alpha,
-                  per_joint={name: float(v) for name, v in zip(MVOR_JOINTS, per_joint)})
+    result.update(
+        mean=round(100 * mean, 1),
+        persons=persons,
+        alpha=alpha,
+        per_joint={name: float(v) for name, v in zip(MVOR_JOINTS, per_joint)},
+    )
     return result
 
 

@@ -59,9 +59,7 @@ class Intrinsics:
 
     def matrix(self) -> np.ndarray:
         """The 3x3 camera matrix K."""
-        return np.array(
-            [[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]], dtype=np.float64
-        )
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]], dtype=np.float64)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -221,11 +219,15 @@ def parse_camera(camera_id: str, block: Any, source: str) -> CameraCalibration:
         ratio_x, ratio_y = depth.width / color.width, depth.height / color.height
         if not math.isclose(ratio_x, ratio_y, rel_tol=1e-6):
             raise CalibrationError(
-                source, f"{where}.depth", f"a registered depth grid must scale the color grid uniformly ({ratio_x} vs {ratio_y})"
+                source,
+                f"{where}.depth",
+                f"a registered depth grid must scale the color grid uniformly ({ratio_x} vs {ratio_y})",
             )
     unit_value = block.get("depth_unit_mm")
     if has_depth and unit_value is None:
-        raise CalibrationError(source, f"{where}.depth_unit_mm", "missing: millimetres per depth count (1.0 for most sensors)")
+        raise CalibrationError(
+            source, f"{where}.depth_unit_mm", "missing: millimetres per depth count (1.0 for most sensors)"
+        )
     unit = 1.0 if unit_value is None else _number(unit_value, f"{where}.depth_unit_mm", source, positive=True)
     return CameraCalibration(camera_id, color, depth, registered, extrinsic, unit)
 
@@ -258,8 +260,13 @@ def load_calibration(path: str | Path) -> dict[str, CameraCalibration]:
 
 def _intrinsics_to_dict(intr: Intrinsics) -> dict[str, Any]:
     return {
-        "width": intr.width, "height": intr.height, "fx": intr.fx, "fy": intr.fy,
-        "cx": intr.cx, "cy": intr.cy, "distortion": list(intr.distortion),
+        "width": intr.width,
+        "height": intr.height,
+        "fx": intr.fx,
+        "fy": intr.fy,
+        "cx": intr.cx,
+        "cy": intr.cy,
+        "distortion": list(intr.distortion),
     }
 
 

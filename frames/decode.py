@@ -70,7 +70,8 @@ def _check_size(image: np.ndarray, expected: Intrinsics | None, frame_id: str, p
     height, width = image.shape[:2]
     if (width, height) != (expected.width, expected.height):
         raise SizeMismatchError(
-            frame_id, path,
+            frame_id,
+            path,
             f"{what} image is {width}x{height} but the calibration says {expected.width}x{expected.height}",
         )
 

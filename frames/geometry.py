@@ -66,7 +66,7 @@ def invert_rigid(transform: np.ndarray) -> np.ndarray:
     return inverse
 
 
-def look_at(eye: np.ndarray, target: np.ndarray, world_up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:
+def look_at(eye: np.ndarray, target: np.ndarray, world_up: np.ndarray = (0.0, 0.0, 1.0)) -> np.ndarray:
     """World-to-camera transform of a camera at `eye` looking at `target` (OpenCV axes:
     x right, y down, z forward)."""
     eye = np.asarray(eye, dtype=np.float64)

@@ -82,8 +82,15 @@ def _intrinsics(block: Any, where: str, source: str, size_key: str, distortion: 
     width, height = _pair(block, size_key, where, source) if size_key in block else MVOR_DEFAULT_SIZE
     if width != int(width) or height != int(height):
         raise CalibrationError(source, f"{where}.{size_key}", f"expected whole pixels, got {[width, height]}")
-    color = {"width": int(width), "height": int(height), "fx": fx, "fy": fy, "cx": cx, "cy": cy,
-             "distortion": distortion}
+    color = {
+        "width": int(width),
+        "height": int(height),
+        "fx": fx,
+        "fy": fy,
+        "cx": cx,
+        "cy": cy,
+        "distortion": distortion,
+    }
     return parse_intrinsics(color, where, source)
 
 
@@ -129,19 +136,33 @@ class _Cameras:
         intrinsics, ids, extrinsics = params["intrinsics"], params.get("ids"), params.get("extrinsics")
         for key, value in (("ids", ids), ("extrinsics", extrinsics)):
             if not isinstance(value, list) or len(value) != len(intrinsics):
-                raise CalibrationError(self.source, f"{where}.{key}",
-                                       f"expected a list of {len(intrinsics)} entries, one per intrinsics entry")
+                raise CalibrationError(
+                    self.source,
+                    f"{where}.{key}",
+                    f"expected a list of {len(intrinsics)} entries, one per intrinsics entry",
+                )
         numbers = (document.get("dataset_info") or {}).get("camid_2_num")
         if not isinstance(numbers, dict):
-            raise CalibrationError(self.source, "dataset_info.camid_2_num", "missing: maps each camera serial to N of camN")
+            raise CalibrationError(
+                self.source, "dataset_info.camid_2_num", "missing: maps each camera serial to N of camN"
+            )
         self.camera_to_reference = {}
         for index, (block, serial, matrix) in enumerate(zip(intrinsics, ids, extrinsics)):
             here = f"{where}.intrinsics[{index}]"
             if str(serial) not in numbers:
-                raise CalibrationError(self.source, "dataset_info.camid_2_num", f"has no camera number for serial {serial!r}")
-            if isinstance(block, Mapping) and "serialnumber" in block and not str(block["serialnumber"]).endswith(str(serial)):
-                raise CalibrationError(self.source, f"{here}.serialnumber",
-                                       f"{block['serialnumber']!r} is not camera {serial!r} of {where}.ids[{index}]")
+                raise CalibrationError(
+                    self.source, "dataset_info.camid_2_num", f"has no camera number for serial {serial!r}"
+                )
+            if (
+                isinstance(block, Mapping)
+                and "serialnumber" in block
+                and not str(block["serialnumber"]).endswith(str(serial))
+            ):
+                raise CalibrationError(
+                    self.source,
+                    f"{here}.serialnumber",
+                    f"{block['serialnumber']!r} is not camera {serial!r} of {where}.ids[{index}]",
+                )
             camera_id = f"cam{int(numbers[str(serial)])}"
             coefficients = _distortion(block, here, self.source, 5) if isinstance(block, Mapping) else []
             opencv = mvor_distortion_to_opencv(coefficients) if distortion and coefficients else []
@@ -150,7 +171,9 @@ class _Cameras:
             self.camera_to_reference[camera_id] = _rig_matrix(matrix, f"{where}.extrinsics[{index}]", self.source)
         identities = [c for c, m in self.camera_to_reference.items() if np.allclose(m, np.eye(4), atol=1e-9)]
         if not identities:
-            raise CalibrationError(self.source, f"{where}.extrinsics", "no entry is the identity: none names the reference camera")
+            raise CalibrationError(
+                self.source, f"{where}.extrinsics", "no entry is the identity: none names the reference camera"
+            )
         self.reference = identities[0]
         room = params.get("firstCamToRoomRef")
         if room is not None:
@@ -170,14 +193,18 @@ class _Cameras:
                 raise CalibrationError(self.source, here, f"expected an object, got {type(block).__name__}")
             unknown = sorted(set(block) - _LEGACY_FIELDS - {"extrinsics", "world_to_camera"})
             if unknown:
-                raise CalibrationError(self.source, f"{here}.{unknown[0]}", f"unknown field (known: {sorted(_LEGACY_FIELDS)})")
-            self.intrinsics[camera_id] = _intrinsics(block, here, self.source, "image_size",
-                                                     _distortion(block, here, self.source, None))
+                raise CalibrationError(
+                    self.source, f"{here}.{unknown[0]}", f"unknown field (known: {sorted(_LEGACY_FIELDS)})"
+                )
+            self.intrinsics[camera_id] = _intrinsics(
+                block, here, self.source, "image_size", _distortion(block, here, self.source, None)
+            )
             self.depth_units[camera_id] = block.get("depth_unit_mm")
 
 
-def read_mvor_calibrations(annotation: str | Path, depth_unit_mm: float | None = None,
-                           *, distortion: bool = False) -> dict[str, CameraCalibration]:
+def read_mvor_calibrations(
+    annotation: str | Path, depth_unit_mm: float | None = None, *, distortion: bool = False
+) -> dict[str, CameraCalibration]:
     """Registered RGB-D calibrations by camera id (`camN`, or `dayN/camM` for per-day files).
 
     The depth unit is the file's where it gives one, else `depth_unit_mm`; without either a
@@ -190,13 +217,23 @@ def read_mvor_calibrations(annotation: str | Path, depth_unit_mm: float | None =
         unit = cameras.depth_units[camera_id] if cameras.depth_units[camera_id] is not None else depth_unit_mm
         if unit is None:
             raise CalibrationError(
-                source, f"cameras_info ({camera_id}).depth_unit_mm",
-                "the MVOR file has no depth unit: pass depth_unit_mm (millimetres per depth count; MVOR's sensors write 1.0)",
+                source,
+                f"cameras_info ({camera_id}).depth_unit_mm",
+                "the MVOR file has no depth unit: pass depth_unit_mm (millimetres per depth count; "
+                "MVOR's sensors write 1.0)",
             )
-        color = {"width": intr.width, "height": intr.height, "fx": intr.fx, "fy": intr.fy, "cx": intr.cx, "cy": intr.cy,
-                 "distortion": list(intr.distortion)}
+        color = {
+            "width": intr.width,
+            "height": intr.height,
+            "fx": intr.fx,
+            "fy": intr.fy,
+            "cx": intr.cx,
+            "cy": intr.cy,
+            "distortion": list(intr.distortion),
+        }
         calibrations[camera_id] = parse_camera(
-            camera_id, {"color": color, "depth": None, "registered": True, "depth_unit_mm": unit}, source)
+            camera_id, {"color": color, "depth": None, "registered": True, "depth_unit_mm": unit}, source
+        )
     return calibrations
 
 
@@ -211,7 +248,14 @@ def read_mvor_rig(annotation: str | Path | Mapping[str, Any], *, distortion: boo
         document, source = read_json(annotation), str(annotation)
     cameras = _Cameras(document, source, distortion)
     if cameras.camera_to_reference is None:
-        raise CalibrationError(source, "cameras_info.camParams.extrinsics",
-                               "missing: this layout has no camera poses, so 3D cannot move between cameras")
-    return MultiViewRig(intrinsics=cameras.intrinsics, camera_to_reference=cameras.camera_to_reference,
-                        reference=cameras.reference, reference_to_room=cameras.reference_to_room)
+        raise CalibrationError(
+            source,
+            "cameras_info.camParams.extrinsics",
+            "missing: this layout has no camera poses, so 3D cannot move between cameras",
+        )
+    return MultiViewRig(
+        intrinsics=cameras.intrinsics,
+        camera_to_reference=cameras.camera_to_reference,
+        reference=cameras.reference,
+        reference_to_room=cameras.reference_to_room,
+    )

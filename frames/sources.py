@@ -120,7 +120,9 @@ def _check_unique(refs: list[FrameRef], source: Path) -> None:
     seen: dict[str, str] = {}
     for ref in refs:
         if ref.frame_id in seen:
-            raise SourceError(source, f"frame id {ref.frame_id!r} appears twice ({seen[ref.frame_id]} and {ref.color_path})")
+            raise SourceError(
+                source, f"frame id {ref.frame_id!r} appears twice ({seen[ref.frame_id]} and {ref.color_path})"
+            )
         seen[ref.frame_id] = ref.color_path
 
 
@@ -178,14 +180,18 @@ class ManifestSource(FrameSource):
         for number, row in self._rows():
             unknown = sorted(set(row) - set(self.FIELDS))
             if unknown:
-                raise SourceError(self.manifest, f"unknown field {unknown[0]!r} (known: {list(self.FIELDS)})", line=number)
+                raise SourceError(
+                    self.manifest, f"unknown field {unknown[0]!r} (known: {list(self.FIELDS)})", line=number
+                )
             color = row.get("color")
             if not color:
                 raise SourceError(self.manifest, "field 'color' is missing", line=number)
             camera = row.get("camera")
             if camera is None:
                 if len(cameras) != 1:
-                    raise SourceError(self.manifest, f"field 'camera' is needed: the calibration has cameras {cameras}", line=number)
+                    raise SourceError(
+                        self.manifest, f"field 'camera' is needed: the calibration has cameras {cameras}", line=number
+                    )
                 camera = cameras[0]
             camera = str(camera)
             if camera not in self._calibrations:
@@ -197,7 +203,9 @@ class ManifestSource(FrameSource):
                 try:
                     timestamp = float(timestamp)
                 except (TypeError, ValueError):
-                    raise SourceError(self.manifest, f"field 'timestamp': not a number: {timestamp!r}", line=number) from None
+                    raise SourceError(
+                        self.manifest, f"field 'timestamp': not a number: {timestamp!r}", line=number
+                    ) from None
             frame_id = row.get("frame_id") or str(Path(color).with_suffix("").as_posix())
             depth = row.get("depth")
             refs.append(
@@ -249,7 +257,9 @@ class MvorTreeSource(FrameSource):
                 camera_id = f"{day_dir.name}/{cam_dir.name}"
                 calibration = by_key.get(camera_id) or by_key.get(cam_dir.name)
                 if calibration is None:
-                    raise SourceError(self.annotation, f"cameras_info has no entry for {camera_id} (has {sorted(by_key)})")
+                    raise SourceError(
+                        self.annotation, f"cameras_info has no entry for {camera_id} (has {sorted(by_key)})"
+                    )
                 calibrations[camera_id] = dataclasses.replace(calibration, camera_id=camera_id)
                 color_files = sorted(
                     p for p in (cam_dir / "color").glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg")
@@ -287,7 +297,9 @@ def open_source(
         if annotation is None:
             candidates = [p for p in sorted(path.glob("*.json")) if '"cameras_info"' in p.read_text()]
             if len(candidates) != 1:
-                raise SourceError(path, f"pass the MVOR annotation file: found {len(candidates)} candidates with cameras_info")
+                raise SourceError(
+                    path, f"pass the MVOR annotation file: found {len(candidates)} candidates with cameras_info"
+                )
             annotation = candidates[0]
         return MvorTreeSource(path, annotation, depth_unit_mm)
     raise SourceError(path, "neither a manifest file nor a frame folder")

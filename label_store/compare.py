@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+from frames.geometry import box_iou
 from joints import COCO_KEYPOINTS, H36M_JOINTS
 from label_store.reader import LabelRun
 from label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STR
-from frames.geometry import box_iou
 
 __all__ = ["Tolerances", "Comparison", "compare", "reference_from_run", "load_labels", "FRAME_CHECKS", "PERSON_CHECKS"]
 
@@ -72,8 +72,18 @@ PERSON_CHECKS = {
 }
 # frame_index is the person's row number in its shard: structure, not a label.
 _NOT_COMPARED = {"frame_index"}
-FRAME_CHECKS = ("status", "reject_reason", "reject_detail", "camera_id", "color_path", "depth_path", "color_size",
-                "depth_size", "depth_unit_mm", "timestamp")
+FRAME_CHECKS = (
+    "status",
+    "reject_reason",
+    "reject_detail",
+    "camera_id",
+    "color_path",
+    "depth_path",
+    "color_size",
+    "depth_size",
+    "depth_unit_mm",
+    "timestamp",
+)
 assert {f.name for f in PERSON_FIELDS} == set(PERSON_CHECKS) | _NOT_COMPARED, "a person field without a rule"
 assert {f.name for f in FRAME_FIELDS} == set(FRAME_CHECKS) | {"frame_id"}, "a frame field without a rule"
 
@@ -118,10 +128,13 @@ class Comparison:
         return stacked.mean(axis=0) if len(stacked) else None
 
     def lines(self) -> list[str]:
-        out = [f"frames compared: {self.frames} (only in A: {len(self.frames_only_in_a)}, only in B: {len(self.frames_only_in_b)})",
-               f"persons: {self.matched} matched, {self.added} added, {self.removed} removed",
-               f"keypoint displacement px: {self.quantiles(self.keypoint_px)}",
-               f"soft 3D change mm: {self.quantiles(self.pose3d_mm)}"]
+        out = [
+            f"frames compared: {self.frames} (only in A: {len(self.frames_only_in_a)}, "
+            f"only in B: {len(self.frames_only_in_b)})",
+            f"persons: {self.matched} matched, {self.added} added, {self.removed} removed",
+            f"keypoint displacement px: {self.quantiles(self.keypoint_px)}",
+            f"soft 3D change mm: {self.quantiles(self.pose3d_mm)}",
+        ]
         out += [f"  {p}" for p in self.problems[:50]]
         if len(self.problems) > 50:
             out.append(f"  ... {len(self.problems) - 50} more")
@@ -192,11 +205,17 @@ def load_labels(source) -> dict[str, dict]:
     if path.suffix == ".json":
         data = json.loads(path.read_text())
         if data.get("format") != REFERENCE_FORMAT or data.get("version") != REFERENCE_VERSION:
-            raise ValueError(f"{path}: not a version-{REFERENCE_VERSION} reference (format {data.get('format')!r}, "
-                             f"version {data.get('version')!r}); rewrite it with `make regression-reference`")
-        return {frame_id: {**{name: _from_json(name, f[name], rows=False) for name in FRAME_CHECKS},
-                           "persons": {name: _from_json(name, v, rows=True) for name, v in f["persons"].items()}}
-                for frame_id, f in data["frames"].items()}
+            raise ValueError(
+                f"{path}: not a version-{REFERENCE_VERSION} reference (format {data.get('format')!r}, "
+                f"version {data.get('version')!r}); rewrite it with `make regression-reference`"
+            )
+        return {
+            frame_id: {
+                **{name: _from_json(name, f[name], rows=False) for name in FRAME_CHECKS},
+                "persons": {name: _from_json(name, v, rows=True) for name, v in f["persons"].items()},
+            }
+            for frame_id, f in data["frames"].items()
+        }
     return _frames_of_run(LabelRun(path))
 
 
@@ -227,8 +246,17 @@ def _joint(names, index) -> str:
     return names[index] if names is not None else str(index)
 
 
-def _compare_person(result: Comparison, where: str, pa: dict, pb: dict, i: int, j: int, t: Tolerances,
-                    mask_size: tuple[int, int] | None, fields: tuple[str, ...]) -> None:
+def _compare_person(
+    result: Comparison,
+    where: str,
+    pa: dict,
+    pb: dict,
+    i: int,
+    j: int,
+    t: Tolerances,
+    mask_size: tuple[int, int] | None,
+    fields: tuple[str, ...],
+) -> None:
     for name in fields:
         rule, tolerance_name, names = PERSON_CHECKS[name]
         a, b = pa[name][i], pb[name][j]
@@ -243,8 +271,10 @@ def _compare_person(result: Comparison, where: str, pa: dict, pb: dict, i: int, 
         if rule == "flags":
             differ = np.flatnonzero(np.atleast_1d(a != b))
             if len(differ):
-                result.problems.append(f"{here}: {', '.join(_joint(names, k) for k in differ[:5]) if names else ''} "
-                                       f"{np.atleast_1d(a)[differ[:5]].tolist()} -> {np.atleast_1d(b)[differ[:5]].tolist()}")
+                result.problems.append(
+                    f"{here}: {', '.join(_joint(names, k) for k in differ[:5]) if names else ''} "
+                    f"{np.atleast_1d(a)[differ[:5]].tolist()} -> {np.atleast_1d(b)[differ[:5]].tolist()}"
+                )
             continue
         a, b = a.astype(np.float64), b.astype(np.float64)
         xy_a, xy_b = (a[..., :2], b[..., :2]) if rule == "position" else (a, b)
@@ -268,14 +298,17 @@ def _compare_person(result: Comparison, where: str, pa: dict, pb: dict, i: int, 
                 result.keypoint_px.extend(move.tolist())
             worst = int(np.nanargmax(move)) if np.isfinite(move).any() else None
             if worst is not None and move[worst] > limit:
-                result.problems.append(f"{here} {_joint(names, worst)}: ({xy_a[worst, 0]:.1f}, {xy_a[worst, 1]:.1f}) -> "
-                                       f"({xy_b[worst, 0]:.1f}, {xy_b[worst, 1]:.1f}), {move[worst]:.2f} px (tolerance {limit})")
+                result.problems.append(
+                    f"{here} {_joint(names, worst)}: ({xy_a[worst, 0]:.1f}, {xy_a[worst, 1]:.1f}) -> "
+                    f"({xy_b[worst, 0]:.1f}, {xy_b[worst, 1]:.1f}), {move[worst]:.2f} px (tolerance {limit})"
+                )
             if a.shape[-1] == 3:
                 change = np.abs(a[:, 2] - b[:, 2])
                 if np.isfinite(change).any() and np.nanmax(change) > t.confidence:
                     k = int(np.nanargmax(change))
-                    result.problems.append(f"{here} {_joint(names, k)}: confidence changed by {change[k]:.3g} "
-                                           f"(tolerance {t.confidence})")
+                    result.problems.append(
+                        f"{here} {_joint(names, k)}: confidence changed by {change[k]:.3g} (tolerance {t.confidence})"
+                    )
         elif rule == "pose":
             change = np.linalg.norm(a - b, axis=-1)
             if name == "pose3d_soft":
@@ -287,8 +320,9 @@ def _compare_person(result: Comparison, where: str, pa: dict, pb: dict, i: int, 
             change = np.atleast_1d(np.abs(a - b))
             if np.isfinite(change).any() and np.nanmax(change) > limit:
                 k = int(np.nanargmax(change))
-                result.problems.append(f"{here}{' ' + _joint(names, k) if names else ''}: changed by {change[k]:.3g} "
-                                       f"(tolerance {limit})")
+                result.problems.append(
+                    f"{here}{' ' + _joint(names, k) if names else ''}: changed by {change[k]:.3g} (tolerance {limit})"
+                )
 
 
 def _pairs(boxes_a: np.ndarray, boxes_b: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
@@ -307,8 +341,9 @@ def _pairs(boxes_a: np.ndarray, boxes_b: np.ndarray, min_iou: float) -> list[tup
     return pairs
 
 
-def compare(a, b, tolerances: Tolerances = Tolerances(), min_iou: float = 0.5,
-            fields: tuple[str, ...] | None = None) -> Comparison:
+def compare(
+    a, b, tolerances: Tolerances = Tolerances(), min_iou: float = 0.5, fields: tuple[str, ...] | None = None
+) -> Comparison:
     """Compare label set A (e.g. the reference) with B (e.g. the new run); see the module docstring.
 
     `fields` limits the comparison to those frame and person fields (default: every one), for
@@ -351,6 +386,8 @@ def compare(a, b, tolerances: Tolerances = Tolerances(), min_iou: float = 0.5,
     for name in sorted(result.signed):
         bias = result.bias(name)
         if bias is not None and np.abs(bias).max() > t.bias_px:
-            result.problems.append(f"{name}: every position moved on average by ({bias[0]:+.3f}, {bias[1]:+.3f}) px "
-                                   f"(tolerance {t.bias_px}): a consistent shift")
+            result.problems.append(
+                f"{name}: every position moved on average by ({bias[0]:+.3f}, {bias[1]:+.3f}) px "
+                f"(tolerance {t.bias_px}): a consistent shift"
+            )
     return result

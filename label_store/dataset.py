@@ -55,8 +55,14 @@ class PoseLabelDataset(Dataset):
     "keypoints" (P, 17, 3) soft set (x, y, confidence), "hard_mask" (P, 17), "hard_valid" (P,),
     and for depth items "depth_flag" (P, 17)}. Coordinates are those of the returned image."""
 
-    def __init__(self, run: LabelRun | str, modality: str = "color", factor: float | str = 1.0, seed: int = 0,
-                 depth_range_mm: tuple[float, float] | None = (0.0, 6000.0)):
+    def __init__(
+        self,
+        run: LabelRun | str,
+        modality: str = "color",
+        factor: float | str = 1.0,
+        seed: int = 0,
+        depth_range_mm: tuple[float, float] | None = (0.0, 6000.0),
+    ):
         if modality not in ("color", "depth"):
             raise ValueError(f"modality must be 'color' or 'depth', got {modality!r}")
         if factor != "random" and (not isinstance(factor, (int, float)) or factor < 1):
@@ -72,7 +78,11 @@ class PoseLabelDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         labels = self.run.get(self.frame_ids[index])
         frame, persons = labels.frame, labels.persons
-        factor = draw_factor(np.random.default_rng([self.seed, self.epoch, index])) if self.factor == "random" else float(self.factor)
+        factor = (
+            draw_factor(np.random.default_rng([self.seed, self.epoch, index]))
+            if self.factor == "random"
+            else float(self.factor)
+        )
         if self.modality == "color":
             image = decode_color(frame["color_path"], frame["frame_id"])[:, :, ::-1].astype(np.float32)  # RGB
             keypoints, boxes = persons["keypoints_2d"][..., :2], persons["box"]
@@ -94,10 +104,14 @@ class PoseLabelDataset(Dataset):
         image = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
         item = {
             "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
-            "frame_id": frame["frame_id"], "factor": factor,
+            "frame_id": frame["frame_id"],
+            "factor": factor,
             "boxes": torch.from_numpy(scale_boxes(boxes, sx, sy).astype(np.float32)),
-            "keypoints": torch.from_numpy(np.concatenate(
-                [scale_keypoints(keypoints, sx, sy), persons["keypoints_2d"][..., 2:]], axis=-1).astype(np.float32)),
+            "keypoints": torch.from_numpy(
+                np.concatenate([scale_keypoints(keypoints, sx, sy), persons["keypoints_2d"][..., 2:]], axis=-1).astype(
+                    np.float32
+                )
+            ),
             "hard_mask": torch.from_numpy(persons["hard_mask"].copy()),
             "hard_valid": torch.from_numpy(persons["hard_valid"].copy()),
         }

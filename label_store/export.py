@@ -28,7 +28,9 @@ def _ids_from_ground_truth(path: str | Path) -> dict[str, int]:
     return ids
 
 
-def export_coco(run: LabelRun | str, out: str | Path, label_set: str = "soft", image_ids_from: str | Path | None = None) -> dict:
+def export_coco(
+    run: LabelRun | str, out: str | Path, label_set: str = "soft", image_ids_from: str | Path | None = None
+) -> dict:
     """Returns counts {images, results}. label_set 'hard': only hard skeletons, hard keypoints
     keep their confidence and the others get confidence 0 at their position."""
     if label_set not in ("soft", "hard"):
@@ -41,13 +43,22 @@ def export_coco(run: LabelRun | str, out: str | Path, label_set: str = "soft", i
         if known is not None:
             image_id = known.get(frame["frame_id"])
             if image_id is None:
-                image_id = next((v for k, v in known.items() if k.startswith("file:") and frame["color_path"].endswith(k[5:])), None)
+                image_id = next(
+                    (v for k, v in known.items() if k.startswith("file:") and frame["color_path"].endswith(k[5:])), None
+                )
             if image_id is None:
                 continue  # not in the ground truth
         else:
             image_id = number
-        images.append({"id": image_id, "file_name": frame["color_path"], "width": int(frame["color_size"][0]),
-                       "height": int(frame["color_size"][1]), "frame_id": frame["frame_id"]})
+        images.append(
+            {
+                "id": image_id,
+                "file_name": frame["color_path"],
+                "width": int(frame["color_size"][0]),
+                "height": int(frame["color_size"][1]),
+                "frame_id": frame["frame_id"],
+            }
+        )
         p = labels.persons
         for k in range(len(labels)):
             if label_set == "hard" and not p["hard_valid"][k]:
@@ -56,10 +67,19 @@ def export_coco(run: LabelRun | str, out: str | Path, label_set: str = "soft", i
             if label_set == "hard":
                 keypoints[~p["hard_mask"][k], 2] = 0.0
             x1, y1, x2, y2 = (float(v) for v in p["box"][k])
-            results.append({"image_id": image_id, "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
-                            "score": float(p["score"][k]), "keypoints": [round(float(v), 3) for v in keypoints.ravel()]})
+            results.append(
+                {
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(p["score"][k]),
+                    "keypoints": [round(float(v), 3) for v in keypoints.ravel()],
+                }
+            )
     out = Path(out)
     out.write_text(json.dumps(results) + "\n")
-    Path(str(out) + ".images.json").write_text(json.dumps({"images": images, "categories": [
-        {"id": 1, "name": "person", "supercategory": "person"}]}, indent=1) + "\n")
+    Path(str(out) + ".images.json").write_text(
+        json.dumps({"images": images, "categories": [{"id": 1, "name": "person", "supercategory": "person"}]}, indent=1)
+        + "\n"
+    )
     return {"images": len(images), "results": len(results)}

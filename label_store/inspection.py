@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from joints import COCO_KEYPOINTS
 from frames.files import sha256_file
+from joints import COCO_KEYPOINTS
 from label_store.reader import LabelRun
 from label_store.shard import manifest_entries, verify_shard
 
@@ -30,31 +30,45 @@ def inspect_labels(path: str | Path) -> dict:
             hard_persons += int(labels.persons["hard_valid"].sum())
             confidences.append(labels.persons["keypoints_2d"][..., 2])
     conf = np.concatenate(confidences) if confidences else np.zeros((0, 17))
-    quantiles = {name: ([round(float(q), 3) for q in np.quantile(conf[:, j], [0.1, 0.5, 0.9])] if len(conf) else None)
-                 for j, name in enumerate(COCO_KEYPOINTS)}
+    quantiles = {
+        name: ([round(float(q), 3) for q in np.quantile(conf[:, j], [0.1, 0.5, 0.9])] if len(conf) else None)
+        for j, name in enumerate(COCO_KEYPOINTS)
+    }
     provenance = run.provenance() if run.shard_files else {}
     return {
-        "path": str(path), "shards": len(run.shard_files), "frames": len(run),
-        "labelled": len(persons_per_frame), "rejected": dict(rejected), "persons": persons, "hard_persons": hard_persons,
+        "path": str(path),
+        "shards": len(run.shard_files),
+        "frames": len(run),
+        "labelled": len(persons_per_frame),
+        "rejected": dict(rejected),
+        "persons": persons,
+        "hard_persons": hard_persons,
         "persons_per_frame_mean": float(np.mean(persons_per_frame)) if persons_per_frame else 0.0,
         "keypoint_confidence_q10_q50_q90": quantiles,
-        "provenance": {k: provenance.get(k) for k in ("config_hash", "code_version", "created", "checkpoints_json",
-                                                      "thresholds_json", "tta_json")},
+        "provenance": {
+            k: provenance.get(k)
+            for k in ("config_hash", "code_version", "created", "checkpoints_json", "thresholds_json", "tta_json")
+        },
     }
 
 
 def format_inspection(info: dict) -> str:
-    lines = [f"{info['path']}: {info['shards']} shards, {info['frames']} frames ({info['labelled']} labelled, "
-             f"{sum(info['rejected'].values())} rejected)",
-             f"persons: {info['persons']} soft, {info['hard_persons']} hard "
-             f"({100 * info['hard_persons'] / max(info['persons'], 1):.0f} %), {info['persons_per_frame_mean']:.2f} per frame"]
+    lines = [
+        f"{info['path']}: {info['shards']} shards, {info['frames']} frames ({info['labelled']} labelled, "
+        f"{sum(info['rejected'].values())} rejected)",
+        f"persons: {info['persons']} soft, {info['hard_persons']} hard "
+        f"({100 * info['hard_persons'] / max(info['persons'], 1):.0f} %), "
+        f"{info['persons_per_frame_mean']:.2f} per frame",
+    ]
     lines += [f"  rejected {n} x {reason}" for reason, n in sorted(info["rejected"].items())]
     lines.append("keypoint confidence (q10 / q50 / q90):")
     for name, q in info["keypoint_confidence_q10_q50_q90"].items():
         lines.append(f"  {name:15s} " + ("-" if q is None else " / ".join(f"{v:.3f}" for v in q)))
     prov = info["provenance"]
-    lines.append(f"provenance: config {str(prov.get('config_hash'))[:12]}, code {prov.get('code_version')}, "
-                 f"created {prov.get('created')}")
+    lines.append(
+        f"provenance: config {str(prov.get('config_hash'))[:12]}, code {prov.get('code_version')}, "
+        f"created {prov.get('created')}"
+    )
     for name, digest in (prov.get("checkpoints_json") or {}).items():
         lines.append(f"  {name}: sha256 {digest[:16]}...")
     lines.append(f"  thresholds {json.dumps(prov.get('thresholds_json'))}")
@@ -90,7 +104,9 @@ def verify_run(path: str | Path) -> list[str]:
         by_index = {e.index: e for e in entries}
         for index, frames in enumerate(plan):
             if index not in by_index:
-                problems.append(f"{path}: planned shard {index} ({len(frames)} frames) is not committed: run `labels run` again")
+                problems.append(
+                    f"{path}: planned shard {index} ({len(frames)} frames) is not committed: run `labels run` again"
+                )
             elif list(by_index[index].frame_ids) != list(frames):
                 problems.append(f"{path}: shard {index} holds other frames than planned")
         extra = sorted(set(by_index) - set(range(len(plan))))

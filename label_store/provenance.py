@@ -12,16 +12,29 @@ from configs.schema import TeacherConfig, config_hash, to_dict
 
 __all__ = ["make_provenance", "code_version"]
 
-_PACKAGES = ("or-pose-labels", "torch", "torchvision", "mmcv", "mmengine", "mmdet", "mmpose", "numpy", "ray", "h5py",
-             "pycocotools", "opencv-python-headless")
+_PACKAGES = (
+    "or-pose-labels",
+    "torch",
+    "torchvision",
+    "mmcv",
+    "mmengine",
+    "mmdet",
+    "mmpose",
+    "numpy",
+    "ray",
+    "h5py",
+    "pycocotools",
+    "opencv-python-headless",
+)
 
 
 def code_version() -> str:
     """`git describe` of the checkout when there is one (with -dirty), else the package version."""
     root = Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=root, capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"], cwd=root, capture_output=True, text=True, timeout=5
+        )
         if out.returncode == 0 and out.stdout.strip():
             return f"git:{out.stdout.strip()}"
     except (OSError, subprocess.TimeoutExpired):
@@ -44,8 +57,10 @@ def _versions() -> dict[str, str]:
 
 def make_provenance(config: TeacherConfig, checkpoints: dict[str, str], code: str | None = None) -> dict[str, str]:
     resolved = to_dict(config)
-    tta = {"detector": {k: resolved["detector"][k] for k in ("scales", "max_side", "flip", "merge", "merge_iou")},
-           "keypoints": {k: resolved["keypoints"][k] for k in ("flip", "box_scales")}}
+    tta = {
+        "detector": {k: resolved["detector"][k] for k in ("scales", "max_side", "flip", "merge", "merge_iou")},
+        "keypoints": {k: resolved["keypoints"][k] for k in ("flip", "box_scales")},
+    }
     return {
         "config_json": json.dumps(resolved, sort_keys=True),
         "config_hash": config_hash(config),

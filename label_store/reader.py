@@ -66,7 +66,9 @@ class LabelRun:
             with h5py.File(shard, "r") as handle:
                 for row, frame_id in enumerate(_read_all(handle["frames/frame_id"])):
                     if frame_id in self._index:
-                        raise ValueError(f"{shard}: frame {frame_id!r} is also in {self.shard_files[self._index[frame_id][0]]}")
+                        raise ValueError(
+                            f"{shard}: frame {frame_id!r} is also in {self.shard_files[self._index[frame_id][0]]}"
+                        )
                     self._index[frame_id] = (s, row)
                     self._order.append(frame_id)
         self._load = lru_cache(maxsize=cache_shards)(lambda s: _load_shard(str(self.shard_files[s])))

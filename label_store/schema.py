@@ -19,8 +19,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Field", "FRAME_FIELDS", "PERSON_FIELDS", "SHARD_FORMAT", "SHARD_VERSION", "STATUS_LABELLED",
-           "STATUS_REJECTED", "PROVENANCE_KEYS", "STR", "DEPTH_VALID", "DEPTH_HOLE", "DEPTH_OUTSIDE", "DEPTH_NONE"]
+__all__ = [
+    "Field",
+    "FRAME_FIELDS",
+    "PERSON_FIELDS",
+    "SHARD_FORMAT",
+    "SHARD_VERSION",
+    "STATUS_LABELLED",
+    "STATUS_REJECTED",
+    "PROVENANCE_KEYS",
+    "STR",
+    "DEPTH_VALID",
+    "DEPTH_HOLE",
+    "DEPTH_OUTSIDE",
+    "DEPTH_NONE",
+]
 
 SHARD_FORMAT = "or-pose-labels/shard"
 SHARD_VERSION = 1
@@ -66,9 +79,21 @@ PERSON_FIELDS = (
     Field("pose3d_hard", np.float32, (17, 3), "H3D: lifted from H2D; NaN where hard_valid is false"),
     Field("depth_keypoints", np.float32, (17, 2), "S2D keypoints moved onto the depth image, depth pixels"),
     Field("depth_flag", np.int8, (17,), "0 depth valid, 1 depth hole, 2 outside the depth view, 3 no depth"),
-    Field("pose3d_camera", np.float32, (17, 3), "S3D anchored in the color camera frame by depth, mm; NaN if no anchor"),
-    Field("depth_consistency", np.float32, (17,), "agreement of measured depth with pose3d_camera, 0..1; NaN if no depth"),
+    Field(
+        "pose3d_camera", np.float32, (17, 3), "S3D anchored in the color camera frame by depth, mm; NaN if no anchor"
+    ),
+    Field(
+        "depth_consistency", np.float32, (17,), "agreement of measured depth with pose3d_camera, 0..1; NaN if no depth"
+    ),
 )
 
-PROVENANCE_KEYS = ("config_json", "config_hash", "checkpoints_json", "code_version", "packages_json",
-                   "thresholds_json", "tta_json", "created")
+PROVENANCE_KEYS = (
+    "config_json",
+    "config_hash",
+    "checkpoints_json",
+    "code_version",
+    "packages_json",
+    "thresholds_json",
+    "tta_json",
+    "created",
+)

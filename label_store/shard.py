@@ -27,11 +27,25 @@ import numpy as np
 
 from frames.files import sha256_file
 from label_store.schema import (
-    FRAME_FIELDS, PERSON_FIELDS, PROVENANCE_KEYS, SHARD_FORMAT, SHARD_VERSION, STR, Field,
+    FRAME_FIELDS,
+    PERSON_FIELDS,
+    PROVENANCE_KEYS,
+    SHARD_FORMAT,
+    SHARD_VERSION,
+    STR,
+    Field,
 )
 
-__all__ = ["FrameRecord", "write_shard", "verify_shard", "commit_shard", "shard_name", "manifest_entries",
-           "ShardEntry", "read_manifest_entry"]
+__all__ = [
+    "FrameRecord",
+    "write_shard",
+    "verify_shard",
+    "commit_shard",
+    "shard_name",
+    "manifest_entries",
+    "ShardEntry",
+    "read_manifest_entry",
+]
 
 _STR_DTYPE = h5py.string_dtype("utf-8")
 _CHUNK_ROWS = 256
@@ -88,17 +102,32 @@ def _digest(values: np.ndarray) -> str:
 
 def _write(group: h5py.Group, name: str, values: np.ndarray) -> None:
     if values.dtype == object:
-        data = group.create_dataset(name, data=values.astype(_STR_DTYPE) if len(values) else np.array([], dtype=_STR_DTYPE),
-                                    dtype=_STR_DTYPE, chunks=(min(max(len(values), 1), _CHUNK_ROWS),),
-                                    compression="gzip", compression_opts=4, maxshape=(None,))
+        data = group.create_dataset(
+            name,
+            data=values.astype(_STR_DTYPE) if len(values) else np.array([], dtype=_STR_DTYPE),
+            dtype=_STR_DTYPE,
+            chunks=(min(max(len(values), 1), _CHUNK_ROWS),),
+            compression="gzip",
+            compression_opts=4,
+            maxshape=(None,),
+        )
     else:
         chunks = (min(max(len(values), 1), _CHUNK_ROWS), *values.shape[1:])
-        data = group.create_dataset(name, data=values, chunks=chunks, compression="gzip", compression_opts=4,
-                                    shuffle=True, maxshape=(None, *values.shape[1:]))
+        data = group.create_dataset(
+            name,
+            data=values,
+            chunks=chunks,
+            compression="gzip",
+            compression_opts=4,
+            shuffle=True,
+            maxshape=(None, *values.shape[1:]),
+        )
     data.attrs["sha256"] = _digest(values)
 
 
-def write_shard(path: str | Path, records: Sequence[FrameRecord], provenance: Mapping[str, str], shard_index: int) -> None:
+def write_shard(
+    path: str | Path, records: Sequence[FrameRecord], provenance: Mapping[str, str], shard_index: int
+) -> None:
     """Write a whole shard in one go: every dataset as one array (one h5py call each)."""
     missing = [k for k in PROVENANCE_KEYS if k not in provenance]
     if missing:
@@ -106,8 +135,13 @@ def write_shard(path: str | Path, records: Sequence[FrameRecord], provenance: Ma
     person_counts = [r.num_persons for r in records]
     offsets = np.concatenate([[0], np.cumsum(person_counts)]).astype(np.int64)
     with h5py.File(path, "w") as handle:
-        handle.attrs.update(format=SHARD_FORMAT, version=SHARD_VERSION, shard_index=shard_index,
-                            num_frames=len(records), num_persons=int(offsets[-1]))
+        handle.attrs.update(
+            format=SHARD_FORMAT,
+            version=SHARD_VERSION,
+            shard_index=shard_index,
+            num_frames=len(records),
+            num_persons=int(offsets[-1]),
+        )
         frames = handle.create_group("frames")
         for f in FRAME_FIELDS:
             _write(frames, f.name, _column(f, [r.frame[f.name] for r in records]))
@@ -142,9 +176,15 @@ def verify_shard(path: str | Path) -> list[str]:
         try:
             attrs = handle.attrs
             if attrs.get("format") != SHARD_FORMAT or attrs.get("version") != SHARD_VERSION:
-                return [f"{path}: not a version-{SHARD_VERSION} shard (format={attrs.get('format')!r}, version={attrs.get('version')!r})"]
+                return [
+                    f"{path}: not a version-{SHARD_VERSION} shard (format={attrs.get('format')!r}, "
+                    f"version={attrs.get('version')!r})"
+                ]
             num_frames, num_persons = int(attrs["num_frames"]), int(attrs["num_persons"])
-            for group_name, fields, rows in (("frames", FRAME_FIELDS, num_frames), ("persons", PERSON_FIELDS, num_persons)):
+            for group_name, fields, rows in (
+                ("frames", FRAME_FIELDS, num_frames),
+                ("persons", PERSON_FIELDS, num_persons),
+            ):
                 if group_name not in handle:
                     problems.append(f"{path}: group /{group_name} is missing")
                     continue
@@ -155,7 +195,9 @@ def verify_shard(path: str | Path) -> list[str]:
                         continue
                     data = group[f.name]
                     if data.shape != (rows, *f.shape):
-                        problems.append(f"{path}: /{group_name}/{f.name} has shape {data.shape}, expected {(rows, *f.shape)}")
+                        problems.append(
+                            f"{path}: /{group_name}/{f.name} has shape {data.shape}, expected {(rows, *f.shape)}"
+                        )
                         continue
                     try:
                         values = _read_all(data)
@@ -163,12 +205,21 @@ def verify_shard(path: str | Path) -> list[str]:
                         problems.append(f"{path}: /{group_name}/{f.name}: unreadable data ({error})")
                         continue
                     if _digest(values) != data.attrs.get("sha256"):
-                        problems.append(f"{path}: /{group_name}/{f.name}: checksum mismatch (the data changed after writing)")
+                        problems.append(
+                            f"{path}: /{group_name}/{f.name}: checksum mismatch (the data changed after writing)"
+                        )
             offsets = handle["frames/person_offset"][()]
             if _digest(offsets) != handle["frames/person_offset"].attrs.get("sha256"):
                 problems.append(f"{path}: /frames/person_offset: checksum mismatch (the data changed after writing)")
-            if len(offsets) != num_frames + 1 or offsets[0] != 0 or offsets[-1] != num_persons or np.any(np.diff(offsets) < 0):
-                problems.append(f"{path}: /frames/person_offset does not partition {num_persons} persons over {num_frames} frames")
+            if (
+                len(offsets) != num_frames + 1
+                or offsets[0] != 0
+                or offsets[-1] != num_persons
+                or np.any(np.diff(offsets) < 0)
+            ):
+                problems.append(
+                    f"{path}: /frames/person_offset does not partition {num_persons} persons over {num_frames} frames"
+                )
             prov = handle["provenance"].attrs if "provenance" in handle else {}
             for key in PROVENANCE_KEYS:
                 if key not in prov:
@@ -196,8 +247,14 @@ def _link_exclusive(temporary: Path, final: Path) -> bool:
 
 def read_manifest_entry(path: Path) -> ShardEntry:
     data = json.loads(path.read_text())
-    return ShardEntry(data["index"], data["file"], tuple(data["frame_ids"]), data["num_persons"], data["sha256"],
-                      data.get("rejected", {}))
+    return ShardEntry(
+        data["index"],
+        data["file"],
+        tuple(data["frame_ids"]),
+        data["num_persons"],
+        data["sha256"],
+        data.get("rejected", {}),
+    )
 
 
 def manifest_entries(run_dir: str | Path) -> list[ShardEntry]:
@@ -206,8 +263,9 @@ def manifest_entries(run_dir: str | Path) -> list[ShardEntry]:
     return sorted((read_manifest_entry(p) for p in folder.glob("shard-*.json")), key=lambda e: e.index)
 
 
-def commit_shard(run_dir: str | Path, shard_index: int, records: Sequence[FrameRecord],
-                 provenance: Mapping[str, str]) -> ShardEntry:
+def commit_shard(
+    run_dir: str | Path, shard_index: int, records: Sequence[FrameRecord], provenance: Mapping[str, str]
+) -> ShardEntry:
     """Write, verify and commit one shard (see the module docstring). Idempotent: committing a
     shard that is already committed returns the existing entry and writes nothing."""
     run_dir = Path(run_dir)
@@ -239,7 +297,9 @@ def commit_shard(run_dir: str | Path, shard_index: int, records: Sequence[FrameR
         _link_exclusive(temporary, final)
 
     entry = {
-        "index": shard_index, "file": f"shards/{name}.h5", "frame_ids": frame_ids,
+        "index": shard_index,
+        "file": f"shards/{name}.h5",
+        "frame_ids": frame_ids,
         "num_persons": int(sum(r.num_persons for r in records)),
         "sha256": sha256_file(final),
         "rejected": {r.frame["frame_id"]: r.frame["reject_reason"] for r in records if r.frame["reject_reason"]},

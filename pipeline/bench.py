@@ -32,8 +32,15 @@ __all__ = ["bench", "naive_loop", "teacher_flops", "dense_peak_tflops"]
 
 # Dense (no sparsity) bf16/fp16 tensor-core peaks from the vendors' data sheets, TFLOP/s. The
 # fraction of peak a run reaches is its counted FLOPs per second over this figure.
-DENSE_PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.4), ("H200", 989.4), ("A100", 312.0), ("L40S", 362.1),
-                     ("A10", 125.0), ("V100", 125.0))
+DENSE_PEAK_TFLOPS = (
+    ("H100 PCIe", 756.0),
+    ("H100", 989.4),
+    ("H200", 989.4),
+    ("A100", 312.0),
+    ("L40S", 362.1),
+    ("A10", 125.0),
+    ("V100", 125.0),
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,19 +105,47 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
     wd = weights_dir or config.weights_dir
     device = pick_device(config.device)
     speed = dict(precision=config.precision, channels_last=config.channels_last)
-    detector = PersonDetector(config.detector, checkpoint_path(wd, config.detector.checkpoint), device,
-                              config.thresholds.box_score, CONFIG_DIR, **speed)
-    keypoints = TopDownKeypoints(dataclasses.replace(config.keypoints, crops_per_forward=1),
-                                 checkpoint_path(wd, config.keypoints.checkpoint), device, CONFIG_DIR, **speed)
-    lifter = Lifter(dataclasses.replace(config.lifter, poses_per_forward=1), checkpoint_path(wd, config.lifter.checkpoint),
-                    device, CONFIG_DIR, precision=config.precision)
+    detector = PersonDetector(
+        config.detector,
+        checkpoint_path(wd, config.detector.checkpoint),
+        device,
+        config.thresholds.box_score,
+        CONFIG_DIR,
+        **speed,
+    )
+    keypoints = TopDownKeypoints(
+        dataclasses.replace(config.keypoints, crops_per_forward=1),
+        checkpoint_path(wd, config.keypoints.checkpoint),
+        device,
+        CONFIG_DIR,
+        **speed,
+    )
+    lifter = Lifter(
+        dataclasses.replace(config.lifter, poses_per_forward=1),
+        checkpoint_path(wd, config.lifter.checkpoint),
+        device,
+        CONFIG_DIR,
+        precision=config.precision,
+    )
     # The views are made here as in the pipeline; mmdet's own test pipeline must not resize them again.
     from mmdet.utils import register_all_modules
 
     register_all_modules(init_default_scope=True)
-    test_pipeline = Compose([dict(type="mmdet.LoadImageFromNDArray"), dict(type="mmdet.Resize", scale_factor=1.0, keep_ratio=True),
-                             dict(type="mmdet.PackDetInputs")])
-    seconds = {"load": time.perf_counter() - started, "decode": 0.0, "detect": 0.0, "keypoints": 0.0, "lift": 0.0, "write": 0.0}
+    test_pipeline = Compose(
+        [
+            dict(type="mmdet.LoadImageFromNDArray"),
+            dict(type="mmdet.Resize", scale_factor=1.0, keep_ratio=True),
+            dict(type="mmdet.PackDetInputs"),
+        ]
+    )
+    seconds = {
+        "load": time.perf_counter() - started,
+        "decode": 0.0,
+        "detect": 0.0,
+        "keypoints": 0.0,
+        "lift": 0.0,
+        "write": 0.0,
+    }
     source = open_source(frames)
     with h5py.File(out, "w") as store:
         for ref in source.refs():
@@ -122,11 +157,21 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
             views, full_masks = [], []
             for view in detection_views(w, h, config.detector.scales, config.detector.max_side, config.detector.flip):
                 with forward_context(device, config.precision):
-                    result = inference_detector(detector.model, render_view(frame.color_bgr, view), test_pipeline=test_pipeline)
+                    result = inference_detector(
+                        detector.model, render_view(frame.color_bgr, view), test_pipeline=test_pipeline
+                    )
                 pred = result.pred_instances
                 person = (pred.labels == detector.person_label).cpu().numpy()
-                views.append((boxes_from_view(pred.bboxes.cpu().numpy()[person], view), pred.scores.cpu().numpy()[person],
-                              np.flatnonzero(person), view, len(views), 0))
+                views.append(
+                    (
+                        boxes_from_view(pred.bboxes.cpu().numpy()[person], view),
+                        pred.scores.cpu().numpy()[person],
+                        np.flatnonzero(person),
+                        view,
+                        len(views),
+                        0,
+                    )
+                )
                 full_masks.append(pred.masks.cpu().numpy())
             boxes, scores, picks = detector._merge(views)
             masks = np.zeros((len(picks), h, w), dtype=bool)
@@ -138,9 +183,13 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
             people = keypoints([frame.color_bgr], [boxes])[0]
             seconds["keypoints"] += time.perf_counter() - t
             t = time.perf_counter()
-            soft = [lifter(people.keypoints[p:p + 1], boxes[p:p + 1]) for p in range(len(boxes))]
-            hard_mask = hard_keypoints(people.keypoints, config.thresholds.keypoint_score, config.thresholds.min_keypoints)[0]
-            hard = [lifter(people.keypoints[p:p + 1], boxes[p:p + 1], hard_mask[p:p + 1]) for p in range(len(boxes))]
+            soft = [lifter(people.keypoints[p : p + 1], boxes[p : p + 1]) for p in range(len(boxes))]
+            hard_mask = hard_keypoints(
+                people.keypoints, config.thresholds.keypoint_score, config.thresholds.min_keypoints
+            )[0]
+            hard = [
+                lifter(people.keypoints[p : p + 1], boxes[p : p + 1], hard_mask[p : p + 1]) for p in range(len(boxes))
+            ]
             seconds["lift"] += time.perf_counter() - t
             t = time.perf_counter()
             group = store.create_group(ref.frame_id)
@@ -151,8 +200,11 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
             group["pose3d_soft"] = np.concatenate(soft) if soft else np.zeros((0, 17, 3), np.float32)
             group["pose3d_hard"] = np.concatenate(hard) if hard else np.zeros((0, 17, 3), np.float32)
             seconds["write"] += time.perf_counter() - t
-    return {"seconds": seconds, "frames": len(source.refs()),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "seconds": seconds,
+        "frames": len(source.refs()),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def dense_peak_tflops(device_name: str) -> float | None:
@@ -195,9 +247,11 @@ def _naive_labels(path: Path) -> dict:
 
     out = {}
     with h5py.File(path, "r") as store:
+
         def visit(name, item):
             if isinstance(item, h5py.Group) and "box" in item:
                 out[name] = {"persons": {field: item[field][()] for field in NAIVE_FIELDS}}
+
         store.visititems(visit)
     return out
 
@@ -206,9 +260,16 @@ def _naive_labels(path: Path) -> dict:
 PIPELINES = {"ray": ("ray", False), "ray-fused": ("ray", True), "local": ("local", False)}
 
 
-def bench(config_name: str, frames: int, overrides: list[str], weights_dir: str | None = None,
-          memory_factor: int = 10, keep: str | None = None, peak_tflops: float | None = None,
-          pipelines: tuple[str, ...] = tuple(PIPELINES)) -> list[str]:
+def bench(
+    config_name: str,
+    frames: int,
+    overrides: list[str],
+    weights_dir: str | None = None,
+    memory_factor: int = 10,
+    keep: str | None = None,
+    peak_tflops: float | None = None,
+    pipelines: tuple[str, ...] = tuple(PIPELINES),
+) -> list[str]:
     """Run the naive loop and each pipeline variant (`PIPELINES`), each in its own process; return the report lines."""
     from configs.schema import load_teacher_config, parse_overrides
     from label_store.compare import Tolerances, compare, load_labels
@@ -219,7 +280,9 @@ def bench(config_name: str, frames: int, overrides: list[str], weights_dir: str 
     wd = weights_dir or config.weights_dir
     if missing_checkpoints(config, wd):
         if config.name != "tiny":
-            raise FileNotFoundError(f"weights of {config.name} are missing: run `labels weights --teacher {config.name}`")
+            raise FileNotFoundError(
+                f"weights of {config.name} are missing: run `labels weights --teacher {config.name}`"
+            )
         init_seeded_weights(config, wd)
     folder = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="labels-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -229,27 +292,62 @@ def bench(config_name: str, frames: int, overrides: list[str], weights_dir: str 
             generate(target, SynthSettings(frames=count, seed=0, cameras=1, calibrated_depth=False), progress=False)
     python = sys.executable
     common = ["--config", config_name, "--weights-dir", str(wd), *overrides]
+
     # The naive loop runs the model as its mmdet config builds it: mmcv's RoIAlign. When the
     # pipeline uses another kernel, the loop runs a second time with that kernel, so the report can
     # say how much of the ratio is the kernel and how much the pipeline.
     def naive_run(kernel: str, name: str) -> tuple[dict, dict]:
-        run = _timed([python, "-m", "pipeline.bench", "--naive", "--frames", str(small / "manifest.jsonl"),
-                      "--naive-out", str(folder / name), *common, f"detector.roi_align={kernel}"])
+        run = _timed(
+            [
+                python,
+                "-m",
+                "pipeline.bench",
+                "--naive",
+                "--frames",
+                str(small / "manifest.jsonl"),
+                "--naive-out",
+                str(folder / name),
+                *common,
+                f"detector.roi_align={kernel}",
+            ]
+        )
         return run, json.loads(run["stdout"].strip().splitlines()[-1])
 
     naive, naive_stats = naive_run("mmcv", "naive.h5")
     kernel = config.detector.roi_align
     naive_kernel_stats = naive_run(kernel, f"naive-{kernel}.h5")[1] if kernel != "mmcv" else None
-    compute = json.loads(_timed([python, "-m", "pipeline.bench", "--flops", "--frames", str(small / "manifest.jsonl"),
-                                 *common])["stdout"].strip().splitlines()[-1])
+    compute = json.loads(
+        _timed([python, "-m", "pipeline.bench", "--flops", "--frames", str(small / "manifest.jsonl"), *common])[
+            "stdout"
+        ]
+        .strip()
+        .splitlines()[-1]
+    )
     runs: dict[str, dict] = {}
     for variant in pipelines:
         executor, fused = PIPELINES[variant]
         for size, target in (("small", small), ("large", large)):
             out = folder / f"run-{variant}-{target.name}"
-            run = _timed([python, "-m", "pipeline.cli", "run", "--executor", executor, "--frames", str(target / "manifest.jsonl"),
-                          "--out", str(out), "--new-run", "--no-progress", "--summary-json", str(out) + ".json", *common,
-                          f"run.fuse_models={str(fused).lower()}"])
+            run = _timed(
+                [
+                    python,
+                    "-m",
+                    "pipeline.cli",
+                    "run",
+                    "--executor",
+                    executor,
+                    "--frames",
+                    str(target / "manifest.jsonl"),
+                    "--out",
+                    str(out),
+                    "--new-run",
+                    "--no-progress",
+                    "--summary-json",
+                    str(out) + ".json",
+                    *common,
+                    f"run.fuse_models={str(fused).lower()}",
+                ]
+            )
             runs[variant, size] = dict(run, run=out, summary=json.loads(Path(str(out) + ".json").read_text()))
     # Both sides run the same models on the same pixels; what differs is fp32 summation order
     # (crops batched vs one at a time). DARK's sub-pixel step divides by the heatmap's curvature and
@@ -259,8 +357,10 @@ def bench(config_name: str, frames: int, overrides: list[str], weights_dir: str 
     # single-crop forwards (measured); 1e-3 is 1/50 of CI's regression bar.
     tolerances = Tolerances(keypoint_px=0.05, confidence=1e-3, box_px=0.01, pose3d_mm=0.5)
     naive_labels = _naive_labels(folder / "naive.h5")
-    comparisons = {variant: compare(naive_labels, load_labels(runs[variant, "small"]["run"]), tolerances, fields=NAIVE_FIELDS)
-                   for variant in pipelines}
+    comparisons = {
+        variant: compare(naive_labels, load_labels(runs[variant, "small"]["run"]), tolerances, fields=NAIVE_FIELDS)
+        for variant in pipelines
+    }
     naive_fps = frames / naive["seconds"]
     s = naive_stats["seconds"]
 
@@ -271,12 +371,14 @@ def bench(config_name: str, frames: int, overrides: list[str], weights_dir: str 
     lines = [
         f"bench: teacher {config.name}, {frames} synthetic 640x480 frames, {os.cpu_count()} CPUs, "
         f"device {config.device}, overrides {overrides or 'none'}; work in {folder}",
-        f"naive loop : {naive_fps:.3f} frames/s (wall {naive['seconds']:.1f} s, models loaded in it; mmcv's RoIAlign as the model "
+        f"naive loop : {naive_fps:.3f} frames/s (wall {naive['seconds']:.1f} s, models loaded in it; "
+        f"mmcv's RoIAlign as the model "
         f"config builds it), peak RSS {naive['peak_rss_mb']:.0f} MB; its loop alone {naive_steady:.3f} frames/s",
         f"  naive stages s: load {s['load']:.1f}, decode {s['decode']:.1f}, detect {s['detect']:.1f}, "
         f"keypoints {s['keypoints']:.1f}, lift {s['lift']:.1f}, write {s['write']:.1f}",
-        f"pipelines  : end to end at {frames} frames (start-up included on both sides) | peak RSS at {frames} frames (process "
-        f"tree) | at {frames * memory_factor} frames | steady state (after the first batch, {frames * memory_factor}-frame run)",
+        f"pipelines  : end to end at {frames} frames (start-up included on both sides) | peak RSS at {frames} "
+        f"frames (process tree) | at {frames * memory_factor} frames | steady state (after the first batch, "
+        f"{frames * memory_factor}-frame run)",
     ]
     for variant in pipelines:
         small_run, large_run = runs[variant, "small"], runs[variant, "large"]
@@ -284,29 +386,51 @@ def bench(config_name: str, frames: int, overrides: list[str], weights_dir: str 
         growth = 100 * (large_run["peak_rss_mb"] / small_run["peak_rss_mb"] - 1)
         steady = large_run["summary"]["steady_fps"] or float("nan")
         c = comparisons[variant]
-        lines.append(f"  {variant:<10}: {fps:.3f} frames/s = {fps / naive_fps:.2f} x naive | {small_run['peak_rss_mb']:.0f} MB = "
-                     f"{small_run['peak_rss_mb'] / naive['peak_rss_mb']:.2f} x naive | {large_run['peak_rss_mb']:.0f} MB "
-                     f"({growth:+.1f} %) | {steady:.3f} frames/s = {steady / naive_steady:.2f} x naive; labels "
-                     f"{'same' if c.ok else 'DIFFERENT'} ({c.matched} persons matched, {c.added} added, {c.removed} removed, "
-                     f"max keypoint difference {max(c.keypoint_px, default=0):.2g} px)")
+        lines.append(
+            f"  {variant:<10}: {fps:.3f} frames/s = {fps / naive_fps:.2f} x naive | "
+            f"{small_run['peak_rss_mb']:.0f} MB = "
+            f"{small_run['peak_rss_mb'] / naive['peak_rss_mb']:.2f} x naive | {large_run['peak_rss_mb']:.0f} MB "
+            f"({growth:+.1f} %) | {steady:.3f} frames/s = {steady / naive_steady:.2f} x naive; labels "
+            f"{'same' if c.ok else 'DIFFERENT'} ({c.matched} persons matched, {c.added} added, {c.removed} removed, "
+            f"max keypoint difference {max(c.keypoint_px, default=0):.2g} px)"
+        )
         busy = small_run["summary"]["stage_seconds"]
         total = sum(busy.values()) or 1.0
-        lines.append("      busy s per stage: " + ", ".join(f"{k} {v:.1f} ({100 * v / total:.0f} %)" for k, v in busy.items()))
+        lines.append(
+            "      busy s per stage: " + ", ".join(f"{k} {v:.1f} ({100 * v / total:.0f} %)" for k, v in busy.items())
+        )
     if naive_kernel_stats is not None:
         kernel_steady = steady_fps(naive_kernel_stats)
         stock, swapped = _naive_labels(folder / "naive.h5"), _naive_labels(folder / f"naive-{kernel}.h5")
         identical = stock.keys() == swapped.keys() and all(
-            np.array_equal(stock[frame]["persons"][key], swapped[frame]["persons"][key]) for frame in stock for key in NAIVE_FIELDS)
-        lines.append(f"kernel     : the naive loop with the pipelines' RoIAlign kernel ({kernel}) {kernel_steady:.3f} frames/s "
-                     f"= {kernel_steady / naive_steady:.2f} x its stock loop, labels {'identical' if identical else 'DIFFERENT'} "
-                     f"to the bit (the part of the steady ratios that is the kernel, not the pipeline)")
+            np.array_equal(stock[frame]["persons"][key], swapped[frame]["persons"][key])
+            for frame in stock
+            for key in NAIVE_FIELDS
+        )
+        lines.append(
+            f"kernel     : the naive loop with the pipelines' RoIAlign kernel ({kernel}) {kernel_steady:.3f} frames/s "
+            f"= {kernel_steady / naive_steady:.2f} x its stock loop, "
+            f"labels {'identical' if identical else 'DIFFERENT'} "
+            f"to the bit (the part of the steady ratios that is the kernel, not the pipeline); steady state over "
+            "that loop: "
+            + ", ".join(
+                f"{v} {(runs[v, 'large']['summary']['steady_fps'] or float('nan')) / kernel_steady:.2f} x"
+                for v in pipelines
+            )
+        )
     peak = peak_tflops or dense_peak_tflops(compute["device"])
     best = max((runs[v, "large"]["summary"]["steady_fps"] or 0.0) for v in pipelines)
     achieved = compute["flops_per_frame"] * best / 1e12
-    lines.append(f"compute    : {compute['flops_per_frame'] / 1e9:.1f} GFLOP per frame (convolutions and matrix products, "
-                 f"torch's flop counter, mean of {compute['frames']} frames); best steady state {achieved:.4f} TFLOP/s on "
-                 f"{compute['device']}: " + (f"{100 * achieved / peak:.3g} % of its dense bf16/fp16 peak ({peak:g} TFLOP/s)"
-                                             if peak else "peak unknown (give --peak-tflops)"))
+    lines.append(
+        f"compute    : {compute['flops_per_frame'] / 1e9:.1f} GFLOP per frame (convolutions and matrix products, "
+        f"torch's flop counter, mean of {compute['frames']} frames); best steady state {achieved:.4f} TFLOP/s on "
+        f"{compute['device']}: "
+        + (
+            f"{100 * achieved / peak:.3g} % of its dense bf16/fp16 peak ({peak:g} TFLOP/s)"
+            if peak
+            else "peak unknown (give --peak-tflops)"
+        )
+    )
     for variant, c in comparisons.items():
         lines += [f"  {variant}: {p}" for p in c.problems[:10]]
     return lines

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from collections import Counter
+from pathlib import Path
 from typing import Callable
 
 __all__ = ["main", "build_parser"]
@@ -45,7 +45,9 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
         "sources read. Same arguments give the same bytes.",
     )
     parser.add_argument("--out", required=True, help="output folder (created)")
-    parser.add_argument("--frames", type=int, default=8, help="instants to render; each is seen by every camera (default 8)")
+    parser.add_argument(
+        "--frames", type=int, default=8, help="instants to render; each is seen by every camera (default 8)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--cameras", type=int, default=1, help="ceiling cameras, 1 to 4 (default 1)")
     parser.add_argument("--width", type=int, default=640, help="color width in pixels (default 640)")
@@ -61,13 +63,21 @@ def _run_synth(args: argparse.Namespace) -> int:
     from synth.generate import SynthSettings, generate
 
     settings = SynthSettings(
-        frames=args.frames, seed=args.seed, cameras=args.cameras, width=args.width, height=args.height,
-        max_people=args.max_people, calibrated_depth=not args.no_calibrated_depth,
-        depth_unit_mm=args.depth_unit_mm, holes=not args.no_holes,
+        frames=args.frames,
+        seed=args.seed,
+        cameras=args.cameras,
+        width=args.width,
+        height=args.height,
+        max_people=args.max_people,
+        calibrated_depth=not args.no_calibrated_depth,
+        depth_unit_mm=args.depth_unit_mm,
+        holes=not args.no_holes,
     )
     summary = generate(args.out, settings)
-    print(f"wrote {summary['images']} images ({summary['instants']} instants x {settings.cameras} cameras), "
-          f"{summary['persons']} person annotations to {args.out}")
+    print(
+        f"wrote {summary['images']} images ({summary['instants']} instants x {settings.cameras} cameras), "
+        f"{summary['persons']} person annotations to {args.out}"
+    )
     return 0
 
 
@@ -90,8 +100,9 @@ def _run_check_frames(args: argparse.Namespace) -> int:
     from frames.errors import FrameError
     from frames.sources import open_source
 
-    source = open_source(args.source, calibration=args.calibration, annotation=args.annotation,
-                         depth_unit_mm=args.depth_unit_mm)
+    source = open_source(
+        args.source, calibration=args.calibration, annotation=args.annotation, depth_unit_mm=args.depth_unit_mm
+    )
     refs = source.refs()
     good: Counter[str] = Counter()
     rejected: list[FrameError] = []
@@ -120,14 +131,23 @@ def _add_weights(sub: argparse._SubParsersAction) -> None:
         "1 with each file name, its URL and where to put it. --init writes seeded weights instead (the tiny teacher's "
         "offline weights). Checkpoints that do not fit their architecture are refused when a run loads them.",
     )
-    parser.add_argument("--teacher", default="paper", help="teacher name (configs/teachers/NAME.py) or config path (default paper)")
+    parser.add_argument(
+        "--teacher", default="paper", help="teacher name (configs/teachers/NAME.py) or config path (default paper)"
+    )
     parser.add_argument("--weights-dir", help="weights folder (default: the config's weights_dir, 'weights')")
-    parser.add_argument("--init", action="store_true", help="write seeded initial weights under the config's checkpoint names")
+    parser.add_argument(
+        "--init", action="store_true", help="write seeded initial weights under the config's checkpoint names"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for --init (default 0)")
-    parser.add_argument("--if-missing", action="store_true", help="with --init: keep checkpoints that are already there")
-    parser.add_argument("--info", action="store_true",
-                        help="print each model's parameters and FLOPs (built from its config; no checkpoint needed; "
-                        "minutes on a CPU for the paper teacher) against the paper's Table 1, and exit")
+    parser.add_argument(
+        "--if-missing", action="store_true", help="with --init: keep checkpoints that are already there"
+    )
+    parser.add_argument(
+        "--info",
+        action="store_true",
+        help="print each model's parameters and FLOPs (built from its config; no checkpoint needed; "
+        "minutes on a CPU for the paper teacher) against the paper's Table 1, and exit",
+    )
     parser.set_defaults(func=_run_weights)
 
 
@@ -147,9 +167,12 @@ def _add_convert_detectron2(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("source", help="detectron2 model file (.pkl)")
     parser.add_argument("destination", help="mmdet checkpoint to write (.pth)")
-    parser.add_argument("--mm-config", default=None,
-                        help="mmdet model config (default: the paper's X-152, "
-                        "configs/teachers/mm/cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2.py)")
+    parser.add_argument(
+        "--mm-config",
+        default=None,
+        help="mmdet model config (default: the paper's X-152, "
+        "configs/teachers/mm/cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2.py)",
+    )
     parser.set_defaults(func=_run_convert_detectron2)
 
 
@@ -161,8 +184,10 @@ def _run_convert_detectron2(args: argparse.Namespace) -> int:
     except ConversionError as error:
         print(f"labels convert-detectron2: {error}", file=sys.stderr)
         return 1
-    print(f"{meta['sha256']}  {args.destination}\n  {meta['arrays']} arrays from {args.source} "
-          f"(sha256 {meta['source_sha256']}); loaded back strictly into {meta['mm_config']}")
+    print(
+        f"{meta['sha256']}  {args.destination}\n  {meta['arrays']} arrays from {args.source} "
+        f"(sha256 {meta['source_sha256']}); loaded back strictly into {meta['mm_config']}"
+    )
     return 0
 
 
@@ -199,7 +224,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         description="Label every frame of a source with a teacher: the stage graph decode -> detect -> "
         "keypoints -> lift -> label sets and depth transfer (`labels graph` prints it) -> shard commit. The Ray "
         "executor runs it on this machine by default, or on the Ray cluster at --address / RAY_ADDRESS; "
-        "--executor local runs it in this process, without Ray (small runs, debugging). Re-running the same command on the same run directory labels "
+        "--executor local runs it in this process, without Ray (small runs, debugging). "
+        "Re-running the same command on the same run directory labels "
         "only what is missing (a finished run does no model work). Config values are overridden as KEY=VALUE, e.g. "
         "thresholds.box_score=0.5 run.batch_size=4 device=cpu.",
         epilog="examples:\n  labels run --config tiny --frames data/sample/manifest.jsonl --out runs/tiny-sample\n"
@@ -208,13 +234,22 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", default="paper", help="teacher name (configs/teachers/NAME.py) or config file")
-    parser.add_argument("--frames", default="data/sample/manifest.jsonl", help="frame source: manifest (.jsonl/.csv) or "
-                        "an MVOR-style tree (default: the bundled sample)")
+    parser.add_argument(
+        "--frames",
+        default="data/sample/manifest.jsonl",
+        help="frame source: manifest (.jsonl/.csv) or an MVOR-style tree (default: the bundled sample)",
+    )
     parser.add_argument("--out", help="run directory (default runs/<teacher>-<source name>)")
-    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray on this machine)")
-    parser.add_argument("--executor", choices=("ray", "local"), default="ray",
-                        help="ray: actor pools (default; needed for a cluster); local: every stage in this process, "
-                        "decode overlapped with model work (starts in seconds; same labels)")
+    parser.add_argument(
+        "--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray on this machine)"
+    )
+    parser.add_argument(
+        "--executor",
+        choices=("ray", "local"),
+        default="ray",
+        help="ray: actor pools (default; needed for a cluster); local: every stage in this process, "
+        "decode overlapped with model work (starts in seconds; same labels)",
+    )
     _add_source_arguments(parser)
     parser.add_argument("--weights-dir", help="folder of checkpoint files (default: the config's weights_dir)")
     parser.add_argument("--new-run", action="store_true", help="discard what the run directory holds and start again")
@@ -233,13 +268,23 @@ def _run_run(args: argparse.Namespace) -> int:
     from teachers.weights import WeightsMissingError
 
     config = load_teacher_config(args.config, parse_overrides(args.overrides))
-    source = open_source(args.frames, calibration=args.calibration, annotation=args.annotation,
-                         depth_unit_mm=args.depth_unit_mm)
+    source = open_source(
+        args.frames, calibration=args.calibration, annotation=args.annotation, depth_unit_mm=args.depth_unit_mm
+    )
     frames_path = Path(args.frames).resolve()
     out = args.out or f"runs/{config.name}-{frames_path.parent.name if frames_path.is_file() else frames_path.name}"
     try:
-        summary = run_labels(config, source, str(frames_path), out, address=args.address, new_run=args.new_run,
-                             weights_dir=args.weights_dir, progress=not args.no_progress, executor=args.executor)
+        summary = run_labels(
+            config,
+            source,
+            str(frames_path),
+            out,
+            address=args.address,
+            new_run=args.new_run,
+            weights_dir=args.weights_dir,
+            progress=not args.no_progress,
+            executor=args.executor,
+        )
     except (WeightsMissingError, RunMismatchError, RunError, RunLockedError, ValueError) as error:
         print(f"labels run: {error}", file=sys.stderr)
         return 1
@@ -251,12 +296,15 @@ def _run_run(args: argparse.Namespace) -> int:
 
 def _add_graph(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "graph", help="print the stage graph a run executes: stages, resources, columns read and written",
+        "graph",
+        help="print the stage graph a run executes: stages, resources, columns read and written",
         description="Print the stage graph of `labels run` for a teacher config: each stage in order with its kind "
         "(cpu or model), what the Ray executor reserves for it (actors x CPUs/GPUs, from the config's run.* "
         "fields), and the batch columns it reads, writes and drops (checked when the graph is built). Loads no model.",
-        epilog="examples:\n  labels graph --config tiny\n  labels graph --config paper run.fuse_models=true run.gpus_per_actor=1",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog="examples:\n  labels graph --config tiny\n"
+        "  labels graph --config paper run.fuse_models=true run.gpus_per_actor=1",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", default="paper", help="teacher name or config file (default paper)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, dotted paths")
     parser.set_defaults(func=_run_graph)
@@ -268,8 +316,10 @@ def _run_graph(args: argparse.Namespace) -> int:
     from stages.graph import describe_graph
 
     config = load_teacher_config(args.config, parse_overrides(args.overrides))
-    print(f"stage graph of teacher {config.name}" + (" (model stages fused)" if config.run.fuse_models else ""))
-    print("\n".join(describe_graph(run_graph(config), config.run)))
+    graph = run_graph(config)
+    fused = any(spec.parts for spec in graph.stages)
+    print(f"stage graph of teacher {config.name}" + (" (model stages fused into one actor)" if fused else ""))
+    print("\n".join(describe_graph(graph, config.run)))
     return 0
 
 
@@ -296,9 +346,12 @@ def _run_export_coco(args: argparse.Namespace) -> int:
 
 
 def _add_inspect(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("inspect", help="what a run or shard holds: counts, confidences, rejects, provenance",
-                            description="Frames, persons, hard/soft counts, per-keypoint confidence quantiles, rejected "
-                            "frames by reason and the provenance of a run directory or one shard.")
+    parser = sub.add_parser(
+        "inspect",
+        help="what a run or shard holds: counts, confidences, rejects, provenance",
+        description="Frames, persons, hard/soft counts, per-keypoint confidence quantiles, rejected "
+        "frames by reason and the provenance of a run directory or one shard.",
+    )
     parser.add_argument("path", help="run directory or shard file")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=_run_inspect)
@@ -315,9 +368,12 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
 
 def _add_verify(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("verify", help="check schema, checksums, manifest and plan; exit 1 naming each problem",
-                            description="Check every shard's schema and per-dataset checksums, the manifest against "
-                            "the files (sha256), and the plan against the manifest. Exits 1 and names each problem.")
+    parser = sub.add_parser(
+        "verify",
+        help="check schema, checksums, manifest and plan; exit 1 naming each problem",
+        description="Check every shard's schema and per-dataset checksums, the manifest against "
+        "the files (sha256), and the plan against the manifest. Exits 1 and names each problem.",
+    )
     parser.add_argument("path", help="run directory or shard file")
     parser.set_defaults(func=_run_verify)
 
@@ -333,10 +389,13 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 def _add_show(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("show", help="draw one frame's labels: color, depth and 3D side by side",
-                            description="Write a picture of one frame: the color image with boxes, masks and soft and "
-                            "hard skeletons (low-confidence joints hollow, their limbs dashed), the depth image with the "
-                            "labels carried onto it, and the 3D poses.")
+    parser = sub.add_parser(
+        "show",
+        help="draw one frame's labels: color, depth and 3D side by side",
+        description="Write a picture of one frame: the color image with boxes, masks and soft and "
+        "hard skeletons (low-confidence joints hollow, their limbs dashed), the depth image with the "
+        "labels carried onto it, and the 3D poses.",
+    )
     parser.add_argument("path", help="run directory or shard file")
     parser.add_argument("--frame", help="frame id (default: the labelled frame with the most persons)")
     parser.add_argument("-o", "--out", required=True, help="PNG file to write")
@@ -354,8 +413,11 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _add_stats(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("stats", help="plots of a whole run: confidences, persons per frame, hard/soft, "
-                            "uncertainty, depth consistency", description="Write PNG plots of a run into a folder.")
+    parser = sub.add_parser(
+        "stats",
+        help="plots of a whole run: confidences, persons per frame, hard/soft, uncertainty, depth consistency",
+        description="Write PNG plots of a run into a folder.",
+    )
     parser.add_argument("path", help="run directory or shard file")
     parser.add_argument("-o", "--out", required=True, help="folder for the PNG files")
     parser.set_defaults(func=_run_stats)
@@ -370,23 +432,36 @@ def _run_stats(args: argparse.Namespace) -> int:
 
 
 def _add_diff(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("diff", help="compare two runs person by person; exit 1 past the tolerances",
-                            description="Match persons of two runs (or a run and a reference JSON) by box IoU per "
-                            "frame and compare every stored field: boxes, scores, masks, keypoints and their spread, "
-                            "the hard set, the soft, hard and camera-frame 3D poses, the depth-grid labels; NaN must "
-                            "match NaN in place. Report added and removed persons, displacement quantiles, a consistent "
-                            "shift, and every change past the tolerances (exit 1 if any).")
+    parser = sub.add_parser(
+        "diff",
+        help="compare two runs person by person; exit 1 past the tolerances",
+        description="Match persons of two runs (or a run and a reference JSON) by box IoU per "
+        "frame and compare every stored field: boxes, scores, masks, keypoints and their spread, "
+        "the hard set, the soft, hard and camera-frame 3D poses, the depth-grid labels; NaN must "
+        "match NaN in place. Report added and removed persons, displacement quantiles, a consistent "
+        "shift, and every change past the tolerances (exit 1 if any).",
+    )
     parser.add_argument("a", help="run, shard or reference JSON (the baseline)")
     parser.add_argument("b", help="run, shard or reference JSON (the candidate)")
     parser.add_argument("--keypoint-px", type=float, default=1.0, help="largest keypoint displacement (default 1 px)")
     parser.add_argument("--box-px", type=float, default=1.0, help="largest box corner displacement (default 1 px)")
     parser.add_argument("--confidence", type=float, default=0.02, help="largest confidence change (default 0.02)")
-    parser.add_argument("--pose3d-mm", type=float, default=5.0,
-                        help="largest 3D joint change of the soft, hard and camera-frame poses (default 5 mm)")
+    parser.add_argument(
+        "--pose3d-mm",
+        type=float,
+        default=5.0,
+        help="largest 3D joint change of the soft, hard and camera-frame poses (default 5 mm)",
+    )
     parser.add_argument("--score", type=float, default=0.02, help="largest detector score change (default 0.02)")
-    parser.add_argument("--mask-iou", type=float, default=0.9, help="smallest IoU of a matched person's masks (default 0.9)")
-    parser.add_argument("--bias-px", type=float, default=0.1,
-                        help="largest mean signed shift of boxes or keypoints over the whole run (default 0.1 px)")
+    parser.add_argument(
+        "--mask-iou", type=float, default=0.9, help="smallest IoU of a matched person's masks (default 0.9)"
+    )
+    parser.add_argument(
+        "--bias-px",
+        type=float,
+        default=0.1,
+        help="largest mean signed shift of boxes or keypoints over the whole run (default 0.1 px)",
+    )
     parser.add_argument("--added", type=int, default=0, help="persons allowed to appear per frame (default 0)")
     parser.add_argument("--removed", type=int, default=0, help="persons allowed to disappear per frame (default 0)")
     parser.add_argument("--min-iou", type=float, default=0.5, help="box IoU that matches two persons (default 0.5)")
@@ -396,9 +471,17 @@ def _add_diff(sub: argparse._SubParsersAction) -> None:
 def _run_diff(args: argparse.Namespace) -> int:
     from label_store.compare import Tolerances, compare
 
-    tolerances = Tolerances(keypoint_px=args.keypoint_px, confidence=args.confidence, box_px=args.box_px,
-                            pose3d_mm=args.pose3d_mm, added=args.added, removed=args.removed, score=args.score,
-                            mask_iou=args.mask_iou, bias_px=args.bias_px)
+    tolerances = Tolerances(
+        keypoint_px=args.keypoint_px,
+        confidence=args.confidence,
+        box_px=args.box_px,
+        pose3d_mm=args.pose3d_mm,
+        added=args.added,
+        removed=args.removed,
+        score=args.score,
+        mask_iou=args.mask_iou,
+        bias_px=args.bias_px,
+    )
     result = compare(args.a, args.b, tolerances, args.min_iou)
     print("\n".join(result.lines()))
     print("within tolerances" if result.ok else f"{len(result.problems)} change(s) past the tolerances")
@@ -406,18 +489,24 @@ def _run_diff(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("evaluate", help="box AP, keypoint AP, PCK@0.2, left/right swaps and upper-body MPJPE against ground truth",
-                            description="Evaluate a run, or any detector's COCO results file, against COCO-style ground "
-                            "truth (MVOR's file and its quirks included): box AP and AR (AR1, AR10, AR100; AP50, AR1 and "
-                            "AR10 at IoU 0.5), keypoint AP by OKS, PCK at 0.2 of the ground-truth keypoint extent, PCK@0.2 "
-                            "in MVOR's own protocol (head, shoulder, hip, elbow, wrist, mean), the fraction of left/right "
-                            "joint pairs predicted the wrong way round (about 50 percent = the model cannot tell a person's "
-                            "left from right), and, when the ground truth has 3D (the generator's keypoints_3d or MVOR's "
-                            "annotations3D), root-relative MPJPE over the 8 upper-body joints and MPJPE in the camera frame. "
-                            "README 'Labelling MVOR' lists the MVOR figures this reproduces.")
+    parser = sub.add_parser(
+        "evaluate",
+        help="box AP, keypoint AP, PCK@0.2, left/right swaps and upper-body MPJPE against ground truth",
+        description="Evaluate a run, or any detector's COCO results file, against COCO-style ground "
+        "truth (MVOR's file and its quirks included): box AP and AR (AR1, AR10, AR100; AP50, AR1 and "
+        "AR10 at IoU 0.5), keypoint AP by OKS, PCK at 0.2 of the ground-truth keypoint extent, PCK@0.2 "
+        "in MVOR's own protocol (head, shoulder, hip, elbow, wrist, mean), the fraction of left/right "
+        "joint pairs predicted the wrong way round (about 50 percent = the model cannot tell a person's "
+        "left from right), and, when the ground truth has 3D (the generator's keypoints_3d or MVOR's "
+        "annotations3D), root-relative MPJPE over the 8 upper-body joints and MPJPE in the camera frame. "
+        "README 'Labelling MVOR' lists the MVOR figures this reproduces.",
+    )
     parser.add_argument("run", nargs="?", help="run directory or shard file")
-    parser.add_argument("--results", help="COCO results file instead of a run (COCO-17 keypoints, or coco_keypoints beside "
-                        "MVOR's 10; optional pose3d / pose3d_camera, 17 x 3 Human3.6M mm)")
+    parser.add_argument(
+        "--results",
+        help="COCO results file instead of a run (COCO-17 keypoints, or coco_keypoints beside "
+        "MVOR's 10; optional pose3d / pose3d_camera, 17 x 3 Human3.6M mm)",
+    )
     parser.add_argument("--gt", required=True, help="ground-truth COCO file")
     parser.add_argument("--hard", action="store_true", help="evaluate the hard label set (default: soft)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the figures")
@@ -439,46 +528,77 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
-        "bench", help="the pipeline against the naive per-frame loop: frames/s, ratio, memory, same labels",
-        description="Render N synthetic frames and label them with the naive per-frame loop (mmdet's inference_detector "
+        "bench",
+        help="the pipeline against the naive per-frame loop: frames/s, ratio, memory, same labels",
+        description="Render N synthetic frames and label them with the naive per-frame loop "
+        "(mmdet's inference_detector "
         "per TTA view, one keypoint crop per forward, the lifter per person, one h5py write per array) and with each "
         "pipeline variant (--pipelines), each in its own process. Prints frames/s of each and their ratio to the naive "
         "loop, time per stage, peak resident memory (process tree) and its ratio, whether the labels agree, the "
         "pipelines' peak memory at N and 10 x N frames and their steady state, and "
-        "the FLOPs per frame with the fraction of the device's dense bf16/fp16 peak the pipeline reached.")
+        "the FLOPs per frame with the fraction of the device's dense bf16/fp16 peak the pipeline reached.",
+    )
     parser.add_argument("--config", default="tiny", help="teacher (default tiny)")
     parser.add_argument("--frames", type=int, default=16, help="N, frames to label (default 16)")
     parser.add_argument("--memory-factor", type=int, default=10, help="memory is also measured at this x N frames")
     parser.add_argument("--weights-dir", help="folder of checkpoints (tiny: seeded ones are made if missing)")
     parser.add_argument("--keep", help="work folder to keep (frames, runs, naive output); default a temporary one")
-    parser.add_argument("--peak-tflops", type=float,
-                        help="the device's dense bf16/fp16 peak, TFLOP/s, for the fraction-of-peak figure (known GPUs, "
-                        "e.g. H100 989, A100 312, are looked up by name)")
-    parser.add_argument("--pipelines", default="ray,ray-fused,local",
-                        help="pipeline variants to run, comma-separated (default ray,ray-fused,local: the Ray executor "
-                        "with a pool per model stage, with the models fused in one actor, and the in-process executor)")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        help="the device's dense bf16/fp16 peak, TFLOP/s, for the fraction-of-peak figure (known GPUs, "
+        "e.g. H100 989, A100 312, are looked up by name)",
+    )
+    parser.add_argument(
+        "--pipelines",
+        default="ray,ray-fused,local",
+        help="pipeline variants to run, comma-separated (default ray,ray-fused,local: the Ray executor "
+        "with a pool per model stage, with the models fused in one actor, and the in-process executor)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for both sides")
     parser.set_defaults(func=_run_bench)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from pipeline.bench import bench
-
-    from pipeline.bench import PIPELINES
+    from pipeline.bench import PIPELINES, bench
 
     pipelines = tuple(p.strip() for p in args.pipelines.split(",") if p.strip())
     unknown = [p for p in pipelines if p not in PIPELINES]
     if unknown or not pipelines:
         print(f"labels bench: unknown pipeline variant(s) {unknown} (known: {', '.join(PIPELINES)})", file=sys.stderr)
         return 2
-    print("\n".join(bench(args.config, args.frames, args.overrides, args.weights_dir, args.memory_factor, args.keep,
-                           args.peak_tflops, pipelines)))
+    print(
+        "\n".join(
+            bench(
+                args.config,
+                args.frames,
+                args.overrides,
+                args.weights_dir,
+                args.memory_factor,
+                args.keep,
+                args.peak_tflops,
+                pipelines,
+            )
+        )
+    )
     return 0
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_run, _add_graph, _add_bench, _add_inspect, _add_verify, _add_show, _add_stats, _add_diff, _add_evaluate,
-    _add_synth, _add_check_frames, _add_weights, _add_convert_detectron2, _add_export_coco,
+    _add_run,
+    _add_graph,
+    _add_bench,
+    _add_inspect,
+    _add_verify,
+    _add_show,
+    _add_stats,
+    _add_diff,
+    _add_evaluate,
+    _add_synth,
+    _add_check_frames,
+    _add_weights,
+    _add_convert_detectron2,
+    _add_export_coco,
 ]
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -42,11 +43,21 @@ def _check_written(spec: StageSpec, batch: dict) -> dict:
 
 
 class LocalExecutor:
-    """The graph in this process. `decode_threads` batches are decoded ahead of the model work."""
+    """The graph in this process.
 
-    def __init__(self, graph: StageGraph, context: StageContext, batch_size: int, decode_threads: int = 2):
+    The CPU stages before the first model stage (decode) run on `decode_threads` threads a few
+    batches ahead; the rest of the graph runs on `model_threads` threads, each on its own batch,
+    sharing the one copy of each model (torch releases the GIL in its kernels). One model thread
+    with torch's intra-op threads on every core suits a GPU or a model that parallelises well;
+    on a CPU, where RoIAlign and NMS run on one core, two single-threaded model threads keep both
+    cores busy, as two single-threaded detector actors do under Ray.
+    """
+
+    def __init__(
+        self, graph: StageGraph, context: StageContext, batch_size: int, decode_threads: int = 2, model_threads: int = 1
+    ):
         self.graph, self.context, self.batch_size = graph, context, batch_size
-        self.decode_threads = decode_threads
+        self.decode_threads, self.model_threads = decode_threads, model_threads
         first_model = next((k for k, s in enumerate(graph.stages) if s.kind == "model"), len(graph.stages))
         self._ahead, self._rest = graph.stages[:first_model], graph.stages[first_model:]
         self.stages = {spec.name: spec.build(context) for spec in graph.stages}
@@ -63,22 +74,49 @@ class LocalExecutor:
         return batch
 
     def batches(self, rows: list[dict]) -> Iterator[dict]:
-        chunks = [rows[i:i + self.batch_size] for i in range(0, len(rows), self.batch_size)]
-        as_batch = lambda chunk: {key: np.array([row[key] for row in chunk], dtype=object if isinstance(chunk[0][key], str)
-                                                else None) for key in chunk[0]}  # noqa: E731
-        with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as pool:
-            pending = [pool.submit(self._run, self._ahead, as_batch(chunk)) for chunk in chunks[:self.decode_threads + 1]]
-            for k in range(len(chunks)):
-                batch = pending[k].result()
-                following = k + self.decode_threads + 1
-                if following < len(chunks):  # keep decode_threads + 1 batches ahead, no more (memory)
-                    pending.append(pool.submit(self._run, self._ahead, as_batch(chunks[following])))
-                pending[k] = None
-                yield self._run(self._rest, batch)
+        """The graph's output batches, in the order they finish; at most decode_threads + model_threads + 1
+        batches are decoded ahead (memory stays bounded whatever the number of rows)."""
+        chunks = iter([rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)])
+
+        def as_batch(chunk: list[dict]) -> dict:
+            return {
+                key: np.array([row[key] for row in chunk], dtype=object if isinstance(chunk[0][key], str) else None)
+                for key in chunk[0]
+            }
+
+        with (
+            ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as decode_pool,
+            ThreadPoolExecutor(self.model_threads, thread_name_prefix="models") as model_pool,
+        ):
+            decoding: deque = deque()
+            running: set = set()
+
+            def feed() -> None:
+                while len(decoding) < self.decode_threads + 1:
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        return
+                    decoding.append(decode_pool.submit(self._run, self._ahead, as_batch(chunk)))
+
+            feed()
+            while decoding or running:
+                while decoding and len(running) < self.model_threads:
+                    decoded = decoding.popleft()
+                    running.add(model_pool.submit(lambda d=decoded: self._run(self._rest, d.result())))
+                    feed()
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
 
     @classmethod
-    def for_teacher(cls, config: TeacherConfig, weights_dir: str | Path | None = None, calibrations: Mapping = (),
-                    fused: bool = False, batch_size: int | None = None) -> "LocalExecutor":
+    def for_teacher(
+        cls,
+        config: TeacherConfig,
+        weights_dir: str | Path | None = None,
+        calibrations: Mapping = (),
+        fused: bool = False,
+        batch_size: int | None = None,
+    ) -> "LocalExecutor":
         """The teacher's default graph in this process, its weights checked first (WeightsMissingError names each
         missing file and where it comes from). The one-process teacher of notebooks, tests and `labels bench`."""
         from stages.graph import default_graph
@@ -88,16 +126,23 @@ class LocalExecutor:
         missing = missing_checkpoints(config, weights_dir)
         if missing:
             raise WeightsMissingError(missing_message(config, missing))
-        return cls(default_graph(fused), StageContext(config, weights_dir, dict(calibrations)),
-                   batch_size or config.run.batch_size)
+        return cls(
+            default_graph(fused),
+            StageContext(config, weights_dir, dict(calibrations)),
+            batch_size or config.run.batch_size,
+        )
 
     def label_images(self, images: list[np.ndarray]) -> list[dict]:
         """The model stages on images in memory (BGR uint8), all in one batch: per image a dict of the
         columns the model stages write (boxes, scores, mask_rle, keypoints, spread, hard_mask, hard_valid,
         pose_soft, pose_hard; see `labels graph`)."""
         n = len(images)
-        batch = {"frame_id": np.array([f"image{i}" for i in range(n)], dtype=object), "color": objects(images),
-                 REJECT_REASON: np.array([""] * n, dtype=object), REJECT_DETAIL: np.array([""] * n, dtype=object)}
+        batch = {
+            "frame_id": np.array([f"image{i}" for i in range(n)], dtype=object),
+            "color": objects(images),
+            REJECT_REASON: np.array([""] * n, dtype=object),
+            REJECT_DETAIL: np.array([""] * n, dtype=object),
+        }
         models = [s for s in self.graph.stages if s.kind == "model"]
         batch = self._run(models, batch)
         written = [c for spec in models for c in spec.writes]
@@ -150,10 +195,17 @@ class RayExecutor:
         for spec in self.graph.stages:
             r = stage_resources(spec, self.context.config.run)
             gpus = dict(num_gpus=r.gpus) if r.gpus else {}
-            ds = ds.map_batches(_RayStage, fn_constructor_kwargs=dict(spec=spec, context=self.context),
-                                batch_size=self.batch_size, batch_format="numpy",
-                                compute=ray.data.ActorPoolStrategy(size=r.actors), num_cpus=r.cpus, **gpus,
-                                max_restarts=-1, max_task_retries=-1)
+            ds = ds.map_batches(
+                _RayStage,
+                fn_constructor_kwargs=dict(spec=spec, context=self.context),
+                batch_size=self.batch_size,
+                batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=r.actors),
+                num_cpus=r.cpus,
+                **gpus,
+                max_restarts=-1,
+                max_task_retries=-1,
+            )
         yield from ds.iter_batches(batch_size=None, batch_format="numpy")
 
 
@@ -169,8 +221,13 @@ def start_ray(address: str | None, cpus_needed: float) -> bool:
     else:  # the embedded default: a Ray instance on this machine, no dashboard (memory). Its logical
         # CPUs cover what the actor pools ask for, so every pool can start; the OS shares the cores.
         cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed))
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, num_cpus=cpus,
-                 object_store_memory=min(2 * 1024**3, int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.1)))
+        ray.init(
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            num_cpus=cpus,
+            object_store_memory=min(2 * 1024**3, int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.1)),
+        )
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.WARNING)  # our bar and summary say what Ray's INFO lines say
     return True
@@ -180,8 +237,10 @@ def make_executor(kind: str, graph: StageGraph, context: StageContext, batch_siz
     """The executor named `kind` ("ray" or "local") over `graph`; use it as a context manager."""
     if kind == "local":
         if address:
-            raise ValueError("--address names a Ray cluster; the local executor runs in this process (use --executor ray)")
-        return LocalExecutor(graph, context, batch_size)
+            raise ValueError(
+                "--address names a Ray cluster; the local executor runs in this process (use --executor ray)"
+            )
+        return LocalExecutor(graph, context, batch_size, model_threads=context.config.run.detector_actors)
     if kind == "ray":
         return RayExecutor(graph, context, batch_size, address)
     raise ValueError(f"unknown executor {kind!r} (known: {', '.join(EXECUTORS)})")

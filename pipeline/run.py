@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from configs.schema import TeacherConfig
-from frames.sources import FrameSource
 from frames.files import sha256_file
+from frames.sources import FrameSource
 from label_store.provenance import make_provenance
 from label_store.shard import commit_shard
-from pipeline.run_dir import RunPlan, pending_shards, prepare_run_dir
 from pipeline.executors import make_executor
+from pipeline.run_dir import RunPlan, pending_shards, prepare_run_dir
 from pipeline.run_lock import acquire_run_lock
 from stages.context import StageContext
 from stages.graph import StageGraph, default_graph
@@ -62,54 +62,82 @@ class RunSummary:
     executor: str = "ray"
 
     def steady_fps(self) -> float | None:
-        """Frames/s after the first batch, or None when too few frames followed it to say (a few batches say nothing)."""
-        return self.steady_frames / self.steady_seconds if self.steady_seconds > 0 and self.steady_frames >= 32 else None
+        """Frames/s after the first batch, or None when too few frames followed it (a few batches say nothing)."""
+        return (
+            self.steady_frames / self.steady_seconds if self.steady_seconds > 0 and self.steady_frames >= 32 else None
+        )
 
     def to_json(self) -> str:
         """The summary as one JSON object (`labels run --summary-json`; read by `labels bench`)."""
         import dataclasses
         import json
 
-        return json.dumps({**dataclasses.asdict(self), "frames_rejected": dict(self.frames_rejected),
-                           "steady_fps": self.steady_fps()})
+        return json.dumps(
+            {**dataclasses.asdict(self), "frames_rejected": dict(self.frames_rejected), "steady_fps": self.steady_fps()}
+        )
 
     def lines(self) -> list[str]:
         frames = self.frames_labelled + sum(self.frames_rejected.values())
-        out = [f"run: {self.run_dir}",
-               f"plan: {self.planned_frames} frames in {self.shards_total} shards; "
-               f"{self.shards_done_before} were already committed, {self.shards_committed} committed now"]
+        out = [
+            f"run: {self.run_dir}",
+            f"plan: {self.planned_frames} frames in {self.shards_total} shards; "
+            f"{self.shards_done_before} were already committed, {self.shards_committed} committed now",
+        ]
         if not self.model_work:
             out.append("nothing to label: every planned shard is committed (no model was loaded)")
             return out
-        out.append(f"frames: {frames} processed in {self.wall_seconds:.1f} s ({frames / max(self.wall_seconds, 1e-9):.2f} frames/s), "
-                   f"{self.frames_labelled} labelled, {sum(self.frames_rejected.values())} rejected")
+        out.append(
+            f"frames: {frames} processed in {self.wall_seconds:.1f} s "
+            f"({frames / max(self.wall_seconds, 1e-9):.2f} frames/s), "
+            f"{self.frames_labelled} labelled, {sum(self.frames_rejected.values())} rejected"
+        )
         if self.steady_fps() is not None:
             start = "Ray start, model loading" if self.executor == "ray" else "model loading"
-            out.append(f"steady state: {self.steady_fps():.3f} frames/s after the first batch "
-                       f"({start} and the pipeline's fill took the rest)")
+            out.append(
+                f"steady state: {self.steady_fps():.3f} frames/s after the first batch "
+                f"({start} and the pipeline's fill took the rest)"
+            )
         for reason, count in sorted(self.frames_rejected.items()):
             out.append(f"  rejected {count} x {reason}")
-        out.append(f"persons: {self.persons} soft skeletons ({self.soft_keypoints} keypoints), "
-                   f"{self.hard_persons} hard skeletons ({self.hard_keypoints} hard keypoints)")
+        out.append(
+            f"persons: {self.persons} soft skeletons ({self.soft_keypoints} keypoints), "
+            f"{self.hard_persons} hard skeletons ({self.hard_keypoints} hard keypoints)"
+        )
         busy = sum(self.stage_seconds.values()) or 1.0
-        out.append(f"time per stage (busy seconds, summed over workers; {self.executor} executor): " + ", ".join(
-            f"{s} {self.stage_seconds[s]:.1f} s ({100 * self.stage_seconds[s] / busy:.0f} %)" for s in TIMED_STAGES))
+        out.append(
+            f"time per stage (busy seconds, summed over workers; {self.executor} executor): "
+            + ", ".join(
+                f"{s} {self.stage_seconds[s]:.1f} s ({100 * self.stage_seconds[s] / busy:.0f} %)" for s in TIMED_STAGES
+            )
+        )
         return out
 
 
 def _checkpoint_digests(config: TeacherConfig, weights_dir: Path) -> dict[str, str]:
-    return {spec.checkpoint: sha256_file(checkpoint_path(weights_dir, spec.checkpoint))
-            for spec in (config.detector, config.keypoints, config.lifter)}
+    return {
+        spec.checkpoint: sha256_file(checkpoint_path(weights_dir, spec.checkpoint))
+        for spec in (config.detector, config.keypoints, config.lifter)
+    }
 
 
 def run_graph(config: TeacherConfig) -> StageGraph:
     """The stage graph a run of `config` executes: model stages fused into one actor or not (`run.fuse_models`)."""
-    return default_graph(fused=config.run.fuse_models)
+    fused = config.run.fuse_models
+    return default_graph(fused=config.run.gpus_per_actor == 0 if fused is None else fused)
 
 
-def run_labels(config: TeacherConfig, source: FrameSource, source_description: str, run_dir: str | Path,
-               address: str | None = None, new_run: bool = False, weights_dir: str | Path | None = None,
-               progress: bool = True, attempts: int = 3, executor: str = "ray") -> RunSummary:
+def run_labels(
+    config: TeacherConfig,
+    source: FrameSource,
+    source_description: str,
+    run_dir: str | Path,
+    address: str | None = None,
+    new_run: bool = False,
+    weights_dir: str | Path | None = None,
+    progress: bool = True,
+    attempts: int = 3,
+    executor: str = "ray",
+) -> RunSummary:
     """Label every planned frame that is not yet in a committed shard; see the module docstring."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
@@ -122,7 +150,9 @@ def run_labels(config: TeacherConfig, source: FrameSource, source_description: s
         checkpoints = _checkpoint_digests(config, weights_dir)  # sha256 of every checkpoint: hash them once
         plan: RunPlan = prepare_run_dir(run_dir, config, checkpoints, source_description, refs, new_run)
         todo = pending_shards(run_dir, plan)
-        summary = RunSummary(str(run_dir), plan.num_frames, len(plan.shards), len(plan.shards) - len(todo), executor=executor)
+        summary = RunSummary(
+            str(run_dir), plan.num_frames, len(plan.shards), len(plan.shards) - len(todo), executor=executor
+        )
         if not todo:
             summary.wall_seconds = time.perf_counter() - started
             return summary
@@ -130,12 +160,18 @@ def run_labels(config: TeacherConfig, source: FrameSource, source_description: s
         by_id = {r.frame_id: r for r in refs}
         provenance = make_provenance(config, checkpoints)
         graph = run_graph(config)
-        # Ray's actors share the machine: each takes run.torch_threads; in-process, torch takes every core.
-        context = StageContext(config, weights_dir, dict(source.calibrations()),
-                               torch_threads=config.run.torch_threads if executor == "ray" else None)
+        # Ray's actors share the machine: each takes run.torch_threads. In-process, the models run on
+        # run.detector_actors threads: one takes every core, several take run.torch_threads each.
+        threads_each = executor == "ray" or config.run.detector_actors > 1
+        context = StageContext(
+            config,
+            weights_dir,
+            dict(source.calibrations()),
+            torch_threads=config.run.torch_threads if threads_each else None,
+        )
         summary.model_work = True
         with make_executor(executor, graph, context, config.run.batch_size, address) as engine:
-            for attempt in range(attempts):
+            for _attempt in range(attempts):
                 todo = pending_shards(run_dir, plan)
                 if not todo:
                     break
@@ -143,14 +179,24 @@ def run_labels(config: TeacherConfig, source: FrameSource, source_description: s
                 _commit_batches(engine.batches(rows), len(rows), plan, config, provenance, run_dir, summary, progress)
             leftover = pending_shards(run_dir, plan)
             if leftover:
-                raise RunError(f"{len(leftover)} shards could not be completed after {attempts} attempts "
-                               f"(first: {leftover[0]}); run the same command again to finish them")
+                raise RunError(
+                    f"{len(leftover)} shards could not be completed after {attempts} attempts "
+                    f"(first: {leftover[0]}); run the same command again to finish them"
+                )
         summary.wall_seconds = time.perf_counter() - started
         return summary
 
 
-def _commit_batches(batches, total: int, plan: RunPlan, config: TeacherConfig, provenance: dict, run_dir: Path,
-                    summary: RunSummary, progress: bool) -> None:
+def _commit_batches(
+    batches,
+    total: int,
+    plan: RunPlan,
+    config: TeacherConfig,
+    provenance: dict,
+    run_dir: Path,
+    summary: RunSummary,
+    progress: bool,
+) -> None:
     """Gather the executor's output batches per shard; commit each shard when its last frame arrives."""
     from tqdm import tqdm
 
@@ -189,12 +235,16 @@ def _commit_batches(batches, total: int, plan: RunPlan, config: TeacherConfig, p
                     del waiting[shard]
             bar.update(len(batch["frame_id"]))
             busy = sum(summary.stage_seconds.values()) or 1.0
-            bar.set_postfix_str(" ".join(f"{s[:4]}={100 * summary.stage_seconds[s] / busy:.0f}%" for s in TIMED_STAGES)
-                                + f" rejected={rejected}")
+            bar.set_postfix_str(
+                " ".join(f"{s[:4]}={100 * summary.stage_seconds[s] / busy:.0f}%" for s in TIMED_STAGES)
+                + f" rejected={rejected}"
+            )
             if processed >= min(50, total) and rejected / processed > limit:
-                raise RunError(f"{rejected} of {processed} frames were rejected ({100 * rejected / processed:.0f} % > "
-                               f"run.max_rejected_fraction = {100 * limit:.0f} %): "
-                               + ", ".join(f"{n} x {r}" for r, n in summary.frames_rejected.most_common())
-                               + f". The committed shards in {run_dir} list each rejected frame with its reason.")
+                raise RunError(
+                    f"{rejected} of {processed} frames were rejected ({100 * rejected / processed:.0f} % > "
+                    f"run.max_rejected_fraction = {100 * limit:.0f} %): "
+                    + ", ".join(f"{n} x {r}" for r, n in summary.frames_rejected.most_common())
+                    + f". The committed shards in {run_dir} list each rejected frame with its reason."
+                )
     finally:
         bar.close()

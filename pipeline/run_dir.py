@@ -62,12 +62,25 @@ def _identity(config: TeacherConfig, checkpoints: dict[str, str], source: str) -
     resolved = to_dict(config)
     for key in ("run", "device", "weights_dir"):
         resolved.pop(key, None)
-    return {"format": RUN_FORMAT, "version": 1, "teacher": config.name, "labels_hash": labels_hash(config),
-            "labels_config": resolved, "checkpoints": checkpoints, "source": source}
+    return {
+        "format": RUN_FORMAT,
+        "version": 1,
+        "teacher": config.name,
+        "labels_hash": labels_hash(config),
+        "labels_config": resolved,
+        "checkpoints": checkpoints,
+        "source": source,
+    }
 
 
-def prepare_run_dir(run_dir: str | Path, config: TeacherConfig, checkpoints: dict[str, str], source: str,
-                    refs: list[FrameRef], new_run: bool = False) -> RunPlan:
+def prepare_run_dir(
+    run_dir: str | Path,
+    config: TeacherConfig,
+    checkpoints: dict[str, str],
+    source: str,
+    refs: list[FrameRef],
+    new_run: bool = False,
+) -> RunPlan:
     """Create or re-open a run directory; returns its plan. Changes no byte of a matching run."""
     run_dir = Path(run_dir)
     identity = _identity(config, checkpoints, source)
@@ -89,7 +102,9 @@ def prepare_run_dir(run_dir: str | Path, config: TeacherConfig, checkpoints: dic
         if differences:
             raise RunMismatchError(
                 f"{run_dir} holds labels of another teacher setup; labelling on would mix label sets:\n  "
-                + "\n  ".join(differences) + "\nUse another --out, or --new-run to discard this run and start again.")
+                + "\n  ".join(differences)
+                + "\nUse another --out, or --new-run to discard this run and start again."
+            )
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_file, {**identity, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
@@ -100,14 +115,24 @@ def prepare_run_dir(run_dir: str | Path, config: TeacherConfig, checkpoints: dic
         known = {r.frame_id for r in refs}
         missing = [f for shard in plan.shards for f in shard if f not in known]
         if missing:
-            raise RunMismatchError(f"{plan_file}: {len(missing)} planned frames are no longer in the source "
-                                   f"(first: {missing[0]!r}); use --new-run to plan again")
+            raise RunMismatchError(
+                f"{plan_file}: {len(missing)} planned frames are no longer in the source "
+                f"(first: {missing[0]!r}); use --new-run to plan again"
+            )
         return plan
     size = config.run.shard_size
     ids = [r.frame_id for r in refs]
-    plan = RunPlan(size, tuple(tuple(ids[i:i + size]) for i in range(0, len(ids), size)))
-    write_json_atomic(plan_file, {"format": PLAN_FORMAT, "version": 1, "shard_size": size, "num_frames": len(ids),
-                                  "shards": [list(s) for s in plan.shards]})
+    plan = RunPlan(size, tuple(tuple(ids[i : i + size]) for i in range(0, len(ids), size)))
+    write_json_atomic(
+        plan_file,
+        {
+            "format": PLAN_FORMAT,
+            "version": 1,
+            "shard_size": size,
+            "num_frames": len(ids),
+            "shards": [list(s) for s in plan.shards],
+        },
+    )
     return plan
 
 

@@ -66,8 +66,18 @@ class RunLock:
 
     def _write(self, started: str) -> None:
         temporary = self.path.with_name(f".{LOCK_NAME}.{self.token}.tmp")
-        temporary.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": started,
-                                         "heartbeat": time.time(), "token": self.token}) + "\n")
+        temporary.write_text(
+            json.dumps(
+                {
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "started": started,
+                    "heartbeat": time.time(),
+                    "token": self.token,
+                }
+            )
+            + "\n"
+        )
         os.replace(temporary, self.path)
 
     def _beat(self, started: str) -> None:
@@ -125,7 +135,8 @@ def acquire_run_lock(run_dir: str | Path, stale_after_s: float = 120.0, heartbea
                 raise RunLockedError(
                     f"{run_dir} is being labelled by another driver ({_describe(holder)}); wait for it, or stop it. "
                     f"A lock left by a killed driver ({path}) is taken over by itself: on this host once its pid is "
-                    f"gone, from another host once its heartbeat is {stale_after_s:.0f} s old.") from None
+                    f"gone, from another host once its heartbeat is {stale_after_s:.0f} s old."
+                ) from None
             aside = path.with_name(f".{LOCK_NAME}.stale.{lock.token}")
             try:  # the stale lock moves aside under a unique name: of two takers, one wins the rename
                 os.rename(path, aside)

@@ -16,7 +16,17 @@ from stages.rows import REJECT_DETAIL, REJECT_REASON, Timer, num_rows, objects, 
 __all__ = ["AssembleStage", "PERSON_COLUMNS"]
 
 # The per-person columns the model stages wrote: they live in the record from here on.
-PERSON_COLUMNS = ("boxes", "scores", "mask_rle", "keypoints", "spread", "hard_mask", "hard_valid", "pose_soft", "pose_hard")
+PERSON_COLUMNS = (
+    "boxes",
+    "scores",
+    "mask_rle",
+    "keypoints",
+    "spread",
+    "hard_mask",
+    "hard_valid",
+    "pose_soft",
+    "pose_hard",
+)
 
 
 class AssembleStage:
@@ -41,13 +51,20 @@ class AssembleStage:
                     records.append(rejected_record(ref, calibration, batch[REJECT_REASON][i], batch[REJECT_DETAIL][i]))
                     continue
                 depth_encoded = batch["depth_encoded"][i]
-                depth_mm = None if not depth_encoded else depth_counts_to_mm(
-                    decode_depth_bytes(depth_encoded, ref.depth_path, ref.frame_id, calibration.depth_grid),
-                    calibration.depth_unit_mm)
+                depth_mm = (
+                    None
+                    if not depth_encoded
+                    else depth_counts_to_mm(
+                        decode_depth_bytes(depth_encoded, ref.depth_path, ref.frame_id, calibration.depth_grid),
+                        calibration.depth_unit_mm,
+                    )
+                )
                 people = {name: batch[name][i] for name in PERSON_COLUMNS}
                 people["boxes"] = np.asarray(people["boxes"]).reshape(-1, 4)
                 people["scores"] = np.asarray(people["scores"])
-                records.append(labelled_record(ref, calibration, depth_mm, depth_radius_px=self.depth_radius_px, **people))
+                records.append(
+                    labelled_record(ref, calibration, depth_mm, depth_radius_px=self.depth_radius_px, **people)
+                )
             batch = {k: v for k, v in batch.items() if k not in PERSON_COLUMNS and k != "depth_encoded"}
             batch["record"] = objects(records)
         return timer.stamp(batch)

@@ -52,6 +52,10 @@ class DecodeStage:
                     depths.append(b"")
                     reasons.append(error.reason)
                     details.append(str(error))
-            batch = dict(batch, color=objects(colors), depth_encoded=objects(depths),
-                         **{REJECT_REASON: np.array(reasons, dtype=object), REJECT_DETAIL: np.array(details, dtype=object)})
+            batch = dict(
+                batch,
+                color=objects(colors),
+                depth_encoded=objects(depths),
+                **{REJECT_REASON: np.array(reasons, dtype=object), REJECT_DETAIL: np.array(details, dtype=object)},
+            )
         return timer.stamp(batch)

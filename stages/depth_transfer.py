@@ -52,7 +52,7 @@ def _pick_reading(index_map: np.ndarray, uv: np.ndarray, radius: float, entry_de
     the nearest pixel is as likely the background a metre behind as the person in front."""
     h, w = index_map.shape
     r = int(np.ceil(radius))
-    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
     disc = dx * dx + dy * dy <= radius * radius
     dx, dy = dx[disc], dy[disc]
     found = np.full(len(uv), -1, dtype=np.int64)
@@ -75,8 +75,9 @@ def _pick_reading(index_map: np.ndarray, uv: np.ndarray, radius: float, entry_de
     return found
 
 
-def transfer_keypoints(uv_color: np.ndarray, depth_mm: np.ndarray | None, calibration: CameraCalibration,
-                       radius_px: float = 3.0) -> DepthLabels:
+def transfer_keypoints(
+    uv_color: np.ndarray, depth_mm: np.ndarray | None, calibration: CameraCalibration, radius_px: float = 3.0
+) -> DepthLabels:
     """Color keypoints (N, 2) -> their place on the depth image and the surface point seen there."""
     uv_color = np.asarray(uv_color, dtype=np.float64).reshape(-1, 2)
     n = len(uv_color)
@@ -91,7 +92,9 @@ def transfer_keypoints(uv_color: np.ndarray, depth_mm: np.ndarray | None, calibr
     if calibration.registered:
         scale = grid.width / calibration.color.width
         uv_depth = (uv_color + 0.5) * scale - 0.5
-        inside = (uv_depth[:, 0] > -0.5) & (uv_depth[:, 0] < w - 0.5) & (uv_depth[:, 1] > -0.5) & (uv_depth[:, 1] < h - 0.5)
+        inside = (
+            (uv_depth[:, 0] > -0.5) & (uv_depth[:, 0] < w - 0.5) & (uv_depth[:, 1] > -0.5) & (uv_depth[:, 1] < h - 0.5)
+        )
         index_map = np.where(valid, np.arange(h * w).reshape(h, w), -1)
         found = _pick_reading(index_map, uv_depth, radius_px * scale, depth_mm.ravel())
         for k in range(n):
@@ -102,8 +105,9 @@ def transfer_keypoints(uv_color: np.ndarray, depth_mm: np.ndarray | None, calibr
             else:
                 y, x = divmod(int(found[k]), w)
                 # Registered: the depth pixel's ray is the color camera's ray through the scaled pixel.
-                surface[k] = backproject(np.array([(x + 0.5) / scale - 0.5, (y + 0.5) / scale - 0.5]),
-                                         depth_mm[y, x], calibration.color)
+                surface[k] = backproject(
+                    np.array([(x + 0.5) / scale - 0.5, (y + 0.5) / scale - 0.5]), depth_mm[y, x], calibration.color
+                )
         return DepthLabels(uv_depth, flag, surface)
 
     # Calibrated rig: depth pixels -> color camera, with a z-buffer on the color grid.
@@ -140,8 +144,14 @@ def transfer_keypoints(uv_color: np.ndarray, depth_mm: np.ndarray | None, calibr
     return DepthLabels(uv_depth, flag, surface)
 
 
-def anchor_poses(pose_rel: np.ndarray, keypoints: np.ndarray, surface: np.ndarray, flag: np.ndarray,
-                 calibration: CameraCalibration, surface_offset_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def anchor_poses(
+    pose_rel: np.ndarray,
+    keypoints: np.ndarray,
+    surface: np.ndarray,
+    flag: np.ndarray,
+    calibration: CameraCalibration,
+    surface_offset_mm: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Root-relative H36M poses (P, 17, 3) + COCO keypoints (P, 17, 3) + their depth labels
     (surface (P, 17, 3), flag (P, 17)) -> camera-frame poses (P, 17, 3) in the color camera's
     coordinates (NaN where no torso joint has depth) and per-COCO-keypoint depth consistency
@@ -152,8 +162,11 @@ def anchor_poses(pose_rel: np.ndarray, keypoints: np.ndarray, surface: np.ndarra
     consistency = np.full((people, 17), np.nan)
     intr = calibration.color
     for p in range(people):
-        votes = [surface[p, j, 2] + surface_offset_mm[j] - pose_rel[p, COCO_TO_H36M_JOINT[j], 2]
-                 for j in _TORSO if flag[p, j] == DEPTH_VALID]
+        votes = [
+            surface[p, j, 2] + surface_offset_mm[j] - pose_rel[p, COCO_TO_H36M_JOINT[j], 2]
+            for j in _TORSO
+            if flag[p, j] == DEPTH_VALID
+        ]
         if not votes:
             continue
         root_z = float(np.median(votes))

@@ -27,9 +27,17 @@ class DetectStage:
     def from_config(cls, context: StageContext) -> "DetectStage":
         context.set_torch_threads()
         config = context.config
-        return cls(detector=PersonDetector(config.detector, checkpoint_path(context.weights_dir, config.detector.checkpoint),
-                                           pick_device(config.device), config.thresholds.box_score, CONFIG_DIR,
-                                           precision=config.precision, channels_last=config.channels_last))
+        return cls(
+            detector=PersonDetector(
+                config.detector,
+                checkpoint_path(context.weights_dir, config.detector.checkpoint),
+                pick_device(config.device),
+                config.thresholds.box_score,
+                CONFIG_DIR,
+                precision=config.precision,
+                channels_last=config.channels_last,
+            )
+        )
 
     def _detect(self, images: list) -> list:
         return [(d.boxes, d.scores, encode_masks(d.masks)) for d in self.detector(images)]

@@ -20,8 +20,19 @@ from configs.schema import RunSpec
 from stages.context import StageContext
 from stages.rows import REJECT_DETAIL, REJECT_REASON, SOURCE_COLUMNS, timing_column
 
-__all__ = ["StageSpec", "StageGraph", "ContractError", "build_graph", "default_graph", "fuse_models", "FusedModelStage",
-           "Resources", "stage_resources", "describe_graph", "FUSED_NAME"]
+__all__ = [
+    "StageSpec",
+    "StageGraph",
+    "ContractError",
+    "build_graph",
+    "default_graph",
+    "fuse_models",
+    "FusedModelStage",
+    "Resources",
+    "stage_resources",
+    "describe_graph",
+    "FUSED_NAME",
+]
 
 FUSED_NAME = "models"
 
@@ -77,8 +88,10 @@ def _check_contract(source_columns: Sequence[str], stages: Sequence[StageSpec]) 
     for spec in stages:
         for column in spec.reads:
             if column not in available:
-                raise ContractError(f"stage '{spec.name}' reads column '{column}', which no stage before it writes "
-                                    f"(available there: {', '.join(available)})")
+                raise ContractError(
+                    f"stage '{spec.name}' reads column '{column}', which no stage before it writes "
+                    f"(available there: {', '.join(available)})"
+                )
         for column in spec.drops:
             if column not in available:
                 raise ContractError(f"stage '{spec.name}' drops column '{column}', which is not there")
@@ -121,9 +134,17 @@ def fuse_models(graph: StageGraph) -> StageGraph:
             for k, spec in enumerate(run):  # what the group reads from outside itself
                 inside = {c for earlier in run[:k] for c in earlier.writes}
                 reads += [c for c in spec.reads if c not in inside and c not in reads]
-            stages.append(StageSpec(FUSED_NAME, FusedModelStage, "model", tuple(reads),
-                                    tuple(c for c in written if c not in dropped),
-                                    tuple(c for c in dropped if c not in written), tuple(run)))
+            stages.append(
+                StageSpec(
+                    FUSED_NAME,
+                    FusedModelStage,
+                    "model",
+                    tuple(reads),
+                    tuple(c for c in written if c not in dropped),
+                    tuple(c for c in dropped if c not in written),
+                    tuple(run),
+                )
+            )
         else:
             stages.extend(run)
         run.clear()
@@ -145,21 +166,57 @@ def default_graph(fused: bool = False) -> StageGraph:
 
     # The model stages import torch and mmcv: the graph is declared with their classes by name and
     # resolved on first use, so that `labels graph` and the CPU workers do not pay for the import.
-    graph = build_graph([
-        StageSpec("decode", DecodeStage, "cpu",
-                  reads=("frame_id", "camera_id", "color_path", "depth_path", "timestamp"),
-                  writes=("color", "depth_encoded", REJECT_REASON, REJECT_DETAIL)),
-        StageSpec("detect", _lazy("stages.detect", "DetectStage"), "model",
-                  reads=("color", REJECT_REASON), writes=("boxes", "scores", "mask_rle")),
-        StageSpec("keypoints", _lazy("stages.keypoints", "KeypointStage"), "model",
-                  reads=("color", "boxes", REJECT_REASON), writes=("keypoints", "spread"), drops=("color",)),
-        StageSpec("lift", _lazy("stages.lift", "LiftStage"), "model",
-                  reads=("keypoints", "boxes"), writes=("hard_mask", "hard_valid", "pose_soft", "pose_hard")),
-        StageSpec("assemble", AssembleStage, "cpu",
-                  reads=("frame_id", "camera_id", "color_path", "depth_path", "timestamp", "depth_encoded",
-                         REJECT_REASON, REJECT_DETAIL, *PERSON_COLUMNS),
-                  writes=("record",), drops=("depth_encoded", *PERSON_COLUMNS)),
-    ])
+    graph = build_graph(
+        [
+            StageSpec(
+                "decode",
+                DecodeStage,
+                "cpu",
+                reads=("frame_id", "camera_id", "color_path", "depth_path", "timestamp"),
+                writes=("color", "depth_encoded", REJECT_REASON, REJECT_DETAIL),
+            ),
+            StageSpec(
+                "detect",
+                _lazy("stages.detect", "DetectStage"),
+                "model",
+                reads=("color", REJECT_REASON),
+                writes=("boxes", "scores", "mask_rle"),
+            ),
+            StageSpec(
+                "keypoints",
+                _lazy("stages.keypoints", "KeypointStage"),
+                "model",
+                reads=("color", "boxes", REJECT_REASON),
+                writes=("keypoints", "spread"),
+                drops=("color",),
+            ),
+            StageSpec(
+                "lift",
+                _lazy("stages.lift", "LiftStage"),
+                "model",
+                reads=("keypoints", "boxes"),
+                writes=("hard_mask", "hard_valid", "pose_soft", "pose_hard"),
+            ),
+            StageSpec(
+                "assemble",
+                AssembleStage,
+                "cpu",
+                reads=(
+                    "frame_id",
+                    "camera_id",
+                    "color_path",
+                    "depth_path",
+                    "timestamp",
+                    "depth_encoded",
+                    REJECT_REASON,
+                    REJECT_DETAIL,
+                    *PERSON_COLUMNS,
+                ),
+                writes=("record",),
+                drops=("depth_encoded", *PERSON_COLUMNS),
+            ),
+        ]
+    )
     return fuse_models(graph) if fused else graph
 
 
@@ -207,8 +264,11 @@ def describe_graph(graph: StageGraph, run: RunSpec | None = None) -> list[str]:
     for k, spec in enumerate(graph.stages, 1):
         r = stage_resources(spec, run)
         parts = f" = {' -> '.join(p.name for p in spec.parts)} in one process" if spec.parts else ""
-        lines.append(f"{k}. {spec.name} ({spec.kind}{parts}; Ray: {r.actors} actor(s) x {r.cpus:g} CPU"
-                     + (f" + {r.gpus:g} GPU" if r.gpus else "") + f"; class {getattr(spec.cls, '__name__', spec.cls)})")
+        lines.append(
+            f"{k}. {spec.name} ({spec.kind}{parts}; Ray: {r.actors} actor(s) x {r.cpus:g} CPU"
+            + (f" + {r.gpus:g} GPU" if r.gpus else "")
+            + f"; class {getattr(spec.cls, '__name__', spec.cls)})"
+        )
         lines.append(f"     reads  : {', '.join(spec.reads)}")
         lines.append(f"     writes : {', '.join((*spec.writes, *spec.timings))}")
         if spec.drops:

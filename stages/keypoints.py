@@ -26,9 +26,16 @@ class KeypointStage:
     def from_config(cls, context: StageContext) -> "KeypointStage":
         context.set_torch_threads()
         config = context.config
-        return cls(model=TopDownKeypoints(config.keypoints, checkpoint_path(context.weights_dir, config.keypoints.checkpoint),
-                                          pick_device(config.device), CONFIG_DIR, precision=config.precision,
-                                          channels_last=config.channels_last))
+        return cls(
+            model=TopDownKeypoints(
+                config.keypoints,
+                checkpoint_path(context.weights_dir, config.keypoints.checkpoint),
+                pick_device(config.device),
+                CONFIG_DIR,
+                precision=config.precision,
+                channels_last=config.channels_last,
+            )
+        )
 
     def _keypoints(self, items: list) -> list:
         people = self.model([image for image, _ in items], [boxes for _, boxes in items])
@@ -40,7 +47,9 @@ class KeypointStage:
             keypoints = [np.zeros((0, 17, 3), np.float32)] * rows
             spread = [np.zeros((0, 17), np.float32)] * rows
             ok = rows_ok(batch)
-            results = with_oom_backoff(self._keypoints, [(batch["color"][i], batch["boxes"][i]) for i in ok], "keypoints")
+            results = with_oom_backoff(
+                self._keypoints, [(batch["color"][i], batch["boxes"][i]) for i in ok], "keypoints"
+            )
             for i, (k, s) in zip(ok, results):
                 keypoints[i], spread[i] = k, s
             batch = {key: value for key, value in batch.items() if key != "color"}

@@ -32,10 +32,18 @@ class LiftStage:
     def from_config(cls, context: StageContext) -> "LiftStage":
         context.set_torch_threads()
         config = context.config
-        lifter = Lifter(config.lifter, checkpoint_path(context.weights_dir, config.lifter.checkpoint),
-                        pick_device(config.device), CONFIG_DIR, precision=config.precision)
-        return cls(lifter=lifter, keypoint_score=config.thresholds.keypoint_score,
-                   min_keypoints=config.thresholds.min_keypoints)
+        lifter = Lifter(
+            config.lifter,
+            checkpoint_path(context.weights_dir, config.lifter.checkpoint),
+            pick_device(config.device),
+            CONFIG_DIR,
+            precision=config.precision,
+        )
+        return cls(
+            lifter=lifter,
+            keypoint_score=config.thresholds.keypoint_score,
+            min_keypoints=config.thresholds.min_keypoints,
+        )
 
     def _lift(self, items: list) -> list:
         counts = [len(k) for k, _, _ in items]
@@ -54,9 +62,16 @@ class LiftStage:
         with Timer("lift") as timer:
             keypoints = [np.asarray(k, np.float32).reshape(-1, 17, 3) for k in batch["keypoints"]]
             hard = [hard_keypoints(k, self.keypoint_score, self.min_keypoints) for k in keypoints]
-            items = [(k, np.asarray(b).reshape(-1, 4), mask) for k, b, (mask, _) in zip(keypoints, batch["boxes"], hard)]
+            items = [
+                (k, np.asarray(b).reshape(-1, 4), mask) for k, b, (mask, _) in zip(keypoints, batch["boxes"], hard)
+            ]
             results = with_oom_backoff(self._lift, items, "lift")
-            batch = dict(batch, hard_mask=objects([m for m, _ in hard]), hard_valid=objects([v for _, v in hard]),
-                         pose_soft=objects([s for s, _ in results]), pose_hard=objects([h for _, h in results]))
+            batch = dict(
+                batch,
+                hard_mask=objects([m for m, _ in hard]),
+                hard_valid=objects([v for _, v in hard]),
+                pose_soft=objects([s for s, _ in results]),
+                pose_hard=objects([h for _, h in results]),
+            )
             release_freed_heap()
         return timer.stamp(batch)

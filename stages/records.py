@@ -30,13 +30,17 @@ def frame_row(ref: FrameRef, calibration, status: int, reason: str = "", detail:
     depth_grid = calibration.depth_grid if calibration is not None else None
     has_depth = depth_grid is not None and ref.depth_path is not None
     return {
-        "frame_id": ref.frame_id, "camera_id": ref.camera_id, "color_path": ref.color_path,
+        "frame_id": ref.frame_id,
+        "camera_id": ref.camera_id,
+        "color_path": ref.color_path,
         "depth_path": ref.depth_path or "",
         "color_size": [calibration.color.width, calibration.color.height] if calibration is not None else [0, 0],
         "depth_size": [depth_grid.width, depth_grid.height] if has_depth else [0, 0],
         "depth_unit_mm": calibration.depth_unit_mm if has_depth else 0.0,
         "timestamp": ref.timestamp if ref.timestamp is not None else np.nan,
-        "status": status, "reject_reason": reason, "reject_detail": detail,
+        "status": status,
+        "reject_reason": reason,
+        "reject_detail": detail,
     }
 
 
@@ -45,10 +49,23 @@ def rejected_record(ref: FrameRef, calibration, reason: str, detail: str) -> Fra
     return FrameRecord(frame_row(ref, calibration, STATUS_REJECTED, reason, detail))
 
 
-def labelled_record(ref: FrameRef, calibration, depth_mm: np.ndarray | None, *, boxes: np.ndarray, scores: np.ndarray,
-                    mask_rle: list[str], keypoints: np.ndarray, spread: np.ndarray, hard_mask: np.ndarray,
-                    hard_valid: np.ndarray, pose_soft: np.ndarray, pose_hard: np.ndarray, depth_radius_px: float = 3.0,
-                    surface_offset_mm: np.ndarray = SURFACE_OFFSET_MM) -> FrameRecord:
+def labelled_record(
+    ref: FrameRef,
+    calibration,
+    depth_mm: np.ndarray | None,
+    *,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    mask_rle: list[str],
+    keypoints: np.ndarray,
+    spread: np.ndarray,
+    hard_mask: np.ndarray,
+    hard_valid: np.ndarray,
+    pose_soft: np.ndarray,
+    pose_hard: np.ndarray,
+    depth_radius_px: float = 3.0,
+    surface_offset_mm: np.ndarray = SURFACE_OFFSET_MM,
+) -> FrameRecord:
     """One frame's labels as a shard row. `hard_mask`, `hard_valid`: the hard set
     (`stages.label_sets.hard_keypoints`); `pose_hard` is lifted from it (its rows where hard_valid
     is false become NaN here). `depth_mm`: the frame's depth in millimetres (None without depth)."""
@@ -62,9 +79,18 @@ def labelled_record(ref: FrameRef, calibration, depth_mm: np.ndarray | None, *, 
     surface = transfer.surface.reshape(people, 17, 3)
     camera, consistency = anchor_poses(pose_soft, keypoints, surface, flags, calibration, surface_offset_mm)
     persons = {
-        "box": boxes, "score": scores, "mask_rle": list(mask_rle), "keypoints_2d": keypoints,
-        "keypoint_spread": spread, "hard_mask": hard_mask, "hard_valid": hard_valid, "pose3d_soft": pose_soft,
-        "pose3d_hard": pose_hard, "depth_keypoints": transfer.uv.reshape(people, 17, 2), "depth_flag": flags,
-        "pose3d_camera": camera, "depth_consistency": consistency,
+        "box": boxes,
+        "score": scores,
+        "mask_rle": list(mask_rle),
+        "keypoints_2d": keypoints,
+        "keypoint_spread": spread,
+        "hard_mask": hard_mask,
+        "hard_valid": hard_valid,
+        "pose3d_soft": pose_soft,
+        "pose3d_hard": pose_hard,
+        "depth_keypoints": transfer.uv.reshape(people, 17, 2),
+        "depth_flag": flags,
+        "pose3d_camera": camera,
+        "depth_consistency": consistency,
     }
     return FrameRecord(frame_row(ref, calibration, STATUS_LABELLED), persons)

@@ -19,8 +19,18 @@ import numpy as np
 
 from frames.sources import FrameRef
 
-__all__ = ["SOURCE_COLUMNS", "REJECT_REASON", "REJECT_DETAIL", "rows_from_refs", "ref_from_row", "objects", "rows_ok",
-           "num_rows", "timing_column", "Timer"]
+__all__ = [
+    "SOURCE_COLUMNS",
+    "REJECT_REASON",
+    "REJECT_DETAIL",
+    "rows_from_refs",
+    "ref_from_row",
+    "objects",
+    "rows_ok",
+    "num_rows",
+    "timing_column",
+    "Timer",
+]
 
 # frame_id .. timestamp describe the frame (FrameRef); shard_index says which shard the driver commits it to.
 SOURCE_COLUMNS = ("frame_id", "shard_index", "camera_id", "color_path", "depth_path", "timestamp")
@@ -29,16 +39,29 @@ REJECT_REASON, REJECT_DETAIL = "reject_reason", "reject_detail"
 
 def rows_from_refs(refs: Iterable[tuple[FrameRef, int]]) -> list[dict]:
     """(FrameRef, shard index) pairs -> source rows (plain values: Ray Data and the local executor both take them)."""
-    return [{"frame_id": ref.frame_id, "shard_index": shard, "camera_id": ref.camera_id, "color_path": ref.color_path,
-             "depth_path": ref.depth_path or "", "timestamp": ref.timestamp if ref.timestamp is not None else float("nan")}
-            for ref, shard in refs]
+    return [
+        {
+            "frame_id": ref.frame_id,
+            "shard_index": shard,
+            "camera_id": ref.camera_id,
+            "color_path": ref.color_path,
+            "depth_path": ref.depth_path or "",
+            "timestamp": ref.timestamp if ref.timestamp is not None else float("nan"),
+        }
+        for ref, shard in refs
+    ]
 
 
 def ref_from_row(batch: dict, i: int) -> FrameRef:
     depth = batch["depth_path"][i]
     timestamp = float(batch["timestamp"][i])
-    return FrameRef(str(batch["frame_id"][i]), str(batch["camera_id"][i]), str(batch["color_path"][i]),
-                    str(depth) if depth else None, None if np.isnan(timestamp) else timestamp)
+    return FrameRef(
+        str(batch["frame_id"][i]),
+        str(batch["camera_id"][i]),
+        str(batch["color_path"][i]),
+        str(depth) if depth else None,
+        None if np.isnan(timestamp) else timestamp,
+    )
 
 
 def objects(values: Sequence) -> np.ndarray:

@@ -159,20 +159,40 @@ def sample_person(
     ]
     for side in (-1, 1):
         capsules.append(
-            Capsule(pelvis + torso @ np.array([side * 80 * scale, 0, 40]),
-                    thorax + torso @ np.array([side * 110 * scale, 0, -70 * scale]), 95 * scale, "torso")
+            Capsule(
+                pelvis + torso @ np.array([side * 80 * scale, 0, 40]),
+                thorax + torso @ np.array([side * 110 * scale, 0, -70 * scale]),
+                95 * scale,
+                "torso",
+            )
         )
-    for a, b, r, part in ((5, 7, 50, "upper_arm"), (7, 9, 40, "forearm"), (6, 8, 50, "upper_arm"), (8, 10, 40, "forearm")):
+    for a, b, r, part in (
+        (5, 7, 50, "upper_arm"),
+        (7, 9, 40, "forearm"),
+        (6, 8, 50, "upper_arm"),
+        (8, 10, 40, "forearm"),
+    ):
         capsules.append(Capsule(joints[a], joints[b], r * scale, part))
     for wrist_i, elbow_i in ((9, 7), (10, 8)):
         direction = joints[wrist_i] - joints[elbow_i]
         direction /= np.linalg.norm(direction)
-        capsules.append(Capsule(joints[wrist_i] + direction * 70 * scale, joints[wrist_i] + direction * 70 * scale, 45 * scale, "hand"))
+        capsules.append(
+            Capsule(
+                joints[wrist_i] + direction * 70 * scale, joints[wrist_i] + direction * 70 * scale, 45 * scale, "hand"
+            )
+        )
     for a, b, r in ((11, 13, 75), (13, 15, 55), (12, 14, 75), (14, 16, 55)):
         capsules.append(Capsule(joints[a], joints[b], r * scale, "leg"))
     for ankle_i, foot in zip((15, 16), feet):
         capsules.append(Capsule(joints[ankle_i], foot, 45 * scale, "foot"))
-    capsules.append(Capsule(joints[0] - head @ np.array([0, 14, 0]) * scale, joints[0] - head @ np.array([0, 14, 0]) * scale, 18 * scale, "nose"))
+    capsules.append(
+        Capsule(
+            joints[0] - head @ np.array([0, 14, 0]) * scale,
+            joints[0] - head @ np.array([0, 14, 0]) * scale,
+            18 * scale,
+            "nose",
+        )
+    )
     for eye_i in (1, 2):
         center = head_center + (joints[eye_i] - head_center) * 0.93
         capsules.append(Capsule(center, center, 13 * scale, "eye"))
@@ -185,10 +205,21 @@ def sample_person(
     scrub = _SCRUBS[rng.integers(len(_SCRUBS))]
     skin = _SKIN[rng.integers(len(_SKIN))]
     colors = {
-        "scrub": scrub, "skin": skin, "cap": _CAPS[rng.integers(len(_CAPS))],
-        "mask": (215, 200, 150) if masked else skin, "glove": (200, 215, 225) if rng.random() < 0.6 else skin,
-        "shoe": (60, 60, 60) if rng.random() < 0.5 else (230, 230, 230), "eye": (40, 30, 30),
+        "scrub": scrub,
+        "skin": skin,
+        "cap": _CAPS[rng.integers(len(_CAPS))],
+        "mask": (215, 200, 150) if masked else skin,
+        "glove": (200, 215, 225) if rng.random() < 0.6 else skin,
+        "shoe": (60, 60, 60) if rng.random() < 0.5 else (230, 230, 230),
+        "eye": (40, 30, 30),
         "pants": tuple(int(c * 0.8) for c in scrub),
     }
-    return Person(joints=joints, capsules=tuple(capsules), head_center=head_center, head_rotation=head,
-                  torso_rotation=torso, thorax=thorax, colors=colors)
+    return Person(
+        joints=joints,
+        capsules=tuple(capsules),
+        head_center=head_center,
+        head_rotation=head,
+        torso_rotation=torso,
+        thorax=thorax,
+        colors=colors,
+    )

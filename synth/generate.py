@@ -32,7 +32,7 @@ from frames.geometry import apply_rigid, invert_rigid, project
 from joints import COCO_KEYPOINTS, COCO_SKELETON
 from synth.body import JOINT_RADIUS_MM
 from synth.render import KIND_CAPSULE, render
-from synth.scene import CameraRig, sample_rig, sample_scene, sensor_holes, shade
+from synth.scene import sample_rig, sample_scene, sensor_holes, shade
 
 __all__ = ["SynthSettings", "generate", "keypoint_visibility", "VISIBILITY_SLACK_MM"]
 
@@ -56,8 +56,12 @@ class SynthSettings:
 
     def __post_init__(self):
         checks = {
-            "frames": self.frames >= 1, "cameras": 1 <= self.cameras <= 4, "width": self.width >= 32,
-            "height": self.height >= 32, "max_people": self.max_people >= 1, "depth_unit_mm": self.depth_unit_mm > 0,
+            "frames": self.frames >= 1,
+            "cameras": 1 <= self.cameras <= 4,
+            "width": self.width >= 32,
+            "height": self.height >= 32,
+            "max_people": self.max_people >= 1,
+            "depth_unit_mm": self.depth_unit_mm > 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -65,8 +69,13 @@ class SynthSettings:
 
 
 def keypoint_visibility(
-    joints_cam: np.ndarray, intr: Intrinsics, depth: np.ndarray, owner: np.ndarray, person: int,
-    radius_mm: np.ndarray = JOINT_RADIUS_MM, slack_mm: float = VISIBILITY_SLACK_MM,
+    joints_cam: np.ndarray,
+    intr: Intrinsics,
+    depth: np.ndarray,
+    owner: np.ndarray,
+    person: int,
+    radius_mm: np.ndarray = JOINT_RADIUS_MM,
+    slack_mm: float = VISIBILITY_SLACK_MM,
 ) -> tuple[np.ndarray, np.ndarray]:
     """COCO keypoints of one person: (17, 2) pixel coordinates and visibility flags.
 
@@ -135,16 +144,30 @@ def _mvor_cameras_info(rigs, depth_unit_mm: float) -> tuple[dict, dict]:
     intrinsics = []
     for rig, serial in zip(rigs, serials):
         color = _canonical_intrinsics(rig.color)
-        intrinsics.append({"serialnumber": serial, "focallength": [color.fx, color.fy],
-                           "principalpoint": [color.cx, color.cy], "distortion": [0.0] * 5, "skew_value": 0,
-                           "imagesize": [color.width, color.height], "depth_unit_mm": depth_unit_mm})
-    cameras_info = {"camParams": {
-        "intrinsics": intrinsics,
-        "ids": serials,
-        "extrinsics": [canonical(world_to_first @ invert_rigid(rig.world_to_color), CALIBRATION_DIGITS) for rig in rigs],
-        "firstCamToRoomRef": canonical(invert_rigid(world_to_first), CALIBRATION_DIGITS),
-    }}
-    dataset_info = {"camid_2_num": {serial: int(rig.camera_id.removeprefix("cam")) for serial, rig in zip(serials, rigs)}}
+        intrinsics.append(
+            {
+                "serialnumber": serial,
+                "focallength": [color.fx, color.fy],
+                "principalpoint": [color.cx, color.cy],
+                "distortion": [0.0] * 5,
+                "skew_value": 0,
+                "imagesize": [color.width, color.height],
+                "depth_unit_mm": depth_unit_mm,
+            }
+        )
+    cameras_info = {
+        "camParams": {
+            "intrinsics": intrinsics,
+            "ids": serials,
+            "extrinsics": [
+                canonical(world_to_first @ invert_rigid(rig.world_to_color), CALIBRATION_DIGITS) for rig in rigs
+            ],
+            "firstCamToRoomRef": canonical(invert_rigid(world_to_first), CALIBRATION_DIGITS),
+        }
+    }
+    dataset_info = {
+        "camid_2_num": {serial: int(rig.camera_id.removeprefix("cam")) for serial, rig in zip(serials, rigs)}
+    }
     return cameras_info, dataset_info
 
 
@@ -152,8 +175,13 @@ def generate(out_dir: str | Path, settings: SynthSettings, progress: bool = True
     """Render the data set into `out_dir`; returns counts (frames, images, persons)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rigs = sample_rig(np.random.default_rng([settings.seed, 0]), settings.cameras, settings.width,
-                      settings.height, settings.calibrated_depth)
+    rigs = sample_rig(
+        np.random.default_rng([settings.seed, 0]),
+        settings.cameras,
+        settings.width,
+        settings.height,
+        settings.calibrated_depth,
+    )
     day = f"day{settings.day}"
     camera_keys = [f"{day}/{rig.camera_id}" for rig in rigs]
 
@@ -175,12 +203,25 @@ def generate(out_dir: str | Path, settings: SynthSettings, progress: bool = True
             image_id = len(images) + 1
             view_ids.append(image_id)
             frame_id = f"{camera_key}/{stem}"
-            images.append({
-                "id": image_id, "file_name": color_rel, "depth_file_name": depth_rel, "width": rig.color.width,
-                "height": rig.color.height, "frame_id": frame_id, "camera_id": camera_key, "timestamp": (k - 1) / FPS,
-            })
-            entry = {"frame_id": frame_id, "camera": camera_key, "color": color_rel, "depth": depth_rel,
-                     "timestamp": (k - 1) / FPS}
+            images.append(
+                {
+                    "id": image_id,
+                    "file_name": color_rel,
+                    "depth_file_name": depth_rel,
+                    "width": rig.color.width,
+                    "height": rig.color.height,
+                    "frame_id": frame_id,
+                    "camera_id": camera_key,
+                    "timestamp": (k - 1) / FPS,
+                }
+            )
+            entry = {
+                "frame_id": frame_id,
+                "camera": camera_key,
+                "color": color_rel,
+                "depth": depth_rel,
+                "timestamp": (k - 1) / FPS,
+            }
             manifest.append(entry)
 
             owner = np.where(view.kind == KIND_CAPSULE, scene.capsule_owner[view.index], -1)
@@ -194,15 +235,23 @@ def generate(out_dir: str | Path, settings: SynthSettings, progress: bool = True
                 rle = mask_utils.encode(np.asfortranarray(person_mask.astype(np.uint8)))
                 bbox = mask_utils.toBbox(rle).tolist()
                 keypoints = np.concatenate([uv, flags[:, None]], axis=1)
-                annotations.append({
-                    "id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
-                    "area": area, "bbox": canonical(bbox, 2),
-                    "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")},
-                    "keypoints": [canonical([x])[0] if i % 3 < 2 else int(x) for i, x in enumerate(keypoints.ravel())],
-                    "num_keypoints": int((flags > 0).sum()),
-                    "keypoints_3d": canonical(joints_cam),
-                    "person_id": p + 1,
-                })
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": image_id,
+                        "category_id": 1,
+                        "iscrowd": 0,
+                        "area": area,
+                        "bbox": canonical(bbox, 2),
+                        "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")},
+                        "keypoints": [
+                            canonical([x])[0] if i % 3 < 2 else int(x) for i, x in enumerate(keypoints.ravel())
+                        ],
+                        "num_keypoints": int((flags > 0).sum()),
+                        "keypoints_3d": canonical(joints_cam),
+                        "person_id": p + 1,
+                    }
+                )
 
             if rig.depth is not None:
                 calibrated_rel = f"{camera_key}/depth_calibrated/{stem}.png"
@@ -215,29 +264,56 @@ def generate(out_dir: str | Path, settings: SynthSettings, progress: bool = True
 
     cameras_info, dataset_info = _mvor_cameras_info(rigs, settings.depth_unit_mm)
     ground_truth = {
-        "info": {"description": "or-pose-labels synthetic OR scenes", "generator_version": GENERATOR_VERSION,
-                 "settings": asdict(settings)},
+        "info": {
+            "description": "or-pose-labels synthetic OR scenes",
+            "generator_version": GENERATOR_VERSION,
+            "settings": asdict(settings),
+        },
         "images": images,
         "annotations": annotations,
-        "categories": [{"id": 1, "name": "person", "supercategory": "person", "keypoints": list(COCO_KEYPOINTS),
-                        "skeleton": [[a + 1, b + 1] for a, b in COCO_SKELETON]}],
+        "categories": [
+            {
+                "id": 1,
+                "name": "person",
+                "supercategory": "person",
+                "keypoints": list(COCO_KEYPOINTS),
+                "skeleton": [[a + 1, b + 1] for a, b in COCO_SKELETON],
+            }
+        ],
         "multiview_images": multiview,
         "cameras_info": cameras_info,
         "dataset_info": dataset_info,
     }
     (out / "annotations.json").write_text(json.dumps(ground_truth, indent=1) + "\n")
 
-    registered = {key: CameraCalibration(key, _canonical_intrinsics(rig.color), None, True, None, settings.depth_unit_mm)
-                  for key, rig in zip(camera_keys, rigs)}
+    registered = {
+        key: CameraCalibration(key, _canonical_intrinsics(rig.color), None, True, None, settings.depth_unit_mm)
+        for key, rig in zip(camera_keys, rigs)
+    }
     save_calibration(registered, out / "calibration.json")
-    by_id = lambda entry: entry["frame_id"]  # camera-major, the order of the MVOR tree source
+
+    def by_id(entry: dict) -> str:  # camera-major, the order of the MVOR tree source
+        return entry["frame_id"]
+
     (out / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in sorted(manifest, key=by_id)))
     if settings.calibrated_depth:
-        calibrated = {key: CameraCalibration(key, _canonical_intrinsics(rig.color), _canonical_intrinsics(rig.depth), False,
-                                             _canonical_matrix(rig.depth_to_color), settings.depth_unit_mm)
-                      for key, rig in zip(camera_keys, rigs)}
+        calibrated = {
+            key: CameraCalibration(
+                key,
+                _canonical_intrinsics(rig.color),
+                _canonical_intrinsics(rig.depth),
+                False,
+                _canonical_matrix(rig.depth_to_color),
+                settings.depth_unit_mm,
+            )
+            for key, rig in zip(camera_keys, rigs)
+        }
         (out / "calibrated_rig").mkdir(exist_ok=True)
         save_calibration(calibrated, out / "calibrated_rig" / "calibration.json")
-        (out / "calibrated_rig" / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in sorted(manifest_calibrated, key=by_id)))
-    (out / "synth.json").write_text(json.dumps({"generator_version": GENERATOR_VERSION, **asdict(settings)}, indent=1) + "\n")
+        (out / "calibrated_rig" / "manifest.jsonl").write_text(
+            "".join(json.dumps(e) + "\n" for e in sorted(manifest_calibrated, key=by_id))
+        )
+    (out / "synth.json").write_text(
+        json.dumps({"generator_version": GENERATOR_VERSION, **asdict(settings)}, indent=1) + "\n"
+    )
     return {"instants": settings.frames, "images": len(images), "persons": len(annotations)}

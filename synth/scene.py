@@ -18,11 +18,28 @@ from frames.geometry import invert_rigid, look_at
 from synth.body import Person, rot_x, rot_y, rot_z, sample_person
 from synth.render import KIND_BOX, KIND_CAPSULE, KIND_ROOM, RenderResult, SceneGeometry
 
-__all__ = ["CameraRig", "Furniture", "Scene", "sample_rig", "sample_scene", "shade", "sensor_holes", "ROOM_LO", "ROOM_HI"]
+__all__ = [
+    "CameraRig",
+    "Furniture",
+    "Scene",
+    "sample_rig",
+    "sample_scene",
+    "shade",
+    "sensor_holes",
+    "ROOM_LO",
+    "ROOM_HI",
+]
 
 ROOM_LO = np.array([-3000.0, -2500.0, 0.0])
 ROOM_HI = np.array([3000.0, 2500.0, 3000.0])
-_ROOM_COLORS = {0: (190, 200, 185), 1: (190, 200, 185), 2: (200, 205, 195), 3: (200, 205, 195), 4: (115, 125, 110), 5: (225, 225, 225)}
+_ROOM_COLORS = {
+    0: (190, 200, 185),
+    1: (190, 200, 185),
+    2: (200, 205, 195),
+    3: (200, 205, 195),
+    4: (115, 125, 110),
+    5: (225, 225, 225),
+}
 _LIGHT = np.array([0.0, 0.0, 2900.0])
 
 
@@ -56,7 +73,9 @@ class Scene:
     capsule_part: tuple[str, ...]  # (P,) part name of each capsule
 
 
-def sample_rig(rng: np.random.Generator, num_cameras: int, width: int, height: int, calibrated_depth: bool) -> list[CameraRig]:
+def sample_rig(
+    rng: np.random.Generator, num_cameras: int, width: int, height: int, calibrated_depth: bool
+) -> list[CameraRig]:
     """Cameras in distinct upper corners, looking at the table. Fixed for a whole recording."""
     corners = [(-2500, -2000), (2500, 2000), (2500, -2000), (-2500, 2000)]
     if num_cameras > len(corners):
@@ -74,7 +93,9 @@ def sample_rig(rng: np.random.Generator, num_cameras: int, width: int, height: i
             dw, dh = int(round(width * 0.8)), int(round(height * 0.883))
             depth_intr = Intrinsics(dw, dh, 0.57 * dw * 1.25, 0.57 * dw * 1.25, (dw - 1) / 2 + 3.0, (dh - 1) / 2 - 2.0)
             depth_to_color = np.eye(4)
-            depth_to_color[:3, :3] = rot_y(rng.uniform(-1, 1)) @ rot_x(rng.uniform(-1, 1)) @ rot_z(rng.uniform(-0.5, 0.5))
+            depth_to_color[:3, :3] = (
+                rot_y(rng.uniform(-1, 1)) @ rot_x(rng.uniform(-1, 1)) @ rot_z(rng.uniform(-0.5, 0.5))
+            )
             depth_to_color[:3, 3] = [rng.uniform(45, 55), rng.uniform(-3, 3), rng.uniform(-2, 2)]
         rigs.append(CameraRig(f"cam{k + 1}", color, look_at(eye, target), depth_intr, depth_to_color))
     return rigs
@@ -119,15 +140,26 @@ def _place_people(rng: np.random.Generator, count: int) -> list[tuple[np.ndarray
 def sample_scene(rng: np.random.Generator, max_people: int) -> Scene:
     """One instant: 1..max_people people around the table and the furniture."""
     furniture = _sample_furniture(rng)
-    people = tuple(sample_person(rng, pos, yaw) for pos, yaw in _place_people(rng, int(rng.integers(1, max_people + 1))))
+    people = tuple(
+        sample_person(rng, pos, yaw) for pos, yaw in _place_people(rng, int(rng.integers(1, max_people + 1)))
+    )
     capsules = [(c, k) for k, person in enumerate(people) for c in person.capsules]
     geometry = SceneGeometry(
         capsule_a=np.array([c.a for c, _ in capsules]).reshape(-1, 3),
         capsule_b=np.array([c.b for c, _ in capsules]).reshape(-1, 3),
         capsule_radius=np.array([c.radius for c, _ in capsules]),
-        box_lo=furniture.lo, box_hi=furniture.hi, room_lo=ROOM_LO, room_hi=ROOM_HI,
+        box_lo=furniture.lo,
+        box_hi=furniture.hi,
+        room_lo=ROOM_LO,
+        room_hi=ROOM_HI,
     )
-    return Scene(people, furniture, geometry, np.array([k for _, k in capsules], dtype=np.int32), tuple(c.part for c, _ in capsules))
+    return Scene(
+        people,
+        furniture,
+        geometry,
+        np.array([k for _, k in capsules], dtype=np.int32),
+        tuple(c.part for c, _ in capsules),
+    )
 
 
 def _part_colors(scene: Scene, result: RenderResult, mask: np.ndarray) -> np.ndarray:
@@ -141,8 +173,18 @@ def _part_colors(scene: Scene, result: RenderResult, mask: np.ndarray) -> np.nda
     for k, person in enumerate(scene.people):
         c = person.colors
         mine = owners == k
-        simple = {"neck": c["skin"], "ear": c["skin"], "eye": c["eye"], "nose": c["mask"], "upper_arm": c["scrub"],
-                  "forearm": c["skin"], "hand": c["glove"], "leg": c["pants"], "foot": c["shoe"], "torso": c["scrub"]}
+        simple = {
+            "neck": c["skin"],
+            "ear": c["skin"],
+            "eye": c["eye"],
+            "nose": c["mask"],
+            "upper_arm": c["scrub"],
+            "forearm": c["skin"],
+            "hand": c["glove"],
+            "leg": c["pants"],
+            "foot": c["shoe"],
+            "torso": c["scrub"],
+        }
         for part, color in simple.items():
             colors[mine & (parts == part)] = color
         head = mine & (parts == "head")
@@ -158,7 +200,13 @@ def _part_colors(scene: Scene, result: RenderResult, mask: np.ndarray) -> np.nda
         torso = mine & (parts == "torso")
         if torso.any():
             local = (points[torso] - person.thorax) @ person.torso_rotation
-            badge = (local[:, 1] > 30) & (local[:, 0] > -150) & (local[:, 0] < -70) & (local[:, 2] > -230) & (local[:, 2] < -140)
+            badge = (
+                (local[:, 1] > 30)
+                & (local[:, 0] > -150)
+                & (local[:, 0] < -70)
+                & (local[:, 2] > -230)
+                & (local[:, 2] < -140)
+            )
             vneck = (local[:, 1] > 30) & (local[:, 2] > -110) & (np.abs(local[:, 0]) < (local[:, 2] + 110) * 0.45)
             torso_colors = colors[torso]
             torso_colors[vneck] = c["skin"]

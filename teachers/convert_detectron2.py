@@ -41,8 +41,17 @@ import torch
 
 from frames.files import sha256_file
 
-__all__ = ["RULES", "ConversionError", "rename", "convert_state", "convert_detectron2", "read_detectron2_pickle",
-           "DETECTRON2_X152_CONFIG", "seeded_detectron2_arrays", "write_detectron2_pickle"]
+__all__ = [
+    "RULES",
+    "ConversionError",
+    "rename",
+    "convert_state",
+    "convert_detectron2",
+    "read_detectron2_pickle",
+    "DETECTRON2_X152_CONFIG",
+    "seeded_detectron2_arrays",
+    "write_detectron2_pickle",
+]
 
 DETECTRON2_X152_CONFIG = "teachers/mm/cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2.py"
 
@@ -58,24 +67,42 @@ def _minus(offset: int):
 RULES: list[tuple[str, str, dict[int, object]]] = [
     (r"backbone\.bottom_up\.stem\.conv1\.weight", "backbone.conv1.weight", {}),
     (rf"backbone\.bottom_up\.stem\.conv1\.norm\.{_NORM}", "backbone.bn1.{1}", {}),
-    (rf"backbone\.bottom_up\.res(\d)\.(\d+)\.conv2_offset\.{_PARAM}", "backbone.layer{1}.{2}.conv2.conv_offset.{3}",
-     {1: _minus(1)}),
+    (
+        rf"backbone\.bottom_up\.res(\d)\.(\d+)\.conv2_offset\.{_PARAM}",
+        "backbone.layer{1}.{2}.conv2.conv_offset.{3}",
+        {1: _minus(1)},
+    ),
     (r"backbone\.bottom_up\.res(\d)\.(\d+)\.conv(\d)\.weight", "backbone.layer{1}.{2}.conv{3}.weight", {1: _minus(1)}),
-    (rf"backbone\.bottom_up\.res(\d)\.(\d+)\.conv(\d)\.norm\.{_NORM}", "backbone.layer{1}.{2}.bn{3}.{4}",
-     {1: _minus(1)}),
-    (r"backbone\.bottom_up\.res(\d)\.(\d+)\.shortcut\.weight", "backbone.layer{1}.{2}.downsample.0.weight",
-     {1: _minus(1)}),
-    (rf"backbone\.bottom_up\.res(\d)\.(\d+)\.shortcut\.norm\.{_NORM}", "backbone.layer{1}.{2}.downsample.1.{3}",
-     {1: _minus(1)}),
+    (
+        rf"backbone\.bottom_up\.res(\d)\.(\d+)\.conv(\d)\.norm\.{_NORM}",
+        "backbone.layer{1}.{2}.bn{3}.{4}",
+        {1: _minus(1)},
+    ),
+    (
+        r"backbone\.bottom_up\.res(\d)\.(\d+)\.shortcut\.weight",
+        "backbone.layer{1}.{2}.downsample.0.weight",
+        {1: _minus(1)},
+    ),
+    (
+        rf"backbone\.bottom_up\.res(\d)\.(\d+)\.shortcut\.norm\.{_NORM}",
+        "backbone.layer{1}.{2}.downsample.1.{3}",
+        {1: _minus(1)},
+    ),
     (rf"backbone\.fpn_lateral(\d)\.{_PARAM}", "neck.lateral_convs.{1}.conv.{2}", {1: _minus(2)}),
     (rf"backbone\.fpn_output(\d)\.{_PARAM}", "neck.fpn_convs.{1}.conv.{2}", {1: _minus(2)}),
     (rf"proposal_generator\.rpn_head\.conv\.{_PARAM}", "rpn_head.rpn_conv.{1}", {}),
     (rf"proposal_generator\.rpn_head\.objectness_logits\.{_PARAM}", "rpn_head.rpn_cls.{1}", {}),
     (rf"proposal_generator\.rpn_head\.anchor_deltas\.{_PARAM}", "rpn_head.rpn_reg.{1}", {}),
-    (r"roi_heads\.box_head\.(\d)\.conv(\d)\.weight", "roi_head.bbox_head.{1}.shared_convs.{2}.conv.weight",
-     {2: _minus(1)}),
-    (rf"roi_heads\.box_head\.(\d)\.conv(\d)\.norm\.{_PARAM}", "roi_head.bbox_head.{1}.shared_convs.{2}.gn.{3}",
-     {2: _minus(1)}),
+    (
+        r"roi_heads\.box_head\.(\d)\.conv(\d)\.weight",
+        "roi_head.bbox_head.{1}.shared_convs.{2}.conv.weight",
+        {2: _minus(1)},
+    ),
+    (
+        rf"roi_heads\.box_head\.(\d)\.conv(\d)\.norm\.{_PARAM}",
+        "roi_head.bbox_head.{1}.shared_convs.{2}.gn.{3}",
+        {2: _minus(1)},
+    ),
     (rf"roi_heads\.box_head\.(\d)\.fc(\d)\.{_PARAM}", "roi_head.bbox_head.{1}.shared_fcs.{2}.{3}", {2: _minus(1)}),
     (rf"roi_heads\.box_predictor\.(\d)\.cls_score\.{_PARAM}", "roi_head.bbox_head.{1}.fc_cls.{2}", {}),
     (rf"roi_heads\.box_predictor\.(\d)\.bbox_pred\.{_PARAM}", "roi_head.bbox_head.{1}.fc_reg.{2}", {}),
@@ -133,8 +160,10 @@ def convert_state(arrays: dict[str, np.ndarray], model: torch.nn.Module, source:
         if name in _PIXEL_STATISTICS:
             expected = getattr(model.data_preprocessor, _PIXEL_STATISTICS[name]).flatten().cpu().numpy()
             if not np.allclose(array.reshape(-1), expected, atol=1e-3):
-                raise ConversionError(f"{source}: {name} {array.reshape(-1).tolist()} differs from the mmdet config's "
-                                      f"data_preprocessor.{_PIXEL_STATISTICS[name]} {expected.tolist()}")
+                raise ConversionError(
+                    f"{source}: {name} {array.reshape(-1).tolist()} differs from the mmdet config's "
+                    f"data_preprocessor.{_PIXEL_STATISTICS[name]} {expected.tolist()}"
+                )
             continue
         if _DROPPED.match(name):
             continue
@@ -154,14 +183,26 @@ def convert_state(arrays: dict[str, np.ndarray], model: torch.nn.Module, source:
     if unmapped or shapes or missing:
         from teachers.mm import describe_keys
 
-        raise ConversionError(describe_keys(f"{source} does not convert to the mmdet model", {
-            "keys without a place in it": unmapped, "shape mismatches": shapes,
-            "mmdet keys the file does not provide": missing}, limit=6))
+        raise ConversionError(
+            describe_keys(
+                f"{source} does not convert to the mmdet model",
+                {
+                    "keys without a place in it": unmapped,
+                    "shape mismatches": shapes,
+                    "mmdet keys the file does not provide": missing,
+                },
+                limit=6,
+            )
+        )
     return state
 
 
-def convert_detectron2(source: str | Path, destination: str | Path, mm_config: str = DETECTRON2_X152_CONFIG,
-                       model: torch.nn.Module | None = None) -> dict:
+def convert_detectron2(
+    source: str | Path,
+    destination: str | Path,
+    mm_config: str = DETECTRON2_X152_CONFIG,
+    model: torch.nn.Module | None = None,
+) -> dict:
     """Convert `source` (.pkl) into `destination` (.pth) for the mmdet model of `mm_config`.
     Returns the written file's `meta` plus its sha256."""
     from configs.schema import CONFIG_DIR
@@ -171,8 +212,13 @@ def convert_detectron2(source: str | Path, destination: str | Path, mm_config: s
     if model is None:
         model = build_mm_model("mmdet", load_mm_config(mm_config, None, CONFIG_DIR))
     state = convert_state(read_detectron2_pickle(source), model, source=str(source))
-    meta = {"source": source.name, "source_sha256": sha256_file(source), "converter": __name__,
-            "mm_config": mm_config, "arrays": len(state)}
+    meta = {
+        "source": source.name,
+        "source_sha256": sha256_file(source),
+        "converter": __name__,
+        "mm_config": mm_config,
+        "arrays": len(state),
+    }
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".partial")
     torch.save({"state_dict": state, "meta": meta}, partial)

@@ -58,14 +58,25 @@ def set_roi_align_kernel(model: torch.nn.Module, kernel: str) -> int:
 class PersonDetector:
     """`__call__(images) -> list[Detections]`. Images are (H, W, 3) uint8 BGR."""
 
-    def __init__(self, spec: DetectorSpec, checkpoint: str | Path, device: torch.device,
-                 box_threshold: float, config_root: Path | None = None, person_label: int = 0, *,
-                 precision: str = "fp32", channels_last: bool = False):
+    def __init__(
+        self,
+        spec: DetectorSpec,
+        checkpoint: str | Path,
+        device: torch.device,
+        box_threshold: float,
+        config_root: Path | None = None,
+        person_label: int = 0,
+        *,
+        precision: str = "fp32",
+        channels_last: bool = False,
+    ):
         self.spec = spec
         self.box_threshold = box_threshold
         self.person_label = person_label  # 'person' is class 0 in COCO and in the one-class tiny model
         self.device = device
-        self.model, _, self.checkpoint_sha256 = load_model("mmdet", spec, checkpoint, device, config_root, channels_last)
+        self.model, _, self.checkpoint_sha256 = load_model(
+            "mmdet", spec, checkpoint, device, config_root, channels_last
+        )
         set_roi_align_kernel(self.model, spec.roi_align)
         self.precision, self.channels_last = precision, channels_last
         self.merge = MERGERS[spec.merge]
@@ -78,13 +89,17 @@ class PersonDetector:
         from mmdet.structures import DetDataSample
 
         inputs = [torch.from_numpy(img).permute(2, 0, 1).contiguous() for img in images]
-        samples = [DetDataSample(metainfo=dict(img_shape=img.shape[:2], ori_shape=img.shape[:2], scale_factor=(1.0, 1.0)))
-                   for img in images]
+        samples = [
+            DetDataSample(metainfo=dict(img_shape=img.shape[:2], ori_shape=img.shape[:2], scale_factor=(1.0, 1.0)))
+            for img in images
+        ]
         model = self.model
         with forward_context(self.device, self.precision):
             data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples), False)
             metas = [sample.metainfo for sample in data["data_samples"]]
-            batch = data["inputs"].contiguous(memory_format=torch.channels_last) if self.channels_last else data["inputs"]
+            batch = (
+                data["inputs"].contiguous(memory_format=torch.channels_last) if self.channels_last else data["inputs"]
+            )
             features = model.extract_feat(batch)
         # Mixed precision and NHWC cover the backbone and neck (most of the FLOPs); the RPN and RoI
         # heads get fp32 NCHW features: mmcv's RoIAlign has no bf16 CPU kernel, and it reads its
@@ -92,8 +107,9 @@ class PersonDetector:
         features = tuple(level.float().contiguous() for level in features)
         with torch.no_grad():
             proposals = model.rpn_head.predict(features, data["data_samples"], rescale=False)
-            boxes = model.roi_head.predict_bbox(features, metas, proposals, rcnn_test_cfg=model.roi_head.test_cfg,
-                                                rescale=False)
+            boxes = model.roi_head.predict_bbox(
+                features, metas, proposals, rcnn_test_cfg=model.roi_head.test_cfg, rescale=False
+            )
         self.forward_passes += 1
 
         def masks_of(rows_per_view: list[np.ndarray]) -> list[np.ndarray]:
@@ -110,21 +126,31 @@ class PersonDetector:
         jobs = []  # (frame index, view)
         for index, image in enumerate(images):
             h, w = image.shape[:2]
-            jobs += [(index, view) for view in detection_views(w, h, self.spec.scales, self.spec.max_side, self.spec.flip)]
+            jobs += [
+                (index, view) for view in detection_views(w, h, self.spec.scales, self.spec.max_side, self.spec.flip)
+            ]
         jobs.sort(key=lambda job: (job[1].width * job[1].height, job[0], job[1].flip))  # similar sizes together
 
         # Per frame: (boxes, scores, view rows, view, chunk, position in chunk) of every view.
         per_frame: list[list] = [[] for _ in images]
         chunks = []
         for start in range(0, len(jobs), self.spec.views_per_forward):
-            chunk = jobs[start:start + self.spec.views_per_forward]
+            chunk = jobs[start : start + self.spec.views_per_forward]
             boxes, masks_of = self._forward([render_view(images[i], view) for i, view in chunk])
             chunks.append((chunk, masks_of))
             for position, ((frame, view), result) in enumerate(zip(chunk, boxes)):
                 person = (result.labels == self.person_label).cpu().numpy()
                 rows = np.flatnonzero(person)
-                per_frame[frame].append((boxes_from_view(result.bboxes.cpu().numpy()[person], view),
-                                         result.scores.cpu().numpy()[person], rows, view, len(chunks) - 1, position))
+                per_frame[frame].append(
+                    (
+                        boxes_from_view(result.bboxes.cpu().numpy()[person], view),
+                        result.scores.cpu().numpy()[person],
+                        rows,
+                        view,
+                        len(chunks) - 1,
+                        position,
+                    )
+                )
 
         merged = [self._merge(views) for views in per_frame]
         # Masks for the kept boxes only, each from its representative detection's own view.
@@ -132,8 +158,10 @@ class PersonDetector:
         for _, _, picks in merged:
             for _, c, position, row in picks:
                 wanted[c][position].append(row)
-        computed = [masks_of([np.array(rows, dtype=np.int64) for rows in rows_per_view])
-                    for (_, masks_of), rows_per_view in zip(chunks, wanted)]
+        computed = [
+            masks_of([np.array(rows, dtype=np.int64) for rows in rows_per_view])
+            for (_, masks_of), rows_per_view in zip(chunks, wanted)
+        ]
         detections = []
         for image, (boxes, scores, picks) in zip(images, merged):
             h, w = image.shape[:2]

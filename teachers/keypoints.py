@@ -54,11 +54,21 @@ def box_to_crop(box: np.ndarray, aspect: float, scale: float = 1.0) -> tuple[np.
 class TopDownKeypoints:
     """`__call__(images, boxes_per_image) -> list[PersonKeypoints]`."""
 
-    def __init__(self, spec: KeypointSpec, checkpoint: str | Path, device: torch.device, config_root: Path | None = None,
-                 *, precision: str = "fp32", channels_last: bool = False):
+    def __init__(
+        self,
+        spec: KeypointSpec,
+        checkpoint: str | Path,
+        device: torch.device,
+        config_root: Path | None = None,
+        *,
+        precision: str = "fp32",
+        channels_last: bool = False,
+    ):
         self.spec = spec
         self.device = device
-        self.model, cfg, self.checkpoint_sha256 = load_model("mmpose", spec, checkpoint, device, config_root, channels_last)
+        self.model, cfg, self.checkpoint_sha256 = load_model(
+            "mmpose", spec, checkpoint, device, config_root, channels_last
+        )
         self.precision, self.channels_last = precision, channels_last
         self.input_size = tuple(cfg.codec["input_size"])  # (w, h)
         self.heatmap_size = tuple(cfg.codec["heatmap_size"])
@@ -104,13 +114,20 @@ class TopDownKeypoints:
                         view_affines.append((flip_affine(affine, in_w), True))
                         owners.append((f, p, v))
                         v += 1
-        results = [PersonKeypoints(np.zeros((len(np.asarray(b).reshape(-1, 4)), 17, 3), np.float32),
-                                   np.zeros((len(np.asarray(b).reshape(-1, 4)), 17), np.float32)) for b in boxes]
+        results = [
+            PersonKeypoints(
+                np.zeros((len(np.asarray(b).reshape(-1, 4)), 17, 3), np.float32),
+                np.zeros((len(np.asarray(b).reshape(-1, 4)), 17), np.float32),
+            )
+            for b in boxes
+        ]
         if not crops:
             return results
 
-        chunks = [self._forward(np.array(crops[s:s + self.spec.crops_per_forward]))
-                  for s in range(0, len(crops), self.spec.crops_per_forward)]
+        chunks = [
+            self._forward(np.array(crops[s : s + self.spec.crops_per_forward]))
+            for s in range(0, len(crops), self.spec.crops_per_forward)
+        ]
         heatmaps = torch.cat(chunks)
         flipped = torch.tensor([is_flip for _, is_flip in view_affines])
         heatmaps[flipped] = heatmaps[flipped][:, self.flip_perm]  # a mirrored crop's left is the person's right

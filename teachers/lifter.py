@@ -45,8 +45,15 @@ def denormalise_lifted(output: np.ndarray, target_mean: np.ndarray, target_std: 
 class Lifter:
     """`__call__(keypoints (P,17,3) COCO, boxes (P,4), keep (P,17) bool or None) -> (P,17,3) mm`."""
 
-    def __init__(self, spec: LifterSpec, checkpoint: str | Path, device: torch.device, config_root: Path | None = None,
-                 *, precision: str = "fp32"):
+    def __init__(
+        self,
+        spec: LifterSpec,
+        checkpoint: str | Path,
+        device: torch.device,
+        config_root: Path | None = None,
+        *,
+        precision: str = "fp32",
+    ):
         self.spec = spec
         self.device = device
         self.model, cfg, self.checkpoint_sha256 = load_model("mmpose", spec, checkpoint, device, config_root)
@@ -62,8 +69,9 @@ class Lifter:
         """The network input (P, 34, 1) for COCO keypoints; dropped joints (keep False) -> 0."""
         keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, 17, 3)
         h36m_xy = coco_to_h36m_positions(keypoints[..., :2])
-        normalised = normalise_for_lifter(h36m_xy, boxes, self.spec.h36m_box_center, self.spec.h36m_box_scale,
-                                          self.keypoints_mean, self.keypoints_std)
+        normalised = normalise_for_lifter(
+            h36m_xy, boxes, self.spec.h36m_box_center, self.spec.h36m_box_scale, self.keypoints_mean, self.keypoints_std
+        )
         if keep is not None:
             h36m_keep = coco_to_h36m_confidences(np.asarray(keep, dtype=np.float64)) > 0.5
             normalised = np.where(h36m_keep[..., None], normalised, 0.0)
@@ -75,7 +83,7 @@ class Lifter:
             return np.zeros((0, 17, 3), np.float32)
         outputs = []
         for start in range(0, len(inputs), self.spec.poses_per_forward):
-            batch = torch.from_numpy(inputs[start:start + self.spec.poses_per_forward]).float().to(self.device)
+            batch = torch.from_numpy(inputs[start : start + self.spec.poses_per_forward]).float().to(self.device)
             with forward_context(self.device, self.precision):
                 outputs.append(self.model.head.forward(self.model.extract_feat(batch)).float().cpu().numpy())
             self.forward_passes += 1

@@ -15,8 +15,18 @@ import torch
 
 from frames.files import sha256_file
 
-__all__ = ["describe_keys", "forward_context", "load_model", "prepare_model", "resolve_mm_config", "load_mm_config", "build_mm_model", "load_checkpoint_strict", "CheckpointMismatchError",
-           "pick_device"]
+__all__ = [
+    "describe_keys",
+    "forward_context",
+    "load_model",
+    "prepare_model",
+    "resolve_mm_config",
+    "load_mm_config",
+    "build_mm_model",
+    "load_checkpoint_strict",
+    "CheckpointMismatchError",
+    "pick_device",
+]
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -25,9 +35,12 @@ class CheckpointMismatchError(RuntimeError):
     def __init__(self, path: str, missing: list[str], unexpected: list[str], shapes: list[str]):
         self.path, self.missing, self.unexpected, self.shapes = path, missing, unexpected, shapes
 
-        super().__init__(describe_keys(f"checkpoint {path} does not fit the model built from its config",
-                                       {"missing keys": missing, "unexpected keys": unexpected,
-                                        "shape mismatches": shapes}))
+        super().__init__(
+            describe_keys(
+                f"checkpoint {path} does not fit the model built from its config",
+                {"missing keys": missing, "unexpected keys": unexpected, "shape mismatches": shapes},
+            )
+        )
 
 
 def describe_keys(title: str, groups: dict[str, list[str]], limit: int = 8) -> str:
@@ -35,7 +48,9 @@ def describe_keys(title: str, groups: dict[str, list[str]], limit: int = 8) -> s
     parts = [title]
     for label, items in groups.items():
         if items:
-            parts.append(f"{label}: " + ", ".join(items[:limit]) + (f" ... ({len(items)} in all)" if len(items) > limit else ""))
+            parts.append(
+                f"{label}: " + ", ".join(items[:limit]) + (f" ... ({len(items)} in all)" if len(items) > limit else "")
+            )
     return "; ".join(parts)
 
 
@@ -110,7 +125,7 @@ def load_checkpoint_strict(model: torch.nn.Module, path: str | Path) -> str:
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise CheckpointMismatchError(str(path), [], ["<no state_dict in file>"], [])
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
     # torch applies the model's own load hooks (mmpose renames old `keypoint_head.*` keys to
     # `head.*`) before it reports missing and unexpected keys; a size mismatch raises at once.
     try:
@@ -133,8 +148,14 @@ def pick_device(preference: str) -> torch.device:
     return torch.device("cpu")
 
 
-def load_model(scope: str, spec, checkpoint: str | Path, device: torch.device, config_root: Path | None = None,
-               channels_last: bool = False):
+def load_model(
+    scope: str,
+    spec,
+    checkpoint: str | Path,
+    device: torch.device,
+    config_root: Path | None = None,
+    channels_last: bool = False,
+):
     """The one path every teacher model takes: its mm config (with the spec's overrides), the
     architecture, the checkpoint loaded strictly, the device. Returns (model, cfg, sha256)."""
     cfg = load_mm_config(spec.mm_config, spec.cfg_options, config_root)
@@ -161,5 +182,7 @@ def forward_context(device: torch.device, precision: str):
         raise ValueError("precision 'fp16' needs a GPU; use 'bf16' or 'fp32' on CPU")
     stack = contextlib.ExitStack()
     stack.enter_context(torch.no_grad())
-    stack.enter_context(torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16))
+    stack.enter_context(
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    )
     return stack

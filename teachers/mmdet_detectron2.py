@@ -36,8 +36,9 @@ __all__ = ["Detectron2CascadeRoIHead", "Detectron2DeltaXYWHBBoxCoder", "apply_de
 SCALE_CLAMP = math.log(1000.0 / 16)  # detectron2's _DEFAULT_SCALE_CLAMP
 
 
-def apply_deltas(boxes: torch.Tensor, deltas: torch.Tensor, weights, scale_clamp: float = SCALE_CLAMP,
-                 max_shape=None) -> torch.Tensor:
+def apply_deltas(
+    boxes: torch.Tensor, deltas: torch.Tensor, weights, scale_clamp: float = SCALE_CLAMP, max_shape=None
+) -> torch.Tensor:
     """detectron2's `Box2BoxTransform.apply_deltas`: boxes (N, 4) x1y1x2y2, deltas (N, 4k) ->
     (N, 4k); then clipped to `max_shape` (h, w) when given (detectron2's `Boxes.clip`)."""
     deltas = deltas.float()
@@ -73,7 +74,9 @@ class Detectron2DeltaXYWHBBoxCoder(DeltaXYWHBBoxCoder):
         if any(self.means):
             raise ValueError("Detectron2DeltaXYWHBBoxCoder: detectron2 has no delta means; target_means must be 0")
         if pred_bboxes.ndim != 2:
-            raise ValueError(f"Detectron2DeltaXYWHBBoxCoder decodes (N, 4k) deltas, got shape {tuple(pred_bboxes.shape)}")
+            raise ValueError(
+                f"Detectron2DeltaXYWHBBoxCoder decodes (N, 4k) deltas, got shape {tuple(pred_bboxes.shape)}"
+            )
         weights = [1.0 / std for std in self.stds]
         if max_shape is not None and not self.clip_border:
             max_shape = None
@@ -87,8 +90,9 @@ class Detectron2CascadeRoIHead(CascadeRoIHead):
 
     def init_mask_head(self, mask_roi_extractor, mask_head) -> None:
         if isinstance(mask_head, list) or isinstance(mask_roi_extractor, list):
-            raise ValueError("Detectron2CascadeRoIHead has one mask head: give mask_head and mask_roi_extractor "
-                             "as single configs")
+            raise ValueError(
+                "Detectron2CascadeRoIHead has one mask head: give mask_head and mask_roi_extractor as single configs"
+            )
         self.mask_head = ModuleList([MODELS.build(mask_head)])
         self.share_roi_extractor = False
         self.mask_roi_extractor = ModuleList([MODELS.build(mask_roi_extractor)])
@@ -99,14 +103,24 @@ class Detectron2CascadeRoIHead(CascadeRoIHead):
     def predict_mask(self, x, batch_img_metas, results_list, rescale: bool = False):
         mask_rois = bbox2roi([res.bboxes for res in results_list])
         if mask_rois.shape[0] == 0:
-            return empty_instances(batch_img_metas, mask_rois.device, task_type='mask',
-                                   instance_results=results_list, mask_thr_binary=self.test_cfg.mask_thr_binary)
-        mask_preds = self._mask_forward(0, x, mask_rois)['mask_preds']
+            return empty_instances(
+                batch_img_metas,
+                mask_rois.device,
+                task_type="mask",
+                instance_results=results_list,
+                mask_thr_binary=self.test_cfg.mask_thr_binary,
+            )
+        mask_preds = self._mask_forward(0, x, mask_rois)["mask_preds"]
         per_image = mask_preds.split([len(res) for res in results_list], 0)
         probabilities = [merge_aug_masks([m.sigmoid().detach()], meta) for m, meta in zip(per_image, batch_img_metas)]
-        return self.mask_head[0].predict_by_feat(mask_preds=probabilities, results_list=results_list,
-                                                 batch_img_metas=batch_img_metas, rcnn_test_cfg=self.test_cfg,
-                                                 rescale=rescale, activate_map=True)
+        return self.mask_head[0].predict_by_feat(
+            mask_preds=probabilities,
+            results_list=results_list,
+            batch_img_metas=batch_img_metas,
+            rcnn_test_cfg=self.test_cfg,
+            rescale=rescale,
+            activate_map=True,
+        )
 
     def _refine_roi(self, x, rois, batch_img_metas, num_proposals_per_img, **kwargs):
         """mmdet's loop, with the stages' softmax probabilities averaged. The mean is returned as
@@ -115,8 +129,8 @@ class Detectron2CascadeRoIHead(CascadeRoIHead):
         stage_probabilities = []
         for stage in range(self.num_stages):
             bbox_results = self._bbox_forward(stage=stage, x=x, rois=rois, **kwargs)
-            cls_scores = bbox_results['cls_score'].split(num_proposals_per_img, 0)
-            bbox_preds = bbox_results['bbox_pred'].split(num_proposals_per_img, 0)
+            cls_scores = bbox_results["cls_score"].split(num_proposals_per_img, 0)
+            bbox_preds = bbox_results["bbox_pred"].split(num_proposals_per_img, 0)
             rois = rois.split(num_proposals_per_img, 0)
             stage_probabilities.append([torch.softmax(score, dim=-1) for score in cls_scores])
             if stage < self.num_stages - 1:
@@ -125,11 +139,13 @@ class Detectron2CascadeRoIHead(CascadeRoIHead):
                 for i in range(len(batch_img_metas)):
                     if rois[i].shape[0] > 0:
                         label = cls_scores[i][:, :-1].argmax(dim=1)  # unused: class-agnostic regression
-                        boxes = get_box_tensor(bbox_head.regress_by_class(rois[i][:, 1:], label, bbox_preds[i],
-                                                                          batch_img_metas[i]))
+                        boxes = get_box_tensor(
+                            bbox_head.regress_by_class(rois[i][:, 1:], label, bbox_preds[i], batch_img_metas[i])
+                        )
                         refined.append(torch.cat([rois[i][:, [0]], boxes], dim=1))
                 rois = torch.cat(refined) if refined else torch.cat(rois)
         mean_log_probabilities = [
             torch.log(sum(probabilities[i] for probabilities in stage_probabilities) / self.num_stages)
-            for i in range(len(batch_img_metas))]
+            for i in range(len(batch_img_metas))
+        ]
         return rois, mean_log_probabilities, bbox_preds

@@ -28,8 +28,13 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     """(all parameters, the affine parameters of frozen BatchNorm layers). detectron2's FrozenBN
     keeps those as buffers, so its parameter count is the difference."""
     total = sum(p.numel() for p in model.parameters())
-    frozen = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-                 for p in m.parameters(recurse=False) if not p.requires_grad)
+    frozen = sum(
+        p.numel()
+        for m in model.modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        for p in m.parameters(recurse=False)
+        if not p.requires_grad
+    )
     return total, frozen
 
 
@@ -46,6 +51,7 @@ def counted_flops(model: torch.nn.Module, forward) -> float:
 
     try:
         from mmcv.ops import DeformConv2d, ModulatedDeformConv2d
+
         kinds = (DeformConv2d, ModulatedDeformConv2d)
     except ImportError:  # mmcv without its ops: no deformable layers can exist either
         kinds = ()
@@ -93,34 +99,49 @@ def teacher_info_lines(config: TeacherConfig, detector_size: tuple[int, int] = (
 
     lines = [f"teacher {config.name!r} (built from its configs; weights not needed)"]
     rows = []
-    for role, scope, spec in (("detector", "mmdet", config.detector), ("keypoints", "mmpose", config.keypoints),
-                              ("lifter", "mmpose", config.lifter)):
+    for role, scope, spec in (
+        ("detector", "mmdet", config.detector),
+        ("keypoints", "mmpose", config.keypoints),
+        ("lifter", "mmpose", config.lifter),
+    ):
         cfg = load_mm_config(spec.mm_config, spec.cfg_options, CONFIG_DIR)
         model = build_mm_model(scope, cfg).eval()
         total, frozen = count_parameters(model)
         if role == "detector":
             dense, boxes, mask = _detector_flops(model, *detector_size)
             flops, unit = dense + boxes + mask, f"one {detector_size[1]}x{detector_size[0]} view, 1 mask"
-            lines.append(f"  detector parts: backbone+FPN+RPN {dense / 2e9:.1f} GMAC, box heads for 1000 proposals "
-                         f"{boxes / 2e9:.1f} GMAC, mask head {mask / 2e9:.2f} GMAC per detection")
+            lines.append(
+                f"  detector parts: backbone+FPN+RPN {dense / 2e9:.1f} GMAC, box heads for 1000 proposals "
+                f"{boxes / 2e9:.1f} GMAC, mask head {mask / 2e9:.2f} GMAC per detection"
+            )
         elif role == "keypoints":
             height, width = cfg.codec["input_size"][1], cfg.codec["input_size"][0]
             x = torch.zeros(1, 3, height, width)
-            flops, unit = counted_flops(model, lambda: model.head.forward(model.extract_feat(x))), \
-                f"one {width}x{height} crop"
+            flops, unit = (
+                counted_flops(model, lambda: model.head.forward(model.extract_feat(x))),
+                f"one {width}x{height} crop",
+            )
         else:
             x = torch.zeros(1, 34, 1)
             flops, unit = counted_flops(model, lambda: model.head.forward(model.extract_feat(x))), "one pose"
         rows.append((role, total, frozen, flops))
-        frozen_note = f" ({(total - frozen) / 1e6:.2f} M without {frozen / 1e6:.2f} M frozen BatchNorm affine)" if frozen else ""
-        lines.append(f"  {role:<9} {total / 1e6:8.2f} M parameters{frozen_note}, {flops / 1e9:8.1f} GFLOP "
-                     f"({flops / 2e9:.1f} GMAC) for {unit}  [{spec.mm_config}]")
+        frozen_note = (
+            f" ({(total - frozen) / 1e6:.2f} M without {frozen / 1e6:.2f} M frozen BatchNorm affine)" if frozen else ""
+        )
+        lines.append(
+            f"  {role:<9} {total / 1e6:8.2f} M parameters{frozen_note}, {flops / 1e9:8.1f} GFLOP "
+            f"({flops / 2e9:.1f} GMAC) for {unit}  [{spec.mm_config}]"
+        )
     total = sum(r[1] for r in rows)
     without_frozen = sum(r[1] - r[2] for r in rows)
     per_image = rows[0][3] + rows[1][3] + rows[2][3]
-    lines.append(f"  teacher   {total / 1e6:8.2f} M parameters ({without_frozen / 1e6:.2f} M counted as detectron2 does), "
-                 f"{per_image / 1e9:.1f} GFLOP ({per_image / 2e9:.1f} GMAC) per image with one person, "
-                 f"+{(rows[1][3] + rows[2][3]) / 2e9:.1f} GMAC per further person")
-    lines.append(f"  paper (Table 1, 1x scale): {PAPER_TABLE1['parameters'] / 1e6:.1f} M parameters, "
-                 f"{PAPER_TABLE1['gflops']:.1f} GFLOPs per image")
+    lines.append(
+        f"  teacher   {total / 1e6:8.2f} M parameters ({without_frozen / 1e6:.2f} M counted as detectron2 does), "
+        f"{per_image / 1e9:.1f} GFLOP ({per_image / 2e9:.1f} GMAC) per image with one person, "
+        f"+{(rows[1][3] + rows[2][3]) / 2e9:.1f} GMAC per further person"
+    )
+    lines.append(
+        f"  paper (Table 1, 1x scale): {PAPER_TABLE1['parameters'] / 1e6:.1f} M parameters, "
+        f"{PAPER_TABLE1['gflops']:.1f} GFLOPs per image"
+    )
     return lines

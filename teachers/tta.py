@@ -22,9 +22,18 @@ import torch.nn.functional as F
 from frames.geometry import box_iou
 
 __all__ = [
-    "DetectionView", "detection_views", "boxes_to_view", "boxes_from_view",
-    "merge_nms", "merge_box_voting", "merge_wbf", "MERGERS",
-    "crop_affine", "flip_affine", "align_heatmaps", "decode_heatmaps",
+    "DetectionView",
+    "detection_views",
+    "boxes_to_view",
+    "boxes_from_view",
+    "merge_nms",
+    "merge_box_voting",
+    "merge_wbf",
+    "MERGERS",
+    "crop_affine",
+    "flip_affine",
+    "align_heatmaps",
+    "decode_heatmaps",
 ]
 
 
@@ -39,7 +48,9 @@ class DetectionView:
     flip: bool
 
 
-def detection_views(frame_w: int, frame_h: int, scales: tuple[int, ...], max_side: int, flip: bool) -> list[DetectionView]:
+def detection_views(
+    frame_w: int, frame_h: int, scales: tuple[int, ...], max_side: int, flip: bool
+) -> list[DetectionView]:
     """Views of a frame: for each scale, the shorter side set to it (longer side capped at
     max_side, aspect kept, as mmdet's keep_ratio Resize), unflipped then flipped."""
     views = []
@@ -90,7 +101,11 @@ def _nms_keep(boxes: np.ndarray, scores: np.ndarray, iou: float) -> tuple[list[i
 def merge_nms(boxes: np.ndarray, scores: np.ndarray, iou: float, num_views: int = 1):
     """Plain NMS over all views. Returns (boxes, scores, representative index per merged box)."""
     keep, _ = _nms_keep(boxes, scores, iou)
-    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[keep], np.asarray(scores, dtype=np.float64)[keep], np.array(keep, dtype=np.int64)
+    return (
+        np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[keep],
+        np.asarray(scores, dtype=np.float64)[keep],
+        np.array(keep, dtype=np.int64),
+    )
 
 
 def merge_box_voting(boxes: np.ndarray, scores: np.ndarray, iou: float, num_views: int = 1):
@@ -125,7 +140,11 @@ def merge_wbf(boxes: np.ndarray, scores: np.ndarray, iou: float, num_views: int 
     views = max(num_views, 1)
     fused_scores = np.array([scores[m].mean() * min(len(m), views) / views for m in clusters])
     order = _order(fused_scores)
-    return np.array(fused).reshape(-1, 4)[order], fused_scores[order], np.array([clusters[k][0] for k in order], dtype=np.int64)
+    return (
+        np.array(fused).reshape(-1, 4)[order],
+        fused_scores[order],
+        np.array([clusters[k][0] for k in order], dtype=np.int64),
+    )
 
 
 MERGERS = {"nms": merge_nms, "box_voting": merge_box_voting, "wbf": merge_wbf}
@@ -154,7 +173,9 @@ def _to3(affine: np.ndarray) -> np.ndarray:
     return np.vstack([affine, [0.0, 0.0, 1.0]])
 
 
-def align_heatmaps(heatmaps: torch.Tensor, view_affines: np.ndarray, ref_affines: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def align_heatmaps(
+    heatmaps: torch.Tensor, view_affines: np.ndarray, ref_affines: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Resample view heatmaps onto reference heatmap grids.
 
     heatmaps: (N, K, H, W); view_affines, ref_affines: (N, 2, 3) image -> heatmap coordinates.

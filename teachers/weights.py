@@ -25,8 +25,15 @@ from configs.schema import CONFIG_DIR, TeacherConfig
 from frames.files import sha256_file
 from teachers.mm import build_mm_model, load_mm_config
 
-__all__ = ["PUBLISHED", "PublishedCheckpoint", "checkpoint_path", "fetch", "missing_checkpoints", "init_seeded_weights",
-           "WeightsMissingError"]
+__all__ = [
+    "PUBLISHED",
+    "PublishedCheckpoint",
+    "checkpoint_path",
+    "fetch",
+    "missing_checkpoints",
+    "init_seeded_weights",
+    "WeightsMissingError",
+]
 
 
 @dataclass(frozen=True)
@@ -45,17 +52,22 @@ class PublishedCheckpoint:
 PUBLISHED: dict[str, PublishedCheckpoint] = {
     "cascade_mask_rcnn_x101_32x8d_fpn_mstrain_3x_coco_20210719_180640-9ff7e76f.pth": PublishedCheckpoint(
         "https://download.openmmlab.com/mmdetection/v2.0/cascade_rcnn/cascade_mask_rcnn_x101_32x8d_fpn_mstrain_3x_coco/"
-        "cascade_mask_rcnn_x101_32x8d_fpn_mstrain_3x_coco_20210719_180640-9ff7e76f.pth"),
+        "cascade_mask_rcnn_x101_32x8d_fpn_mstrain_3x_coco_20210719_180640-9ff7e76f.pth"
+    ),
     # detectron2 model zoo, Misc/cascade_mask_rcnn_X_152_32x8d_FPN_IN5k_gn_dconv (model id 18131413).
     "cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2-e76410.pth": PublishedCheckpoint(
         "https://dl.fbaipublicfiles.com/detectron2/Misc/cascade_mask_rcnn_X_152_32x8d_FPN_IN5k_gn_dconv/18131413/"
-        "model_0039999_e76410.pkl", detectron2=True,
-        note="detectron2's model zoo publishes it for detectron2 only; converted to mmdet after download"),
+        "model_0039999_e76410.pkl",
+        detectron2=True,
+        note="detectron2's model zoo publishes it for detectron2 only; converted to mmdet after download",
+    ),
     "td-hm_hrnet-w48_8xb32-210e_coco-384x288-c161b7de_20220915.pth": PublishedCheckpoint(
         "https://download.openmmlab.com/mmpose/v1/body_2d_keypoint/topdown_heatmap/coco/"
-        "td-hm_hrnet-w48_8xb32-210e_coco-384x288-c161b7de_20220915.pth"),
+        "td-hm_hrnet-w48_8xb32-210e_coco-384x288-c161b7de_20220915.pth"
+    ),
     "simple3Dbaseline_h36m-f0ad73a4_20210419.pth": PublishedCheckpoint(
-        "https://download.openmmlab.com/mmpose/body3d/simple_baseline/simple3Dbaseline_h36m-f0ad73a4_20210419.pth"),
+        "https://download.openmmlab.com/mmpose/body3d/simple_baseline/simple3Dbaseline_h36m-f0ad73a4_20210419.pth"
+    ),
 }
 
 
@@ -98,8 +110,10 @@ def missing_message(config: TeacherConfig, missing: list[tuple[str, Path]]) -> s
         lines.append(f"  {path}\n      from: {source}")
         if entry is not None and entry.detectron2:
             pkl = path.with_name(entry.source_name)
-            lines.append(f"      a detectron2 file: download it to {pkl}, then convert it:\n"
-                         f"      labels convert-detectron2 {pkl} {path} --mm-config {config.detector.mm_config}")
+            lines.append(
+                f"      a detectron2 file: download it to {pkl}, then convert it:\n"
+                f"      labels convert-detectron2 {pkl} {path} --mm-config {config.detector.mm_config}"
+            )
     lines.append(f"Download them there (or run `labels weights --teacher {config.name}` where a network exists).")
     return "\n".join(lines)
 

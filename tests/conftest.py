@@ -36,10 +36,30 @@ def sample_run(tmp_path_factory, tiny_weights) -> Path:
 
     root = Path(__file__).parents[1]
     out = tmp_path_factory.mktemp("sample_run") / "run"
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", "tiny", "--frames",
-                             str(root / "data/sample/manifest.jsonl"), "--out", str(out), "--weights-dir",
-                             str(tiny_weights), "--no-progress", "thresholds.box_score=0.3", "detector.max_persons=4",
-                             "device=cpu"], capture_output=True, text=True, cwd=root, timeout=900)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "run",
+            "--config",
+            "tiny",
+            "--frames",
+            str(root / "data/sample/manifest.jsonl"),
+            "--out",
+            str(out),
+            "--weights-dir",
+            str(tiny_weights),
+            "--no-progress",
+            "thresholds.box_score=0.3",
+            "detector.max_persons=4",
+            "device=cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 

@@ -15,14 +15,22 @@ FIXTURES = Path(__file__).parent / "fixtures" / "bad_frames"
 
 
 def labels(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=300,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 # Downloads through a proxy that is not there (a closed port on this machine): every fetch fails at
 # once, on a machine with a network too (where the real download would take ~1 GB).
-NO_NETWORK = {**os.environ, "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
-              "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "no_proxy": "", "NO_PROXY": ""}
+NO_NETWORK = {
+    **os.environ,
+    "http_proxy": "http://127.0.0.1:9",
+    "https_proxy": "http://127.0.0.1:9",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "no_proxy": "",
+    "NO_PROXY": "",
+}
 
 
 def test_help_lists_every_registered_command():
@@ -65,7 +73,9 @@ def test_check_frames_names_each_rejected_frame_and_exits_nonzero():
 
 def test_a_bad_calibration_is_a_clear_error_not_a_traceback(tmp_path):
     shutil.copy(FIXTURES / "manifest.jsonl", tmp_path / "manifest.jsonl")
-    (tmp_path / "calibration.json").write_text('{"format": "or-pose-labels/calibration", "version": 1, "cameras": {"cam1": {}}}')
+    (tmp_path / "calibration.json").write_text(
+        '{"format": "or-pose-labels/calibration", "version": 1, "cameras": {"cam1": {}}}'
+    )
     result = labels("check-frames", str(tmp_path / "manifest.jsonl"))
     assert result.returncode == 2
     assert "calibration.json: field 'cameras.cam1.color': missing" in result.stderr
@@ -83,11 +93,15 @@ def test_weights_without_network_names_files_urls_and_targets(tmp_path):
 def test_weights_for_the_paper_teacher_offline_print_detectron2_url_and_conversion_command(tmp_path):
     result = labels("weights", "--teacher", "paper", "--weights-dir", str(tmp_path), env=NO_NETWORK)
     assert result.returncode == 1
-    assert ("https://dl.fbaipublicfiles.com/detectron2/Misc/cascade_mask_rcnn_X_152_32x8d_FPN_IN5k_gn_dconv/18131413/"
-            "model_0039999_e76410.pkl") in result.stderr
+    assert (
+        "https://dl.fbaipublicfiles.com/detectron2/Misc/cascade_mask_rcnn_X_152_32x8d_FPN_IN5k_gn_dconv/18131413/"
+        "model_0039999_e76410.pkl"
+    ) in result.stderr
     target = tmp_path / "cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2-e76410.pth"
-    assert (f"labels convert-detectron2 {tmp_path / 'model_0039999_e76410.pkl'} {target} --mm-config "
-            "teachers/mm/cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2.py") in result.stderr
+    assert (
+        f"labels convert-detectron2 {tmp_path / 'model_0039999_e76410.pkl'} {target} --mm-config "
+        "teachers/mm/cascade-mask-rcnn_x152-32x8d-dconv-gn_fpn_in5k_detectron2.py"
+    ) in result.stderr
     assert not list(tmp_path.iterdir())  # nothing half-downloaded left behind
 
 

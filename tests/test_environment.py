@@ -19,10 +19,14 @@ def pins() -> dict[str, str]:
     return found
 
 
-@pytest.mark.parametrize("package", ["torch", "torchvision", "mmcv", "mmengine", "mmdet", "mmpose", "numpy", "ray", "h5py", "pycocotools"])
+@pytest.mark.parametrize(
+    "package", ["torch", "torchvision", "mmcv", "mmengine", "mmdet", "mmpose", "numpy", "ray", "h5py", "pycocotools"]
+)
 def test_installed_versions_match_the_constraints(package):
     pinned = pins()[package]
-    assert version(package).split("+")[0] == pinned, f"{package} {version(package)} is installed, constraints.txt pins {pinned}"
+    assert version(package).split("+")[0] == pinned, (
+        f"{package} {version(package)} is installed, constraints.txt pins {pinned}"
+    )
 
 
 def test_numpy_is_1_because_xtcocotools_needs_it():
@@ -59,7 +63,22 @@ def test_every_package_imports_from_outside_the_repository(tmp_path):
     import subprocess
     import sys
 
-    packages = ["pipeline", "stages", "teachers", "label_store", "configs", "frames", "synth", "joints", "evaluation", "visualize"]
-    result = subprocess.run([sys.executable, "-c", f"import {', '.join(packages)}; import pipeline.executors, pipeline.cli"],
-                            cwd=tmp_path, capture_output=True, text=True)
+    packages = [
+        "pipeline",
+        "stages",
+        "teachers",
+        "label_store",
+        "configs",
+        "frames",
+        "synth",
+        "joints",
+        "evaluation",
+        "visualize",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {', '.join(packages)}; import pipeline.executors, pipeline.cli"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr

@@ -37,7 +37,9 @@ def test_every_package_imports_only_lower_layers():
 
 
 def test_tools_do_not_import_tests():
-    offenders = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "tools").glob("*.py")) if "tests" in imported_packages(p)]
+    offenders = [
+        str(p.relative_to(ROOT)) for p in sorted((ROOT / "tools").glob("*.py")) if "tests" in imported_packages(p)
+    ]
     assert offenders == []
 
 

@@ -51,18 +51,29 @@ class Report:
 
     def add(self, stage: str, difference: float, tolerance: float, unit: str, detail: str = ""):
         ok = bool(np.isfinite(difference) and difference <= tolerance)
-        self.rows.append(dict(stage=stage, difference=float(difference), tolerance=tolerance, unit=unit, ok=ok,
-                              detail=detail))
-        print(f"  {'ok  ' if ok else 'FAIL'} {stage:<34} {difference:10.3g} {unit:<9} (tolerance {tolerance:g})"
-              f"{'  ' + detail if detail else ''}", flush=True)
+        self.rows.append(
+            dict(stage=stage, difference=float(difference), tolerance=tolerance, unit=unit, ok=ok, detail=detail)
+        )
+        print(
+            f"  {'ok  ' if ok else 'FAIL'} {stage:<34} {difference:10.3g} {unit:<9} (tolerance {tolerance:g})"
+            f"{'  ' + detail if detail else ''}",
+            flush=True,
+        )
 
     def tensors(self, stage: str, reference: torch.Tensor, ours: torch.Tensor):
         if reference.shape != ours.shape:
-            self.add(stage, float("inf"), RELATIVE, "relative", f"shapes {tuple(reference.shape)} vs {tuple(ours.shape)}")
+            self.add(
+                stage, float("inf"), RELATIVE, "relative", f"shapes {tuple(reference.shape)} vs {tuple(ours.shape)}"
+            )
             return
         scale = float(reference.abs().max()) or 1.0
-        self.add(stage, float((reference - ours).abs().max()) / scale, RELATIVE, "relative",
-                 f"shape {tuple(reference.shape)}, max |ref| {scale:.3g}")
+        self.add(
+            stage,
+            float((reference - ours).abs().max()) / scale,
+            RELATIVE,
+            "relative",
+            f"shape {tuple(reference.shape)}, max |ref| {scale:.3g}",
+        )
 
     @property
     def ok(self) -> bool:
@@ -103,13 +114,18 @@ def compare_frame(d2_model, mm_model, image_bgr: np.ndarray, report: Report, lab
     hook.remove()
     from mmcv.ops import DeformConv2dPack
 
-    hooks = [m.conv_offset.register_forward_hook(lambda m, i, o: offsets.append(o.abs().mean()))
-             for m in mm_model.backbone.modules() if isinstance(m, DeformConv2dPack)]
+    hooks = [
+        m.conv_offset.register_forward_hook(lambda m, i, o: offsets.append(o.abs().mean()))
+        for m in mm_model.backbone.modules()
+        if isinstance(m, DeformConv2dPack)
+    ]
     mm_backbone = mm_model.backbone(data["inputs"])
     for hook in hooks:
         hook.remove()
-    print(f"  {len(offsets)} deformable convolutions, mean |offset| {float(torch.stack(offsets).mean()):.2f} px "
-          f"(from {float(min(offsets)):.2f} to {float(max(offsets)):.2f})")
+    print(
+        f"  {len(offsets)} deformable convolutions, mean |offset| {float(torch.stack(offsets).mean()):.2f} px "
+        f"(from {float(min(offsets)):.2f} to {float(max(offsets)):.2f})"
+    )
     mm_features = mm_model.neck(mm_backbone)
     for index, name in enumerate(("res2", "res3", "res4", "res5")):
         report.tensors(f"{label} backbone {name}", captured[name], mm_backbone[index])
@@ -130,12 +146,22 @@ def compare_frame(d2_model, mm_model, image_bgr: np.ndarray, report: Report, lab
     mm_boxes, mm_scores = mm_proposals[0].bboxes, mm_proposals[0].scores
     index, iou = match_boxes(d2_boxes, mm_boxes)
     matched = iou > 0.999
-    report.add(f"{label} proposals unmatched", float((~matched).float().mean()), 0.01, "fraction",
-               f"{len(d2_boxes)} detectron2, {len(mm_boxes)} mmdet")
-    report.add(f"{label} proposals boxes", float((d2_boxes[matched] - mm_boxes[index[matched]]).abs().max()),
-               BOX_PX, "px")
-    report.add(f"{label} proposals scores", float((d2_logits[matched].sigmoid() - mm_scores[index[matched]]).abs().max()),
-               SCORE, "abs")
+    report.add(
+        f"{label} proposals unmatched",
+        float((~matched).float().mean()),
+        0.01,
+        "fraction",
+        f"{len(d2_boxes)} detectron2, {len(mm_boxes)} mmdet",
+    )
+    report.add(
+        f"{label} proposals boxes", float((d2_boxes[matched] - mm_boxes[index[matched]]).abs().max()), BOX_PX, "px"
+    )
+    report.add(
+        f"{label} proposals scores",
+        float((d2_logits[matched].sigmoid() - mm_scores[index[matched]]).abs().max()),
+        SCORE,
+        "abs",
+    )
 
     # The cascade on the same proposals (detectron2's), stage by stage.
     heads = d2_model.roi_heads
@@ -156,7 +182,9 @@ def compare_frame(d2_model, mm_model, image_bgr: np.ndarray, report: Report, lab
         refined_clipped = refined[0].clone()
         refined_clipped[:, 0::2] = refined_clipped[:, 0::2].clamp(0, w)
         refined_clipped[:, 1::2] = refined_clipped[:, 1::2].clamp(0, h)
-        report.add(f"{label} cascade {stage + 1} boxes", float((refined_clipped - mm_refined).abs().max()), BOX_PX, "px")
+        report.add(
+            f"{label} cascade {stage + 1} boxes", float((refined_clipped - mm_refined).abs().max()), BOX_PX, "px"
+        )
         rois = torch.cat([rois[:, :1], mm_refined], dim=1)
 
     # Final detections, each framework end to end from its own proposals.
@@ -168,16 +196,30 @@ def compare_frame(d2_model, mm_model, image_bgr: np.ndarray, report: Report, lab
     same = (a_classes[:, None] == b_classes[None, :]).float()
     index, iou = match_boxes(a_boxes, b_boxes, same)
     # A detection at the score threshold or at the 100-per-image cut may be kept by one side only.
-    clear = (a_scores > 0.05 + SCORE) & (a_scores > (a_scores.sort(descending=True).values[-1] + SCORE
-                                                     if len(a_scores) >= 100 else 0))
+    clear = (a_scores > 0.05 + SCORE) & (
+        a_scores > (a_scores.sort(descending=True).values[-1] + SCORE if len(a_scores) >= 100 else 0)
+    )
     found = iou > 0.99
-    report.add(f"{label} detections unmatched", float((clear & ~found).sum()), 0, "count",
-               f"{len(a_boxes)} detectron2, {len(b_boxes)} mmdet, {int(clear.sum())} clear of the cuts")
+    report.add(
+        f"{label} detections unmatched",
+        float((clear & ~found).sum()),
+        0,
+        "count",
+        f"{len(a_boxes)} detectron2, {len(b_boxes)} mmdet, {int(clear.sum())} clear of the cuts",
+    )
     both = clear & found
-    report.add(f"{label} detections boxes", float((a_boxes[both] - b_boxes[index[both]]).abs().max()) if both.any() else 0.0,
-               BOX_PX, "px")
-    report.add(f"{label} detections scores", float((a_scores[both] - b_scores[index[both]]).abs().max()) if both.any() else 0.0,
-               SCORE, "abs")
+    report.add(
+        f"{label} detections boxes",
+        float((a_boxes[both] - b_boxes[index[both]]).abs().max()) if both.any() else 0.0,
+        BOX_PX,
+        "px",
+    )
+    report.add(
+        f"{label} detections scores",
+        float((a_scores[both] - b_scores[index[both]]).abs().max()) if both.any() else 0.0,
+        SCORE,
+        "abs",
+    )
 
     # Mask logits for the same boxes (detectron2's final ones).
     mask_features = heads.mask_pooler([features[f] for f in heads.mask_in_features], [d2_det.pred_boxes])
@@ -201,19 +243,27 @@ def compare_deform_conv(report: Report, seed: int):
     out_h, out_w = 12, 16
     offset = torch.randn(2, 18, out_h, out_w, generator=generator) * 3.0  # up to ~10 px: borders are crossed
     d2 = layer(x, offset)
-    mmcv = mmcv_deform_conv2d(x, offset, layer.weight, 2, 1, 1, 32, 1)  # stride, padding, dilation, groups, deform groups
+    mmcv = mmcv_deform_conv2d(
+        x, offset, layer.weight, 2, 1, 1, 32, 1
+    )  # stride, padding, dilation, groups, deform groups
     tv = tv_deform_conv2d(x, offset, layer.weight, stride=2, padding=1)
     still = mmcv_deform_conv2d(x, torch.zeros_like(offset), layer.weight, 2, 1, 1, 32, 1)
     moved = float((still - mmcv).abs().max()) / float(mmcv.abs().max())
-    report.add("deform conv: offsets change the output", 1.0 / max(moved, 1e-12), 10.0, "1/relative",
-               f"zero offsets differ by {moved:.3g} of max: the comparison below is not of plain convolutions")
+    report.add(
+        "deform conv: offsets change the output",
+        1.0 / max(moved, 1e-12),
+        10.0,
+        "1/relative",
+        f"zero offsets differ by {moved:.3g} of max: the comparison below is not of plain convolutions",
+    )
     report.tensors("deform conv: detectron2 vs mmcv", d2, mmcv)
     report.tensors("deform conv: torchvision vs mmcv", tv, mmcv)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--frames", type=int, default=2, help="bundled sample frames to compare (default 2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the per-stage figures here")
@@ -232,8 +282,12 @@ def main(argv=None) -> int:
     import cv2
 
     from configs.schema import CONFIG_DIR
-    from teachers.convert_detectron2 import (DETECTRON2_X152_CONFIG, convert_detectron2, seeded_detectron2_arrays,
-                                             write_detectron2_pickle)
+    from teachers.convert_detectron2 import (
+        DETECTRON2_X152_CONFIG,
+        convert_detectron2,
+        seeded_detectron2_arrays,
+        write_detectron2_pickle,
+    )
     from teachers.mm import build_mm_model, load_mm_config
     from teachers.model_info import count_parameters
 
@@ -257,9 +311,11 @@ def main(argv=None) -> int:
     mm_model = build_mm_model("mmdet", load_mm_config(DETECTRON2_X152_CONFIG, None, CONFIG_DIR)).eval()
     meta = convert_detectron2(pkl, pth, model=mm_model)  # also loads the written file back strictly into mm_model
     mm_params, frozen = count_parameters(mm_model)
-    print(f"converted -> {pth} ({meta['arrays']} arrays, strict load: 0 missing, 0 unexpected, 0 shape mismatches); "
-          f"mmdet {mm_params / 1e6:.2f} M parameters of which {frozen / 1e6:.2f} M frozen BatchNorm affine "
-          f"(buffers in detectron2's FrozenBN): {(mm_params - frozen) / 1e6:.2f} M to compare")
+    print(
+        f"converted -> {pth} ({meta['arrays']} arrays, strict load: 0 missing, 0 unexpected, 0 shape mismatches); "
+        f"mmdet {mm_params / 1e6:.2f} M parameters of which {frozen / 1e6:.2f} M frozen BatchNorm affine "
+        f"(buffers in detectron2's FrozenBN): {(mm_params - frozen) / 1e6:.2f} M to compare"
+    )
     report = Report()
     report.add("parameters (mmdet - frozen BN) - detectron2", abs(mm_params - frozen - d2_params), 0, "count")
 
@@ -273,11 +329,24 @@ def main(argv=None) -> int:
     compare_deform_conv(report, args.seed)
 
     failed = [row["stage"] for row in report.rows if not row["ok"]]
-    print(f"{len(report.rows) - len(failed)}/{len(report.rows)} stages within tolerance "
-          f"({time.time() - started:.0f} s){': FAILED ' + ', '.join(failed) if failed else ''}")
+    print(
+        f"{len(report.rows) - len(failed)}/{len(report.rows)} stages within tolerance "
+        f"({time.time() - started:.0f} s){': FAILED ' + ', '.join(failed) if failed else ''}"
+    )
     if args.json:
-        args.json.write_text(json.dumps(dict(rows=report.rows, ok=report.ok, d2_parameters=d2_params,
-                                             mm_parameters=mm_params, frozen_bn=frozen, meta=meta), indent=1))
+        args.json.write_text(
+            json.dumps(
+                dict(
+                    rows=report.rows,
+                    ok=report.ok,
+                    d2_parameters=d2_params,
+                    mm_parameters=mm_params,
+                    frozen_bn=frozen,
+                    meta=meta,
+                ),
+                indent=1,
+            )
+        )
     return 0 if report.ok else 1
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from label_store.compare import compare, reference_from_run  # noqa: E402
 from evaluation.regression import REFERENCE, TOLERANCES, label_sample  # noqa: E402
+from label_store.compare import compare, reference_from_run  # noqa: E402
 
 with tempfile.TemporaryDirectory() as folder:
     run = Path(folder) / "run"

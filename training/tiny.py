@@ -31,14 +31,20 @@ def _runner_common(cfg, work_dir: Path, iters: int, lr: float, seed: int, warmup
     cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=iters + 1)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
-    cfg.optim_wrapper = dict(type="OptimWrapper", optimizer=dict(type="AdamW", lr=lr, weight_decay=1e-4),
-                             clip_grad=dict(max_norm=10.0))
-    cfg.param_scheduler = [dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=warmup),
-                           dict(type="CosineAnnealingLR", by_epoch=False, begin=warmup, end=iters, eta_min=lr * 0.02)]
-    cfg.default_hooks = dict(timer=dict(type="IterTimerHook"), logger=dict(type="LoggerHook", interval=50),
-                             param_scheduler=dict(type="ParamSchedulerHook"),
-                             checkpoint=dict(type="CheckpointHook", interval=iters, by_epoch=False, save_last=True),
-                             sampler_seed=dict(type="DistSamplerSeedHook"))
+    cfg.optim_wrapper = dict(
+        type="OptimWrapper", optimizer=dict(type="AdamW", lr=lr, weight_decay=1e-4), clip_grad=dict(max_norm=10.0)
+    )
+    cfg.param_scheduler = [
+        dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=warmup),
+        dict(type="CosineAnnealingLR", by_epoch=False, begin=warmup, end=iters, eta_min=lr * 0.02),
+    ]
+    cfg.default_hooks = dict(
+        timer=dict(type="IterTimerHook"),
+        logger=dict(type="LoggerHook", interval=50),
+        param_scheduler=dict(type="ParamSchedulerHook"),
+        checkpoint=dict(type="CheckpointHook", interval=iters, by_epoch=False, save_last=True),
+        sampler_seed=dict(type="DistSamplerSeedHook"),
+    )
     cfg.randomness = dict(seed=seed)
     cfg.visualizer = dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")])
     cfg.log_processor = dict(by_epoch=False)
@@ -60,16 +66,32 @@ def train_detector(data: Path, out: Path, work: Path, iters: int, seed: int) -> 
     cfg.default_scope = "mmdet"
     _runner_common(cfg, work / "detector", iters, lr=2e-3, seed=seed)
     cfg.train_dataloader = dict(
-        batch_size=2, num_workers=0, persistent_workers=False, sampler=dict(type="DefaultSampler", shuffle=True),
-        dataset=dict(type="CocoDataset", data_root=str(data), ann_file="annotations.json", data_prefix=dict(img=""),
-                     metainfo=dict(classes=("person",)), filter_cfg=dict(filter_empty_gt=True, min_size=4),
-                     pipeline=[dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True, with_mask=True),
-                               # the TTA views' sizes: shorter side 400 and 480
-                               dict(type="RandomChoiceResize", scales=[(533, 400), (640, 480)], keep_ratio=True),
-                               dict(type="RandomFlip", prob=0.5), dict(type="PackDetInputs")]))
+        batch_size=2,
+        num_workers=0,
+        persistent_workers=False,
+        sampler=dict(type="DefaultSampler", shuffle=True),
+        dataset=dict(
+            type="CocoDataset",
+            data_root=str(data),
+            ann_file="annotations.json",
+            data_prefix=dict(img=""),
+            metainfo=dict(classes=("person",)),
+            filter_cfg=dict(filter_empty_gt=True, min_size=4),
+            pipeline=[
+                dict(type="LoadImageFromFile"),
+                dict(type="LoadAnnotations", with_bbox=True, with_mask=True),
+                # the TTA views' sizes: shorter side 400 and 480
+                dict(type="RandomChoiceResize", scales=[(533, 400), (640, 480)], keep_ratio=True),
+                dict(type="RandomFlip", prob=0.5),
+                dict(type="PackDetInputs"),
+            ],
+        ),
+    )
     runner = Runner.from_cfg(cfg)
     runner.train()
-    _save(runner, checkpoint_path(out, config.detector.checkpoint), {"trained": "synthetic", "iters": iters, "seed": seed})
+    _save(
+        runner, checkpoint_path(out, config.detector.checkpoint), {"trained": "synthetic", "iters": iters, "seed": seed}
+    )
 
 
 def _register_cached_image_loader() -> str:
@@ -100,16 +122,34 @@ def train_keypoints(data: Path, out: Path, work: Path, iters: int, seed: int) ->
     _runner_common(cfg, work / "keypoints", iters, lr=4e-3, seed=seed)
     codec = cfg.codec
     cfg.train_dataloader = dict(
-        batch_size=32, num_workers=0, persistent_workers=False, sampler=dict(type="DefaultSampler", shuffle=True),
-        dataset=dict(type="CocoDataset", data_root=str(data), data_mode="topdown", ann_file="annotations.json",
-                     data_prefix=dict(img=""),
-                     pipeline=[dict(type=_register_cached_image_loader()), dict(type="GetBBoxCenterScale"),
-                               dict(type="RandomFlip", direction="horizontal"), dict(type="RandomBBoxTransform"),
-                               dict(type="TopdownAffine", input_size=codec["input_size"]),
-                               dict(type="GenerateTarget", encoder=codec), dict(type="PackPoseInputs")]))
+        batch_size=32,
+        num_workers=0,
+        persistent_workers=False,
+        sampler=dict(type="DefaultSampler", shuffle=True),
+        dataset=dict(
+            type="CocoDataset",
+            data_root=str(data),
+            data_mode="topdown",
+            ann_file="annotations.json",
+            data_prefix=dict(img=""),
+            pipeline=[
+                dict(type=_register_cached_image_loader()),
+                dict(type="GetBBoxCenterScale"),
+                dict(type="RandomFlip", direction="horizontal"),
+                dict(type="RandomBBoxTransform"),
+                dict(type="TopdownAffine", input_size=codec["input_size"]),
+                dict(type="GenerateTarget", encoder=codec),
+                dict(type="PackPoseInputs"),
+            ],
+        ),
+    )
     runner = Runner.from_cfg(cfg)
     runner.train()
-    _save(runner, checkpoint_path(out, config.keypoints.checkpoint), {"trained": "synthetic", "iters": iters, "seed": seed})
+    _save(
+        runner,
+        checkpoint_path(out, config.keypoints.checkpoint),
+        {"trained": "synthetic", "iters": iters, "seed": seed},
+    )
 
 
 def silhouette_box(person, camera: np.ndarray, intr) -> np.ndarray:
@@ -175,29 +215,49 @@ def train_lifter(out: Path, work: Path, iters: int, seed: int, pairs: int = 6000
     codec = cfg.codec
     keypoints, boxes, joints = lifting_pairs(pairs, seed)
     # The inference rule of teachers.lifter, step 2 (H36M framing); the codec does step 3 itself.
-    framed = normalise_for_lifter(coco_to_h36m_positions(keypoints), boxes, config.lifter.h36m_box_center,
-                                  config.lifter.h36m_box_scale, 0.0, 1.0)
+    framed = normalise_for_lifter(
+        coco_to_h36m_positions(keypoints), boxes, config.lifter.h36m_box_center, config.lifter.h36m_box_scale, 0.0, 1.0
+    )
     targets = coco_to_h36m_positions(joints) / 1000.0  # metres, as the codec's statistics
 
     @DATASETS.register_module(name="SynthLiftingPairs", force=True)
     class SynthLiftingPairs(BaseDataset):  # in-memory 2D-3D pairs
-
         def load_data_list(self):
-            return [dict(keypoints=framed[i:i + 1].astype(np.float32), keypoints_visible=np.ones((1, 17), np.float32),
-                         lifting_target=targets[i:i + 1].astype(np.float32),
-                         lifting_target_visible=np.ones((1, 17), np.float32), id=i, category_id=1)
-                    for i in range(len(framed))]
+            return [
+                dict(
+                    keypoints=framed[i : i + 1].astype(np.float32),
+                    keypoints_visible=np.ones((1, 17), np.float32),
+                    lifting_target=targets[i : i + 1].astype(np.float32),
+                    lifting_target_visible=np.ones((1, 17), np.float32),
+                    id=i,
+                    category_id=1,
+                )
+                for i in range(len(framed))
+            ]
 
     _runner_common(cfg, work / "lifter", iters, lr=1e-3, seed=seed, warmup=50)
     cfg.train_dataloader = dict(
         # no loader process: handing 256 PoseDataSamples per batch between processes costs more
         # than the codec's encoding (measured 0.9 vs 0.13 s per iteration)
-        batch_size=256, num_workers=0, persistent_workers=False, sampler=dict(type="DefaultSampler", shuffle=True),
-        dataset=dict(type="SynthLiftingPairs", pipeline=[dict(type="GenerateTarget", encoder=codec),
-                                                         dict(type="PackPoseInputs", meta_keys=("id", "target_root"))]))
+        batch_size=256,
+        num_workers=0,
+        persistent_workers=False,
+        sampler=dict(type="DefaultSampler", shuffle=True),
+        dataset=dict(
+            type="SynthLiftingPairs",
+            pipeline=[
+                dict(type="GenerateTarget", encoder=codec),
+                dict(type="PackPoseInputs", meta_keys=("id", "target_root")),
+            ],
+        ),
+    )
     runner = Runner.from_cfg(cfg)
     runner.train()
-    _save(runner, checkpoint_path(out, config.lifter.checkpoint), {"trained": "synthetic pairs", "iters": iters, "seed": seed})
+    _save(
+        runner,
+        checkpoint_path(out, config.lifter.checkpoint),
+        {"trained": "synthetic pairs", "iters": iters, "seed": seed},
+    )
 
 
 def validate(weights_dir: Path, work: Path, frames: int = 20, seed: int = 200) -> dict:
@@ -214,11 +274,35 @@ def validate(weights_dir: Path, work: Path, frames: int = 20, seed: int = 200) -
     run = work / f"heldout-run-seed{seed}"
     lifter_alone = lifter_on_ground_truth(weights_dir, data / "annotations.json")
     root = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", "tiny", "--frames", str(data / "manifest.jsonl"),
-                    "--out", str(run), "--new-run", "--no-progress", "--weights-dir", str(weights_dir)],
-                   check=True, cwd=root, capture_output=True, text=True)
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "evaluate", str(run), "--gt", str(data / "annotations.json"),
-                             "--json"], check=True, cwd=root, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "run",
+            "--config",
+            "tiny",
+            "--frames",
+            str(data / "manifest.jsonl"),
+            "--out",
+            str(run),
+            "--new-run",
+            "--no-progress",
+            "--weights-dir",
+            str(weights_dir),
+        ],
+        check=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "evaluate", str(run), "--gt", str(data / "annotations.json"), "--json"],
+        check=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     return {**json.loads(result.stdout), "lifter_on_gt_2d_mpjpe_mm": lifter_alone}
 
 
@@ -229,10 +313,15 @@ def lifter_on_ground_truth(weights_dir: Path, gt_path: Path) -> float:
     from teachers.lifter import Lifter
 
     config = load_teacher_config("tiny")
-    lifter = Lifter(config.lifter, checkpoint_path(weights_dir, config.lifter.checkpoint), torch.device("cpu"), CONFIG_DIR)
+    lifter = Lifter(
+        config.lifter, checkpoint_path(weights_dir, config.lifter.checkpoint), torch.device("cpu"), CONFIG_DIR
+    )
     # persons with every joint labelled: COCO writes (0, 0) for a joint outside the frame
-    annotations = [a for a in json.loads(gt_path.read_text())["annotations"]
-                   if a.get("keypoints_3d") and a.get("num_keypoints") == 17]
+    annotations = [
+        a
+        for a in json.loads(gt_path.read_text())["annotations"]
+        if a.get("keypoints_3d") and a.get("num_keypoints") == 17
+    ]
     keypoints = np.array([a["keypoints"] for a in annotations], dtype=np.float64).reshape(-1, 17, 3)
     boxes = np.array([a["bbox"] for a in annotations], dtype=np.float64)
     boxes[:, 2:] += boxes[:, :2]
@@ -241,13 +330,19 @@ def lifter_on_ground_truth(weights_dir: Path, gt_path: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.tiny", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="data/tiny_teacher",
-                        help="weights folder: checkpoints go to OUT/tiny/ (default data/tiny_teacher, where "
-                        "configs/teachers/tiny.py reads them)")
+    parser = argparse.ArgumentParser(
+        prog="python -m training.tiny", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out",
+        default="data/tiny_teacher",
+        help="weights folder: checkpoints go to OUT/tiny/ (default data/tiny_teacher, where "
+        "configs/teachers/tiny.py reads them)",
+    )
     parser.add_argument("--work", default="build/tiny-teacher", help="training data and logs")
-    parser.add_argument("--frames", type=int, default=150, help="synthetic training instants, 2 cameras each (default 150)")
+    parser.add_argument(
+        "--frames", type=int, default=150, help="synthetic training instants, 2 cameras each (default 150)"
+    )
     parser.add_argument("--detector-iters", type=int, default=800, help="(default 800, about 29 min here)")
     parser.add_argument("--keypoint-iters", type=int, default=3000, help="(default 3000, about 35 min here)")
     parser.add_argument("--lifter-iters", type=int, default=4000, help="(default 4000, about 9 min here)")
@@ -267,9 +362,11 @@ def main(argv: list[str] | None = None) -> int:
         generate(data, SynthSettings(frames=args.frames, seed=100 + args.seed, cameras=2, calibrated_depth=False))
     torch.manual_seed(args.seed)
     timings = {}
-    for name, train in (("lifter", lambda: train_lifter(out, work, args.lifter_iters, args.seed)),
-                        ("keypoints", lambda: train_keypoints(data, out, work, args.keypoint_iters, args.seed)),
-                        ("detector", lambda: train_detector(data, out, work, args.detector_iters, args.seed))):
+    for name, train in (
+        ("lifter", lambda: train_lifter(out, work, args.lifter_iters, args.seed)),
+        ("keypoints", lambda: train_keypoints(data, out, work, args.keypoint_iters, args.seed)),
+        ("detector", lambda: train_detector(data, out, work, args.detector_iters, args.seed)),
+    ):
         if args.only and args.only != name:
             continue
         started = time.perf_counter()
@@ -293,12 +390,14 @@ def _percent(swaps: dict | None) -> str:
 
 def _figures_line(figures: dict) -> str:
     mpjpe = figures["mpjpe_upper_body_mm"]
-    return (f"held-out synthetic frames (seed 200): box AP50 {figures['box']['AP50']:.3f} (target >= 0.9), "
-            f"keypoint AP {figures['keypoints']['AP']:.3f} (target >= 0.6), soft-3D upper-body MPJPE "
-            f"{_mm(mpjpe)} (target < 80 mm), "
-            f"PCK@0.2 {figures['pck']['mean']:.3f}, left/right swapped {_percent(figures.get('left_right_swaps'))}, "
-            f"lifter alone on ground-truth 2D "
-            f"{figures.get('lifter_on_gt_2d_mpjpe_mm', float('nan')):.1f} mm")
+    return (
+        f"held-out synthetic frames (seed 200): box AP50 {figures['box']['AP50']:.3f} (target >= 0.9), "
+        f"keypoint AP {figures['keypoints']['AP']:.3f} (target >= 0.6), soft-3D upper-body MPJPE "
+        f"{_mm(mpjpe)} (target < 80 mm), "
+        f"PCK@0.2 {figures['pck']['mean']:.3f}, left/right swapped {_percent(figures.get('left_right_swaps'))}, "
+        f"lifter alone on ground-truth 2D "
+        f"{figures.get('lifter_on_gt_2d_mpjpe_mm', float('nan')):.1f} mm"
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ reading, x = depth hole). Right: the 3D poses, in the camera frame where depth a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -31,12 +30,26 @@ __all__ = ["show_frame"]
 def _draw_skeleton(ax, keypoints, hard, color, threshold):
     for a, b in COCO_SKELETON:
         low = keypoints[a, 2] <= threshold or keypoints[b, 2] <= threshold
-        ax.plot(keypoints[[a, b], 0], keypoints[[a, b], 1], color=color, linewidth=0.8, alpha=0.6,
-                linestyle="--" if low else "-")
+        ax.plot(
+            keypoints[[a, b], 0],
+            keypoints[[a, b], 1],
+            color=color,
+            linewidth=0.8,
+            alpha=0.6,
+            linestyle="--" if low else "-",
+        )
         if hard[a] and hard[b]:
             ax.plot(keypoints[[a, b], 0], keypoints[[a, b], 1], color=color, linewidth=2.2)
     confident = keypoints[:, 2] > threshold
-    ax.scatter(keypoints[confident, 0], keypoints[confident, 1], s=18, color=color, edgecolors="white", linewidths=0.5, zorder=3)
+    ax.scatter(
+        keypoints[confident, 0],
+        keypoints[confident, 1],
+        s=18,
+        color=color,
+        edgecolors="white",
+        linewidths=0.5,
+        zorder=3,
+    )
     ax.scatter(keypoints[~confident, 0], keypoints[~confident, 1], s=18, facecolors="none", edgecolors=color, zorder=3)
 
 
@@ -81,8 +94,12 @@ def show_frame(run: LabelRun | str, frame_id: str, out: str | Path) -> Path:
             shown = np.ma.masked_equal(depth, 0)
             cmap = plt.get_cmap("turbo").copy()
             cmap.set_bad("black")  # no reading
-            image = ax_depth.imshow(shown, cmap=cmap, vmin=np.percentile(valid, 2) if len(valid) else 0,
-                                    vmax=np.percentile(valid, 98) if len(valid) else 1)
+            image = ax_depth.imshow(
+                shown,
+                cmap=cmap,
+                vmin=np.percentile(valid, 2) if len(valid) else 0,
+                vmax=np.percentile(valid, 98) if len(valid) else 1,
+            )
             figure.colorbar(image, ax=ax_depth, fraction=0.035, label="depth (mm); black = no reading")
         except Exception as error:  # noqa: BLE001
             ax_depth.text(0.5, 0.5, str(error), ha="center", va="center", wrap=True, transform=ax_depth.transAxes)
@@ -92,7 +109,14 @@ def show_frame(run: LabelRun | str, frame_id: str, out: str | Path) -> Path:
             for a, b in COCO_SKELETON:
                 if flag[a] <= DEPTH_HOLE and flag[b] <= DEPTH_HOLE:
                     ax_depth.plot(uv[[a, b], 0], uv[[a, b], 1], color=c, linewidth=1.0, alpha=0.8)
-            ax_depth.scatter(uv[flag == DEPTH_VALID, 0], uv[flag == DEPTH_VALID, 1], s=14, color=c, edgecolors="white", linewidths=0.4)
+            ax_depth.scatter(
+                uv[flag == DEPTH_VALID, 0],
+                uv[flag == DEPTH_VALID, 1],
+                s=14,
+                color=c,
+                edgecolors="white",
+                linewidths=0.4,
+            )
             ax_depth.scatter(uv[flag == DEPTH_HOLE, 0], uv[flag == DEPTH_HOLE, 1], s=22, color=c, marker="x")
         dw, dh = (int(v) for v in frame["depth_size"])
         ax_depth.set_xlim(0, dw)
@@ -123,8 +147,12 @@ def show_frame(run: LabelRun | str, frame_id: str, out: str | Path) -> Path:
     ax3d.set_xlabel("x (mm)")
     ax3d.set_ylabel("depth z (mm)")
     ax3d.set_zlabel("up (mm)")
-    ax3d.set_title("3D: camera frame where depth anchored it" if len(labels) and anchored.any()
-                   else "3D: root-relative (no depth anchor)", fontsize=10)
+    ax3d.set_title(
+        "3D: camera frame where depth anchored it"
+        if len(labels) and anchored.any()
+        else "3D: root-relative (no depth anchor)",
+        fontsize=10,
+    )
     figure.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

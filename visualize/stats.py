@@ -71,8 +71,10 @@ def write_stats(run: LabelRun | str, out_dir: str | Path) -> list[Path]:
     ax.set_xticks(range(17), COCO_KEYPOINTS, rotation=60)
     ax.set_ylim(0, 1)
     ax.set_ylabel("hard / soft")
-    ax.set_title(f"Hard keypoints per soft keypoint; hard skeletons: {int(hard_persons.sum())} of {len(hard_persons)} "
-                 f"({100 * hard_persons.mean() if len(hard_persons) else 0:.0f} %)")
+    ax.set_title(
+        f"Hard keypoints per soft keypoint; hard skeletons: {int(hard_persons.sum())} of {len(hard_persons)} "
+        f"({100 * hard_persons.mean() if len(hard_persons) else 0:.0f} %)"
+    )
     save(figure, "hard_soft_ratio.png")
 
     figure, ax = plt.subplots(figsize=(12, 4.5))

@@ -3,7 +3,14 @@
 import pytest
 
 from configs.schema import (
-    CONFIG_DIR, ConfigError, TeacherConfig, config_hash, labels_hash, load_teacher_config, parse_overrides, to_dict,
+    CONFIG_DIR,
+    ConfigError,
+    TeacherConfig,
+    config_hash,
+    labels_hash,
+    load_teacher_config,
+    parse_overrides,
+    to_dict,
 )
 
 SHIPPED = sorted(p.stem for p in (CONFIG_DIR / "teachers").glob("*.py"))
@@ -15,7 +22,11 @@ def test_every_shipped_teacher_config_loads(name):
     assert isinstance(config, TeacherConfig) and config.name == name
     # the paper's thresholds (seed 002); the tiny detector's scores run lower (configs/teachers/tiny.py)
     box_score = 0.5 if name == "tiny" else 0.7
-    assert (config.thresholds.box_score, config.thresholds.keypoint_score, config.thresholds.min_keypoints) == (box_score, 0.35, 4)
+    assert (config.thresholds.box_score, config.thresholds.keypoint_score, config.thresholds.min_keypoints) == (
+        box_score,
+        0.35,
+        4,
+    )
 
 
 def test_paper_config_has_the_papers_models_and_tta():
@@ -31,8 +42,9 @@ def test_paper_config_has_the_papers_models_and_tta():
 
 
 def test_overrides_are_parsed_as_literals_and_checked():
-    overrides = parse_overrides(["thresholds.box_score=0.5", "detector.scales=[600, 800]", "device=cpu",
-                                 "keypoints.flip=False"])
+    overrides = parse_overrides(
+        ["thresholds.box_score=0.5", "detector.scales=[600, 800]", "device=cpu", "keypoints.flip=False"]
+    )
     config = load_teacher_config("tiny", overrides)
     assert config.thresholds.box_score == 0.5 and config.detector.scales == (600, 800)
     assert config.device == "cpu" and config.keypoints.flip is False

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).parents[2]
@@ -15,8 +14,9 @@ pytestmark = pytest.mark.slow  # one whole labelling run, shared by the module
 
 
 def labels(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
 
 
 def test_inspect_reports_counts_quantiles_and_provenance(sample_run):
@@ -55,15 +55,20 @@ def test_show_and_stats_write_pictures(sample_run, tmp_path):
     result = labels("stats", sample_run, "-o", tmp_path / "stats")
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in (tmp_path / "stats").glob("*.png"))
-    assert names == ["confidence_per_keypoint.png", "depth_consistency.png", "hard_soft_ratio.png",
-                     "persons_per_frame.png", "uncertainty.png"]
+    assert names == [
+        "confidence_per_keypoint.png",
+        "depth_consistency.png",
+        "hard_soft_ratio.png",
+        "persons_per_frame.png",
+        "uncertainty.png",
+    ]
 
 
 def test_diff_of_a_run_with_itself_and_with_a_changed_copy(sample_run, tmp_path):
     assert labels("diff", sample_run, sample_run).returncode == 0
     from label_store.reader import LabelRun
-    from label_store.shard import FrameRecord, commit_shard
     from label_store.schema import FRAME_FIELDS
+    from label_store.shard import FrameRecord, commit_shard
 
     run = LabelRun(sample_run)
     records = []
@@ -90,4 +95,3 @@ def test_evaluate_the_sample_run_against_its_ground_truth(sample_run):
     assert figures["mpjpe_upper_body_mm"] is not None  # the generator's ground truth has 3D
     text = labels("evaluate", sample_run, "--gt", ROOT / "data/sample/annotations.json")
     assert "box AP" in text.stdout and "PCK@0.2" in text.stdout and "MPJPE upper body" in text.stdout
-

@@ -27,8 +27,15 @@ def perfect_predictions(gt: dict) -> list[dict]:
     for a in gt["annotations"]:
         joints = np.asarray(a["keypoints_3d"]).reshape(17, 3)
         h36m = coco_to_h36m_positions(joints)
-        out.append({"image_id": a["image_id"], "bbox": a["bbox"], "score": 1.0,
-                    "keypoints": np.asarray(a["keypoints"], dtype=float).reshape(17, 3), "pose3d": h36m - h36m[0]})
+        out.append(
+            {
+                "image_id": a["image_id"],
+                "bbox": a["bbox"],
+                "score": 1.0,
+                "keypoints": np.asarray(a["keypoints"], dtype=float).reshape(17, 3),
+                "pose3d": h36m - h36m[0],
+            }
+        )
     return out
 
 
@@ -94,7 +101,7 @@ def test_left_right_swaps_count_the_pairs_mirrored(gt):
 def mvor_like(tmp_path, gt) -> Path:
     """The sample's ground truth rewritten with MVOR's quirks and its 10 upper-body joints."""
     data = copy.deepcopy(gt)
-    for n, a in enumerate(data["annotations"]):
+    for a in data["annotations"]:
         coco = np.asarray(a["keypoints"], dtype=float).reshape(1, 17, 3)
         a["keypoints"] = coco17_to_set(coco, "mvor10")[0].ravel().tolist()
         a["category_id"] = "1"
@@ -117,8 +124,16 @@ def test_real_world_quirks_and_the_mvor_joint_set(tmp_path, gt):
     assert "re-numbered" in text and "string category ids" in text and "without area" in text
     assert "without iscrowd" in text and "1 box-only" in text
     assert len({a["id"] for a in cleaned["annotations"]}) == len(cleaned["annotations"])
-    results = [{"image_id": p["image_id"], "category_id": 1, "bbox": p["bbox"], "score": 1.0,
-                "keypoints": p["keypoints"].ravel().tolist()} for p in perfect_predictions(gt)]
+    results = [
+        {
+            "image_id": p["image_id"],
+            "category_id": 1,
+            "bbox": p["bbox"],
+            "score": 1.0,
+            "keypoints": p["keypoints"].ravel().tolist(),
+        }
+        for p in perfect_predictions(gt)
+    ]
     (tmp_path / "results.json").write_text(json.dumps(results))
     figures = evaluate(path, results=tmp_path / "results.json")
     assert figures["keypoint_set"] == "mvor10"

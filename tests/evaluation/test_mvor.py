@@ -13,11 +13,20 @@ from evaluation.mvor import MVOR3D_TO_H36M, pck_mvor, truth_3d_by_image
 from frames.mvor import read_mvor_rig
 
 # The MVOR README's tables (also in tests/fixtures/mvor/README.md's source, shared/mvor/README.md).
-PUBLISHED_BOXES = {"faster_rcnn_bbox": {"AP": 0.504, "AP50": 0.756, "AP75": 0.574, "AR1": 0.300, "AR10": 0.598, "AR": 0.601}}
+PUBLISHED_BOXES = {
+    "faster_rcnn_bbox": {"AP": 0.504, "AP50": 0.756, "AP75": 0.574, "AR1": 0.300, "AR10": 0.598, "AR": 0.601}
+}
 PUBLISHED_BOXES_FROM_KEYPOINTS = {"openpose_bbox": {"AP50": 0.278, "AR1_iou50": 0.299, "AR10_iou50": 0.406}}
 PUBLISHED_PCK = {
     "openpose_kps": {"head": 70.4, "shoulder": 69.9, "hip": 42.3, "elbow": 57.6, "wrist": 45.3, "mean": 57.1},
-    "openpose_kps_multiscale": {"head": 71.2, "shoulder": 70.6, "hip": 41.6, "elbow": 60.2, "wrist": 47.9, "mean": 58.3},
+    "openpose_kps_multiscale": {
+        "head": 71.2,
+        "shoulder": 70.6,
+        "hip": 41.6,
+        "elbow": 60.2,
+        "wrist": 47.9,
+        "mean": 58.3,
+    },
 }
 
 
@@ -60,14 +69,30 @@ def test_coco_to_mvor_conversion_equals_the_authors_own_10_joints(mvor_files, na
 
 def person(x0, y0, size=100.0):
     """10 MVOR joints spread over a size x size square at (x0, y0)."""
-    grid = np.array([[0.5, 0.0], [0.5, 0.2], [0.2, 0.25], [0.8, 0.25], [0.3, 0.6], [0.7, 0.6], [0.1, 0.5], [0.9, 0.5],
-                     [0.0, 1.0], [1.0, 1.0]])
+    grid = np.array(
+        [
+            [0.5, 0.0],
+            [0.5, 0.2],
+            [0.2, 0.25],
+            [0.8, 0.25],
+            [0.3, 0.6],
+            [0.7, 0.6],
+            [0.1, 0.5],
+            [0.9, 0.5],
+            [0.0, 1.0],
+            [1.0, 1.0],
+        ]
+    )
     return np.concatenate([grid * size + [x0, y0], np.full((10, 1), 2.0)], axis=1)
 
 
 def gt_of(*persons):
-    return {"images": [{"id": 1}], "annotations": [
-        {"image_id": 1, "keypoints": p.ravel().tolist(), "num_keypoints": 10, "only_bbox": 0} for p in persons]}
+    return {
+        "images": [{"id": 1}],
+        "annotations": [
+            {"image_id": 1, "keypoints": p.ravel().tolist(), "num_keypoints": 10, "only_bbox": 0} for p in persons
+        ],
+    }
 
 
 def test_pck_mvor_known_answers_tolerance_missing_joints_and_shared_predictions():
@@ -99,15 +124,25 @@ def test_3d_ground_truth_against_itself_in_every_camera_is_0_mm(mvor_files, mvor
     truth = truth_3d_by_image(mvor_gt)
     views = sum(len(v) for v in truth.values())
     assert views > 2000  # 1061 poses, most of them annotated in 2 or 3 views
-    predictions = [{"image_id": image_id, "bbox": t["bbox"], "score": 1.0, "pose3d_camera": t["joints"]}
-                   for image_id, items in truth.items() for t in items]
+    predictions = [
+        {"image_id": image_id, "bbox": t["bbox"], "score": 1.0, "pose3d_camera": t["joints"]}
+        for image_id, items in truth.items()
+        for t in items
+    ]
     figures = mpjpe_3d(truth, predictions)
     assert figures["mpjpe_camera_mm"]["mean"] == 0.0 and figures["mpjpe_camera_mm"]["persons"] == views
     assert figures["mpjpe_upper_body_mm"]["mean"] == 0.0 and figures["mpjpe_upper_body_mm"]["persons"] == views
     # the same through a results file and `labels evaluate`
-    entries = [{"image_id": p["image_id"], "bbox": p["bbox"], "score": 1.0, "keypoints": [0] * 51,
-                "pose3d_camera": np.where(np.isnan(p["pose3d_camera"]), None, p["pose3d_camera"]).tolist()}
-               for p in predictions]
+    entries = [
+        {
+            "image_id": p["image_id"],
+            "bbox": p["bbox"],
+            "score": 1.0,
+            "keypoints": [0] * 51,
+            "pose3d_camera": np.where(np.isnan(p["pose3d_camera"]), None, p["pose3d_camera"]).tolist(),
+        }
+        for p in predictions
+    ]
     path = mvor_files / "truth_as_results.json"
     path.write_text(json.dumps(entries))
     figures = evaluate(mvor_files / "camma_mvor_2018.json", results=path)
@@ -121,12 +156,19 @@ def test_3d_ground_truth_lies_in_each_views_camera_and_known_offsets_give_known_
     image_id = next(i for i, items in truth.items() if items and camera_of[i] == 2)  # a view of camera 2
     joints = truth[image_id][0]["joints"]
     back = rig.move(joints, "cam2", "cam1")
-    pose = next(p for p in mvor_gt["annotations3D"] if str(image_id) in p["image_ids"].split("_")
-                and np.allclose(np.asarray(p["keypoints3D"]).reshape(12, 4)[1, :3], back[MVOR3D_TO_H36M[1]]))
+    pose = next(
+        p
+        for p in mvor_gt["annotations3D"]
+        if str(image_id) in p["image_ids"].split("_")
+        and np.allclose(np.asarray(p["keypoints3D"]).reshape(12, 4)[1, :3], back[MVOR3D_TO_H36M[1]])
+    )
     assert pose is not None  # the neck (thorax) comes back to camera 1 where the file has it
     assert np.isnan(joints[[0, 2, 3, 5, 6, 7, 9]]).all()  # pelvis, knees, ankles, spine, neck/nose: not in MVOR
-    predictions = [{"image_id": i, "bbox": t["bbox"], "score": 1.0,
-                    "pose3d_camera": t["joints"] + [30.0, 40.0, 0.0]} for i, items in truth.items() for t in items]
+    predictions = [
+        {"image_id": i, "bbox": t["bbox"], "score": 1.0, "pose3d_camera": t["joints"] + [30.0, 40.0, 0.0]}
+        for i, items in truth.items()
+        for t in items
+    ]
     figures = mpjpe_3d(truth, predictions)
     assert figures["mpjpe_camera_mm"]["mean"] == pytest.approx(50.0)  # every joint 50 mm off
     assert figures["mpjpe_upper_body_mm"]["mean"] == pytest.approx(0.0, abs=1e-9)  # root-relative: no change

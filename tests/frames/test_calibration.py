@@ -10,18 +10,36 @@ from frames.calibration import CameraCalibration, Intrinsics, load_calibration, 
 from frames.errors import CalibrationError
 
 GOOD = {
-    "format": "or-pose-labels/calibration", "version": 1,
+    "format": "or-pose-labels/calibration",
+    "version": 1,
     "cameras": {
-        "reg": {"color": {"width": 640, "height": 480, "fx": 538.0, "fy": 539.5, "cx": 319.5, "cy": 239.5,
-                          "distortion": [0.1, -0.2, 0.001, 0.002, 0.0]},
-                "depth": None, "registered": True, "depth_to_color": None, "depth_unit_mm": 1.0},
-        "cal": {"color": {"width": 640, "height": 480, "fx": 538.0, "fy": 538.0, "cx": 320.0, "cy": 240.0},
-                "depth": {"width": 512, "height": 424, "fx": 365.0, "fy": 365.0, "cx": 256.0, "cy": 212.0},
-                "registered": False,
-                "depth_to_color": [[1, 0, 0, 52.0], [0, 1, 0, 0.0], [0, 0, 1, 0.0], [0, 0, 0, 1]],
-                "depth_unit_mm": 0.125},
-        "rgb_only": {"color": {"width": 320, "height": 240, "fx": 300.0, "fy": 300.0, "cx": 160.0, "cy": 120.0},
-                     "depth": None, "registered": False},
+        "reg": {
+            "color": {
+                "width": 640,
+                "height": 480,
+                "fx": 538.0,
+                "fy": 539.5,
+                "cx": 319.5,
+                "cy": 239.5,
+                "distortion": [0.1, -0.2, 0.001, 0.002, 0.0],
+            },
+            "depth": None,
+            "registered": True,
+            "depth_to_color": None,
+            "depth_unit_mm": 1.0,
+        },
+        "cal": {
+            "color": {"width": 640, "height": 480, "fx": 538.0, "fy": 538.0, "cx": 320.0, "cy": 240.0},
+            "depth": {"width": 512, "height": 424, "fx": 365.0, "fy": 365.0, "cx": 256.0, "cy": 212.0},
+            "registered": False,
+            "depth_to_color": [[1, 0, 0, 52.0], [0, 1, 0, 0.0], [0, 0, 1, 0.0], [0, 0, 0, 1]],
+            "depth_unit_mm": 0.125,
+        },
+        "rgb_only": {
+            "color": {"width": 320, "height": 240, "fx": 300.0, "fy": 300.0, "cx": 160.0, "cy": 120.0},
+            "depth": None,
+            "registered": False,
+        },
     },
 }
 
@@ -74,7 +92,11 @@ def mutate(path_keys, value):
         (("cameras", "reg", "depth_unit_mm"), KeyError, "cameras.reg.depth_unit_mm"),
         (("cameras", "reg", "registered"), "yes", "cameras.reg.registered"),
         (("cameras", "cal", "depth_to_color"), None, "cameras.cal.depth_to_color"),
-        (("cameras", "cal", "depth_to_color"), [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], "cameras.cal.depth_to_color"),
+        (
+            ("cameras", "cal", "depth_to_color"),
+            [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+            "cameras.cal.depth_to_color",
+        ),
         (("cameras", "cal", "depth_to_color"), [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "cameras.cal.depth_to_color"),
         (("cameras", "reg", "depth_to_color"), np.eye(4).tolist(), "cameras.reg.depth_to_color"),
         (("version",), 2, "version"),

@@ -67,9 +67,13 @@ def test_the_rig_moves_points_between_cameras_and_into_the_room(mvor):
     np.testing.assert_allclose(rig.move(points, "cam2", "cam2"), points, atol=1e-9)
     # inv(extrinsics[v]) moves camera 1 into camera v (the MVOR viewer's rule)
     extrinsic_2 = np.asarray(mvor["cameras_info"]["camParams"]["extrinsics"][1]).reshape(4, 4)
-    np.testing.assert_allclose(rig.move(points, "cam1", "cam2"), apply_rigid(np.linalg.inv(extrinsic_2), points), atol=1e-6)
+    np.testing.assert_allclose(
+        rig.move(points, "cam1", "cam2"), apply_rigid(np.linalg.inv(extrinsic_2), points), atol=1e-6
+    )
     room = np.asarray(mvor["cameras_info"]["camParams"]["firstCamToRoomRef"]).reshape(4, 4)
-    np.testing.assert_allclose(rig.to_room(there, "cam3"), apply_rigid(room, rig.move(points, "cam2", "cam1")), atol=1e-6)
+    np.testing.assert_allclose(
+        rig.to_room(there, "cam3"), apply_rigid(room, rig.move(points, "cam2", "cam1")), atol=1e-6
+    )
     with pytest.raises(KeyError, match="cam9"):
         rig.move(points, "cam1", "cam9")
 
@@ -84,7 +88,7 @@ def test_3d_joints_0_to_9_are_the_2d_joints_and_the_distortion_order_is_k1_k2_k3
     diagonal = pinhole[:, np.arange(10), np.arange(10)]
     assert 7.5 < np.nanmedian(diagonal) < 8.5  # 8.1 px measured
     per_camera = {}
-    for (joints, image, _), errors in zip(views(mvor), diagonal):
+    for (_, image, _), errors in zip(views(mvor), diagonal):
         per_camera.setdefault(image["cam_id"], []).append(errors)
     for camera, errors in per_camera.items():
         assert 7.0 < np.nanmedian(np.concatenate(errors)) < 10.0, camera  # 7.7 / 8.9 / 7.9 px
@@ -94,7 +98,9 @@ def test_3d_joints_0_to_9_are_the_2d_joints_and_the_distortion_order_is_k1_k2_k3
         for index, serial in enumerate(mvor["cameras_info"]["camParams"]["ids"]):
             camera = f"cam{mvor['dataset_info']['camid_2_num'][serial]}"
             coefficients = mvor["cameras_info"]["camParams"]["intrinsics"][index]["distortion"]
-            intrinsics[camera] = Intrinsics(**{**rig.intrinsics[camera].__dict__, "distortion": tuple(order(coefficients))})
+            intrinsics[camera] = Intrinsics(
+                **{**rig.intrinsics[camera].__dict__, "distortion": tuple(order(coefficients))}
+            )
         errors = reprojection_errors(mvor, rig, intrinsics)
         return np.nanmedian(errors[:, np.arange(10), np.arange(10)])
 
@@ -103,7 +109,9 @@ def test_3d_joints_0_to_9_are_the_2d_joints_and_the_distortion_order_is_k1_k2_k3
     assert as_opencv > 100  # 366 px: not this order
     assert np.nanmedian(diagonal) < as_mvor < 10  # 8.9 px: plausible, yet the pinhole fits the annotations better
     distorted = read_mvor_rig(mvor, distortion=True).intrinsics["cam1"].distortion
-    assert distorted == tuple(mvor_distortion_to_opencv(mvor["cameras_info"]["camParams"]["intrinsics"][0]["distortion"]))
+    assert distorted == tuple(
+        mvor_distortion_to_opencv(mvor["cameras_info"]["camParams"]["intrinsics"][0]["distortion"])
+    )
 
 
 def test_check_frames_accepts_an_mvor_tree_with_the_real_annotation_file(mvor_files, tmp_path, capsys):
@@ -111,7 +119,10 @@ def test_check_frames_accepts_an_mvor_tree_with_the_real_annotation_file(mvor_fi
 
     root = tmp_path / "MVOR"
     for camera in (1, 2, 3):
-        for kind, image in (("color", np.full((480, 640, 3), 90, np.uint8)), ("depth", np.full((480, 640), 2500, np.uint16))):
+        for kind, image in (
+            ("color", np.full((480, 640, 3), 90, np.uint8)),
+            ("depth", np.full((480, 640), 2500, np.uint16)),
+        ):
             folder = root / "day1" / f"cam{camera}" / kind
             folder.mkdir(parents=True)
             for stem in ("000000", "000001"):
@@ -126,18 +137,29 @@ def test_check_frames_accepts_an_mvor_tree_with_the_real_annotation_file(mvor_fi
     assert "6 frames, 6 good, 0 rejected" in out and "day1/cam3: 2 good frames, 640x480, registered depth" in out
 
 
-@pytest.mark.parametrize("change, field", [
-    (lambda d: d["cameras_info"]["camParams"]["ids"].pop(), "cameras_info.camParams.ids"),
-    (lambda d: d["dataset_info"]["camid_2_num"].pop("1208130014"), "dataset_info.camid_2_num"),
-    (lambda d: d["cameras_info"]["camParams"]["intrinsics"][1].update(focallength=[534.8]),
-     "cameras_info.camParams.intrinsics[1].focallength"),
-    (lambda d: d["cameras_info"]["camParams"]["intrinsics"][2].update(distortion=[0.1, 0.2]),
-     "cameras_info.camParams.intrinsics[2].distortion"),
-    (lambda d: d["cameras_info"]["camParams"]["extrinsics"][2].__setitem__(0, 3.0),
-     "cameras_info.camParams.extrinsics[2]"),
-    (lambda d: d["cameras_info"]["camParams"]["intrinsics"][0].update(serialnumber="3210-999"),
-     "cameras_info.camParams.intrinsics[0].serialnumber"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda d: d["cameras_info"]["camParams"]["ids"].pop(), "cameras_info.camParams.ids"),
+        (lambda d: d["dataset_info"]["camid_2_num"].pop("1208130014"), "dataset_info.camid_2_num"),
+        (
+            lambda d: d["cameras_info"]["camParams"]["intrinsics"][1].update(focallength=[534.8]),
+            "cameras_info.camParams.intrinsics[1].focallength",
+        ),
+        (
+            lambda d: d["cameras_info"]["camParams"]["intrinsics"][2].update(distortion=[0.1, 0.2]),
+            "cameras_info.camParams.intrinsics[2].distortion",
+        ),
+        (
+            lambda d: d["cameras_info"]["camParams"]["extrinsics"][2].__setitem__(0, 3.0),
+            "cameras_info.camParams.extrinsics[2]",
+        ),
+        (
+            lambda d: d["cameras_info"]["camParams"]["intrinsics"][0].update(serialnumber="3210-999"),
+            "cameras_info.camParams.intrinsics[0].serialnumber",
+        ),
+    ],
+)
 def test_a_broken_camera_block_is_refused_naming_the_file_and_the_field(mvor, tmp_path, change, field):
     document = copy.deepcopy(mvor)
     change(document)

@@ -36,7 +36,11 @@ def test_each_fixture_gets_its_specific_error(bad_source, frame_id):
 
 
 def test_error_classes_are_distinct_per_reason():
-    reasons = [cls.reason for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, FrameError) and cls is not FrameError]
+    reasons = [
+        cls.reason
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, FrameError) and cls is not FrameError
+    ]
     assert len(reasons) == len(set(reasons)) == 7
 
 
@@ -73,7 +77,12 @@ def test_manifest_csv_equals_jsonl(tmp_path):
         (['{"color": "a.png", "camera": "cam9"}'], "camera 'cam9' is not in"),
         (['{"depth": "a.png"}'], "field 'color' is missing"),
         (['{"color": "a.png", "colour": "b.png"}'], "unknown field 'colour'"),
-        (['{"color": "a.png"', ], "not valid JSON"),
+        (
+            [
+                '{"color": "a.png"',
+            ],
+            "not valid JSON",
+        ),
         ([], "lists no frames"),
     ],
 )
@@ -104,16 +113,26 @@ def _mvor_tree(root: Path, cameras_info: dict) -> Path:
     return annotation
 
 
-CAM = {"focallength": [30.0, 30.0], "principalpoint": [15.5, 11.5], "distortion": [0.0, 0.0, 0.0, 0.0, 0.0],
-       "image_size": [32, 24]}
+CAM = {
+    "focallength": [30.0, 30.0],
+    "principalpoint": [15.5, 11.5],
+    "distortion": [0.0, 0.0, 0.0, 0.0, 0.0],
+    "image_size": [32, 24],
+}
 
 
 def test_mvor_tree_ids_are_stable_sorted_and_paired(tmp_path):
     annotation = _mvor_tree(tmp_path, {"cam1": CAM, "cam2": CAM})
     source = MvorTreeSource(tmp_path, annotation, depth_unit_mm=1.0)
     ids = [r.frame_id for r in source.refs()]
-    assert ids == ["day1/cam1/000001", "day1/cam1/000002", "day1/cam2/000001", "day1/cam2/000002",
-                   "day2/cam1/000001", "day2/cam1/000002"]
+    assert ids == [
+        "day1/cam1/000001",
+        "day1/cam1/000002",
+        "day1/cam2/000001",
+        "day1/cam2/000002",
+        "day2/cam1/000001",
+        "day2/cam1/000002",
+    ]
     assert ids == [r.frame_id for r in MvorTreeSource(tmp_path, annotation, depth_unit_mm=1.0).refs()]
     frame = source.load(source.refs()[0])
     assert frame.calibration.registered and frame.depth_mm().dtype.name == "float32"

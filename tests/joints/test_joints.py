@@ -25,7 +25,10 @@ def test_coco_to_h36m_on_a_hand_pose():
     coco[COCO_KEYPOINTS.index("nose")] = (0, 15)
     coco[COCO_KEYPOINTS.index("right_wrist")] = (-30, 90)
     h36m = coco_to_h36m_positions(coco)
-    get = lambda name: h36m[H36M_JOINTS.index(name)]
+
+    def get(name):
+        return h36m[H36M_JOINTS.index(name)]
+
     np.testing.assert_array_equal(get("pelvis"), (0, 100))
     np.testing.assert_array_equal(get("thorax"), (0, 40))
     np.testing.assert_array_equal(get("spine"), (0, 70))

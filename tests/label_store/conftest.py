@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from configs.schema import load_teacher_config
-from frames.sources import ManifestSource, open_source
 from frames.files import sha256_file
+from frames.sources import ManifestSource, open_source
 from label_store.provenance import make_provenance
 from pipeline.executors import LocalExecutor
 from stages.context import StageContext
@@ -28,7 +28,9 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def records(tiny_config, tiny_weights):
     source = open_source(SAMPLE / "manifest.jsonl")
-    executor = LocalExecutor(default_graph(), StageContext(tiny_config, tiny_weights, source.calibrations()), batch_size=3)
+    executor = LocalExecutor(
+        default_graph(), StageContext(tiny_config, tiny_weights, source.calibrations()), batch_size=3
+    )
     batch = next(executor.batches(rows_from_refs((ref, 0) for ref in source.refs()[:3])))
     recs = list(batch["record"])
     bad = ManifestSource(FIXTURES / "manifest.jsonl")
@@ -42,6 +44,8 @@ def records(tiny_config, tiny_weights):
 
 @pytest.fixture(scope="session")
 def provenance(tiny_config, tiny_weights):
-    checkpoints = {spec.checkpoint: sha256_file(checkpoint_path(tiny_weights, spec.checkpoint))
-                   for spec in (tiny_config.detector, tiny_config.keypoints, tiny_config.lifter)}
+    checkpoints = {
+        spec.checkpoint: sha256_file(checkpoint_path(tiny_weights, spec.checkpoint))
+        for spec in (tiny_config.detector, tiny_config.keypoints, tiny_config.lifter)
+    }
     return make_provenance(tiny_config, checkpoints, code="test")

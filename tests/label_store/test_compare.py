@@ -39,18 +39,21 @@ def _first_person_frame(records):
 def _nan_at(field, index=(0, 3)):
     def change(persons):
         persons[field][index] = np.nan
+
     return change
 
 
 def _add(field, index, amount):
     def change(persons):
         persons[field][index] = persons[field][index] + amount
+
     return change
 
 
 def _flip(field, index):
     def change(persons):
         persons[field][index] = not persons[field][index]
+
     return change
 
 
@@ -68,7 +71,9 @@ def _empty_mask(persons):
     from pycocotools import mask as mask_utils
 
     height, width = 480, 640
-    persons["mask_rle"][0] = mask_utils.encode(np.asfortranarray(np.zeros((height, width), np.uint8)))["counts"].decode()
+    persons["mask_rle"][0] = mask_utils.encode(np.asfortranarray(np.zeros((height, width), np.uint8)))[
+        "counts"
+    ].decode()
 
 
 CORRUPTIONS = {  # name -> (change to the first labelled frame's persons, words the report must contain)
@@ -154,14 +159,17 @@ def test_a_dropped_person_a_changed_hard_set_and_a_changed_rejection_fail(refere
     assert "reject_reason 'corrupt_image' -> 'missing_file'" in report
 
 
-@pytest.mark.parametrize("field, value, words", [
-    ("status", 1, "status 0 -> 1"),
-    ("camera_id", "other_camera", "camera_id"),
-    ("color_size", [320, 240], "color_size"),
-    ("depth_unit_mm", 0.5, "depth_unit_mm"),
-    ("timestamp", 99.0, "timestamp"),
-    ("color_path", "/somewhere/else.png", "color_path"),
-])
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("status", 1, "status 0 -> 1"),
+        ("camera_id", "other_camera", "camera_id"),
+        ("color_size", [320, 240], "color_size"),
+        ("depth_unit_mm", 0.5, "depth_unit_mm"),
+        ("timestamp", 99.0, "timestamp"),
+        ("color_path", "/somewhere/else.png", "color_path"),
+    ],
+)
 def test_each_frame_field_s_change_fails_the_comparison(reference, records, provenance, tmp_path, field, value, words):
     changed = copy.deepcopy(records)
     target = _first_person_frame(changed)
@@ -174,8 +182,11 @@ def test_each_frame_field_s_change_fails_the_comparison(reference, records, prov
 def test_folders_of_paths_may_differ_between_machines(reference, records, provenance, tmp_path):
     moved = copy.deepcopy(records)
     for record in moved:
-        record.frame = {**record.frame, "color_path": "/other/machine" + record.frame["color_path"],
-                        "reject_detail": record.frame["reject_detail"].replace("/", "/mnt/", 1)}
+        record.frame = {
+            **record.frame,
+            "color_path": "/other/machine" + record.frame["color_path"],
+            "reject_detail": record.frame["reject_detail"].replace("/", "/mnt/", 1),
+        }
     commit_shard(tmp_path / "b", 0, moved, provenance)
     result = compare(reference, tmp_path / "b")
     assert result.ok, "\n".join(result.problems)

@@ -17,7 +17,11 @@ from stages.records import encode_masks, labelled_record
 
 
 def test_scaling_known_answers():
-    assert scaled_size(640, 480, 8) == (80, 60) and scaled_size(640, 480, 10) == (64, 48) and scaled_size(640, 480, 12) == (53, 40)
+    assert (
+        scaled_size(640, 480, 8) == (80, 60)
+        and scaled_size(640, 480, 10) == (64, 48)
+        and scaled_size(640, 480, 12) == (53, 40)
+    )
     np.testing.assert_allclose(scale_keypoints(np.array([[3.5, 7.5]]), 0.5, 0.5), [[1.5, 3.5]])  # centre of a 2x2 block
     np.testing.assert_allclose(scale_boxes(np.array([[8, 16, 24, 32]]), 0.125, 0.125), [[1, 2, 3, 4]])
 
@@ -52,9 +56,20 @@ def blob_run(tmp_path_factory, provenance):
     box = np.array([[point[0] - 50, point[1] - 80, point[0] + 50, point[1] + 80]])
     pose = np.zeros((1, 17, 3))
     hard_mask, hard_valid = hard_keypoints(keypoints, 0.35, 4)
-    record = labelled_record(ref, calib, frame.depth_mm(), boxes=box, scores=np.array([0.95]),
-                             mask_rle=encode_masks(np.zeros((1, h, w), bool)), keypoints=keypoints, spread=np.zeros((1, 17)),
-                             hard_mask=hard_mask, hard_valid=hard_valid, pose_soft=pose, pose_hard=pose)
+    record = labelled_record(
+        ref,
+        calib,
+        frame.depth_mm(),
+        boxes=box,
+        scores=np.array([0.95]),
+        mask_rle=encode_masks(np.zeros((1, h, w), bool)),
+        keypoints=keypoints,
+        spread=np.zeros((1, 17)),
+        hard_mask=hard_mask,
+        hard_valid=hard_valid,
+        pose_soft=pose,
+        pose_hard=pose,
+    )
     commit_shard(folder / "run", 0, [record], provenance)
     return LabelRun(folder / "run"), point
 
@@ -62,7 +77,7 @@ def blob_run(tmp_path_factory, provenance):
 def centroid(image: np.ndarray) -> np.ndarray:
     weights = image - image.min()
     weights = np.where(weights > 0.5 * weights.max(), weights, 0)
-    ys, xs = np.mgrid[0:image.shape[0], 0:image.shape[1]]
+    ys, xs = np.mgrid[0 : image.shape[0], 0 : image.shape[1]]
     return np.array([(xs * weights).sum(), (ys * weights).sum()]) / weights.sum()
 
 

@@ -1,6 +1,5 @@
 """Shards: bit-exact round trips, the commit protocol under kills, verification."""
 
-import json
 import os
 import signal
 import subprocess
@@ -27,7 +26,10 @@ def test_round_trip_is_bit_exact(tmp_path, records, provenance):
     for record in records:
         back = run.get(record.frame["frame_id"])
         for f in FRAME_FIELDS:
-            np.testing.assert_array_equal(np.asarray(back.frame[f.name]), np.asarray(record.frame[f.name], dtype=back.frame[f.name].dtype if f.dtype != "str" else object))
+            np.testing.assert_array_equal(
+                np.asarray(back.frame[f.name]),
+                np.asarray(record.frame[f.name], dtype=back.frame[f.name].dtype if f.dtype != "str" else object),
+            )
         for f in PERSON_FIELDS:
             if f.name == "frame_index":
                 continue
@@ -37,7 +39,9 @@ def test_round_trip_is_bit_exact(tmp_path, records, provenance):
             if f.dtype == "str":
                 assert list(got) == list(expected)
             else:
-                np.testing.assert_array_equal(got, np.asarray(expected, dtype=f.dtype).reshape(got.shape))  # NaN == NaN here
+                np.testing.assert_array_equal(
+                    got, np.asarray(expected, dtype=f.dtype).reshape(got.shape)
+                )  # NaN == NaN here
     rejected = run.get(records[1].frame["frame_id"])
     assert rejected.frame["status"] == STATUS_REJECTED and rejected.frame["reject_reason"] == "corrupt_image"
     assert len(rejected) == 0 and entry.rejected == {records[1].frame["frame_id"]: "corrupt_image"}
@@ -74,12 +78,15 @@ for index in range(count):
     records = []
     for f in range(40):
         p = int(rng.integers(0, 4))
-        persons = dict(box=rng.random((p, 4)), score=rng.random(p), mask_rle=["x"] * p, keypoints_2d=rng.random((p, 17, 3)),
-                       keypoint_spread=rng.random((p, 17)), hard_mask=rng.random((p, 17)) > .5, hard_valid=np.ones(p, bool),
-                       pose3d_soft=rng.random((p, 17, 3)), pose3d_hard=rng.random((p, 17, 3)), depth_keypoints=rng.random((p, 17, 2)),
-                       depth_flag=np.zeros((p, 17), np.int8), pose3d_camera=rng.random((p, 17, 3)), depth_consistency=rng.random((p, 17)))
-        frame = dict(frame_id=f"s{index}-f{f}", camera_id="c", color_path="/x.png", depth_path="", color_size=[640, 480],
-                     depth_size=[0, 0], depth_unit_mm=0.0, timestamp=float(f), status=0, reject_reason="", reject_detail="")
+        persons = dict(
+            box=rng.random((p, 4)), score=rng.random(p), mask_rle=["x"] * p, keypoints_2d=rng.random((p, 17, 3)),
+            keypoint_spread=rng.random((p, 17)), hard_mask=rng.random((p, 17)) > .5, hard_valid=np.ones(p, bool),
+            pose3d_soft=rng.random((p, 17, 3)), pose3d_hard=rng.random((p, 17, 3)),
+            depth_keypoints=rng.random((p, 17, 2)), depth_flag=np.zeros((p, 17), np.int8),
+            pose3d_camera=rng.random((p, 17, 3)), depth_consistency=rng.random((p, 17)))
+        frame = dict(frame_id=f"s{index}-f{f}", camera_id="c", color_path="/x.png", depth_path="",
+                     color_size=[640, 480], depth_size=[0, 0], depth_unit_mm=0.0, timestamp=float(f), status=0,
+                     reject_reason="", reject_detail="")
         records.append(FrameRecord(frame, persons))
     commit_shard(run, index, records, prov)
 """
@@ -92,7 +99,7 @@ def test_a_writer_killed_at_random_leaves_only_complete_verified_shards(tmp_path
     script.write_text(WRITER)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))
     run = tmp_path / "run"
-    for attempt in range(3):
+    for _ in range(3):
         process = subprocess.Popen([sys.executable, str(script), str(run), "12"], env=env)
         time.sleep(float(rng.uniform(0.5, 3.0)))
         process.send_signal(signal.SIGKILL)
@@ -162,7 +169,9 @@ def test_the_loser_of_two_attempts_at_one_shard_commits_nothing_of_its_own(tmp_p
     assert LabelRun(tmp_path).frame_ids() == [r.frame["frame_id"] for r in records[:2]]
 
 
-def test_a_final_shard_without_its_entry_that_does_not_hold_the_planned_frames_is_replaced(tmp_path, records, provenance):
+def test_a_final_shard_without_its_entry_that_does_not_hold_the_planned_frames_is_replaced(
+    tmp_path, records, provenance
+):
     commit_shard(tmp_path, 0, records[:2], provenance)
     (tmp_path / "manifest" / "shard-00000.json").unlink()  # killed between link and entry, other frames
     entry = commit_shard(tmp_path, 0, records, provenance)

@@ -14,32 +14,78 @@ ROOT = Path(__file__).parents[2]
 
 @pytest.mark.slow
 def test_bench_reports_every_side_and_identical_labels(tmp_path, tiny_weights):
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "bench", "--frames", "2", "--memory-factor", "2",
-                             "--weights-dir", str(tiny_weights), "--keep", str(tmp_path), "--pipelines", "ray-fused,local",
-                             "thresholds.box_score=0.3", "detector.max_persons=3"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=900)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "bench",
+            "--frames",
+            "2",
+            "--memory-factor",
+            "2",
+            "--weights-dir",
+            str(tiny_weights),
+            "--keep",
+            str(tmp_path),
+            "--pipelines",
+            "ray-fused,local",
+            "thresholds.box_score=0.3",
+            "detector.max_persons=3",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = result.stdout
-    for prefix in ("naive loop :", "pipelines  :", "  ray-fused :", "  local     :", "kernel     :", "identical to the bit",
-                   "x naive; labels same", "compute    :", "GFLOP per frame"):
+    for prefix in (
+        "naive loop :",
+        "pipelines  :",
+        "  ray-fused :",
+        "  local     :",
+        "kernel     :",
+        "identical to the bit",
+        "x naive; labels same",
+        "compute    :",
+        "GFLOP per frame",
+    ):
         assert prefix in report, report
     assert report.count("labels same") == 2 and "DIFFERENT" not in report, report
     # a CPU has no listed peak; a GPU machine prints its fraction (the test holds on either)
     assert "peak unknown (give --peak-tflops)" in report or "% of its dense bf16/fp16 peak" in report, report
     assert (tmp_path / "naive.h5").exists() and (tmp_path / "naive-torchvision.h5").exists()
-    assert (tmp_path / "run-local-frames-4" / "manifest").is_dir() and (tmp_path / "run-ray-fused-frames-2.json").exists()
+    assert (tmp_path / "run-local-frames-4" / "manifest").is_dir() and (
+        tmp_path / "run-ray-fused-frames-2.json"
+    ).exists()
 
 
 def test_an_unknown_pipeline_variant_is_refused_naming_the_known_ones(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "bench", "--pipelines", "ray,warp"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert result.returncode == 2 and "unknown pipeline variant(s) ['warp'] (known: ray, ray-fused, local)" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "bench", "--pipelines", "ray,warp"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert (
+        result.returncode == 2
+        and "unknown pipeline variant(s) ['warp'] (known: ray, ray-fused, local)" in result.stderr
+    )
 
 
-@pytest.mark.parametrize("name, peak", [
-    ("NVIDIA H100 80GB HBM3", 989.4), ("NVIDIA H100 PCIe", 756.0), ("NVIDIA H200", 989.4),
-    ("NVIDIA A100-SXM4-80GB", 312.0), ("CPU (2 cores)", None), ("NVIDIA GeForce RTX 3090", None),
-])
+@pytest.mark.parametrize(
+    "name, peak",
+    [
+        ("NVIDIA H100 80GB HBM3", 989.4),
+        ("NVIDIA H100 PCIe", 756.0),
+        ("NVIDIA H200", 989.4),
+        ("NVIDIA A100-SXM4-80GB", 312.0),
+        ("CPU (2 cores)", None),
+        ("NVIDIA GeForce RTX 3090", None),
+    ],
+)
 def test_the_dense_peak_is_looked_up_by_device_name(name, peak):
     """The H100 PCIe has a lower peak than the SXM part: the more specific name must win."""
     assert dense_peak_tflops(name) == peak

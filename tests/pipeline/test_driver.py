@@ -40,7 +40,7 @@ class FakeDataset:
     def batches(self):
         rows = [r for r in self.rows if not self.drop(r["frame_id"])]
         for start in range(0, len(rows), self.batch):
-            part = rows[start:start + self.batch]
+            part = rows[start : start + self.batch]
             records = np.empty(len(part), dtype=object)
             for i, row in enumerate(part):
                 ref = FrameRef(row["frame_id"], row["camera_id"], row["color_path"], None)
@@ -49,9 +49,12 @@ class FakeDataset:
                     records[i] = rejected_record(ref, CALIBRATION, error.reason, str(error))
                 else:
                     records[i] = FrameRecord(frame_row(ref, CALIBRATION, STATUS_LABELLED))
-            yield {"frame_id": np.array([r["frame_id"] for r in part], dtype=object),
-                   "shard_index": np.array([r["shard_index"] for r in part]), "record": records,
-                   **{f"seconds_{stage}": np.zeros(len(part)) for stage in run_module.TIMED_STAGES}}
+            yield {
+                "frame_id": np.array([r["frame_id"] for r in part], dtype=object),
+                "shard_index": np.array([r["shard_index"] for r in part]),
+                "record": records,
+                **{f"seconds_{stage}": np.zeros(len(part)) for stage in run_module.TIMED_STAGES},
+            }
 
 
 @pytest.fixture
@@ -78,7 +81,9 @@ def driver(monkeypatch):
     def run(tmp_path, frames: int, make_dataset, **overrides):
         monkeypatch.setattr(run_module, "make_executor", lambda *args, **kwargs: FakeExecutor(make_dataset))
         config = load_teacher_config("tiny", {"run.shard_size": 5, **overrides})
-        return run_module.run_labels(config, Source(frames), "test", tmp_path / "run", weights_dir=tmp_path, progress=False)
+        return run_module.run_labels(
+            config, Source(frames), "test", tmp_path / "run", weights_dir=tmp_path, progress=False
+        )
 
     return run, attempts
 
@@ -98,8 +103,11 @@ def test_frames_lost_in_one_attempt_are_labelled_by_the_next(tmp_path, driver):
 
 def test_a_shard_that_never_completes_stops_the_run_with_run_error(tmp_path, driver):
     run, attempts = driver
-    with pytest.raises(run_module.RunError, match=r"1 shards could not be completed after 3 attempts \(first: 1\); "
-                                                  "run the same command again"):
+    with pytest.raises(
+        run_module.RunError,
+        match=r"1 shards could not be completed after 3 attempts \(first: 1\); "
+        "run the same command again",
+    ):
         run(tmp_path, 12, lambda rows, attempt: FakeDataset(rows, drop=lambda f: f == "f007"))
     assert len(attempts) == 3 and sorted(e.index for e in manifest_entries(tmp_path / "run")) == [0, 2]
 
@@ -107,8 +115,12 @@ def test_a_shard_that_never_completes_stops_the_run_with_run_error(tmp_path, dri
 def test_too_many_rejected_frames_stop_the_run_in_its_middle(tmp_path, driver):
     run, attempts = driver
     with pytest.raises(run_module.RunError, match=r"rejected .* > run.max_rejected_fraction = 20 %.*corrupt_image"):
-        run(tmp_path, 200, lambda rows, attempt: FakeDataset(rows, reject=lambda f: int(f[1:]) % 2 == 0),
-            **{"run.max_rejected_fraction": 0.2})
+        run(
+            tmp_path,
+            200,
+            lambda rows, attempt: FakeDataset(rows, reject=lambda f: int(f[1:]) % 2 == 0),
+            **{"run.max_rejected_fraction": 0.2},
+        )
     committed = committed_frames(tmp_path / "run")
     assert 0 < len(committed) <= 52 < 200  # stopped after the first 50 frames, not after all 200
     assert len(attempts) == 1

@@ -9,21 +9,53 @@ from pathlib import Path
 import pytest
 
 from label_store.compare import Tolerances, compare
-from label_store.shard import manifest_entries
 from label_store.inspection import verify_run
+from label_store.shard import manifest_entries
 
 ROOT = Path(__file__).parents[2]
 # Same models and pixels; torch's thread count differs (1 per Ray actor, every core in-process),
 # which may reorder float sums: 1e-3 px / 1e-4 in confidence is 1000 x below any label change.
-SAME = Tolerances(keypoint_px=1e-3, confidence=1e-4, box_px=1e-3, pose3d_mm=1e-2, score=1e-4, spread_px=1e-3,
-                  consistency=1e-4, mask_iou=0.999, bias_px=1e-4)
+SAME = Tolerances(
+    keypoint_px=1e-3,
+    confidence=1e-4,
+    box_px=1e-3,
+    pose3d_mm=1e-2,
+    score=1e-4,
+    spread_px=1e-3,
+    consistency=1e-4,
+    mask_iou=0.999,
+    bias_px=1e-4,
+)
 
 
 def _local_run(out: Path, weights: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--executor", "local", "--config", "tiny",
-                           "--frames", str(ROOT / "data/sample/manifest.jsonl"), "--out", str(out), "--weights-dir",
-                           str(weights), "--no-progress", "thresholds.box_score=0.3", "detector.max_persons=4",
-                           "device=cpu", *extra], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "run",
+            "--executor",
+            "local",
+            "--config",
+            "tiny",
+            "--frames",
+            str(ROOT / "data/sample/manifest.jsonl"),
+            "--out",
+            str(out),
+            "--weights-dir",
+            str(weights),
+            "--no-progress",
+            "thresholds.box_score=0.3",
+            "detector.max_persons=4",
+            "device=cpu",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["separate", "fused"])

@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from label_store.reader import LabelRun
@@ -53,8 +52,18 @@ def bad_sample(tmp_path_factory) -> Path:
 
 def test_bad_frames_are_rejected_with_reasons_and_neighbours_labelled(tmp_path, tiny_weights, bad_sample):
     out = tmp_path / "run"
-    result = labels("run", "--config", "tiny", "--frames", str(bad_sample / "manifest.jsonl"), "--out", str(out), *FAST,
-                    "run.max_rejected_fraction=0.5", weights=tiny_weights)
+    result = labels(
+        "run",
+        "--config",
+        "tiny",
+        "--frames",
+        str(bad_sample / "manifest.jsonl"),
+        "--out",
+        str(out),
+        *FAST,
+        "run.max_rejected_fraction=0.5",
+        weights=tiny_weights,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "8 processed" in result.stdout and "6 labelled, 2 rejected" in result.stdout
     assert "rejected 1 x corrupt_image" in result.stdout and "rejected 1 x missing_depth_pair" in result.stdout
@@ -69,15 +78,27 @@ def test_bad_frames_are_rejected_with_reasons_and_neighbours_labelled(tmp_path, 
 
 
 def test_too_many_rejected_frames_stop_the_run(tmp_path, tiny_weights, bad_sample):
-    result = labels("run", "--config", "tiny", "--frames", str(bad_sample / "manifest.jsonl"), "--out", str(tmp_path / "r"),
-                    *FAST, "run.max_rejected_fraction=0.1", weights=tiny_weights)
+    result = labels(
+        "run",
+        "--config",
+        "tiny",
+        "--frames",
+        str(bad_sample / "manifest.jsonl"),
+        "--out",
+        str(tmp_path / "r"),
+        *FAST,
+        "run.max_rejected_fraction=0.1",
+        weights=tiny_weights,
+    )
     assert result.returncode == 1
     assert "run.max_rejected_fraction = 10 %" in result.stderr and "corrupt_image" in result.stderr
 
 
 def test_a_bad_config_or_missing_weights_is_refused_before_ray_starts(tmp_path, tiny_weights):
     started = time.perf_counter()
-    bad = labels("run", "--config", "tiny", "--out", str(tmp_path / "a"), "thresholds.box_scroe=0.5", weights=tiny_weights)
+    bad = labels(
+        "run", "--config", "tiny", "--out", str(tmp_path / "a"), "thresholds.box_scroe=0.5", weights=tiny_weights
+    )
     assert bad.returncode == 2 and "field 'thresholds.box_scroe': unknown key" in bad.stderr
     missing = labels("run", "--config", "tiny", "--out", str(tmp_path / "b"), weights=tmp_path / "no_weights")
     assert missing.returncode == 1 and "tiny_cascade-mask-rcnn.pth" in missing.stderr
@@ -87,9 +108,26 @@ def test_a_bad_config_or_missing_weights_is_refused_before_ray_starts(tmp_path, 
 
 def _run_and_kill(tmp_path, weights, kill) -> tuple[Path, subprocess.Popen]:
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "pipeline.cli", "run", "--config", "tiny", "--frames", str(SAMPLE / "manifest.jsonl"),
-               "--out", str(out), *FAST, "run.shard_size=1", "--weights-dir", str(weights), "--no-progress"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "run",
+        "--config",
+        "tiny",
+        "--frames",
+        str(SAMPLE / "manifest.jsonl"),
+        "--out",
+        str(out),
+        *FAST,
+        "run.shard_size=1",
+        "--weights-dir",
+        str(weights),
+        "--no-progress",
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     kill(process, out)
     return out, process
 
@@ -102,7 +140,11 @@ def _ray_worker_pids(pattern: str) -> list[int]:
 def test_killing_the_driver_then_rerunning_labels_every_frame_exactly_once(tmp_path, tiny_weights):
     def kill_after_first_commit(process, out):
         deadline = time.time() + 300
-        while time.time() < deadline and not list((out / "manifest").glob("shard-*.json")) if (out / "manifest").exists() else time.time() < deadline:
+        while (
+            time.time() < deadline and not list((out / "manifest").glob("shard-*.json"))
+            if (out / "manifest").exists()
+            else time.time() < deadline
+        ):
             time.sleep(0.2)
         os.killpg(process.pid, signal.SIGKILL)  # the driver and the local Ray it started
         process.wait()
@@ -110,8 +152,18 @@ def test_killing_the_driver_then_rerunning_labels_every_frame_exactly_once(tmp_p
     out, process = _run_and_kill(tmp_path, tiny_weights, kill_after_first_commit)
     committed = len(manifest_entries(out))
     assert 1 <= committed < 8
-    again = labels("run", "--config", "tiny", "--frames", str(SAMPLE / "manifest.jsonl"), "--out", str(out), *FAST,
-                   "run.shard_size=1", weights=tiny_weights)
+    again = labels(
+        "run",
+        "--config",
+        "tiny",
+        "--frames",
+        str(SAMPLE / "manifest.jsonl"),
+        "--out",
+        str(out),
+        *FAST,
+        "run.shard_size=1",
+        weights=tiny_weights,
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"{committed} were already committed, {8 - committed} committed now" in again.stdout
     counts = per_frame_counts(out)
@@ -144,8 +196,18 @@ def test_every_bad_input_kind_lands_in_the_rejected_list_with_its_reason(tmp_pat
     fixtures = ROOT / "tests" / "fixtures" / "bad_frames"
     expected = json.loads((fixtures / "expected.json").read_text())
     out = tmp_path / "run"
-    result = labels("run", "--config", "tiny", "--frames", str(fixtures / "manifest.jsonl"), "--out", str(out), *FAST,
-                    "run.max_rejected_fraction=1.0", weights=tiny_weights)
+    result = labels(
+        "run",
+        "--config",
+        "tiny",
+        "--frames",
+        str(fixtures / "manifest.jsonl"),
+        "--out",
+        str(out),
+        *FAST,
+        "run.max_rejected_fraction=1.0",
+        weights=tiny_weights,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = LabelRun(out)
     for frame_id, reason in expected.items():
@@ -157,5 +219,12 @@ def test_every_bad_input_kind_lands_in_the_rejected_list_with_its_reason(tmp_pat
     for entry in manifest_entries(out):
         rejected.update(entry.rejected)
     assert rejected == {k: v for k, v in expected.items() if v}
-    assert set(Counter(rejected.values())) == {"missing_file", "empty_file", "corrupt_image", "color_not_8bit_3ch",
-                                               "depth_not_16bit_1ch", "size_mismatch", "missing_depth_pair"}
+    assert set(Counter(rejected.values())) == {
+        "missing_file",
+        "empty_file",
+        "corrupt_image",
+        "color_not_8bit_3ch",
+        "depth_not_16bit_1ch",
+        "size_mismatch",
+        "missing_depth_pair",
+    }

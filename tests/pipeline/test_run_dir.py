@@ -24,21 +24,34 @@ def test_a_fresh_run_plans_every_frame_in_source_order(tmp_path):
     plan = prepare_run_dir(tmp_path, config(), CHECKPOINTS, "src", refs(10))
     assert [len(s) for s in plan.shards] == [4, 4, 2] and plan.shards[0][0] == "f000" and plan.num_frames == 10
     assert pending_shards(tmp_path, plan) == [0, 1, 2]
-    again = prepare_run_dir(tmp_path, config(**{"run.shard_size": 8, "run.batch_size": 2}), CHECKPOINTS, "src", refs(10))
+    again = prepare_run_dir(
+        tmp_path, config(**{"run.shard_size": 8, "run.batch_size": 2}), CHECKPOINTS, "src", refs(10)
+    )
     assert again == plan  # run settings do not decide labels, and the plan is kept
 
 
-@pytest.mark.parametrize("change, words", [
-    (dict(overrides={"thresholds.box_score": 0.9}), "config.thresholds.box_score: 0.5 in the run, 0.9 now"),
-    (dict(checkpoints={**CHECKPOINTS, "tiny/tiny_hrnet.pth": "dd"}), "checkpoint tiny/tiny_hrnet.pth: 'bb' in the run, 'dd' now"),
-    (dict(source="other"), "source: 'src' in the run, 'other' now"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (dict(overrides={"thresholds.box_score": 0.9}), "config.thresholds.box_score: 0.5 in the run, 0.9 now"),
+        (
+            dict(checkpoints={**CHECKPOINTS, "tiny/tiny_hrnet.pth": "dd"}),
+            "checkpoint tiny/tiny_hrnet.pth: 'bb' in the run, 'dd' now",
+        ),
+        (dict(source="other"), "source: 'src' in the run, 'other' now"),
+    ],
+)
 def test_another_teacher_setup_is_refused_naming_what_differs(tmp_path, change, words):
     prepare_run_dir(tmp_path, config(), CHECKPOINTS, "src", refs(6))
     before = (tmp_path / "run.json").read_text(), (tmp_path / "plan.json").read_text()
     with pytest.raises(RunMismatchError) as error:
-        prepare_run_dir(tmp_path, config(**change.get("overrides", {})), change.get("checkpoints", CHECKPOINTS),
-                        change.get("source", "src"), refs(6))
+        prepare_run_dir(
+            tmp_path,
+            config(**change.get("overrides", {})),
+            change.get("checkpoints", CHECKPOINTS),
+            change.get("source", "src"),
+            refs(6),
+        )
     assert words in str(error.value) and "--new-run" in str(error.value)
     assert ((tmp_path / "run.json").read_text(), (tmp_path / "plan.json").read_text()) == before  # nothing touched
 
@@ -48,7 +61,9 @@ def test_new_run_discards_the_old_labels_and_plans_again(tmp_path):
     for part in ("shards", "manifest"):
         (tmp_path / part).mkdir()
         (tmp_path / part / "shard-00000.x").write_text("old")
-    plan = prepare_run_dir(tmp_path, config(**{"thresholds.box_score": 0.9}), CHECKPOINTS, "src", refs(3, "g"), new_run=True)
+    plan = prepare_run_dir(
+        tmp_path, config(**{"thresholds.box_score": 0.9}), CHECKPOINTS, "src", refs(3, "g"), new_run=True
+    )
     assert plan.shards == (("g000", "g001", "g002"),)
     assert not (tmp_path / "shards").exists() and not (tmp_path / "manifest").exists()
     assert json.loads((tmp_path / "run.json").read_text())["labels_config"]["thresholds"]["box_score"] == 0.9

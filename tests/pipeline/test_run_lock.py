@@ -25,7 +25,9 @@ time.sleep(600)
 
 
 def hold_in_another_process(run_dir: Path) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     assert process.stdout.readline().strip() == "held"
     return process
 
@@ -69,8 +71,9 @@ def test_another_hosts_lock_is_taken_over_only_once_its_heartbeat_is_stale(tmp_p
 def test_two_drivers_taking_over_one_stale_lock_at_once_leave_one_holder(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / LOCK_NAME).write_text(json.dumps({"host": "node-b", "pid": 1, "started": "x", "token": "old",
-                                                 "heartbeat": time.time() - 1000}))
+    (run_dir / LOCK_NAME).write_text(
+        json.dumps({"host": "node-b", "pid": 1, "started": "x", "token": "old", "heartbeat": time.time() - 1000})
+    )
     racer = """
 import sys, time
 from pipeline.run_lock import acquire_run_lock, RunLockedError
@@ -83,8 +86,12 @@ except RunLockedError:
     print("refused", flush=True)
 """
     start = str(time.time() + 2.0)
-    racers = [subprocess.Popen([sys.executable, "-c", racer, str(run_dir), start], cwd=ROOT, stdout=subprocess.PIPE,
-                               text=True) for _ in range(4)]
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", racer, str(run_dir), start], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
     outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in racers)
     assert outcomes.count("won") == 1, outcomes
 
@@ -93,10 +100,28 @@ def test_labels_run_on_a_held_run_directory_is_refused_at_once(tmp_path, tiny_we
     holder = hold_in_another_process(tmp_path / "run")
     try:
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--config", "tiny", "--frames",
-                                 str(ROOT / "data/sample/manifest.jsonl"), "--out", str(tmp_path / "run"), "--weights-dir",
-                                 str(tiny_weights), "--no-progress", "device=cpu"],
-                                capture_output=True, text=True, cwd=ROOT, timeout=300)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.cli",
+                "run",
+                "--config",
+                "tiny",
+                "--frames",
+                str(ROOT / "data/sample/manifest.jsonl"),
+                "--out",
+                str(tmp_path / "run"),
+                "--weights-dir",
+                str(tiny_weights),
+                "--no-progress",
+                "device=cpu",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=300,
+        )
         assert result.returncode == 1 and f"pid {holder.pid}" in result.stderr, result.stderr[-2000:]
         assert "is being labelled by another driver" in result.stderr and time.perf_counter() - started < 60
         assert not (tmp_path / "run" / "plan.json").exists()  # refused before planning

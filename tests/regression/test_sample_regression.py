@@ -47,8 +47,11 @@ def test_tiny_teacher_labels_of_the_sample_match_the_reference(trained_sample_ru
     comparison = compare(REFERENCE, trained_sample_run, TOLERANCES)
     report = "\n".join(comparison.lines())
     assert comparison.frames == 13 and comparison.matched > 0, report
-    assert comparison.ok, "labels differ from the reviewed reference:\n" + report + \
-        "\nIf intended: make regression-reference, review the diff, commit."
+    assert comparison.ok, (
+        "labels differ from the reviewed reference:\n"
+        + report
+        + "\nIf intended: make regression-reference, review the diff, commit."
+    )
 
 
 @pytest.mark.slow
@@ -65,7 +68,9 @@ def test_the_regression_source_exercises_every_path(trained_sample_run):
     assert not hard_mask[hard_valid].all(), "dropped joints within hard skeletons"
     assert np.isnan(np.concatenate([f.persons["pose3d_hard"] for f in labelled])[~hard_valid]).all()
     color_only = frames["color_only/000001"]
-    assert (color_only.persons["depth_flag"] == DEPTH_NONE).all() and np.isnan(color_only.persons["pose3d_camera"]).all()
+    assert (color_only.persons["depth_flag"] == DEPTH_NONE).all() and np.isnan(
+        color_only.persons["pose3d_camera"]
+    ).all()
     assert frames["day1/cam2/000001"].frame["depth_size"].tolist() == [512, 424], "the calibrated rig's depth grid"
     assert (frames["depth_hole/000001"].persons["depth_flag"] == DEPTH_HOLE).any()
     assert (frames["offset_rig/000003"].persons["depth_flag"] == DEPTH_HOLE).any()
@@ -77,17 +82,28 @@ def test_tiny_teacher_meets_its_accuracy_targets_on_held_out_frames(tmp_path):
     from training.tiny import validate
 
     figures = validate(ROOT / "data/tiny_teacher", tmp_path)
-    measured = {"box_ap50": figures["box"]["AP50"], "keypoint_ap": figures["keypoints"]["AP"],
-                "mpjpe_upper_body_mm": figures["mpjpe_upper_body_mm"]["mean"]}
+    measured = {
+        "box_ap50": figures["box"]["AP50"],
+        "keypoint_ap": figures["keypoints"]["AP"],
+        "mpjpe_upper_body_mm": figures["mpjpe_upper_body_mm"]["mean"],
+    }
     misses = [f"{name} {measured[name]:.3f} < {floor}" for name, floor in FLOORS.items() if not measured[name] >= floor]
-    misses += [f"{name} {measured[name]:.1f} >= {ceiling}" for name, ceiling in CEILINGS.items()
-               if not measured[name] < ceiling]  # `not <`: a NaN figure fails too
+    misses += [
+        f"{name} {measured[name]:.1f} >= {ceiling}"
+        for name, ceiling in CEILINGS.items()
+        if not measured[name] < ceiling
+    ]  # `not <`: a NaN figure fails too
     assert not misses, f"the tiny teacher misses its targets on held-out frames: {misses} (all: {measured})"
 
 
 def evaluate_command(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "evaluate", *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "evaluate", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 def mvor_format(gt: dict) -> dict:
@@ -115,11 +131,26 @@ def mvor_format(gt: dict) -> dict:
         a["keypoints"] = coco17_to_set(np.reshape(a["keypoints"], (1, 17, 3)), "mvor10")[0].ravel().tolist()
         a["only_bbox"] = 0
     out["annotations3D"] = [
-        {"image_ids": "_".join(map(str, p["views"])), "person_id": person, "ref_camera": 0,
-         "keypoints3D": np.concatenate([p["joints"], np.full((12, 1), 2.0)], axis=1).ravel().tolist()}
-        for (_, person), p in poses.items()]
-    out["categories"][0]["keypoints"] = ["head", "neck", "left_shoulder", "right_shoulder", "left_hip", "right_hip",
-                                         "left_elbow", "right_elbow", "left_wrist", "right_wrist"]
+        {
+            "image_ids": "_".join(map(str, p["views"])),
+            "person_id": person,
+            "ref_camera": 0,
+            "keypoints3D": np.concatenate([p["joints"], np.full((12, 1), 2.0)], axis=1).ravel().tolist(),
+        }
+        for (_, person), p in poses.items()
+    ]
+    out["categories"][0]["keypoints"] = [
+        "head",
+        "neck",
+        "left_shoulder",
+        "right_shoulder",
+        "left_hip",
+        "right_hip",
+        "left_elbow",
+        "right_elbow",
+        "left_wrist",
+        "right_wrist",
+    ]
     return out
 
 

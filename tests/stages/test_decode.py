@@ -16,8 +16,10 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "bad_frames"
 
 def _rows(source: ManifestSource) -> dict:
     rows = rows_from_refs((ref, 0) for ref in source.refs())
-    return {key: np.array([row[key] for row in rows], dtype=object if isinstance(rows[0][key], str) else None)
-            for key in rows[0]}
+    return {
+        key: np.array([row[key] for row in rows], dtype=object if isinstance(rows[0][key], str) else None)
+        for key in rows[0]
+    }
 
 
 def test_rows_carry_color_and_the_depth_files_bytes_or_the_reason():
@@ -39,6 +41,7 @@ def test_rows_carry_color_and_the_depth_files_bytes_or_the_reason():
 def test_the_cpu_stages_do_not_import_torch():
     # Each decode and assemble worker would carry ~300 MB of torch for nothing (measured).
     code = "import sys, stages.decode, stages.assemble; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).parents[2])
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2]
+    )
     assert out.stdout.strip() == "False"

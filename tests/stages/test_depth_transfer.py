@@ -32,7 +32,9 @@ def test_registered_scaled_grid_known_answer():
     calib = CameraCalibration("c", color, Intrinsics(320, 240, 250.0, 250.0, 159.25, 119.25), True, None, 1.0)
     depth = np.full((240, 320), 2000.0)
     depth[100:110, 100:110] = 0  # a hole
-    labels = transfer_keypoints(np.array([[0.0, 0.0], [639.0, 479.0], [210.0, 210.0], [-5.0, 10.0]]), depth, calib, radius_px=2)
+    labels = transfer_keypoints(
+        np.array([[0.0, 0.0], [639.0, 479.0], [210.0, 210.0], [-5.0, 10.0]]), depth, calib, radius_px=2
+    )
     np.testing.assert_allclose(labels.uv[:2], [[-0.25, -0.25], [319.25, 239.25]])  # centres scale about pixel edges
     np.testing.assert_array_equal(labels.flag, [DEPTH_VALID, DEPTH_VALID, DEPTH_HOLE, DEPTH_OUTSIDE])
     assert labels.surface[1, 2] == pytest.approx(2000.0)
@@ -51,8 +53,14 @@ def scenes(synth_dir):
     people = []
     for ann in gt["annotations"]:
         kp = np.array(ann["keypoints"], dtype=float).reshape(17, 3)
-        people.append((reg[images[ann["image_id"]]], cal[images[ann["image_id"]]], kp,
-                       np.array(ann["keypoints_3d"]).reshape(17, 3)))
+        people.append(
+            (
+                reg[images[ann["image_id"]]],
+                cal[images[ann["image_id"]]],
+                kp,
+                np.array(ann["keypoints_3d"]).reshape(17, 3),
+            )
+        )
     return people
 
 
@@ -64,7 +72,9 @@ def test_registered_transfer_finds_the_body_surface(scenes):
         labels = transfer_keypoints(kp[visible, :2], depth, frame.calibration)
         np.testing.assert_allclose(labels.uv, kp[visible, :2])
         ok = labels.flag == DEPTH_VALID
-        near = np.abs(labels.surface[ok, 2] - joints[visible][ok, 2]) <= JOINT_RADIUS_MM[visible][ok] + VISIBILITY_SLACK_MM
+        near = (
+            np.abs(labels.surface[ok, 2] - joints[visible][ok, 2]) <= JOINT_RADIUS_MM[visible][ok] + VISIBILITY_SLACK_MM
+        )
         pixel = np.round(kp[visible][ok, :2]).astype(int)
         has_reading = depth[pixel[:, 1], pixel[:, 0]] > 0
         own.extend(near[has_reading])
@@ -83,7 +93,9 @@ def test_calibrated_transfer_lands_where_the_depth_camera_sees_the_surface(scene
             z = reg_depth[int(round(kp[j, 1])), int(round(kp[j, 0]))]
             if z == 0:
                 continue
-            truth = project(apply_rigid(invert_rigid(calib.depth_to_color), backproject(kp[j, :2], z, calib.color)), calib.depth)
+            truth = project(
+                apply_rigid(invert_rigid(calib.depth_to_color), backproject(kp[j, :2], z, calib.color)), calib.depth
+            )
             errors.append(np.linalg.norm(labels.uv[j] - truth))
     errors = np.array(errors)
     assert len(errors) > 50
@@ -102,8 +114,9 @@ def anchor_errors(scenes, rig: int) -> tuple[list, list]:
         h36m = coco_to_h36m_positions(joints)
         labels = transfer_keypoints(kp[:, :2], frame.depth_mm(), frame.calibration)
         flag = np.where(kp[:, 2] == 2, labels.flag, DEPTH_HOLE)[None]
-        camera, consistency = anchor_poses((h36m - h36m[0])[None], keypoints[None], labels.surface[None], flag,
-                                           frame.calibration, JOINT_RADIUS_MM)
+        camera, consistency = anchor_poses(
+            (h36m - h36m[0])[None], keypoints[None], labels.surface[None], flag, frame.calibration, JOINT_RADIUS_MM
+        )
         if np.isfinite(camera).all():
             errors.append(np.linalg.norm(camera[0] - h36m, axis=-1).mean())
             scores.extend(consistency[0][np.isfinite(consistency[0])])
@@ -165,7 +178,8 @@ def test_calibrated_rig_flags_a_hole_inside_the_depth_view_and_outside_it():
 def test_anchoring_with_the_production_surface_offsets_recovers_the_camera_frame_pose():
     """Depth sees each joint's surface SURFACE_OFFSET_MM in front of it (the production values):
     the anchored pose must land where the joints are, and agree with the depth (consistency 1)."""
-    from joints import SURFACE_OFFSET_MM, coco_to_h36m_positions as to_h36m
+    from joints import SURFACE_OFFSET_MM
+    from joints import coco_to_h36m_positions as to_h36m
     from stages.depth_transfer import COCO_TO_H36M_JOINT
 
     color = Intrinsics(640, 480, 500.0, 500.0, 319.5, 239.5)
@@ -178,7 +192,9 @@ def test_anchoring_with_the_production_surface_offsets_recovers_the_camera_frame
     surface = coco.copy()
     surface[:, 2] -= SURFACE_OFFSET_MM  # the camera sees the body's surface, in front of the joint
     flags = np.full((1, 17), DEPTH_VALID)
-    camera, consistency = anchor_poses((truth - truth[0])[None], keypoints, surface[None], flags, calib, SURFACE_OFFSET_MM)
+    camera, consistency = anchor_poses(
+        (truth - truth[0])[None], keypoints, surface[None], flags, calib, SURFACE_OFFSET_MM
+    )
     # the root's depth is every torso joint's vote; its x, y the mid-hip pixel back-projected there
     np.testing.assert_allclose(camera[0], truth, atol=1e-6)
     # joints H36M copies from COCO agree exactly; eyes and ears are compared with the head joint's depth
@@ -186,5 +202,7 @@ def test_anchoring_with_the_production_surface_offsets_recovers_the_camera_frame
     assert COCO_TO_H36M_JOINT[11] == 4 and COCO_TO_H36M_JOINT[12] == 1  # hips: what the anchor votes with
     # no torso joint with depth: no anchor, NaN; a limb joint in a hole has no consistency
     flags[0, [5, 6, 11, 12]] = DEPTH_HOLE
-    camera, consistency = anchor_poses((truth - truth[0])[None], keypoints, surface[None], flags, calib, SURFACE_OFFSET_MM)
+    camera, consistency = anchor_poses(
+        (truth - truth[0])[None], keypoints, surface[None], flags, calib, SURFACE_OFFSET_MM
+    )
     assert np.isnan(camera).all() and np.isnan(consistency[0, [5, 6, 11, 12]]).all()

@@ -4,8 +4,16 @@ the column; fusing the model stages keeps the contract; the printed graph names 
 import pytest
 
 from configs.schema import RunSpec
-from stages.graph import (FUSED_NAME, ContractError, StageSpec, build_graph, default_graph, describe_graph, fuse_models,
-                          stage_resources)
+from stages.graph import (
+    FUSED_NAME,
+    ContractError,
+    StageSpec,
+    build_graph,
+    default_graph,
+    describe_graph,
+    fuse_models,
+    stage_resources,
+)
 from stages.rows import SOURCE_COLUMNS
 
 

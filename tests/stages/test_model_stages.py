@@ -24,7 +24,9 @@ SAMPLE = Path(__file__).parents[2] / "data" / "sample"
 @pytest.fixture(scope="module")
 def context(tiny_weights):
     config = load_teacher_config("tiny", {"thresholds.box_score": 0.3, "detector.max_persons": 4, "device": "cpu"})
-    return StageContext(config, tiny_weights, open_source(SAMPLE / "manifest.jsonl").calibrations())  # torch threads untouched
+    return StageContext(
+        config, tiny_weights, open_source(SAMPLE / "manifest.jsonl").calibrations()
+    )  # torch threads untouched
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +36,10 @@ def decoded(context):
     refs = source.refs()[:2]
     missing = refs[0].__class__("missing", refs[0].camera_id, str(SAMPLE / "nowhere.png"), None)
     rows = rows_from_refs((ref, 0) for ref in [refs[0], missing, refs[1]])
-    batch = {key: np.array([row[key] for row in rows], dtype=object if isinstance(rows[0][key], str) else None)
-             for key in rows[0]}
+    batch = {
+        key: np.array([row[key] for row in rows], dtype=object if isinstance(rows[0][key], str) else None)
+        for key in rows[0]
+    }
     return DecodeStage.from_config(context)(batch)
 
 
@@ -100,8 +104,13 @@ def test_lift_with_a_known_hard_set(context):
     keypoints[0, :, :2] = np.random.default_rng(0).uniform(100, 300, (17, 2))
     keypoints[0, :, 2] = 0.1
     keypoints[0, [0, 5, 6, 11, 12], 2] = 0.9
-    batch = stage({"frame_id": np.array(["f"], dtype=object), "keypoints": objects([keypoints]),
-                   "boxes": objects([np.array([[90.0, 90.0, 310.0, 310.0]])])})
+    batch = stage(
+        {
+            "frame_id": np.array(["f"], dtype=object),
+            "keypoints": objects([keypoints]),
+            "boxes": objects([np.array([[90.0, 90.0, 310.0, 310.0]])]),
+        }
+    )
     assert batch["hard_mask"][0][0].sum() == 5 and batch["hard_mask"][0][0][[0, 5, 6, 11, 12]].all()
     assert bool(batch["hard_valid"][0][0])
 

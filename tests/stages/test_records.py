@@ -30,9 +30,20 @@ def record(calibration, depth):
     keypoints, boxes, pose = persons()
     ref = FrameRef("f", "cam", "/x/f.png", None if depth is None else "/x/d.png")
     hard_mask, hard_valid = hard_keypoints(keypoints, 0.35, 4)
-    return labelled_record(ref, calibration, depth, boxes=boxes, scores=np.array([0.9, 0.8]), mask_rle=["", ""],
-                           keypoints=keypoints, spread=np.zeros((2, 17)), hard_mask=hard_mask, hard_valid=hard_valid,
-                           pose_soft=pose, pose_hard=pose + 5.0)
+    return labelled_record(
+        ref,
+        calibration,
+        depth,
+        boxes=boxes,
+        scores=np.array([0.9, 0.8]),
+        mask_rle=["", ""],
+        keypoints=keypoints,
+        spread=np.zeros((2, 17)),
+        hard_mask=hard_mask,
+        hard_valid=hard_valid,
+        pose_soft=pose,
+        pose_hard=pose + 5.0,
+    )
 
 
 def test_hard_poses_are_nan_exactly_where_the_skeleton_is_not_in_the_hard_set():
@@ -54,6 +65,6 @@ def test_camera_frame_poses_are_nan_without_depth_and_without_a_torso_reading():
     keypoints, _, _ = persons()
     depth = np.full((240, 320), 3000.0, np.float32)
     for u, v in keypoints[0, [5, 6, 11, 12], :2]:
-        depth[max(int(v) - 6, 0):int(v) + 7, max(int(u) - 6, 0):int(u) + 7] = 0.0
+        depth[max(int(v) - 6, 0) : int(v) + 7, max(int(u) - 6, 0) : int(u) + 7] = 0.0
     holes = record(REGISTERED, depth).persons
     assert np.isnan(holes["pose3d_camera"][0]).all() and np.isfinite(holes["pose3d_camera"][1]).all()

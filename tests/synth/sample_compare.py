@@ -42,8 +42,13 @@ def _json_differences(a, b, where: str) -> list[str]:
             return [f"{where}: {len(a)} vs {len(b)} items"]
         return [d for n, (x, y) in enumerate(zip(a, b)) for d in _json_differences(x, y, f"{where}[{n}]")]
     if isinstance(a, float) or isinstance(b, float):
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) \
-                and not isinstance(b, bool) and math.isclose(a, b, rel_tol=0.0, abs_tol=FLOAT_TOLERANCE):
+        if (
+            isinstance(a, (int, float))
+            and isinstance(b, (int, float))
+            and not isinstance(a, bool)
+            and not isinstance(b, bool)
+            and math.isclose(a, b, rel_tol=0.0, abs_tol=FLOAT_TOLERANCE)
+        ):
             return []
         return [f"{where}: {a!r} vs {b!r}"]
     return [] if (type(a), a) == (type(b), b) else [f"{where}: {a!r} vs {b!r}"]
@@ -69,7 +74,11 @@ def _image_differences(a: Path, b: Path, name: str) -> list[str]:
     if off.ndim == 3:
         off = off.any(axis=2)
     limit = PIXEL_FRACTION * off.size
-    return [] if off.sum() <= limit else [f"{name}: {int(off.sum())} pixels differ by more than one level (limit {limit:.0f})"]
+    return (
+        []
+        if off.sum() <= limit
+        else [f"{name}: {int(off.sum())} pixels differ by more than one level (limit {limit:.0f})"]
+    )
 
 
 def _load_json(path: Path):

@@ -12,7 +12,10 @@ def test_bones_feet_and_sides(seed):
     yaw = rng.uniform(0, 360)
     person = sample_person(rng, np.array([100.0, -200.0]), yaw)
     j = person.joints
-    bone = lambda a, b: np.linalg.norm(j[a] - j[b])
+
+    def bone(a, b):
+        return np.linalg.norm(j[a] - j[b])
+
     assert bone(5, 7) == pytest.approx(bone(6, 8)) and bone(7, 9) == pytest.approx(bone(8, 10))
     assert bone(11, 13) == pytest.approx(bone(12, 14)) and bone(13, 15) == pytest.approx(bone(14, 16))
     assert min(j[15, 2], j[16, 2]) == pytest.approx(75 * bone(11, 12) / 180, rel=1e-6)  # ankle above the floor

@@ -68,6 +68,7 @@ def test_the_comparison_forgives_float_noise(fresh_render, tmp_path):
         gt["annotations"][0]["keypoints"][0] += 0.001  # the last printed digit
         gt["annotations"][0]["keypoints_3d"][2] -= 0.001
         gt["cameras_info"]["camParams"]["extrinsics"][0][1] = -0.0  # a signed zero
+
     edit_json(copy / "annotations.json", noise)
     image = cv2.imread(str(copy / "day1/cam1/color/000001.png"))
     image[10, 10] = 255 - image[10, 10]  # one pixel flipped at an "edge"
@@ -76,15 +77,22 @@ def test_the_comparison_forgives_float_noise(fresh_render, tmp_path):
     assert dataset_differences(fresh_render, copy) == []
 
 
-@pytest.mark.parametrize("change", ["keypoint_1px", "visibility", "new_field", "image_shifted", "depth_5mm", "mask",
-                                    "missing_file"])
+@pytest.mark.parametrize(
+    "change", ["keypoint_1px", "visibility", "new_field", "image_shifted", "depth_5mm", "mask", "missing_file"]
+)
 def test_the_comparison_fails_on_a_real_change(fresh_render, tmp_path, change):
     copy = copy_of(fresh_render, tmp_path)
     gt_path = copy / "annotations.json"
     if change == "keypoint_1px":
-        edit_json(gt_path, lambda gt: gt["annotations"][0]["keypoints"].__setitem__(0, gt["annotations"][0]["keypoints"][0] + 1))
+        edit_json(
+            gt_path,
+            lambda gt: gt["annotations"][0]["keypoints"].__setitem__(0, gt["annotations"][0]["keypoints"][0] + 1),
+        )
     elif change == "visibility":
-        edit_json(gt_path, lambda gt: gt["annotations"][0]["keypoints"].__setitem__(2, 3 - gt["annotations"][0]["keypoints"][2]))
+        edit_json(
+            gt_path,
+            lambda gt: gt["annotations"][0]["keypoints"].__setitem__(2, 3 - gt["annotations"][0]["keypoints"][2]),
+        )
     elif change == "new_field":
         edit_json(gt_path, lambda gt: gt["images"][0].update(extra=1))
     elif change == "image_shifted":
@@ -102,6 +110,7 @@ def test_the_comparison_fails_on_a_real_change(fresh_render, tmp_path, change):
             mask = mask_utils.decode(segmentation)
             mask = np.asfortranarray(cv2.dilate(mask, np.ones((5, 5), np.uint8)))
             segmentation["counts"] = mask_utils.encode(mask)["counts"].decode("ascii")
+
         edit_json(gt_path, grow)
     elif change == "missing_file":
         (copy / "day1/cam1/depth/000001.png").unlink()

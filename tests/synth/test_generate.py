@@ -12,13 +12,15 @@ from frames.sources import ManifestSource, MvorTreeSource, open_source
 from joints import coco_to_h36m_positions
 from synth.body import JOINT_RADIUS_MM
 from synth.generate import VISIBILITY_SLACK_MM, SynthSettings, generate, keypoint_visibility
-
 from tests.conftest import SMALL
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(synth_dir, tmp_path):
@@ -70,19 +72,24 @@ def test_depth_at_visible_joints_lies_within_the_body_radius(synth_dir, gt):
 
 def test_occlusion_between_people_shows_in_visibility():
     """Two people on one line of sight: the one behind has hidden joints, the front one none."""
+    from frames.calibration import Intrinsics
+    from frames.geometry import apply_rigid, look_at
     from synth.body import sample_person
     from synth.render import KIND_CAPSULE, SceneGeometry, render
-    from synth.scene import ROOM_HI, ROOM_LO, sample_rig
-    from frames.geometry import apply_rigid, look_at
-    from frames.calibration import Intrinsics
+    from synth.scene import ROOM_HI, ROOM_LO
 
     rng = np.random.default_rng(3)
     front = sample_person(rng, np.array([0.0, -800.0]), 180.0)
     back = sample_person(rng, np.array([0.0, 600.0]), 180.0)
     capsules = front.capsules + back.capsules
     geometry = SceneGeometry(
-        np.array([c.a for c in capsules]), np.array([c.b for c in capsules]), np.array([c.radius for c in capsules]),
-        np.zeros((0, 3)), np.zeros((0, 3)), ROOM_LO, ROOM_HI,
+        np.array([c.a for c in capsules]),
+        np.array([c.b for c in capsules]),
+        np.array([c.radius for c in capsules]),
+        np.zeros((0, 3)),
+        np.zeros((0, 3)),
+        ROOM_LO,
+        ROOM_HI,
     )
     intr = Intrinsics(160, 120, 150.0, 150.0, 79.5, 59.5)
     camera = look_at(np.array([0.0, -2900.0, 1100.0]), np.array([0.0, 0.0, 1000.0]))
@@ -156,8 +163,10 @@ def test_the_rig_in_cameras_info_moves_each_persons_3d_joints_onto_the_other_cam
 
     rig = read_mvor_rig(gt)
     images = {im["id"]: im for im in gt["images"]}
-    by_key = {(images[a["image_id"]]["timestamp"], images[a["image_id"]]["camera_id"], a["person_id"]): a
-              for a in gt["annotations"]}
+    by_key = {
+        (images[a["image_id"]]["timestamp"], images[a["image_id"]]["camera_id"], a["person_id"]): a
+        for a in gt["annotations"]
+    }
     checked = 0
     for (time, camera, person), a in by_key.items():
         other = by_key.get((time, "day1/cam2", person))
@@ -165,8 +174,11 @@ def test_the_rig_in_cameras_info_moves_each_persons_3d_joints_onto_the_other_cam
             continue
         joints = np.reshape(a["keypoints_3d"], (17, 3))
         # transforms are written to 1e-6: a rotation off by 1e-6 moves a point 5 m away by 5 um
-        np.testing.assert_allclose(rig.move(joints, "cam1", "cam2"), np.reshape(other["keypoints_3d"], (17, 3)), atol=0.01)
-        np.testing.assert_allclose(rig.to_room(joints, "cam1"), rig.to_room(np.reshape(other["keypoints_3d"], (17, 3)), "cam2"),
-                                   atol=0.01)
+        np.testing.assert_allclose(
+            rig.move(joints, "cam1", "cam2"), np.reshape(other["keypoints_3d"], (17, 3)), atol=0.01
+        )
+        np.testing.assert_allclose(
+            rig.to_room(joints, "cam1"), rig.to_room(np.reshape(other["keypoints_3d"], (17, 3)), "cam2"), atol=0.01
+        )
         checked += 1
     assert checked >= 2

@@ -18,7 +18,8 @@ def scene(capsules=(), boxes=()):
         capsule_radius=np.array([c[2] for c in capsules], dtype=float),
         box_lo=np.array([b[0] for b in boxes], dtype=float).reshape(-1, 3),
         box_hi=np.array([b[1] for b in boxes], dtype=float).reshape(-1, 3),
-        room_lo=np.array([-5000.0, -5000.0, 0.0]), room_hi=np.array([5000.0, 5000.0, 3000.0]),
+        room_lo=np.array([-5000.0, -5000.0, 0.0]),
+        room_hi=np.array([5000.0, 5000.0, 3000.0]),
     )
 
 

@@ -17,8 +17,13 @@ import pytest
 import torch
 
 from configs.schema import CONFIG_DIR
-from teachers.convert_detectron2 import (DETECTRON2_X152_CONFIG, ConversionError, convert_state,
-                                         read_detectron2_pickle, rename)
+from teachers.convert_detectron2 import (
+    DETECTRON2_X152_CONFIG,
+    ConversionError,
+    convert_state,
+    read_detectron2_pickle,
+    rename,
+)
 from teachers.mm import build_mm_model, load_checkpoint_strict, load_mm_config
 from teachers.mmdet_detectron2 import Detectron2DeltaXYWHBBoxCoder, apply_deltas
 
@@ -26,23 +31,26 @@ ROOT = Path(__file__).parents[2]
 SHAPES = json.loads((ROOT / "tests/fixtures/detectron2/x152_state_dict_shapes.json").read_text())
 
 
-@pytest.mark.parametrize("detectron2_name, mmdet_name", [
-    ("backbone.bottom_up.stem.conv1.weight", "backbone.conv1.weight"),
-    ("backbone.bottom_up.stem.conv1.norm.running_var", "backbone.bn1.running_var"),
-    ("backbone.bottom_up.res2.0.shortcut.norm.bias", "backbone.layer1.0.downsample.1.bias"),
-    ("backbone.bottom_up.res4.35.conv3.norm.running_mean", "backbone.layer3.35.bn3.running_mean"),
-    ("backbone.bottom_up.res5.2.conv2_offset.bias", "backbone.layer4.2.conv2.conv_offset.bias"),
-    ("backbone.bottom_up.res3.7.conv2.weight", "backbone.layer2.7.conv2.weight"),
-    ("backbone.fpn_lateral2.weight", "neck.lateral_convs.0.conv.weight"),
-    ("backbone.fpn_output5.bias", "neck.fpn_convs.3.conv.bias"),
-    ("proposal_generator.rpn_head.anchor_deltas.weight", "rpn_head.rpn_reg.weight"),
-    ("roi_heads.box_head.2.conv4.norm.weight", "roi_head.bbox_head.2.shared_convs.3.gn.weight"),
-    ("roi_heads.box_head.1.fc1.bias", "roi_head.bbox_head.1.shared_fcs.0.bias"),
-    ("roi_heads.box_predictor.0.cls_score.weight", "roi_head.bbox_head.0.fc_cls.weight"),
-    ("roi_heads.mask_head.mask_fcn8.norm.bias", "roi_head.mask_head.0.convs.7.gn.bias"),
-    ("roi_heads.mask_head.deconv.weight", "roi_head.mask_head.0.upsample.weight"),
-    ("roi_heads.mask_head.predictor.bias", "roi_head.mask_head.0.conv_logits.bias"),
-])
+@pytest.mark.parametrize(
+    "detectron2_name, mmdet_name",
+    [
+        ("backbone.bottom_up.stem.conv1.weight", "backbone.conv1.weight"),
+        ("backbone.bottom_up.stem.conv1.norm.running_var", "backbone.bn1.running_var"),
+        ("backbone.bottom_up.res2.0.shortcut.norm.bias", "backbone.layer1.0.downsample.1.bias"),
+        ("backbone.bottom_up.res4.35.conv3.norm.running_mean", "backbone.layer3.35.bn3.running_mean"),
+        ("backbone.bottom_up.res5.2.conv2_offset.bias", "backbone.layer4.2.conv2.conv_offset.bias"),
+        ("backbone.bottom_up.res3.7.conv2.weight", "backbone.layer2.7.conv2.weight"),
+        ("backbone.fpn_lateral2.weight", "neck.lateral_convs.0.conv.weight"),
+        ("backbone.fpn_output5.bias", "neck.fpn_convs.3.conv.bias"),
+        ("proposal_generator.rpn_head.anchor_deltas.weight", "rpn_head.rpn_reg.weight"),
+        ("roi_heads.box_head.2.conv4.norm.weight", "roi_head.bbox_head.2.shared_convs.3.gn.weight"),
+        ("roi_heads.box_head.1.fc1.bias", "roi_head.bbox_head.1.shared_fcs.0.bias"),
+        ("roi_heads.box_predictor.0.cls_score.weight", "roi_head.bbox_head.0.fc_cls.weight"),
+        ("roi_heads.mask_head.mask_fcn8.norm.bias", "roi_head.mask_head.0.convs.7.gn.bias"),
+        ("roi_heads.mask_head.deconv.weight", "roi_head.mask_head.0.upsample.weight"),
+        ("roi_heads.mask_head.predictor.bias", "roi_head.mask_head.0.conv_logits.bias"),
+    ],
+)
 def test_rename_known_answers(detectron2_name, mmdet_name):
     assert rename(detectron2_name) == mmdet_name
 
@@ -75,7 +83,9 @@ def test_every_detectron2_array_has_its_place_and_the_model_is_covered(x152):
 
 def test_a_file_that_does_not_fit_is_refused_naming_the_keys(x152):
     extra = dict(seeded_arrays(), **{"roi_heads.keypoint_head.conv_fcn1.weight": np.zeros((3, 3), np.float32)})
-    with pytest.raises(ConversionError, match=r"keys without a place in it: roi_heads\.keypoint_head\.conv_fcn1\.weight"):
+    with pytest.raises(
+        ConversionError, match=r"keys without a place in it: roi_heads\.keypoint_head\.conv_fcn1\.weight"
+    ):
         convert_state(extra, x152, source="x.pkl")
     wrong = seeded_arrays()
     wrong["roi_heads.box_predictor.0.cls_score.weight"] = np.zeros((2, 1024), np.float32)  # a 1-class model
@@ -88,8 +98,11 @@ def test_a_file_that_does_not_fit_is_refused_naming_the_keys(x152):
 
 
 def test_pixel_statistics_are_checked_not_copied(x152):
-    arrays = dict(seeded_arrays(), pixel_mean=np.array([103.53, 116.28, 123.675], np.float32).reshape(3, 1, 1),
-                  pixel_std=np.ones((3, 1, 1), np.float32))
+    arrays = dict(
+        seeded_arrays(),
+        pixel_mean=np.array([103.53, 116.28, 123.675], np.float32).reshape(3, 1, 1),
+        pixel_std=np.ones((3, 1, 1), np.float32),
+    )
     assert set(convert_state(arrays, x152)) == set(x152.state_dict())
     arrays["pixel_mean"] = np.array([123.675, 116.28, 103.53], np.float32)  # an RGB model
     with pytest.raises(ConversionError, match="pixel_mean"):
@@ -114,8 +127,13 @@ def test_convert_command_writes_a_strictly_loading_file_with_its_source_digest(t
     source, target = tmp_path / "model_seeded.pkl", tmp_path / "x152.pth"
     with open(source, "wb") as file:
         pickle.dump({"model": seeded_arrays(1), "__author__": "test"}, file)
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "convert-detectron2", str(source), str(target)],
-                            capture_output=True, text=True, cwd=ROOT, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "convert-detectron2", str(source), str(target)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     from frames.files import sha256_file
 
@@ -125,8 +143,13 @@ def test_convert_command_writes_a_strictly_loading_file_with_its_source_digest(t
     broken = tmp_path / "broken.pkl"
     with open(broken, "wb") as file:
         pickle.dump({"model": {"roi_heads.keypoint_head.x.weight": np.zeros(3)}}, file)
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "convert-detectron2", str(broken), str(tmp_path / "b.pth")],
-                            capture_output=True, text=True, cwd=ROOT, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "convert-detectron2", str(broken), str(tmp_path / "b.pth")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert result.returncode == 1 and "broken.pkl does not convert" in result.stderr
     assert not (tmp_path / "b.pth").exists() and not list(tmp_path.glob("*.partial"))
 
@@ -145,7 +168,9 @@ def test_apply_deltas_known_answers():
     torch.testing.assert_close(grown[0, 2] - grown[0, 0], torch.tensor(10.0 * 1000 / 16))
     centred = torch.tensor([[-5.0, -10.0, 5.0, 10.0]])  # a centre at 0 keeps a 2e-7 px width representable
     shrunk = apply_deltas(centred, torch.tensor([[0.0, 0.0, -100.0, 0.0]]), weights)
-    torch.testing.assert_close(shrunk[0, 2] - shrunk[0, 0], torch.tensor(float(10.0 * np.exp(-20.0))), rtol=1e-4, atol=0)
+    torch.testing.assert_close(
+        shrunk[0, 2] - shrunk[0, 0], torch.tensor(float(10.0 * np.exp(-20.0))), rtol=1e-4, atol=0
+    )
     clipped = apply_deltas(boxes, torch.tensor([[5.0, 0.0, 0.0, 0.0]]), weights, max_shape=(15, 12))
     torch.testing.assert_close(clipped, torch.tensor([[5.0, 0.0, 12.0, 15.0]]))
 
@@ -159,8 +184,9 @@ def test_coder_decodes_as_mmdet_inside_the_clamp_and_as_detectron2_outside():
     boxes = torch.rand(50, 2, generator=generator) * 100
     boxes = torch.cat([boxes, boxes + 5 + torch.rand(50, 2, generator=generator) * 50], dim=1)
     deltas = torch.randn(50, 4, generator=generator)
-    torch.testing.assert_close(ours.decode(boxes, deltas, max_shape=(120, 160)),
-                               theirs.decode(boxes, deltas, max_shape=(120, 160)))
+    torch.testing.assert_close(
+        ours.decode(boxes, deltas, max_shape=(120, 160)), theirs.decode(boxes, deltas, max_shape=(120, 160))
+    )
     deltas[:, 2] = -40.0  # dw = -8 < -log(1000/16): mmdet clamps it, detectron2 does not
     widths = ours.decode(boxes, deltas)[:, 2] - ours.decode(boxes, deltas)[:, 0]
     torch.testing.assert_close(widths, (boxes[:, 2] - boxes[:, 0]) * float(np.exp(-8.0)))
@@ -174,14 +200,19 @@ def test_cascade_head_averages_stage_probabilities_and_has_one_mask_head():
     from mmdet.structures.bbox import bbox2roi
 
     torch.manual_seed(0)
-    cfg = load_mm_config("teachers/mm/tiny_cascade-mask-rcnn_r18-w16_fpn.py",
-                         {"model.roi_head.type": "Detectron2CascadeRoIHead", "custom_imports": dict(
-                             imports=["teachers.mmdet_detectron2"], allow_failed_imports=False)}, CONFIG_DIR)
+    cfg = load_mm_config(
+        "teachers/mm/tiny_cascade-mask-rcnn_r18-w16_fpn.py",
+        {
+            "model.roi_head.type": "Detectron2CascadeRoIHead",
+            "custom_imports": dict(imports=["teachers.mmdet_detectron2"], allow_failed_imports=False),
+        },
+        CONFIG_DIR,
+    )
     model = build_mm_model("mmdet", cfg).eval()
     model.init_weights()
     head = model.roi_head
     assert len(head.mask_head) == 1
-    features = tuple(torch.randn(1, 32, 64 // 2 ** i, 80 // 2 ** i) for i in range(5))
+    features = tuple(torch.randn(1, 32, 64 // 2**i, 80 // 2**i) for i in range(5))
     boxes = torch.tensor([[10.0, 10.0, 100.0, 200.0], [50.0, 40.0, 300.0, 250.0], [0.0, 0.0, 40.0, 40.0]])
     meta = dict(img_shape=(256, 320), ori_shape=(256, 320), scale_factor=(1.0, 1.0))
     with torch.no_grad():

@@ -60,8 +60,13 @@ def test_the_trained_detector_gives_the_same_detections_with_either_kernel():
 
     def detector(kernel):
         spec = dataclasses.replace(config.detector, roi_align=kernel)
-        return PersonDetector(spec, checkpoint_path(config.weights_dir, spec.checkpoint), pick_device("cpu"),
-                              config.thresholds.box_score, CONFIG_DIR)
+        return PersonDetector(
+            spec,
+            checkpoint_path(config.weights_dir, spec.checkpoint),
+            pick_device("cpu"),
+            config.thresholds.box_score,
+            CONFIG_DIR,
+        )
 
     stock, fast = detector("mmcv"), detector("torchvision")
     layers = [m for m in fast.model.modules() if isinstance(m, RoIAlign)]
@@ -83,8 +88,13 @@ def test_views_batched_into_one_forward_give_the_detections_of_single_views():
 
     def detector(views_per_forward):
         spec = dataclasses.replace(config.detector, scales=(400, 480), flip=True, views_per_forward=views_per_forward)
-        return PersonDetector(spec, checkpoint_path(config.weights_dir, spec.checkpoint), pick_device("cpu"),
-                              config.thresholds.box_score, CONFIG_DIR)
+        return PersonDetector(
+            spec,
+            checkpoint_path(config.weights_dir, spec.checkpoint),
+            pick_device("cpu"),
+            config.thresholds.box_score,
+            CONFIG_DIR,
+        )
 
     single, batched = detector(1), detector(3)
     expected, got = single(images), batched(images)

@@ -53,12 +53,15 @@ def frame_with_blob(at, size=(640, 480), sigma=2.5) -> np.ndarray:
     return image
 
 
-@pytest.mark.parametrize("box, at", [
-    ((200.0, 100.0, 300.0, 400.0), (251.3, 180.7)),  # tall box, point above its centre
-    ((100.0, 200.0, 500.0, 300.0), (180.2, 262.9)),  # wide box, point left of centre
-    ((320.0, 240.0, 380.0, 300.0), (365.5, 251.0)),  # small square box
-    ((10.5, 30.25, 150.75, 470.0), (40.0, 420.0)),  # fractional box near the frame's edge, point near a corner
-])
+@pytest.mark.parametrize(
+    "box, at",
+    [
+        ((200.0, 100.0, 300.0, 400.0), (251.3, 180.7)),  # tall box, point above its centre
+        ((100.0, 200.0, 500.0, 300.0), (180.2, 262.9)),  # wide box, point left of centre
+        ((320.0, 240.0, 380.0, 300.0), (365.5, 251.0)),  # small square box
+        ((10.5, 30.25, 150.75, 470.0), (40.0, 420.0)),  # fractional box near the frame's edge, point near a corner
+    ],
+)
 def test_a_keypoint_at_a_known_pixel_comes_back_to_that_pixel(keypoints_model, monkeypatch, box, at):
     monkeypatch.setattr(keypoints_model, "_forward", perfect_network(keypoints_model))
     result = keypoints_model([frame_with_blob(at)], [np.array([box])])[0]

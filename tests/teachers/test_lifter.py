@@ -83,8 +83,12 @@ def test_poses_per_forward_chunks_give_the_same_poses(tiny_weights, tiny_lifter)
     rng = np.random.default_rng(2)
     keypoints = np.concatenate([rng.uniform(100, 400, (10, 17, 2)), rng.uniform(0.2, 1, (10, 17, 1))], axis=-1)
     boxes = np.tile([90.0, 90.0, 410.0, 410.0], (10, 1))
-    chunked = Lifter(dataclasses.replace(tiny_lifter.spec, poses_per_forward=3), tiny_weights / tiny_lifter.spec.checkpoint,
-                     torch.device("cpu"), CONFIG_DIR)
+    chunked = Lifter(
+        dataclasses.replace(tiny_lifter.spec, poses_per_forward=3),
+        tiny_weights / tiny_lifter.spec.checkpoint,
+        torch.device("cpu"),
+        CONFIG_DIR,
+    )
     whole = tiny_lifter(keypoints, boxes)
     np.testing.assert_allclose(chunked(keypoints, boxes), whole, atol=1e-3)  # float32 sums by batch size: 2e-4 mm
     assert np.abs(whole[:, 1:]).max() > 1.0  # the poses say something

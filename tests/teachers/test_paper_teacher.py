@@ -21,14 +21,33 @@ SAMPLE = __import__("pathlib").Path(__file__).parents[2] / "data" / "sample"
 @pytest.mark.slow
 def test_paper_architectures_label_a_frame_on_cpu(tmp_path):
     # One detector view and one crop scale keep CPU time near 10 s; the TTA code is the tiny tests'.
-    config = load_teacher_config("paper", {"detector.scales": [480], "detector.flip": False, "keypoints.box_scales": [1.0],
-                                           "device": "cpu", "weights_dir": str(tmp_path)})
+    config = load_teacher_config(
+        "paper",
+        {
+            "detector.scales": [480],
+            "detector.flip": False,
+            "keypoints.box_scales": [1.0],
+            "device": "cpu",
+            "weights_dir": str(tmp_path),
+        },
+    )
     init_seeded_weights(config, tmp_path)
     teacher = LocalExecutor.for_teacher(config)
-    parameters = sum(p.numel() for m in (teacher.stages["detect"].detector.model, teacher.stages["keypoints"].model.model, teacher.stages["lift"].lifter.model)
-                     for p in m.parameters())
-    frozen = sum(p.numel() for m in teacher.stages["detect"].detector.model.modules() if isinstance(m, torch.nn.BatchNorm2d)
-                 for p in m.parameters())
+    parameters = sum(
+        p.numel()
+        for m in (
+            teacher.stages["detect"].detector.model,
+            teacher.stages["keypoints"].model.model,
+            teacher.stages["lift"].lifter.model,
+        )
+        for p in m.parameters()
+    )
+    frozen = sum(
+        p.numel()
+        for m in teacher.stages["detect"].detector.model.modules()
+        if isinstance(m, torch.nn.BatchNorm2d)
+        for p in m.parameters()
+    )
     assert abs(parameters - frozen - 250.1e6) < 0.5e6  # the paper's Table 1 (detectron2 counts FrozenBN as buffers)
     assert teacher.stages["detect"].detector.model.backbone.depth == 152
     image = cv2.imread(str(SAMPLE / "day1/cam1/color/000001.png"))
@@ -44,9 +63,11 @@ def test_paper_architectures_label_a_frame_on_cpu(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-@pytest.mark.skipif(os.environ.get("RUN_PAPER_TTA") != "1",
-                    reason="the paper's full TTA on the X-152 takes over 15 minutes on 2 CPU cores (18 views up to "
-                    "1600x1200); run it with RUN_PAPER_TTA=1")
+@pytest.mark.skipif(
+    os.environ.get("RUN_PAPER_TTA") != "1",
+    reason="the paper's full TTA on the X-152 takes over 15 minutes on 2 CPU cores (18 views up to "
+    "1600x1200); run it with RUN_PAPER_TTA=1",
+)
 def test_converted_x152_labels_a_sample_frame_with_the_papers_full_tta(tmp_path):
     """The paper's detector TTA in full (9 scales x flip = 18 views, up to 1600x1200) on CPU."""
     from teachers.convert_detectron2 import convert_detectron2, seeded_detectron2_arrays, write_detectron2_pickle
@@ -61,8 +82,12 @@ def test_converted_x152_labels_a_sample_frame_with_the_papers_full_tta(tmp_path)
     source = write_detectron2_pickle(arrays, tmp_path / "model_seeded.pkl", "test (seeded)")
     meta = convert_detectron2(source, tmp_path / config.detector.checkpoint, mm_config=config.detector.mm_config)
     # A low box threshold: seeded weights score persons low, and the merge and keypoints must run.
-    teacher = LocalExecutor.for_teacher(load_teacher_config("paper", {"device": "cpu", "weights_dir": str(tmp_path),
-                                                                     "thresholds.box_score": 0.05, "detector.max_persons": 3}))
+    teacher = LocalExecutor.for_teacher(
+        load_teacher_config(
+            "paper",
+            {"device": "cpu", "weights_dir": str(tmp_path), "thresholds.box_score": 0.05, "detector.max_persons": 3},
+        )
+    )
     assert teacher.stages["detect"].detector.checkpoint_sha256 == meta["sha256"]
     image = cv2.imread(str(SAMPLE / "day1/cam1/color/000001.png"))
     out = teacher.label_images([image])[0]

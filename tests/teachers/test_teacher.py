@@ -16,8 +16,9 @@ SAMPLE = __import__("pathlib").Path(__file__).parents[2] / "data" / "sample"
 @pytest.fixture(scope="module")
 def teacher(tiny_weights):
     # Seeded (untrained) weights score people around 0.5: a lower box threshold keeps some.
-    return LocalExecutor.for_teacher(load_teacher_config("tiny", {"thresholds.box_score": 0.3, "detector.max_persons": 6}),
-                                     tiny_weights)
+    return LocalExecutor.for_teacher(
+        load_teacher_config("tiny", {"thresholds.box_score": 0.3, "detector.max_persons": 6}), tiny_weights
+    )
 
 
 def frames(n):
@@ -46,7 +47,9 @@ def test_mirrored_crops_give_mirrored_keypoints(teacher):
     boxes = np.array([[100.0, 50.0, 260.0, 430.0], [300.5, 120.25, 420.0, 400.0]])
     mirrored_boxes = boxes.copy()
     mirrored_boxes[:, [0, 2]] = width - boxes[:, [2, 0]]
-    original, mirrored = teacher.stages["keypoints"].model([image, np.ascontiguousarray(image[:, ::-1])], [boxes, mirrored_boxes])
+    original, mirrored = teacher.stages["keypoints"].model(
+        [image, np.ascontiguousarray(image[:, ::-1])], [boxes, mirrored_boxes]
+    )
     kp = mirrored.keypoints[:, flip_permutation()]  # the mirror's left is the person's right
     kp[..., 0] = width - 1 - kp[..., 0]  # pixel-index coordinates: x -> W - 1 - x
     # Untrained heatmaps are nearly flat: float rounding in the mirrored resampling can move DARK's
@@ -59,14 +62,34 @@ def test_mirrored_crops_give_mirrored_keypoints(teacher):
 
 def test_batching_makes_fewer_forward_passes_and_the_same_labels(teacher):
     images = frames(8)
-    before = (teacher.stages["detect"].detector.forward_passes, teacher.stages["keypoints"].model.forward_passes, teacher.stages["lift"].lifter.forward_passes)
+    before = (
+        teacher.stages["detect"].detector.forward_passes,
+        teacher.stages["keypoints"].model.forward_passes,
+        teacher.stages["lift"].lifter.forward_passes,
+    )
     batched = teacher.label_images(images)
-    batched_calls = teacher.stages["detect"].detector.forward_passes - before[0] + teacher.stages["keypoints"].model.forward_passes - before[1] \
-        + teacher.stages["lift"].lifter.forward_passes - before[2]
-    before = (teacher.stages["detect"].detector.forward_passes, teacher.stages["keypoints"].model.forward_passes, teacher.stages["lift"].lifter.forward_passes)
+    batched_calls = (
+        teacher.stages["detect"].detector.forward_passes
+        - before[0]
+        + teacher.stages["keypoints"].model.forward_passes
+        - before[1]
+        + teacher.stages["lift"].lifter.forward_passes
+        - before[2]
+    )
+    before = (
+        teacher.stages["detect"].detector.forward_passes,
+        teacher.stages["keypoints"].model.forward_passes,
+        teacher.stages["lift"].lifter.forward_passes,
+    )
     single = [teacher.label_images([image])[0] for image in images]
-    single_calls = teacher.stages["detect"].detector.forward_passes - before[0] + teacher.stages["keypoints"].model.forward_passes - before[1] \
-        + teacher.stages["lift"].lifter.forward_passes - before[2]
+    single_calls = (
+        teacher.stages["detect"].detector.forward_passes
+        - before[0]
+        + teacher.stages["keypoints"].model.forward_passes
+        - before[1]
+        + teacher.stages["lift"].lifter.forward_passes
+        - before[2]
+    )
     assert batched_calls < single_calls
     for a, b in zip(batched, single):
         np.testing.assert_allclose(a["boxes"], b["boxes"], atol=1e-4)
@@ -79,9 +102,13 @@ def test_batching_makes_fewer_forward_passes_and_the_same_labels(teacher):
 def test_output_shapes_and_ranges(teacher):
     out = teacher.label_images(frames(1))[0]
     p = len(out["boxes"])
-    assert out["keypoints"].shape == (p, 17, 3) and out["spread"].shape == (p, 17) and out["pose_soft"].shape == (p, 17, 3)
+    assert (
+        out["keypoints"].shape == (p, 17, 3) and out["spread"].shape == (p, 17) and out["pose_soft"].shape == (p, 17, 3)
+    )
     assert len(out["mask_rle"]) == p and all(isinstance(rle, str) for rle in out["mask_rle"])
-    assert out["hard_mask"].shape == (p, 17) and out["hard_valid"].shape == (p,) and out["pose_hard"].shape == (p, 17, 3)
+    assert (
+        out["hard_mask"].shape == (p, 17) and out["hard_valid"].shape == (p,) and out["pose_hard"].shape == (p, 17, 3)
+    )
     np.testing.assert_array_equal(out["pose_soft"][:, 0], 0)  # root-relative: the pelvis is the origin
     assert np.all(out["scores"] >= 0.3) and np.all(np.diff(out["scores"]) <= 0)
     assert np.all(out["spread"] >= 0)

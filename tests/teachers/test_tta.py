@@ -5,14 +5,29 @@ import pytest
 import torch
 
 from teachers.tta import (
-    DetectionView, align_heatmaps, box_iou, boxes_from_view, boxes_to_view, crop_affine, decode_heatmaps,
-    detection_views, flip_affine, merge_box_voting, merge_nms, merge_wbf,
+    DetectionView,
+    align_heatmaps,
+    box_iou,
+    boxes_from_view,
+    boxes_to_view,
+    crop_affine,
+    decode_heatmaps,
+    detection_views,
+    flip_affine,
+    merge_box_voting,
+    merge_nms,
+    merge_wbf,
 )
 
 
 def test_views_follow_mmdet_keep_ratio_resize():
     views = detection_views(640, 480, (400, 800), max_side=1000, flip=True)
-    assert [(v.width, v.height, v.flip) for v in views] == [(533, 400, False), (533, 400, True), (1000, 750, False), (1000, 750, True)]
+    assert [(v.width, v.height, v.flip) for v in views] == [
+        (533, 400, False),
+        (533, 400, True),
+        (1000, 750, False),
+        (1000, 750, True),
+    ]
     assert views[0].scale_x == pytest.approx(533 / 640) and views[0].scale_y == pytest.approx(400 / 480)
 
 
@@ -76,7 +91,9 @@ def test_flipped_heatmap_aligns_back_exactly():
     """A keypoint seen in a mirrored crop: resampling onto the unflipped crop's grid puts it back
     where it is, with no one-pixel shift (mmpose's shift_heatmap is an approximation of this)."""
     heat_affine = np.diag([0.25, 0.25]) @ crop_affine(np.array([100.0, 80.0]), np.array([192.0, 256.0]), (192, 256))
-    flipped_affine = np.diag([0.25, 0.25]) @ flip_affine(crop_affine(np.array([100.0, 80.0]), np.array([192.0, 256.0]), (192, 256)), 192)
+    flipped_affine = np.diag([0.25, 0.25]) @ flip_affine(
+        crop_affine(np.array([100.0, 80.0]), np.array([192.0, 256.0]), (192, 256)), 192
+    )
     image_point = np.array([117.3, 64.9, 1.0])
     in_flipped = flipped_affine @ image_point
     heatmap = torch.from_numpy(gaussian_heatmaps(in_flipped[None, None])).float()
