@@ -164,6 +164,14 @@ class _RayStage:
         return _check_written(self.spec, self.stage(batch))
 
 
+def _ray_stage_class(spec: StageSpec) -> type:
+    """`_RayStage` under the stage class's own name (e.g. KeypointStage, FusedModelStage): Ray names the
+    operator and its worker processes after it (`ray::MapWorker(MapBatches(KeypointStage))`), which is
+    what a user sees in `ps`, Ray's logs and its dashboard."""
+    name = getattr(spec.cls, "__name__", spec.name)
+    return type(name, (_RayStage,), {"__qualname__": name, "__doc__": _RayStage.__doc__})
+
+
 class RayExecutor:
     """The graph as a Ray Data pipeline; starts (and stops) a local Ray unless one is running or `address` is given."""
 
@@ -196,7 +204,7 @@ class RayExecutor:
             r = stage_resources(spec, self.context.config.run)
             gpus = dict(num_gpus=r.gpus) if r.gpus else {}
             ds = ds.map_batches(
-                _RayStage,
+                _ray_stage_class(spec),
                 fn_constructor_kwargs=dict(spec=spec, context=self.context),
                 batch_size=self.batch_size,
                 batch_format="numpy",

@@ -176,7 +176,8 @@ def test_killing_a_model_worker_mid_run_is_survived_exactly_once(tmp_path, tiny_
     def kill_a_keypoint_worker(process, out):
         deadline = time.time() + 300
         while time.time() < deadline and not killed:
-            pids = _ray_worker_pids("KeypointStage")
+            # the keypoint model's worker: its own pool, or the one actor holding all three models (fused, on CPU)
+            pids = _ray_worker_pids("MapBatches(KeypointStage)") + _ray_worker_pids("MapBatches(FusedModelStage)")
             if pids and (out / "manifest").exists():
                 os.kill(pids[0], signal.SIGKILL)
                 killed.append(len(list((out / "manifest").glob("shard-*.json"))))  # shards committed at the kill
