@@ -20,6 +20,7 @@ import math
 import os
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -28,7 +29,7 @@ import numpy as np
 from configs.schema import TeacherConfig
 from stages.context import StageContext
 from stages.graph import StageGraph, StageSpec, stage_resources
-from stages.rows import REJECT_DETAIL, REJECT_REASON, objects
+from stages.rows import REJECT_DETAIL, REJECT_REASON, batch_from_rows, objects
 
 __all__ = ["LocalExecutor", "RayExecutor", "make_executor", "EXECUTORS", "requested_cpus"]
 
@@ -78,12 +79,6 @@ class LocalExecutor:
         batches are decoded ahead (memory stays bounded whatever the number of rows)."""
         chunks = iter([rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)])
 
-        def as_batch(chunk: list[dict]) -> dict:
-            return {
-                key: np.array([row[key] for row in chunk], dtype=object if isinstance(chunk[0][key], str) else None)
-                for key in chunk[0]
-            }
-
         with (
             ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as decode_pool,
             ThreadPoolExecutor(self.model_threads, thread_name_prefix="models") as model_pool,
@@ -96,7 +91,7 @@ class LocalExecutor:
                     chunk = next(chunks, None)
                     if chunk is None:
                         return
-                    decoding.append(decode_pool.submit(self._run, self._ahead, as_batch(chunk)))
+                    decoding.append(decode_pool.submit(self._run, self._ahead, batch_from_rows(chunk)))
 
             feed()
             while decoding or running:
@@ -242,13 +237,19 @@ def start_ray(address: str | None, cpus_needed: float) -> bool:
 
 
 def make_executor(kind: str, graph: StageGraph, context: StageContext, batch_size: int, address: str | None = None):
-    """The executor named `kind` ("ray" or "local") over `graph`; use it as a context manager."""
+    """The executor named `kind` ("ray" or "local") over `graph`; use it as a context manager.
+
+    Torch's intra-op threads: Ray's actors share the machine, each takes run.torch_threads. In-process,
+    the models run on run.detector_actors threads: one takes every core, several take run.torch_threads each.
+    """
+    if kind == "local" and address:
+        raise ValueError("--address names a Ray cluster; the local executor runs in this process (use --executor ray)")
+    run = context.config.run
     if kind == "local":
-        if address:
-            raise ValueError(
-                "--address names a Ray cluster; the local executor runs in this process (use --executor ray)"
-            )
-        return LocalExecutor(graph, context, batch_size, model_threads=context.config.run.detector_actors)
+        threads = run.torch_threads if run.detector_actors > 1 else None
+        return LocalExecutor(
+            graph, replace(context, torch_threads=threads), batch_size, model_threads=run.detector_actors
+        )
     if kind == "ray":
-        return RayExecutor(graph, context, batch_size, address)
+        return RayExecutor(graph, replace(context, torch_threads=run.torch_threads), batch_size, address)
     raise ValueError(f"unknown executor {kind!r} (known: {', '.join(EXECUTORS)})")

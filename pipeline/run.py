@@ -160,15 +160,7 @@ def run_labels(
         by_id = {r.frame_id: r for r in refs}
         provenance = make_provenance(config, checkpoints)
         graph = run_graph(config)
-        # Ray's actors share the machine: each takes run.torch_threads. In-process, the models run on
-        # run.detector_actors threads: one takes every core, several take run.torch_threads each.
-        threads_each = executor == "ray" or config.run.detector_actors > 1
-        context = StageContext(
-            config,
-            weights_dir,
-            dict(source.calibrations()),
-            torch_threads=config.run.torch_threads if threads_each else None,
-        )
+        context = StageContext(config, weights_dir, dict(source.calibrations()))
         summary.model_work = True
         with make_executor(executor, graph, context, config.run.batch_size, address) as engine:
             for _attempt in range(attempts):

@@ -24,6 +24,7 @@ __all__ = [
     "REJECT_REASON",
     "REJECT_DETAIL",
     "rows_from_refs",
+    "batch_from_rows",
     "ref_from_row",
     "objects",
     "rows_ok",
@@ -50,6 +51,14 @@ def rows_from_refs(refs: Iterable[tuple[FrameRef, int]]) -> list[dict]:
         }
         for ref, shard in refs
     ]
+
+
+def batch_from_rows(rows: Sequence[dict]) -> dict:
+    """Source rows -> one batch of columns (strings as object arrays, as Ray Data hands them to a stage)."""
+    return {
+        key: np.array([row[key] for row in rows], dtype=object if isinstance(rows[0][key], str) else None)
+        for key in rows[0]
+    }
 
 
 def ref_from_row(batch: dict, i: int) -> FrameRef:

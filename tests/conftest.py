@@ -29,15 +29,16 @@ def tiny_weights(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sample_run(tmp_path_factory, tiny_weights) -> Path:
-    """The bundled sample labelled by the (seeded) tiny teacher through the real pipeline."""
+def label_bundled_sample(tiny_weights):
+    """`label(out, *extra)`: `labels run` of the seeded tiny teacher over the bundled sample into `out`
+    (its own process; `extra`: more options, then overrides); returns the finished process."""
     import subprocess
     import sys
 
     root = Path(__file__).parents[1]
-    out = tmp_path_factory.mktemp("sample_run") / "run"
-    result = subprocess.run(
-        [
+
+    def label(out: Path, *extra: str) -> subprocess.CompletedProcess:
+        command = [
             sys.executable,
             "-m",
             "pipeline.cli",
@@ -51,15 +52,21 @@ def sample_run(tmp_path_factory, tiny_weights) -> Path:
             "--weights-dir",
             str(tiny_weights),
             "--no-progress",
+            *extra,  # options first, then overrides: the overrides must stay one run of positionals
             "thresholds.box_score=0.3",
             "detector.max_persons=4",
             "device=cpu",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        timeout=900,
-    )
+        ]
+        return subprocess.run(command, capture_output=True, text=True, cwd=root, timeout=900)
+
+    return label
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory, label_bundled_sample) -> Path:
+    """The bundled sample labelled by the (seeded) tiny teacher through the real pipeline (Ray executor)."""
+    out = tmp_path_factory.mktemp("sample_run") / "run"
+    result = label_bundled_sample(out)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 

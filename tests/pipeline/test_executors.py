@@ -2,17 +2,12 @@
 timings may differ): the bundled sample through Ray (the `sample_run` fixture, `labels run`) and
 through the in-process executor, with and without the model stages fused."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from label_store.compare import Tolerances, compare
 from label_store.inspection import verify_run
 from label_store.shard import manifest_entries
 
-ROOT = Path(__file__).parents[2]
 # Same models and pixels; torch's thread count differs (1 per Ray actor, every core in-process),
 # which may reorder float sums: 1e-3 px / 1e-4 in confidence is 1000 x below any label change.
 SAME = Tolerances(
@@ -28,40 +23,10 @@ SAME = Tolerances(
 )
 
 
-def _local_run(out: Path, weights: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline.cli",
-            "run",
-            "--executor",
-            "local",
-            "--config",
-            "tiny",
-            "--frames",
-            str(ROOT / "data/sample/manifest.jsonl"),
-            "--out",
-            str(out),
-            "--weights-dir",
-            str(weights),
-            "--no-progress",
-            "thresholds.box_score=0.3",
-            "detector.max_persons=4",
-            "device=cpu",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=900,
-    )
-
-
 @pytest.mark.parametrize("fused", [False, True], ids=["separate", "fused"])
-def test_local_and_ray_executors_write_the_same_labels(tmp_path, tiny_weights, sample_run, fused):
+def test_local_and_ray_executors_write_the_same_labels(tmp_path, label_bundled_sample, sample_run, fused):
     out = tmp_path / "local"
-    result = _local_run(out, tiny_weights, f"run.fuse_models={str(fused).lower()}")
+    result = label_bundled_sample(out, "--executor", "local", f"run.fuse_models={str(fused).lower()}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "frames: 8 processed" in result.stdout
     assert verify_run(out) == []

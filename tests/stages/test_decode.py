@@ -9,17 +9,13 @@ import numpy as np
 from frames.decode import decode_depth_bytes
 from frames.sources import ManifestSource
 from stages.decode import DecodeStage
-from stages.rows import rows_from_refs
+from stages.rows import batch_from_rows, rows_from_refs
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "bad_frames"
 
 
 def _rows(source: ManifestSource) -> dict:
-    rows = rows_from_refs((ref, 0) for ref in source.refs())
-    return {
-        key: np.array([row[key] for row in rows], dtype=object if isinstance(rows[0][key], str) else None)
-        for key in rows[0]
-    }
+    return batch_from_rows(rows_from_refs((ref, 0) for ref in source.refs()))
 
 
 def test_rows_carry_color_and_the_depth_files_bytes_or_the_reason():

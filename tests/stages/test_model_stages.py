@@ -16,7 +16,7 @@ from stages.detect import DetectStage
 from stages.keypoints import KeypointStage
 from stages.label_sets import hard_keypoints
 from stages.lift import LiftStage
-from stages.rows import objects, rows_from_refs
+from stages.rows import batch_from_rows, objects, rows_from_refs
 
 SAMPLE = Path(__file__).parents[2] / "data" / "sample"
 
@@ -36,10 +36,7 @@ def decoded(context):
     refs = source.refs()[:2]
     missing = refs[0].__class__("missing", refs[0].camera_id, str(SAMPLE / "nowhere.png"), None)
     rows = rows_from_refs((ref, 0) for ref in [refs[0], missing, refs[1]])
-    batch = {
-        key: np.array([row[key] for row in rows], dtype=object if isinstance(rows[0][key], str) else None)
-        for key in rows[0]
-    }
+    batch = batch_from_rows(rows)
     return DecodeStage.from_config(context)(batch)
 
 
