@@ -20,6 +20,8 @@ __all__ = [
     "coco_to_h36m_positions",
     "coco_to_h36m_confidences",
     "flip_permutation",
+    "joint_sides",
+    "limb_sides",
 ]
 
 COCO_KEYPOINTS = (
@@ -172,3 +174,15 @@ def flip_permutation(num_joints: int = 17, pairs=COCO_FLIP_PAIRS) -> np.ndarray:
     for a, b in pairs:
         perm[a], perm[b] = b, a
     return perm
+
+
+def joint_sides(names: tuple[str, ...]) -> tuple[str, ...]:
+    """'left', 'right' or 'centre' for each joint name (the person's own left, as the names say)."""
+    return tuple(next((side for side in ("left", "right") if name.startswith(side + "_")), "centre") for name in names)
+
+
+def limb_sides(skeleton: tuple[tuple[int, int], ...], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The side of each drawing edge: 'left' or 'right' when both its joints are on that side, else 'centre'
+    (shoulder-to-shoulder, hip-to-hip, the face)."""
+    sides = joint_sides(names)
+    return tuple(sides[a] if sides[a] == sides[b] else "centre" for a, b in skeleton)

@@ -18,7 +18,7 @@ import numpy as np
 from label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STATUS_LABELLED
 from label_store.shard import _read_all, manifest_entries
 
-__all__ = ["LabelRun", "FrameLabels"]
+__all__ = ["LabelRun", "FrameLabels", "ShardLabels"]
 
 
 @dataclass
@@ -38,6 +38,18 @@ class FrameLabels:
 
     def __len__(self) -> int:
         return len(self.persons["box"])
+
+
+@dataclass
+class ShardLabels:
+    """One whole shard as columns: `frames[field]` has F rows, `persons[field]` P rows, frame i owns
+    person rows `person_offset[i]:person_offset[i + 1]`. For statistics over a run one shard at a time."""
+
+    path: Path
+    frames: dict
+    persons: dict
+    person_offset: np.ndarray
+    provenance: dict
 
 
 def _load_shard(path: str) -> tuple[dict, dict, np.ndarray, dict]:
@@ -94,7 +106,16 @@ class LabelRun:
         for frame_id in self._order:
             yield self.get(frame_id)
 
+    def shards(self) -> Iterator[ShardLabels]:
+        """Every shard in manifest order, one at a time (memory: one shard, whatever the run's size)."""
+        for path in self.shard_files:
+            frames, persons, offsets, provenance = _load_shard(str(path))
+            yield ShardLabels(path, frames, persons, offsets, _decode_provenance(provenance))
+
     def provenance(self, shard: int = 0) -> dict:
         """The provenance attributes of a shard, JSON fields decoded."""
-        raw = self._load(shard)[3]
-        return {k: (json.loads(v) if k.endswith("_json") else v) for k, v in raw.items()}
+        return _decode_provenance(self._load(shard)[3])
+
+
+def _decode_provenance(raw: dict) -> dict:
+    return {k: (json.loads(v) if k.endswith("_json") else v) for k, v in raw.items()}

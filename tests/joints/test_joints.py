@@ -36,3 +36,17 @@ def test_coco_to_h36m_on_a_hand_pose():
     np.testing.assert_array_equal(get("neck_nose"), (0, 15))
     np.testing.assert_array_equal(get("right_wrist"), (-30, 90))
     np.testing.assert_array_equal(get("left_hip"), (10, 100))
+
+
+def test_sides_of_joints_and_limbs_follow_the_names():
+    from joints import COCO_KEYPOINTS, COCO_SKELETON, H36M_JOINTS, H36M_SKELETON, joint_sides, limb_sides
+
+    sides = joint_sides(COCO_KEYPOINTS)
+    assert sides[0] == "centre" and sides[5] == "left" and sides[6] == "right"
+    assert sides.count("left") == sides.count("right") == 8
+    limbs = dict(zip(COCO_SKELETON, limb_sides(COCO_SKELETON, COCO_KEYPOINTS)))
+    assert limbs[(15, 13)] == "left"  # left ankle - left knee
+    assert limbs[(8, 10)] == "right"  # right elbow - right wrist
+    assert limbs[(5, 6)] == limbs[(11, 12)] == limbs[(0, 1)] == "centre"  # across the body, nose-eye
+    h36m = dict(zip(H36M_SKELETON, limb_sides(H36M_SKELETON, H36M_JOINTS)))
+    assert h36m[(1, 2)] == "right" and h36m[(11, 12)] == "left" and h36m[(0, 7)] == "centre"

@@ -1,0 +1,218 @@
+"""Statistics of a run, streamed one shard at a time: fixed-bin histograms and counters whose size
+does not grow with the run, so a run of millions of frames is summarised in bounded memory.
+
+`RunStatistics.add(shard)` folds one shard in; `collect_statistics(run)` folds a whole run. What it
+keeps: counts per (day, camera), rejected frames by reason (and the first `max_rejected` of them
+with their details), persons per frame, histograms of the detector score, of each joint's
+confidence and TTA spread and of depth consistency, the depth flags, how often each joint is in
+the hard set, and the `gallery_size` least confident persons (`person_uncertainty`), which are
+what a reviewer should look at first. Quantiles are read from the histograms (to a bin's width).
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from label_store.reader import LabelRun, ShardLabels
+from label_store.schema import STATUS_LABELLED
+
+__all__ = ["Histogram", "RunStatistics", "GalleryPerson", "collect_statistics", "person_uncertainty", "day_of"]
+
+NUM_JOINTS = 17
+_DAY = re.compile(r"(?:^|/)(day[^/]*)(?:/|$)", re.IGNORECASE)
+
+
+def day_of(frame_id: str, color_path: str = "") -> str:
+    """The recording day a frame belongs to: a `dayN` component of its frame id or color path (MVOR's
+    and the generator's layout), else '' (the source does not say)."""
+    match = _DAY.search(frame_id) or _DAY.search(color_path)
+    return match.group(1) if match else ""
+
+
+def person_uncertainty(keypoints_2d: np.ndarray) -> np.ndarray:
+    """How unsure the teacher is of each person (P x 17 x 3 -> P): one minus the mean keypoint
+    confidence. 0 = every joint certain, 1 = no joint found."""
+    return 1.0 - keypoints_2d[..., 2].astype(np.float64).mean(axis=-1)
+
+
+class Histogram:
+    """Counts of values in `bins` equal bins over [low, high], per channel; values below `low` count
+    in the first bin, values above `high` in `above`, NaN in `missing`."""
+
+    def __init__(self, low: float, high: float, bins: int, channels: int = 1):
+        self.low, self.high, self.bins = float(low), float(high), int(bins)
+        self.counts = np.zeros((channels, bins), np.int64)
+        self.above = np.zeros(channels, np.int64)
+        self.missing = np.zeros(channels, np.int64)
+
+    @property
+    def edges(self) -> np.ndarray:
+        return np.linspace(self.low, self.high, self.bins + 1)
+
+    def add(self, values: np.ndarray) -> None:
+        """Values shaped (N,) for one channel or (N, channels)."""
+        values = np.asarray(values, np.float64).reshape(-1, self.counts.shape[0])
+        finite = np.isfinite(values)
+        self.missing += (~finite).sum(0)
+        over = finite & (values > self.high)
+        self.above += over.sum(0)
+        inside = finite & ~over
+        scaled = (np.where(inside, values, self.low) - self.low) / (self.high - self.low) * self.bins
+        index = np.clip(scaled.astype(np.int64), 0, self.bins - 1)
+        channel = np.broadcast_to(np.arange(values.shape[1]), values.shape)
+        np.add.at(self.counts, (channel[inside], index[inside]), 1)
+
+    def total(self) -> np.ndarray:
+        """Finite values per channel."""
+        return self.counts.sum(1) + self.above
+
+    def quantiles(self, q) -> np.ndarray:
+        """Quantiles per channel (channels x len(q)), linear within a bin; NaN for an empty channel,
+        `high` where the quantile falls above the range."""
+        q = np.atleast_1d(np.asarray(q, np.float64))
+        out = np.full((self.counts.shape[0], len(q)), np.nan)
+        width = (self.high - self.low) / self.bins
+        for c, counts in enumerate(self.counts):
+            total = counts.sum() + self.above[c]
+            if total == 0:
+                continue
+            cumulative = np.cumsum(counts)
+            for i, target in enumerate(q * total):
+                b = int(np.searchsorted(cumulative, target, side="left"))
+                if b >= self.bins:
+                    out[c, i] = self.high
+                    continue
+                before = cumulative[b] - counts[b]
+                inside = (target - before) / counts[b] if counts[b] else 0.0
+                out[c, i] = self.low + (b + inside) * width
+        return out
+
+
+@dataclass(order=True)
+class GalleryPerson:
+    """One person picked for the gallery: where to find it and why it was picked."""
+
+    uncertainty: float
+    frame_id: str = field(compare=False)
+    person: int = field(compare=False)  # index among its frame's persons
+
+
+@dataclass
+class _GroupCounts:
+    frames: int = 0
+    labelled: int = 0
+    rejected: int = 0
+    persons: int = 0
+    hard_persons: int = 0
+    keypoints: int = 0
+    hard_keypoints: int = 0
+
+
+class RunStatistics:
+    def __init__(self, gallery_size: int = 24, max_rejected: int = 200, max_spread_px: float = 50.0):
+        self.gallery_size, self.max_rejected = gallery_size, max_rejected
+        self.groups: dict[tuple[str, str], _GroupCounts] = {}
+        self.rejected_by_reason: Counter[str] = Counter()
+        self.rejected: list[dict] = []  # the first max_rejected, with their details
+        self.persons_per_frame: Counter[int] = Counter()
+        self.score = Histogram(0, 1, 50)
+        self.confidence = Histogram(0, 1, 1000, NUM_JOINTS)
+        self.spread = Histogram(0, max_spread_px, 500, NUM_JOINTS)
+        self.depth_consistency = Histogram(0, 1, 50)
+        self.depth_flags = np.zeros(4, np.int64)
+        self.hard_per_joint = np.zeros(NUM_JOINTS, np.int64)
+        self.persons = 0
+        self.hard_persons = 0
+        self.shards = 0
+        self.provenances: Counter[tuple[str, str]] = Counter()  # (config hash, code version) -> shards
+        self._gallery: list[GalleryPerson] = []  # a min-heap on uncertainty: the root is the first to go
+
+    @property
+    def frames(self) -> int:
+        return sum(g.frames for g in self.groups.values())
+
+    @property
+    def labelled(self) -> int:
+        return sum(g.labelled for g in self.groups.values())
+
+    def gallery(self) -> list[GalleryPerson]:
+        """The kept persons, most uncertain first."""
+        return sorted(self._gallery, reverse=True)
+
+    def add(self, shard: ShardLabels) -> None:
+        frames, persons, offsets = shard.frames, shard.persons, shard.person_offset
+        self.shards += 1
+        self.provenances[(str(shard.provenance.get("config_hash")), str(shard.provenance.get("code_version")))] += 1
+        labelled = frames["status"] == STATUS_LABELLED
+        keys = [(day_of(f, c), cam) for f, c, cam in zip(frames["frame_id"], frames["color_path"], frames["camera_id"])]
+        hard_valid, hard_mask = persons["hard_valid"], persons["hard_mask"]
+        for i, key in enumerate(keys):
+            group = self.groups.setdefault(key, _GroupCounts())
+            group.frames += 1
+            if not labelled[i]:
+                group.rejected += 1
+                reason = str(frames["reject_reason"][i])
+                self.rejected_by_reason[reason] += 1
+                if len(self.rejected) < self.max_rejected:
+                    self.rejected.append(
+                        {
+                            "frame_id": str(frames["frame_id"][i]),
+                            "camera_id": str(frames["camera_id"][i]),
+                            "reason": reason,
+                            "detail": str(frames["reject_detail"][i]),
+                        }
+                    )
+                continue
+            lo, hi = offsets[i], offsets[i + 1]
+            group.labelled += 1
+            group.persons += int(hi - lo)
+            group.hard_persons += int(hard_valid[lo:hi].sum())
+            group.keypoints += int(hi - lo) * NUM_JOINTS
+            group.hard_keypoints += int(hard_mask[lo:hi].sum())
+            self.persons_per_frame[int(hi - lo)] += 1
+        if not len(persons["score"]):
+            return
+        self.persons += len(persons["score"])
+        self.hard_persons += int(hard_valid.sum())
+        self.hard_per_joint += hard_mask.sum(0)
+        self.score.add(persons["score"])
+        self.confidence.add(persons["keypoints_2d"][..., 2])
+        self.spread.add(persons["keypoint_spread"])
+        self.depth_consistency.add(persons["depth_consistency"].ravel())
+        self.depth_flags += np.bincount(persons["depth_flag"].ravel().astype(np.int64), minlength=4)[:4]
+        frame_of = persons["frame_index"]
+        uncertainty = person_uncertainty(persons["keypoints_2d"])
+        # Only persons that could enter the heap are looked at: at most gallery_size per shard.
+        for row in np.argsort(-uncertainty, kind="stable")[: self.gallery_size]:
+            frame_row = int(frame_of[row])
+            frame_id, index = str(frames["frame_id"][frame_row]), int(row - offsets[frame_row])
+            entry = GalleryPerson(float(uncertainty[row]), frame_id, index)
+            if len(self._gallery) < self.gallery_size:
+                heapq.heappush(self._gallery, entry)
+            elif entry > self._gallery[0]:
+                heapq.heapreplace(self._gallery, entry)
+            else:
+                break
+
+    def hard_fraction_per_joint(self) -> np.ndarray:
+        """How often each joint of a labelled person is in the hard set (17; NaN without persons)."""
+        return self.hard_per_joint / self.persons if self.persons else np.full(NUM_JOINTS, np.nan)
+
+
+def collect_statistics(run: LabelRun | str | Path, progress: bool = False, **settings) -> RunStatistics:
+    run = run if isinstance(run, LabelRun) else LabelRun(run)
+    stats = RunStatistics(**settings)
+    shards = run.shards()
+    if progress:
+        from tqdm import tqdm
+
+        shards = tqdm(shards, total=len(run.shard_files), desc="reading shards", unit="shard")
+    for shard in shards:
+        stats.add(shard)
+    return stats

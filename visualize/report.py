@@ -1,0 +1,559 @@
+"""`labels report`: one self-contained HTML page that answers "can I train on this run?".
+
+`OUT_DIR/index.html` holds everything (styles inline, pictures as data URIs; no script, no font,
+no network), so it can be mailed or attached to a ticket. Sections, in order: a summary of checks,
+provenance, counts per day and camera, rejected frames, distributions, `labels verify`, evaluation
+against ground truth (when given), and a gallery of the least confident persons, color and depth
+side by side. Statistics are streamed shard by shard (`label_store.statistics`) and the gallery
+has a fixed size, so time grows with the run and memory does not.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from evaluation.evaluate import evaluate  # noqa: E402
+from evaluation.mvor import MVOR_GROUPS  # noqa: E402
+from frames.decode import decode_color, decode_depth  # noqa: E402
+from frames.sources import depth_counts_to_mm  # noqa: E402
+from joints import COCO_KEYPOINTS  # noqa: E402
+from label_store.inspection import verify_run  # noqa: E402
+from label_store.reader import FrameLabels, LabelRun  # noqa: E402
+from label_store.statistics import RunStatistics, collect_statistics  # noqa: E402
+from visualize.drawing import (  # noqa: E402
+    COCO_JOINT_COLORS,
+    SIDE_COLORS,
+    draw_depth_keypoints,
+    draw_skeleton_2d,
+    person_color,
+)
+
+__all__ = ["write_report", "ReportTimings", "SECTIONS"]
+
+# The page's sections: (element id, heading). Tests check that each is there.
+SECTIONS = (
+    ("summary", "Can I train on this run?"),
+    ("provenance", "Provenance"),
+    ("counts", "Frames and persons per day and camera"),
+    ("rejected", "Rejected frames"),
+    ("distributions", "Distributions"),
+    ("verify", "labels verify"),
+    ("evaluation", "Evaluation against ground truth"),
+    ("gallery", "Least confident persons"),
+)
+_REJECTED_WARN = 0.05  # a run rejecting more than this share of its frames gets a warning in the summary
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0 auto; max-width: 1200px;
+       padding: 0 1.5em 3em; color: #222; line-height: 1.4; }
+header { border-bottom: 2px solid #444; margin-bottom: 1em; }
+nav a { margin-right: 1em; }
+h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; vertical-align: top; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr.total td { font-weight: bold; background: #f4f4f4; }
+code, .mono { font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 0.9em; }
+.ok { color: #1a7f37; font-weight: bold; } .warn { color: #9a6700; font-weight: bold; }
+.bad { color: #cf222e; font-weight: bold; } .note { color: #555; font-size: 0.9em; }
+figure { margin: 0.5em 0 1.5em; } figure img { max-width: 100%; border: 1px solid #ddd; }
+.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 1em; }
+.gallery figure { margin: 0; } figcaption { font-size: 0.85em; }
+.legend span { display: inline-block; padding: 0 0.6em; margin-right: 0.5em; color: white; border-radius: 3px; }
+"""
+
+
+@dataclass
+class ReportTimings:
+    """Seconds spent on each part of a report, for `labels report` to print."""
+
+    statistics: float = 0.0
+    verify: float = 0.0
+    evaluation: float = 0.0
+    plots: float = 0.0
+    gallery: float = 0.0
+    total: float = 0.0
+
+
+def _esc(value) -> str:
+    return html.escape(str(value))
+
+
+def _png(figure) -> str:
+    """A matplotlib figure as a data URI (and closed)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _img(uri: str, alt: str) -> str:
+    return f'<img src="{uri}" alt="{_esc(alt)}">'
+
+
+def _table(header: list[str], rows: list[list], numeric: set[int] = frozenset(), total: bool = False) -> str:
+    head = "".join(f'<th class="{"n" if i in numeric else ""}">{_esc(h)}</th>' for i, h in enumerate(header))
+    body = []
+    for r, row in enumerate(rows):
+        cls = ' class="total"' if total and r == len(rows) - 1 else ""
+        cells = "".join(f'<td class="{"n" if i in numeric else ""}">{_esc(v)}</td>' for i, v in enumerate(row))
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "-"
+
+
+# ---------------------------------------------------------------------------------------------- sections
+
+
+def _summary(stats: RunStatistics, problems: list[str], provenance: dict, figures: dict | None) -> str:
+    checks = []
+    checks.append(
+        ("ok", f"labels verify: shards, checksums, manifest and plan sound ({stats.shards} shards)")
+        if not problems
+        else ("bad", f"labels verify: {len(problems)} problem(s), see below")
+    )
+    rejected = stats.frames - stats.labelled
+    share = rejected / stats.frames if stats.frames else 0.0
+    checks.append(
+        (
+            "warn" if share > _REJECTED_WARN else "ok",
+            f"{stats.labelled} of {stats.frames} frames labelled; {rejected} rejected "
+            f"({_percent(rejected, stats.frames)})",
+        )
+    )
+    checks.append(
+        (
+            "ok" if stats.hard_persons else "warn",
+            f"{stats.persons} persons (soft set), {stats.hard_persons} in the hard set "
+            f"({_percent(stats.hard_persons, stats.persons)})",
+        )
+    )
+    versions = len(stats.provenances)
+    checks.append(
+        ("ok", f"one teacher configuration and code version in every shard ({provenance.get('config_name', '?')})")
+        if versions <= 1
+        else ("warn", f"{versions} different (config hash, code version) pairs across shards: see Provenance")
+    )
+    if figures:
+        soft = figures["soft"]
+        checks.append(
+            (
+                "ok",
+                f"against {Path(soft['ground_truth']).name}: box AP {soft['box']['AP']:.3f}, keypoint AP "
+                f"{soft['keypoints']['AP']:.3f}, PCK@0.2 {soft['pck']['mean']:.3f} (soft set)",
+            )
+        )
+    items = "".join(
+        f'<li><span class="{cls}">{"✓" if cls == "ok" else "!"}</span> {_esc(text)}</li>' for cls, text in checks
+    )
+    return f"<ul>{items}</ul>"
+
+
+def _provenance(run: LabelRun, stats: RunStatistics) -> tuple[str, dict]:
+    provenance = run.provenance() if run.shard_files else {}
+    config = provenance.get("config_json") or {}
+    info = {"config_name": config.get("name", "?")}
+    rows = [
+        ["teacher", config.get("name", "?")],
+        ["config hash", provenance.get("config_hash", "?")],
+        ["code version", provenance.get("code_version", "?")],
+        ["created", provenance.get("created", "?")],
+        ["device / precision", f"{config.get('device', '?')} / {config.get('precision', '?')}"],
+    ]
+    parts = [_table(["", "value"], rows)]
+    checkpoints = provenance.get("checkpoints_json") or {}
+    parts.append("<h3>Checkpoints</h3>")
+    parts.append(_table(["file", "sha256"], [[name, digest] for name, digest in sorted(checkpoints.items())]))
+    thresholds = provenance.get("thresholds_json") or {}
+    parts.append("<h3>Thresholds</h3>")
+    parts.append(_table(["threshold", "value"], [[k, json.dumps(v)] for k, v in sorted(thresholds.items())]))
+    tta = provenance.get("tta_json") or {}
+    parts.append("<h3>Test-time augmentation</h3>")
+    parts.append(
+        _table(
+            ["model", "setting", "value"],
+            [[model, k, json.dumps(v)] for model, settings in sorted(tta.items()) for k, v in sorted(settings.items())],
+        )
+    )
+    packages = provenance.get("packages_json") or {}
+    parts.append("<h3>Packages</h3>")
+    parts.append(_table(["package", "version"], [[k, v] for k, v in sorted(packages.items())]))
+    if len(stats.provenances) > 1:
+        parts.append("<h3>Shards made by different configurations or code</h3>")
+        parts.append(
+            _table(
+                ["config hash", "code version", "shards"],
+                [[h[:16], code, n] for (h, code), n in sorted(stats.provenances.items())],
+                {2},
+            )
+        )
+    return "".join(parts), info
+
+
+def _counts(stats: RunStatistics) -> str:
+    rows, total = [], [0] * 7
+    for (day, camera), g in sorted(stats.groups.items()):
+        values = [g.frames, g.labelled, g.rejected, g.persons, g.hard_persons, g.keypoints, g.hard_keypoints]
+        total = [a + b for a, b in zip(total, values)]
+        rows.append([day or "-", camera, *values[:5], _percent(g.hard_persons, g.persons), *values[5:]])
+    rows.append(["all", "", *total[:5], _percent(total[4], total[3]), *total[5:]])
+    header = ["day", "camera", "frames", "labelled", "rejected", "persons (soft)", "persons (hard)", "hard share"]
+    header += ["keypoints (soft)", "keypoints (hard)"]
+    table = _table(header, rows, numeric=set(range(2, 10)), total=True)
+    hist = ", ".join(f"{n} persons: {c} frames" for n, c in sorted(stats.persons_per_frame.items()))
+    return table + f'<p class="note">Labelled frames by persons found: {_esc(hist or "none")}.</p>'
+
+
+def _rejected(stats: RunStatistics) -> str:
+    rejected = sum(stats.rejected_by_reason.values())
+    if not rejected:
+        return '<p class="ok">No frame was rejected.</p>'
+    parts = [_table(["reason", "frames"], sorted(stats.rejected_by_reason.items()), {1})]
+    shown = len(stats.rejected)
+    parts.append(
+        f'<p class="note">{"All" if shown == rejected else f"The first {shown} of"} {rejected} rejected frames, '
+        "with the error that rejected each (the shard's reject_detail):</p>"
+    )
+    parts.append(
+        _table(
+            ["frame", "camera", "reason", "detail"],
+            [[r["frame_id"], r["camera_id"], r["reason"], r["detail"]] for r in stats.rejected],
+        )
+    )
+    return "".join(parts)
+
+
+def _no_data(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666")
+
+
+def _per_joint_boxes(ax, histogram, ylabel: str) -> None:
+    """Box plots per joint read from a streamed histogram: box q25-q75, line median, whiskers q05-q95."""
+    q = histogram.quantiles([0.05, 0.25, 0.5, 0.75, 0.95])
+    boxes = [
+        {"label": name, "whislo": a, "q1": b, "med": c, "q3": d, "whishi": e, "fliers": []}
+        for name, (a, b, c, d, e) in zip(COCO_KEYPOINTS, q)
+        if np.isfinite(c)
+    ]
+    if not boxes:
+        _no_data(ax, "no persons")
+        return
+    artists = ax.bxp(boxes, showfliers=False, patch_artist=True)
+    for patch, color in zip(artists["boxes"], COCO_JOINT_COLORS):
+        patch.set_facecolor(color)
+        patch.set_alpha(0.55)
+    for median in artists["medians"]:
+        median.set_color("black")
+    ax.set_ylabel(ylabel)
+    ax.tick_params(axis="x", rotation=60)
+
+
+def _side_legend(ax) -> None:
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.7, label=f"{side} side") for side, c in SIDE_COLORS.items()]
+    ax.legend(handles=handles, fontsize=8, loc="upper right")
+
+
+def _distributions(stats: RunStatistics, threshold: float, box_threshold: float | None) -> str:
+    figures = []
+
+    figure, ax = plt.subplots(figsize=(6.5, 3.6))
+    if stats.persons:
+        edges = stats.score.edges
+        ax.bar(edges[:-1], stats.score.counts[0], width=np.diff(edges), align="edge", color="#4c72b0")
+        if box_threshold is not None:
+            ax.axvline(box_threshold, color="red", linestyle="--", label=f"box_score threshold {box_threshold}")
+            ax.legend(fontsize=8)
+    else:
+        _no_data(ax, "no persons")
+    ax.set_xlabel("detector score after the TTA merge (0-1)")
+    ax.set_ylabel("persons")
+    ax.set_title(f"Detector score ({stats.persons} persons)")
+    figure.tight_layout()
+    figures.append((_png(figure), "Detector score histogram"))
+
+    figure, ax = plt.subplots(figsize=(6.5, 3.6))
+    per_frame = sorted(stats.persons_per_frame.items())
+    if per_frame:
+        ax.bar([n for n, _ in per_frame], [c for _, c in per_frame], color="#4c72b0")
+        ax.set_xticks([n for n, _ in per_frame])
+    else:
+        _no_data(ax, "no labelled frame")
+    ax.set_xlabel("persons in the frame")
+    ax.set_ylabel("labelled frames")
+    ax.set_title(f"Persons per frame ({stats.labelled} labelled frames)")
+    figure.tight_layout()
+    figures.append((_png(figure), "Persons per frame"))
+
+    figure, ax = plt.subplots(figsize=(12, 4.2))
+    _per_joint_boxes(ax, stats.confidence, "keypoint confidence (0-1)")
+    ax.axhline(threshold, color="red", linestyle="--", label=f"hard threshold keypoint_score {threshold}")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Keypoint confidence per joint (box: 25-75 %, whiskers: 5-95 %)")
+    _side_legend(ax)
+    figure.tight_layout()
+    figures.append((_png(figure), "Keypoint confidence per joint"))
+
+    figure, ax = plt.subplots(figsize=(12, 4.2))
+    _per_joint_boxes(ax, stats.spread, "spread across TTA views (px)")
+    ax.set_title("TTA spread per joint: how far the test-time views disagree (box: 25-75 %, whiskers: 5-95 %)")
+    _side_legend(ax)
+    figure.tight_layout()
+    figures.append((_png(figure), "TTA spread per joint"))
+
+    figure, ax = plt.subplots(figsize=(12, 4.2))
+    fraction = stats.hard_fraction_per_joint()
+    if stats.persons:
+        ax.bar(range(17), fraction, color=COCO_JOINT_COLORS, alpha=0.8)
+    else:
+        _no_data(ax, "no persons")
+    ax.set_xticks(range(17), COCO_KEYPOINTS, rotation=60)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of persons with the joint hard")
+    ax.set_title("Fraction of each joint in the hard set")
+    _side_legend(ax)
+    figure.tight_layout()
+    figures.append((_png(figure), "Fraction of each joint in the hard set"))
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
+    finite = int(stats.depth_consistency.total()[0])
+    if finite:
+        edges = stats.depth_consistency.edges
+        left.bar(edges[:-1], stats.depth_consistency.counts[0], width=np.diff(edges), align="edge", color="#8172b2")
+    else:
+        _no_data(left, "no keypoint with depth")
+    left.set_xlabel("depth consistency (0 = measured depth disagrees, 1 = agrees)")
+    left.set_ylabel("keypoints")
+    left.set_title(f"Depth consistency ({finite} keypoints with depth)")
+    names = ["valid reading", "hole", "outside view", "no depth"]
+    right.bar(names, stats.depth_flags, color="#777")
+    right.set_ylabel("keypoints")
+    right.set_title("Keypoints carried onto the depth frame")
+    figure.tight_layout()
+    figures.append((_png(figure), "Depth consistency and depth flags"))
+
+    parts = [f"<figure>{_img(uri, alt)}<figcaption>{_esc(alt)}</figcaption></figure>" for uri, alt in figures]
+    q_conf = stats.confidence.quantiles([0.1, 0.5, 0.9])
+    q_spread = stats.spread.quantiles([0.5, 0.9])
+    rows = [
+        [name, *(_fmt(v) for v in q_conf[j]), *(_fmt(v, 2) for v in q_spread[j]), _fmt(fraction[j], 2)]
+        for j, name in enumerate(COCO_KEYPOINTS)
+    ]
+    parts.append("<h3>Per joint</h3>")
+    header = ["joint", "confidence q10", "q50", "q90", "TTA spread q50 (px)", "q90 (px)", "hard share"]
+    parts.append(_table(header, rows, set(range(1, 7))))
+    return "".join(parts)
+
+
+def _verify(problems: list[str]) -> str:
+    if not problems:
+        return '<p class="ok">OK: every shard\'s schema and checksums, the manifest and the plan are sound.</p>'
+    items = "".join(f"<li class='mono'>{_esc(p)}</li>" for p in problems)
+    return f'<p class="bad">{len(problems)} problem(s):</p><ul>{items}</ul>'
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "-" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{value:.{digits}f}"
+
+
+def _scaled(value, factor: float):
+    return None if value is None else value * factor
+
+
+def _evaluation(figures: dict | None) -> str:
+    if figures is None:
+        return '<p class="note">No ground truth given (<code>--gt GT.json</code> adds this section).</p>'
+    soft, hard = figures["soft"], figures["hard"]
+    parts = [
+        f"<p>Ground truth <code>{_esc(soft['ground_truth'])}</code>: {soft['images']} images, {soft['gt_persons']} "
+        f"persons, keypoints {_esc(soft['keypoint_set'])}. Predictions: {soft['predictions']} persons (soft set), "
+        f"{hard['predictions']} (hard set). The same figures as <code>labels evaluate</code>.</p>"
+    ]
+    parts += [f'<p class="note">repaired in the ground truth: {_esc(r)}</p>' for r in soft["repairs"]]
+    rows = []
+
+    def row(name, get, digits=3):
+        rows.append([name, _fmt(get(soft), digits), _fmt(get(hard), digits)])
+
+    box_figures = (("AP", "AP"), ("AP50", "AP50"), ("AP75", "AP75"), ("AR1", "AR1"), ("AR10", "AR10"), ("AR", "AR100"))
+    for key, name in box_figures:
+        row(f"box {name}", lambda f, key=key: f["box"][key])
+    row("box AR1 at IoU 0.5", lambda f: f["box"]["AR1_iou50"])
+    row("box AR10 at IoU 0.5", lambda f: f["box"]["AR10_iou50"])
+    for key in ("AP", "AP50", "AP75", "AR"):
+        row(f"keypoint {key} (OKS)", lambda f, key=key: f["keypoints"][key])
+    row("PCK@0.2 mean", lambda f: f["pck"]["mean"])
+    for name in (*MVOR_GROUPS, "mean"):
+        row(f"PCK@0.2 MVOR protocol: {name} (%)", lambda f, name=name: f["pck_mvor"][name], 1)
+    row("left/right pairs swapped (%)", lambda f: _scaled(f["left_right_swaps"]["rate"], 100), 1)
+    mpjpe = (
+        ("mpjpe_upper_body_mm", "MPJPE upper body, root-relative (mm)"),
+        ("mpjpe_camera_mm", "MPJPE camera frame (mm)"),
+    )
+    for key, name in mpjpe:
+        row(name, lambda f, key=key: (f.get(key) or {}).get("mean"), 1)
+    parts.append(_table(["figure", "soft set", "hard set"], rows, {1, 2}))
+    per_joint = [
+        [name, _fmt(soft["pck"]["per_joint"].get(name)), _fmt(hard["pck"]["per_joint"].get(name))]
+        for name in soft["pck"]["per_joint"]
+    ]
+    parts.append("<h3>PCK@0.2 per joint</h3>")
+    parts.append(_table(["joint", "soft set", "hard set"], per_joint, {1, 2}))
+    return "".join(parts)
+
+
+def _crop(box, width: int, height: int, margin: float = 0.2) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    mx, my = (x2 - x1) * margin + 8, (y2 - y1) * margin + 8
+    return max(0.0, x1 - mx), max(0.0, y1 - my), min(float(width), x2 + mx), min(float(height), y2 + my)
+
+
+def render_person(labels: FrameLabels, k: int, threshold: float) -> str:
+    """One person of a frame as a data URI: its color crop with the skeleton (soft and hard) beside
+    its keypoints carried onto the depth frame."""
+    frame, p = labels.frame, labels.persons
+    has_depth = bool(frame["depth_path"])
+    figure, axes = plt.subplots(1, 2 if has_depth else 1, figsize=(6.4 if has_depth else 3.4, 4.0), squeeze=False)
+    ax = axes[0, 0]
+    w, h = (int(v) for v in frame["color_size"])
+    try:
+        ax.imshow(decode_color(frame["color_path"], labels.frame_id)[:, :, ::-1])
+    except Exception as error:  # noqa: BLE001 - a moved or deleted image is shown as its error, not a crash
+        _no_data(ax, f"color image unreadable:\n{error}")
+    x1, y1, x2, y2 = p["box"][k]
+    ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=person_color(0), linewidth=1.2))
+    draw_skeleton_2d(ax, p["keypoints_2d"][k], p["hard_mask"][k], threshold, size=14)
+    cx1, cy1, cx2, cy2 = _crop(p["box"][k], w, h)
+    ax.set_xlim(cx1, cx2)
+    ax.set_ylim(cy2, cy1)
+    ax.set_title("color", fontsize=8)
+    ax.axis("off")
+    if has_depth:
+        ax = axes[0, 1]
+        try:
+            depth = depth_counts_to_mm(decode_depth(frame["depth_path"], labels.frame_id), frame["depth_unit_mm"])
+            ax.imshow(np.ma.masked_equal(depth, 0), cmap="turbo")
+        except Exception as error:  # noqa: BLE001
+            _no_data(ax, f"depth image unreadable:\n{error}")
+        uv, flag = p["depth_keypoints"][k], p["depth_flag"][k]
+        draw_depth_keypoints(ax, uv, flag, size=12)
+        dw, dh = (int(v) for v in frame["depth_size"])
+        shown = np.isfinite(uv).all(1) & (flag <= 1)
+        if shown.any():
+            lo, hi = uv[shown].min(0), uv[shown].max(0)
+            dx1, dy1, dx2, dy2 = _crop((*lo, *hi), dw, dh, margin=0.35)
+        else:
+            dx1, dy1, dx2, dy2 = 0, 0, dw, dh
+        ax.set_xlim(dx1, dx2)
+        ax.set_ylim(dy2, dy1)
+        ax.set_title("depth frame (x = depth hole)", fontsize=8)
+        ax.axis("off")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _gallery(run: LabelRun, stats: RunStatistics, threshold: float) -> str:
+    picked = stats.gallery()
+    if not picked:
+        return '<p class="note">No person to show.</p>'
+    legend = "".join(f'<span style="background:{c}">{side}</span>' for side, c in SIDE_COLORS.items())
+    parts = [
+        f"<p>The {len(picked)} persons with the lowest mean keypoint confidence of the run, least confident first: "
+        "the ones a reviewer should look at. Thick limbs join hard keypoints; hollow joints and dashed limbs are "
+        f"at or below the hard threshold ({threshold}).</p>",
+        f'<p class="legend">{legend}</p><div class="gallery">',
+    ]
+    for entry in picked:
+        labels = run.get(entry.frame_id)
+        p, k = labels.persons, entry.person
+        hard = int(p["hard_mask"][k].sum())
+        caption = (
+            f"<b>{_esc(entry.frame_id)}</b> person {k}: mean confidence {1 - entry.uncertainty:.2f}, "
+            f"{hard}/17 hard{' (in the hard set)' if p['hard_valid'][k] else ' (not in the hard set)'}, "
+            f"detector score {float(p['score'][k]):.2f}, "
+            f"median TTA spread {float(np.median(p['keypoint_spread'][k])):.1f} px"
+        )
+        uri = render_person(labels, k, threshold)
+        parts.append(f"<figure>{_img(uri, f'{entry.frame_id} person {k}')}<figcaption>{caption}</figcaption></figure>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------- the page
+
+
+def write_report(
+    run_path: str | Path,
+    out_dir: str | Path,
+    gt: str | Path | None = None,
+    gallery_size: int = 24,
+    progress: bool = False,
+) -> tuple[Path, ReportTimings]:
+    """Write `out_dir/index.html` for a run directory (or one shard); returns its path and timings."""
+    start = time.perf_counter()
+    timings = ReportTimings()
+    run = LabelRun(run_path)
+
+    def lap(name: str, since: float) -> float:
+        now = time.perf_counter()
+        setattr(timings, name, now - since)
+        return now
+
+    t = time.perf_counter()
+    stats = collect_statistics(run, progress=progress, gallery_size=gallery_size)
+    t = lap("statistics", t)
+    problems = verify_run(run_path)
+    t = lap("verify", t)
+    figures = None
+    if gt is not None:
+        figures = {s: evaluate(gt, run=run, label_set=s) for s in ("soft", "hard")}
+    t = lap("evaluation", t)
+    provenance_html, info = _provenance(run, stats)
+    thresholds = (run.provenance().get("thresholds_json") or {}) if run.shard_files else {}
+    threshold = float(thresholds.get("keypoint_score", 0.35))
+    bodies = {
+        "summary": _summary(stats, problems, info, figures),
+        "provenance": provenance_html,
+        "counts": _counts(stats),
+        "rejected": _rejected(stats),
+        "distributions": _distributions(stats, threshold, thresholds.get("box_score")),
+        "verify": _verify(problems),
+        "evaluation": _evaluation(figures),
+    }
+    t = lap("plots", t)
+    bodies["gallery"] = _gallery(run, stats, threshold)
+    lap("gallery", t)
+    title = f"Label run report: {Path(run_path).resolve().name} ({info['config_name']} teacher)"
+    nav = "".join(f'<a href="#{key}">{_esc(heading)}</a>' for key, heading in SECTIONS)
+    sections = "".join(
+        f'<section id="{key}"><h2>{_esc(heading)}</h2>{bodies[key]}</section>' for key, heading in SECTIONS
+    )
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    page = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
+        f"<style>{_STYLE}</style></head><body><header><h1>{_esc(title)}</h1>"
+        f'<p class="note">{_esc(Path(run_path).resolve())} &middot; {stats.frames} frames in {stats.shards} shards '
+        f"&middot; report written {created} by <code>labels report</code></p><nav>{nav}</nav></header>"
+        f"{sections}</body></html>"
+    )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = out_dir / "index.html"
+    index.write_text(page, encoding="utf-8")
+    timings.total = time.perf_counter() - start
+    return index, timings
