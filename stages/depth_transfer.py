@@ -29,7 +29,14 @@ from frames.calibration import CameraCalibration
 from frames.geometry import apply_rigid, backproject, invert_rigid, project
 from label_store.schema import DEPTH_HOLE, DEPTH_NONE, DEPTH_OUTSIDE, DEPTH_VALID
 
-__all__ = ["DepthLabels", "transfer_keypoints", "anchor_poses", "COCO_TO_H36M_JOINT", "CONSISTENCY_SIGMA_MM"]
+__all__ = [
+    "DepthLabels",
+    "depth_points_in_color_frame",
+    "transfer_keypoints",
+    "anchor_poses",
+    "COCO_TO_H36M_JOINT",
+    "CONSISTENCY_SIGMA_MM",
+]
 
 CONSISTENCY_SIGMA_MM = 100.0
 FOREGROUND_GAP_MM = 250.0  # readings farther than this behind the nearest one are background
@@ -75,6 +82,23 @@ def _pick_reading(index_map: np.ndarray, uv: np.ndarray, radius: float, entry_de
     return found
 
 
+def depth_points_in_color_frame(depth_mm: np.ndarray, calibration: CameraCalibration, stride: int = 1) -> np.ndarray:
+    """Every valid depth reading (every `stride`-th row and column) as a point in the color camera
+    frame, mm (N x 3, row-major order of the depth pixels). Registered depth: the reading's ray is
+    the color camera's ray through the scaled pixel; a calibrated rig: the depth camera's own ray,
+    moved by depth_to_color."""
+    rows, cols = np.mgrid[0 : depth_mm.shape[0] : stride, 0 : depth_mm.shape[1] : stride]
+    valid = depth_mm[rows, cols] > 0
+    ys, xs = rows[valid], cols[valid]
+    z = depth_mm[ys, xs]
+    if calibration.registered:
+        scale = calibration.depth_grid.width / calibration.color.width
+        uv = np.stack([(xs + 0.5) / scale - 0.5, (ys + 0.5) / scale - 0.5], axis=1)
+        return backproject(uv, z, calibration.color)
+    points_depth = backproject(np.stack([xs, ys], axis=1).astype(np.float64), z, calibration.depth_grid)
+    return apply_rigid(calibration.depth_to_color, points_depth)
+
+
 def transfer_keypoints(
     uv_color: np.ndarray, depth_mm: np.ndarray | None, calibration: CameraCalibration, radius_px: float = 3.0
 ) -> DepthLabels:
@@ -112,9 +136,7 @@ def transfer_keypoints(
 
     # Calibrated rig: depth pixels -> color camera, with a z-buffer on the color grid.
     color = calibration.color
-    ys, xs = np.nonzero(valid)
-    points_depth = backproject(np.stack([xs, ys], axis=1).astype(np.float64), depth_mm[ys, xs], grid)
-    points_color = apply_rigid(calibration.depth_to_color, points_depth)
+    points_color = depth_points_in_color_frame(depth_mm, calibration)
     uv = project(points_color, color)
     cu, cv = np.round(uv[:, 0]).astype(np.int64), np.round(uv[:, 1]).astype(np.int64)
     on_grid = (cu >= 0) & (cu < color.width) & (cv >= 0) & (cv < color.height) & (points_color[:, 2] > 0)

@@ -33,7 +33,7 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
 fi
 
 step "the project and the rest of the stack"
-"${PIP[@]}" -q -e ".[test]"
+"${PIP[@]}" -q -e ".[test,rerun]"
 
 # detectron2 is a test-only extra (tests/teachers/test_detectron2_equivalence.py and
 # `make check-detectron2` compare the converted X-152 with it); the product never imports it. It

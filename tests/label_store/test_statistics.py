@@ -62,7 +62,7 @@ def _shard(frames: list[tuple[str, str, int, list[float]]]) -> ShardLabels:
             "color_path": np.array([f"/x/{f[0]}.png" for f in frames], object),
             "status": np.array([f[2] for f in frames], np.int8),
             "reject_reason": np.array(["" if f[2] == STATUS_LABELLED else "corrupt_image" for f in frames], object),
-            "reject_detail": np.array(["" if f[2] == STATUS_LABELLED else f"{f[0]}: truncated" for f in frames], object),
+            "reject_detail": np.array([f"{f[0]}: truncated" if f[2] else "" for f in frames], object),
         },
         persons={
             "frame_index": np.array([i for i, _ in persons], np.int32),

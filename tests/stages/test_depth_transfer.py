@@ -10,7 +10,7 @@ from frames.geometry import apply_rigid, backproject, invert_rigid, project
 from frames.sources import ManifestSource
 from joints import coco_to_h36m_positions
 from label_store.schema import DEPTH_HOLE, DEPTH_NONE, DEPTH_OUTSIDE, DEPTH_VALID
-from stages.depth_transfer import anchor_poses, transfer_keypoints
+from stages.depth_transfer import anchor_poses, depth_points_in_color_frame, transfer_keypoints
 from stages.label_sets import hard_keypoints
 from synth.body import JOINT_RADIUS_MM
 from synth.generate import VISIBILITY_SLACK_MM
@@ -40,6 +40,28 @@ def test_registered_scaled_grid_known_answer():
     assert labels.surface[1, 2] == pytest.approx(2000.0)
     none = transfer_keypoints(np.zeros((2, 2)), None, calib)
     np.testing.assert_array_equal(none.flag, [DEPTH_NONE, DEPTH_NONE])
+
+
+def test_depth_points_in_color_frame_known_answers():
+    color = Intrinsics(640, 480, 500.0, 500.0, 319.5, 239.5)
+    registered = CameraCalibration("c", color, Intrinsics(320, 240, 250.0, 250.0, 159.25, 119.25), True, None, 1.0)
+    depth = np.zeros((240, 320))
+    depth[0, 0] = 1000.0  # the depth pixel covering color pixels 0..1: its centre is color pixel 0.5
+    depth[120, 160] = 2000.0
+    points = depth_points_in_color_frame(depth, registered)
+    np.testing.assert_allclose(points, [[(0.5 - 319.5) / 500 * 1000, (0.5 - 239.5) / 500 * 1000, 1000], [4, 4, 2000]])
+    assert len(depth_points_in_color_frame(depth, registered, stride=2)) == 2  # rows and columns 0, 120 / 0, 160
+    assert len(depth_points_in_color_frame(depth, registered, stride=7)) == 1  # 120 is not a multiple of 7
+
+    grid = Intrinsics(32, 24, 30.0, 30.0, 15.5, 11.5)
+    depth_to_color = np.eye(4)
+    depth_to_color[0, 3] = 40.0
+    rig = CameraCalibration("rig", Intrinsics(64, 48, 60.0, 60.0, 31.5, 23.5), grid, False, depth_to_color, 1.0)
+    depth = np.zeros((24, 32))
+    depth[11, 15] = 1500.0
+    np.testing.assert_allclose(
+        depth_points_in_color_frame(depth, rig), [[-0.5 / 30 * 1500 + 40, -0.5 / 30 * 1500, 1500]]
+    )
 
 
 @pytest.fixture(scope="module")
