@@ -127,8 +127,6 @@ class RunStatistics:
         self.depth_consistency = Histogram(0, 1, 50)
         self.depth_flags = np.zeros(4, np.int64)
         self.hard_per_joint = np.zeros(NUM_JOINTS, np.int64)
-        self.persons = 0
-        self.hard_persons = 0
         self.shards = 0
         self.provenances: Counter[tuple[str, str]] = Counter()  # (config hash, code version) -> shards
         self._gallery: list[GalleryPerson] = []  # a min-heap on uncertainty: the root is the first to go
@@ -140,6 +138,14 @@ class RunStatistics:
     @property
     def labelled(self) -> int:
         return sum(g.labelled for g in self.groups.values())
+
+    @property
+    def persons(self) -> int:
+        return sum(g.persons for g in self.groups.values())
+
+    @property
+    def hard_persons(self) -> int:
+        return sum(g.hard_persons for g in self.groups.values())
 
     def gallery(self) -> list[GalleryPerson]:
         """The kept persons, most uncertain first."""
@@ -178,8 +184,6 @@ class RunStatistics:
             self.persons_per_frame[int(hi - lo)] += 1
         if not len(persons["score"]):
             return
-        self.persons += len(persons["score"])
-        self.hard_persons += int(hard_valid.sum())
         self.hard_per_joint += hard_mask.sum(0)
         self.score.add(persons["score"])
         self.confidence.add(persons["keypoints_2d"][..., 2])
@@ -202,7 +206,8 @@ class RunStatistics:
 
     def hard_fraction_per_joint(self) -> np.ndarray:
         """How often each joint of a labelled person is in the hard set (17; NaN without persons)."""
-        return self.hard_per_joint / self.persons if self.persons else np.full(NUM_JOINTS, np.nan)
+        persons = self.persons
+        return self.hard_per_joint / persons if persons else np.full(NUM_JOINTS, np.nan)
 
 
 def collect_statistics(run: LabelRun | str | Path, progress: bool = False, **settings) -> RunStatistics:

@@ -10,14 +10,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import build_parser
+from tests.cli import labels
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bad_frames"
-
-
-def labels(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=300, env=env
-    )
 
 
 # Downloads through a proxy that is not there (a closed port on this machine): every fetch fails at

@@ -31,8 +31,8 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     run = LabelRun(args.run)
-    provenance = {k: v for k, v in run.provenance().items()}
-    raw = {k: (json.dumps(v, sort_keys=True) if k.endswith("_json") else v) for k, v in provenance.items()}
+    # the shard's own attributes again: JSON fields re-encoded as written (sorted keys)
+    raw = {k: (json.dumps(v, sort_keys=True) if k.endswith("_json") else v) for k, v in run.provenance().items()}
     originals = list(run)
     person_fields = [f.name for f in PERSON_FIELDS if f.name != "frame_index"]
     out = Path(args.out)

@@ -2,21 +2,15 @@
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import pytest
 
+from tests.cli import labels
+
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.slow  # one whole labelling run, shared by the module
-
-
-def labels(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=300
-    )
 
 
 def test_inspect_reports_counts_quantiles_and_provenance(sample_run):

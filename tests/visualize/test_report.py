@@ -6,24 +6,18 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from label_store.reader import LabelRun
+from tests.cli import labels
 from visualize.report import SECTIONS, write_report
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Where the browser test leaves its screenshots for a person to look at (default: pytest's tmp dir).
 SCREENSHOT_DIR = os.environ.get("REPORT_SCREENSHOT_DIR")
-
-
-def labels(*args, timeout=900) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "pipeline.cli", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +32,9 @@ def generated_run(tmp_path_factory) -> tuple[Path, Path]:
     """200 generated frames (100 instants x 2 cameras) with ground truth, two of them corrupted,
     labelled by the committed tiny teacher (one detector view: the test is about the report)."""
     data = tmp_path_factory.mktemp("generated")
-    result = labels("synth", "--out", data, "--frames", 100, "--cameras", 2, "--width", 320, "--height", 240)
+    result = labels(
+        "synth", "--out", data, "--frames", 100, "--cameras", 2, "--width", 320, "--height", 240, timeout=900
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     (data / "day1/cam1/color/000005.png").write_bytes(b"not a png")
     truncated = data / "day1/cam2/color/000009.png"
@@ -59,6 +55,7 @@ def generated_run(tmp_path_factory) -> tuple[Path, Path]:
         "detector.flip=false",
         "keypoints.box_scales=[1.0]",
         "device=cpu",
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return run, data / "annotations.json"
@@ -68,7 +65,7 @@ def generated_run(tmp_path_factory) -> tuple[Path, Path]:
 def generated_report(generated_run, tmp_path_factory) -> tuple[Path, str]:
     run, gt = generated_run
     out = tmp_path_factory.mktemp("generated_report")
-    result = labels("report", run, "--gt", gt, "-o", out, "--no-progress")
+    result = labels("report", run, "--gt", gt, "-o", out, "--no-progress", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return out / "index.html", result.stdout
 
@@ -106,7 +103,9 @@ def test_sample_report_has_every_section_and_figures_from_the_run(sample_report,
     assert provenance["config_hash"] in page
     assert "OK:" in _section(page, "verify")
     evaluation = _section(page, "evaluation")
-    figures = json.loads(labels("evaluate", sample_run, "--gt", ROOT / "data/sample/annotations.json", "--json").stdout)
+    figures = json.loads(
+        labels("evaluate", sample_run, "--gt", ROOT / "data/sample/annotations.json", "--json", timeout=900).stdout
+    )
     assert f"{figures['box']['AP']:.3f}" in evaluation and f"{figures['keypoints']['AP']:.3f}" in evaluation
     gallery = _section(page, "gallery")
     assert gallery.count("<figure>") == min(persons, 24)

@@ -1,17 +1,15 @@
 """`labels export-rerun`: the .rrd is read back with Rerun's own API and checked against the shards."""
 
-import subprocess
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from label_store.reader import LabelRun
+from tests.cli import labels
 
 rr = pytest.importorskip("rerun", reason="the Rerun SDK (optional extra: pip install -e '.[rerun]') is not installed")
-ROOT = Path(__file__).parents[2]
 
 
 def _column(table, name: str) -> list:
@@ -22,19 +20,13 @@ def test_export_rerun_writes_every_frame_person_and_point_cloud(sample_run, tmp_
     from rerun.dataframe import load_recording
 
     out = tmp_path / "run.rrd"
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "export-rerun", str(sample_run), "-o", str(out), "--no-progress"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
+    result = labels("export-rerun", sample_run, "-o", out, "--no-progress")
     assert result.returncode == 0, result.stderr[-2000:]
     run = LabelRun(sample_run)
     by_camera = defaultdict(list)
-    for labels in run:
-        by_camera[labels.frame["camera_id"]].append(labels)
-    assert sum(len(labels) for frames in by_camera.values() for labels in frames) > 0  # persons to check
+    for frame_labels in run:
+        by_camera[frame_labels.frame["camera_id"]].append(frame_labels)
+    assert sum(len(f) for frames in by_camera.values() for f in frames) > 0  # persons to check
 
     recording = load_recording(out)
     entities = {column.entity_path for column in recording.schema().component_columns()}
@@ -52,10 +44,10 @@ def test_export_rerun_writes_every_frame_person_and_point_cloud(sample_run, tmp_
         clouds = [c for c in _column(table, f"{root}/points:Position3D") if c]
         assert len(clouds) == len(frames) and all(len(c) > 1000 for c in clouds)
         rows = {i: r for r, i in enumerate(index)}
-        for i, labels in enumerate(frames):
+        for i, frame_labels in enumerate(frames):
             r = rows[i]
-            p = labels.persons
-            for k in range(len(labels)):
+            p = frame_labels.persons
+            for k in range(len(frame_labels)):
                 person = f"{root}/color/persons/{k}"
                 points = _column(table, f"{person}/soft:Position2D")[r]
                 np.testing.assert_allclose(points, p["keypoints_2d"][k][:, :2], atol=1e-3)
@@ -71,10 +63,10 @@ def test_export_rerun_writes_every_frame_person_and_point_cloud(sample_run, tmp_
                 else:
                     assert joints is None
             # no person entity beyond the frame's persons carries data at this frame
-            extra = f"{root}/color/persons/{len(labels)}/soft:Position2D"
+            extra = f"{root}/color/persons/{len(frame_labels)}/soft:Position2D"
             assert _column(table, extra)[r] is None
             boxes = _column(table, f"{root}/color/boxes:Position2D")[r]
-            assert len(boxes or []) == len(labels)
+            assert len(boxes or []) == len(frame_labels)
 
 
 def test_export_rerun_without_the_sdk_says_how_to_install_it(sample_run, tmp_path, monkeypatch):
