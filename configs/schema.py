@@ -67,11 +67,15 @@ class DetectorSpec:
     merge_iou: float = 0.55  # IoU that makes two views' boxes the same person
     max_persons: int = 20  # per frame, after merging
     views_per_forward: int = 4  # images per network call (memory bound)
-    # Kernel of the RoI heads' RoIAlign layers (average pooling). torchvision's computes the same
-    # numbers as mmcv's (tested to the bit) and ran 2.2 x faster on CPU, where RoIAlign was 75 %
-    # of the tiny cascade's time; "mmcv" keeps the model exactly as its config builds it. On a
-    # GPU (not measured yet) `labels bench` prints whether the two kernels' labels are identical.
+    # Kernel of each compiled op (teachers/kernels.py): "torchvision" (default) or "mmcv". Both give
+    # the same numbers on CPU (tests/teachers/test_kernels.py: RoIAlign and deformable convolution to
+    # the bit, NMS the same indices, ties included); torchvision's ship compiled for CUDA in its wheel,
+    # so with all three on torchvision a GPU node needs no mmcv CUDA ops (and no nvcc). "mmcv" keeps
+    # the model exactly as its mmdet config builds it (on a GPU that needs mmcv built with CUDA ops).
+    # RoIAlign (average pooling) of the RoI heads: torchvision's ran 2.2 x faster on CPU.
     roi_align: Literal["torchvision", "mmcv"] = "torchvision"
+    nms: Literal["torchvision", "mmcv"] = "torchvision"  # NMS / batched NMS of the RPN and RoI heads
+    deform_conv: Literal["torchvision", "mmcv"] = "torchvision"  # deformable convolution v1 (DCN)
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,12 @@ class RunSpec:
     keypoint_actors: int = 1
     lifter_actors: int = 1
     gpus_per_actor: float = 0.0  # GPUs each model actor reserves; 0 on CPU machines
+    # Per model stage, GPUs each of its actors reserves (None: gpus_per_actor). Fractions share a
+    # GPU: detector_gpus=1 keypoint_gpus=0.5 lifter_gpus=0.5 puts the keypoint model and the lifter
+    # together on one GPU beside the detector's. Each actor's model goes to the GPU Ray assigned it.
+    detector_gpus: float | None = None
+    keypoint_gpus: float | None = None
+    lifter_gpus: float | None = None
     cpus_per_actor: float = 0.5  # CPUs each model actor reserves
     cpu_tasks: int = 2  # parallel decode and label-assembly tasks
     # Intra-op threads per model actor of the Ray executor, and per model thread of the in-process
@@ -245,13 +255,13 @@ def config_hash(config) -> str:
 
 def labels_hash(config: "TeacherConfig") -> str:
     """sha256 of everything that decides the labels: the config without its `run` section and
-    without `device`, `weights_dir`, batch sizes and the RoIAlign kernel (where and how fast, not
-    what; both kernels give the same numbers to the bit)."""
+    without `device`, `weights_dir`, batch sizes and the kernel choices (where and how fast, not
+    what; both kernels of each op give the same numbers on CPU, tested)."""
     data = to_dict(config)
     for key in ("run", "device", "weights_dir"):
         data.pop(key, None)
     for section in ("detector", "keypoints", "lifter"):
-        for key in ("views_per_forward", "crops_per_forward", "poses_per_forward", "roi_align"):
+        for key in ("views_per_forward", "crops_per_forward", "poses_per_forward", "roi_align", "nms", "deform_conv"):
             data[section].pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 

@@ -3,9 +3,11 @@
 The naive loop is the script a user would write: per frame, mmdet's `inference_detector` on each
 TTA view, the keypoint model one crop at a time, the lifter one person at a time, one h5py write
 per array per frame. Same models, checkpoints, TTA, thresholds and merging, so the labels must
-agree (checked). The naive model is built as its mmdet config says (mmcv's RoIAlign); the
-pipeline's detector may use a faster kernel with the same numbers (`detector.roi_align`), and the
-loop then runs once more with that kernel so that the report splits the ratio between the two.
+agree (checked). On CPU the naive model is built as its mmdet config says (mmcv's RoIAlign, NMS and
+deformable convolution); the pipeline's detector may use torchvision's kernels, with the same
+numbers (`detector.roi_align`, `.nms`, `.deform_conv`, teachers/kernels.py), and the loop then runs
+once more with those so that the report splits the ratio between the two. On a GPU both use the
+pipeline's kernels (mmcv's ops are built for CPU only).
 The pipeline runs as each variant of `PIPELINES`: the Ray executor with one actor pool per model
 stage, the Ray executor with the three models fused into one actor, and the in-process executor.
 Each side runs in its own process; peak resident memory is sampled over the whole process tree
@@ -94,6 +96,7 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
     from frames.sources import open_source
     from stages.label_sets import hard_keypoints
     from teachers.detector import PersonDetector, render_view
+    from teachers.kernels import nms_kernel
     from teachers.keypoints import TopDownKeypoints
     from teachers.lifter import Lifter
     from teachers.mm import forward_context, pick_device
@@ -156,7 +159,7 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
             h, w = frame.color_bgr.shape[:2]
             views, full_masks = [], []
             for view in detection_views(w, h, config.detector.scales, config.detector.max_side, config.detector.flip):
-                with forward_context(device, config.precision):
+                with forward_context(device, config.precision), nms_kernel(config.detector.nms):
                     result = inference_detector(
                         detector.model, render_view(frame.color_bgr, view), test_pipeline=test_pipeline
                     )
@@ -260,6 +263,10 @@ def _naive_labels(path: Path) -> dict:
 PIPELINES = {"ray": ("ray", False), "ray-fused": ("ray", True), "local": ("local", False)}
 
 
+def _kernels_text(kernels: dict) -> str:
+    return ", ".join(f"{field} {kernel}" for field, kernel in kernels.items())
+
+
 def bench(
     config_name: str,
     frames: int,
@@ -274,6 +281,8 @@ def bench(
     from configs.schema import load_teacher_config, parse_overrides
     from label_store.compare import Tolerances, compare, load_labels
     from synth.generate import SynthSettings, generate
+    from teachers.kernels import KERNEL_FIELDS
+    from teachers.mm import pick_device
     from teachers.weights import init_seeded_weights, missing_checkpoints
 
     config = load_teacher_config(config_name, parse_overrides(overrides))
@@ -293,10 +302,16 @@ def bench(
     python = sys.executable
     common = ["--config", config_name, "--weights-dir", str(wd), *overrides]
 
-    # The naive loop runs the model as its mmdet config builds it: mmcv's RoIAlign. When the
-    # pipeline uses another kernel, the loop runs a second time with that kernel, so the report can
-    # say how much of the ratio is the kernel and how much the pipeline.
-    def naive_run(kernel: str, name: str) -> tuple[dict, dict]:
+    # The naive loop runs the model as its mmdet config builds it: mmcv's kernels (RoIAlign, NMS,
+    # deformable convolution). When the pipeline uses other kernels, the loop runs a second time with
+    # them, so the report can say how much of the ratio is the kernels and how much the pipeline.
+    # mmcv's kernels run on CPU only (make setup builds its CPU ops): on a GPU both loops use the
+    # pipeline's kernels.
+    pipeline_kernels = {field: getattr(config.detector, field) for field in KERNEL_FIELDS}
+    on_cpu = str(pick_device(config.device)) == "cpu"
+    stock_kernels = {field: "mmcv" for field in KERNEL_FIELDS} if on_cpu else pipeline_kernels
+
+    def naive_run(kernels: dict, name: str) -> tuple[dict, dict]:
         run = _timed(
             [
                 python,
@@ -308,14 +323,16 @@ def bench(
                 "--naive-out",
                 str(folder / name),
                 *common,
-                f"detector.roi_align={kernel}",
+                *(f"detector.{field}={kernel}" for field, kernel in kernels.items()),
             ]
         )
         return run, json.loads(run["stdout"].strip().splitlines()[-1])
 
-    naive, naive_stats = naive_run("mmcv", "naive.h5")
-    kernel = config.detector.roi_align
-    naive_kernel_stats = naive_run(kernel, f"naive-{kernel}.h5")[1] if kernel != "mmcv" else None
+    naive, naive_stats = naive_run(stock_kernels, "naive.h5")
+    kernel = "+".join(sorted({k for k in pipeline_kernels.values()}))  # e.g. "torchvision"
+    naive_kernel_stats = None
+    if pipeline_kernels != stock_kernels:
+        naive_kernel_stats = naive_run(pipeline_kernels, f"naive-{kernel}.h5")[1]
     compute = json.loads(
         _timed([python, "-m", "pipeline.bench", "--flops", "--frames", str(small / "manifest.jsonl"), *common])[
             "stdout"
@@ -408,7 +425,8 @@ def bench(
             for key in NAIVE_FIELDS
         )
         lines.append(
-            f"kernel     : the naive loop with the pipelines' RoIAlign kernel ({kernel}) {kernel_steady:.3f} frames/s "
+            f"kernel     : the naive loop with the pipelines' kernels ({_kernels_text(pipeline_kernels)}) "
+            f"{kernel_steady:.3f} frames/s "
             f"= {kernel_steady / naive_steady:.2f} x its stock loop, "
             f"labels {'identical' if identical else 'DIFFERENT'} "
             f"to the bit (the part of the steady ratios that is the kernel, not the pipeline); steady state over "

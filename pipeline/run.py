@@ -123,7 +123,9 @@ def _checkpoint_digests(config: TeacherConfig, weights_dir: Path) -> dict[str, s
 def run_graph(config: TeacherConfig) -> StageGraph:
     """The stage graph a run of `config` executes: model stages fused into one actor or not (`run.fuse_models`)."""
     fused = config.run.fuse_models
-    return default_graph(fused=config.run.gpus_per_actor == 0 if fused is None else fused)
+    run = config.run
+    on_cpus = not any((run.gpus_per_actor, run.detector_gpus, run.keypoint_gpus, run.lifter_gpus))
+    return default_graph(fused=on_cpus if fused is None else fused)
 
 
 def run_labels(

@@ -254,7 +254,10 @@ def stage_resources(spec: StageSpec, run: RunSpec) -> Resources:
     if spec.kind == "cpu":
         return Resources(run.cpu_tasks, CPU_STAGE_CPUS, 0.0)
     actors = {"detect": run.detector_actors, "keypoints": run.keypoint_actors, "lift": run.lifter_actors}
-    return Resources(actors.get(spec.name, run.detector_actors), run.cpus_per_actor, run.gpus_per_actor)
+    gpus = {"detect": run.detector_gpus, "keypoints": run.keypoint_gpus, "lift": run.lifter_gpus}.get(spec.name)
+    return Resources(
+        actors.get(spec.name, run.detector_actors), run.cpus_per_actor, run.gpus_per_actor if gpus is None else gpus
+    )
 
 
 def describe_graph(graph: StageGraph, run: RunSpec | None = None) -> list[str]:

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from configs.schema import DetectorSpec
+from teachers.kernels import nms_kernel, set_deform_conv_kernel, set_roi_align_kernel
 from teachers.mm import forward_context, load_model
 from teachers.tta import MERGERS, DetectionView, boxes_from_view, detection_views
 
-__all__ = ["Detections", "PersonDetector", "render_view", "set_roi_align_kernel"]
+__all__ = ["Detections", "PersonDetector", "render_view"]
 
 
 @dataclass
@@ -41,18 +42,6 @@ def render_view(image: np.ndarray, view: DetectionView) -> np.ndarray:
     if (view.width, view.height) != (image.shape[1], image.shape[0]):
         image = cv2.resize(image, (view.width, view.height), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(image[:, ::-1]) if view.flip else image
-
-
-def set_roi_align_kernel(model: torch.nn.Module, kernel: str) -> int:
-    """Point every average-pooling mmcv RoIAlign layer of `model` at `kernel` ("torchvision" or
-    "mmcv"); returns how many layers that is. mmcv's layer has the switch itself
-    (`use_torchvision`); torchvision's kernel only averages, so max-pooling layers keep mmcv's."""
-    from mmcv.ops import RoIAlign
-
-    layers = [m for m in model.modules() if isinstance(m, RoIAlign) and m.pool_mode == "avg"]
-    for layer in layers:
-        layer.use_torchvision = kernel == "torchvision"
-    return len(layers)
 
 
 class PersonDetector:
@@ -78,6 +67,7 @@ class PersonDetector:
             "mmdet", spec, checkpoint, device, config_root, channels_last
         )
         set_roi_align_kernel(self.model, spec.roi_align)
+        set_deform_conv_kernel(self.model, spec.deform_conv)
         self.precision, self.channels_last = precision, channels_last
         self.merge = MERGERS[spec.merge]
         self.forward_passes = 0  # network calls so far (batching is measured, not assumed)
@@ -105,7 +95,7 @@ class PersonDetector:
         # heads get fp32 NCHW features: mmcv's RoIAlign has no bf16 CPU kernel, and it reads its
         # input as NCHW-contiguous memory, so channels-last features gave garbage boxes.
         features = tuple(level.float().contiguous() for level in features)
-        with torch.no_grad():
+        with torch.no_grad(), nms_kernel(self.spec.nms):
             proposals = model.rpn_head.predict(features, data["data_samples"], rescale=False)
             boxes = model.roi_head.predict_bbox(
                 features, metas, proposals, rcnn_test_cfg=model.roi_head.test_cfg, rescale=False

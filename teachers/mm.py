@@ -8,8 +8,10 @@ mmengine writes), so the project's own tiny checkpoints take the same path as pu
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -140,11 +142,42 @@ def load_checkpoint_strict(model: torch.nn.Module, path: str | Path) -> str:
     return sha256_file(path)
 
 
+def worker_gpu_index(assigned: Sequence[str | int], visible: str | None) -> int:
+    """torch's index of the first GPU assigned to this process. `assigned`: Ray's physical GPU ids
+    for this worker (`ray.get_gpu_ids()`, empty outside Ray); `visible`: CUDA_VISIBLE_DEVICES.
+    torch numbers the visible GPUs from 0 in the order CUDA_VISIBLE_DEVICES lists them: Ray sets
+    it to the worker's own ids (assigned "3", visible "3": cuda:0); where it is not set, every GPU
+    is visible and the index is the id itself."""
+    if not assigned:
+        return 0
+    wanted = str(assigned[0]).strip()
+    if visible is None or not visible.strip():
+        return int(wanted)
+    listed = [item.strip() for item in visible.split(",")]
+    if wanted not in listed:
+        raise RuntimeError(f"Ray assigned GPU {wanted} to this worker, but CUDA_VISIBLE_DEVICES={visible!r} hides it")
+    return listed.index(wanted)
+
+
+def assigned_gpu_ids() -> list[str]:
+    """Ray's GPU ids of this worker; empty outside a Ray worker (or with none assigned)."""
+    ray = sys.modules.get("ray")  # a process that never imported Ray is not a Ray worker
+    if ray is None or not ray.is_initialized():
+        return []
+    return [str(gpu) for gpu in ray.get_gpu_ids()]
+
+
+def cuda_device() -> torch.device:
+    """The CUDA device this process's models go to: the GPU Ray assigned to this actor, where it is
+    in CUDA_VISIBLE_DEVICES (never a hard-coded cuda:0); cuda:0 outside Ray."""
+    return torch.device("cuda", worker_gpu_index(assigned_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES")))
+
+
 def pick_device(preference: str) -> torch.device:
     if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' was asked for but torch sees no GPU")
-        return torch.device("cuda")
+        return cuda_device()
     return torch.device("cpu")
 
 

@@ -1,13 +1,24 @@
-"""The installed stack is the pinned one, and the compiled parts work."""
+"""The installed stack is the one its constraints file pins (pinned or modern, see tools/setup_env.sh),
+and the compiled parts work."""
 
 import re
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-CONSTRAINTS = Path(__file__).parents[1] / "constraints.txt"
+ROOT = Path(__file__).parents[1]
+
+
+def stack() -> str:
+    """The stack this environment was made for: tools/setup_env.sh writes it into the venv."""
+    marker = Path(sys.prefix) / "stack"
+    return marker.read_text().strip() if marker.exists() else "pinned"
+
+
+CONSTRAINTS = ROOT / {"pinned": "constraints.txt", "modern": "constraints-modern.txt"}[stack()]
 
 
 def pins() -> dict[str, str]:
@@ -25,13 +36,18 @@ def pins() -> dict[str, str]:
 def test_installed_versions_match_the_constraints(package):
     pinned = pins()[package]
     assert version(package).split("+")[0] == pinned, (
-        f"{package} {version(package)} is installed, constraints.txt pins {pinned}"
+        f"{package} {version(package)} is installed, {CONSTRAINTS.name} pins {pinned}"
     )
 
 
-def test_numpy_is_1_because_xtcocotools_needs_it():
-    assert np.__version__.startswith("1.")
-    import xtcocotools.coco  # noqa: F401  fails with "numpy.dtype size changed" under numpy 2
+def test_python_numpy_and_xtcocotools_of_the_stack():
+    """pinned: Python 3.11 and numpy 1, for xtcocotools' published binary (built against numpy 1:
+    "numpy.dtype size changed" under numpy 2). modern: Python 3.12 and numpy 2, with xtcocotools
+    built from source against it."""
+    expected = {"pinned": ((3, 11), "1."), "modern": ((3, 12), "2.")}[stack()]
+    assert sys.version_info[:2] == expected[0]
+    assert np.__version__.startswith(expected[1])
+    import xtcocotools.coco  # noqa: F401
 
 
 def test_mmcv_compiled_ops_give_known_answers():

@@ -1,7 +1,13 @@
 """The two executors of one stage graph give the same shards (labels equal; only timestamps and
 timings may differ): the bundled sample through Ray (the `sample_run` fixture, `labels run`) and
-through the in-process executor, with and without the model stages fused."""
+through the in-process executor, with and without the model stages fused; Ray places the model
+actors of a GPU run on GPUs of their own (or shared fractions), and each model follows its actor's."""
 
+import json
+import os
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from label_store.compare import Tolerances, compare
@@ -34,3 +40,78 @@ def test_local_and_ray_executors_write_the_same_labels(tmp_path, label_bundled_s
     assert comparison.ok, comparison.problems[:5]
     assert comparison.matched > 0 and comparison.added == comparison.removed == 0
     assert [e.frame_ids for e in manifest_entries(out)] == [e.frame_ids for e in manifest_entries(sample_run)]
+
+
+def placement_probe(stage: str, log: Path):
+    """Stands in for a model stage in a Ray actor: at construction it writes where its model would
+    go (Ray's GPU ids for the actor, CUDA_VISIBLE_DEVICES, teachers.mm.cuda_device) to `log`."""
+
+    class PlacementProbe:
+        def __init__(self):
+            import ray
+
+            from teachers.mm import cuda_device
+
+            record = dict(
+                stage=stage,
+                pid=os.getpid(),
+                gpu_ids=[str(gpu) for gpu in ray.get_gpu_ids()],
+                visible=os.environ.get("CUDA_VISIBLE_DEVICES"),
+                device=str(cuda_device()),
+            )
+            with open(log, "a") as out:
+                out.write(json.dumps(record) + "\n")
+
+        @classmethod
+        def from_config(cls, context):
+            return cls()
+
+        def __call__(self, batch):
+            batch[f"seen_{stage}"] = np.ones(len(batch["frame_id"]), bool)
+            batch[f"seconds_{stage}"] = np.zeros(len(batch["frame_id"]))  # every stage reports its time
+            return batch
+
+    return PlacementProbe
+
+
+def test_model_actors_asking_for_gpus_get_their_own_and_place_their_models_there(tmp_path):
+    """Three logical GPUs on this CPU machine (Ray lets a node declare them): two detector actors
+    with a whole GPU each, the keypoint and lifter actors with half a GPU each. Each detector gets
+    its own id; keypoints and lifter share the third; every actor's CUDA_VISIBLE_DEVICES is its id,
+    so its model goes to cuda:0 of that process: the GPU Ray gave it."""
+    import ray
+
+    from configs.schema import load_teacher_config
+    from pipeline.executors import RayExecutor
+    from stages.context import StageContext
+    from stages.graph import StageSpec, build_graph
+
+    log = tmp_path / "placements.jsonl"
+    names = ("detect", "keypoints", "lift")
+    graph = build_graph(
+        [StageSpec(n, placement_probe(n, log), "model", reads=("frame_id",), writes=(f"seen_{n}",)) for n in names],
+        source_columns=("frame_id",),
+    )
+    config = load_teacher_config(
+        "tiny",
+        {"run.detector_actors": 2, "run.detector_gpus": 1, "run.keypoint_gpus": 0.5, "run.lifter_gpus": 0.5},
+    )
+    ray.init(num_cpus=4, num_gpus=3, include_dashboard=False, log_to_driver=False)
+    try:
+        with RayExecutor(graph, StageContext(config, tmp_path), batch_size=2) as executor:
+            batches = list(executor.batches([{"frame_id": f"f{i}"} for i in range(12)]))
+    finally:
+        ray.shutdown()
+    assert sum(len(b["frame_id"]) for b in batches) == 12 and all(b[f"seen_{n}"].all() for b in batches for n in names)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    by_stage = {n: [r for r in records if r["stage"] == n] for n in names}
+    assert [len(by_stage[n]) for n in names] == [2, 1, 1], records  # one record per actor
+    for record in records:
+        assert len(record["gpu_ids"]) == 1 and record["visible"] == record["gpu_ids"][0], record
+        assert record["device"] == "cuda:0", record
+    detector_ids = {r["gpu_ids"][0] for r in by_stage["detect"]}
+    shared = by_stage["keypoints"][0]["gpu_ids"][0]
+    assert len(detector_ids) == 2 and shared not in detector_ids  # a whole GPU each
+    assert by_stage["lift"][0]["gpu_ids"][0] == shared  # half of one GPU each: the same one
+    assert by_stage["lift"][0]["pid"] != by_stage["keypoints"][0]["pid"]
+    assert sorted({*detector_ids, shared}) == ["0", "1", "2"]

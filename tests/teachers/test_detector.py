@@ -1,82 +1,78 @@
-"""The detector's RoIAlign kernel: torchvision's must compute mmcv's numbers, so switching it
-(`detector.roi_align`, a speed option) cannot change a label."""
+"""The detector: its kernel choices (`detector.roi_align`, `detector.nms`, `detector.deform_conv`)
+cannot change a label, torchvision's kernels keep it out of mmcv's compiled extension, and batched
+views give the detections of single views. The kernels themselves: test_kernels.py."""
 
 import dataclasses
+import importlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import torch
 from mmcv.ops import RoIAlign
 
 from configs.schema import CONFIG_DIR, load_teacher_config
-from teachers.detector import PersonDetector, set_roi_align_kernel
+from teachers.detector import PersonDetector
 from teachers.mm import pick_device
 from teachers.weights import checkpoint_path
 
 SAMPLE = Path(__file__).parents[2] / "data" / "sample"
 
 
-def random_rois(generator: torch.Generator, count: int, images: int, height: int, width: int, scale: float):
-    """Boxes in image pixels (features are `scale` of that), some reaching past the border and
-    some of zero or near-zero size: the cases where the kernels' clamping rules matter."""
-    x1 = torch.rand(count, generator=generator) * width / scale * 1.2 - 5
-    y1 = torch.rand(count, generator=generator) * height / scale * 1.2 - 5
-    box_w = torch.rand(count, generator=generator) * width / scale
-    box_h = torch.rand(count, generator=generator) * height / scale
-    box_w[:3], box_h[3:6] = 0.0, 0.01
-    batch_index = torch.randint(0, images, (count,), generator=generator).float()
-    return torch.stack([batch_index, x1, y1, x1 + box_w, y1 + box_h], dim=1)
+def tiny_detector(**spec_changes) -> PersonDetector:
+    config = load_teacher_config("tiny", {"device": "cpu"})
+    spec = dataclasses.replace(config.detector, **spec_changes)
+    checkpoint = checkpoint_path(config.weights_dir, spec.checkpoint)
+    return PersonDetector(spec, checkpoint, pick_device("cpu"), config.thresholds.box_score, CONFIG_DIR)
 
 
-@pytest.mark.parametrize("sampling_ratio", [0, 2])
-@pytest.mark.parametrize("output_size", [7, 14])
-def test_torchvision_roi_align_gives_mmcv_numbers_to_the_bit(sampling_ratio, output_size):
-    generator = torch.Generator().manual_seed(sampling_ratio * 100 + output_size)
-    for scale in (1.0, 0.25, 0.03125):
-        features = torch.randn(2, 8, 37, 53, generator=generator)
-        rois = random_rois(generator, 60, 2, 37, 53, scale)
-        mmcv_layer = RoIAlign(output_size, scale, sampling_ratio, "avg", aligned=True)
-        torchvision_layer = RoIAlign(output_size, scale, sampling_ratio, "avg", aligned=True, use_torchvision=True)
-        expected = mmcv_layer(features, rois)
-        assert expected.abs().sum() > 0
-        torch.testing.assert_close(torchvision_layer(features, rois), expected, rtol=0, atol=0)
-
-
-def test_max_pooling_layers_keep_mmcv_kernel():
-    """torchvision's kernel only averages: a max-pooling layer switched to it would change its output."""
-    model = torch.nn.ModuleList([RoIAlign(7, 0.25, 0, "max"), RoIAlign(7, 0.25, 0, "avg")])
-    assert set_roi_align_kernel(model, "torchvision") == 1
-    assert not model[0].use_torchvision and model[1].use_torchvision
-    assert set_roi_align_kernel(model, "mmcv") == 1 and not model[1].use_torchvision
+MMCV_KERNELS = dict(roi_align="mmcv", nms="mmcv", deform_conv="mmcv")
 
 
 def test_the_trained_detector_gives_the_same_detections_with_either_kernel():
-    """Every RoI layer of the cascade (three box stages and the mask head) is switched, and the
-    trained tiny detector's boxes, scores and masks on a sample frame stay exactly as they were."""
-    config = load_teacher_config("tiny", {"device": "cpu"})
+    """Every RoI layer of the cascade (three box stages and the mask head) and every NMS (the RPN's
+    and each stage's) is switched, and the trained tiny detector's boxes, scores and masks on a
+    sample frame stay exactly as they were."""
     image = cv2.imread(str(SAMPLE / "day1/cam1/color/000001.png"))
-
-    def detector(kernel):
-        spec = dataclasses.replace(config.detector, roi_align=kernel)
-        return PersonDetector(
-            spec,
-            checkpoint_path(config.weights_dir, spec.checkpoint),
-            pick_device("cpu"),
-            config.thresholds.box_score,
-            CONFIG_DIR,
-        )
-
-    stock, fast = detector("mmcv"), detector("torchvision")
-    layers = [m for m in fast.model.modules() if isinstance(m, RoIAlign)]
-    assert len(layers) >= 4 * 4 and all(m.use_torchvision for m in layers)  # 4 FPN levels x (3 box stages + masks)
-    assert not any(m.use_torchvision for m in stock.model.modules() if isinstance(m, RoIAlign))
-    expected, got = stock([image])[0], fast([image])[0]
+    stock = tiny_detector(**MMCV_KERNELS)
+    layers = [m for m in stock.model.modules() if isinstance(m, RoIAlign)]
+    assert len(layers) >= 4 * 4 and not any(m.use_torchvision for m in layers)  # 4 FPN levels x (3 box stages + masks)
+    expected = stock([image])[0]
+    fast = tiny_detector()  # the defaults: torchvision
+    assert all(m.use_torchvision for m in fast.model.modules() if isinstance(m, RoIAlign))
+    got = fast([image])[0]
     assert len(expected) >= 1
     np.testing.assert_array_equal(got.boxes, expected.boxes)
     np.testing.assert_array_equal(got.scores, expected.scores)
     np.testing.assert_array_equal(got.masks, expected.masks)
+
+
+def test_torchvision_kernels_keep_the_detector_out_of_mmcvs_compiled_ops(monkeypatch):
+    """What lets a GPU node run the teacher with mmcv's CPU ops only: with the default kernels, a
+    detection never calls a function of mmcv's compiled extension (every one of them is replaced by
+    a trap here). The same trap catches the mmcv kernels, so it is not blind."""
+    import mmcv
+
+    ext = importlib.import_module("mmcv._ext")
+    called = []
+
+    def trap(name):
+        def compiled_op(*args, **kwargs):
+            called.append(name)
+            raise RuntimeError(f"mmcv compiled op {name} called")
+
+        return compiled_op
+
+    image = cv2.imread(str(SAMPLE / "day1/cam1/color/000001.png"))
+    detectors = {"torchvision": tiny_detector(), "mmcv": tiny_detector(**MMCV_KERNELS)}
+    assert mmcv.__version__ == "2.1.0"
+    for name in [n for n in dir(ext) if not n.startswith("_")]:
+        monkeypatch.setattr(ext, name, trap(name))
+    assert len(detectors["torchvision"]([image])[0]) >= 1
+    assert called == []
+    with pytest.raises(RuntimeError, match="mmcv compiled op"):
+        detectors["mmcv"]([image])
+    assert called
 
 
 def test_views_batched_into_one_forward_give_the_detections_of_single_views():

@@ -1,11 +1,19 @@
-"""Checkpoints that do not fit are refused with the keys named, never half-loaded."""
+"""Checkpoints that do not fit are refused with the keys named, never half-loaded; a model goes to
+the GPU its process was given (Ray's ids and CUDA_VISIBLE_DEVICES), never a hard-coded cuda:0."""
 
 import pytest
 import torch
 
 from configs.schema import CONFIG_DIR, load_teacher_config
 from frames.files import sha256_file
-from teachers.mm import CheckpointMismatchError, build_mm_model, load_checkpoint_strict, load_mm_config
+from teachers.mm import (
+    CheckpointMismatchError,
+    build_mm_model,
+    cuda_device,
+    load_checkpoint_strict,
+    load_mm_config,
+    worker_gpu_index,
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +78,29 @@ def test_pick_device_follows_the_preference_and_what_torch_sees(monkeypatch, gpu
     else:
         with pytest.raises(RuntimeError, match="torch sees no GPU"):
             pick_device("cuda")
+
+
+@pytest.mark.parametrize(
+    "assigned, visible, index",
+    [
+        ([], None, 0),  # outside Ray: the first visible GPU
+        ([], "2,3", 0),
+        (["1"], "1", 0),  # Ray set CUDA_VISIBLE_DEVICES to the actor's own GPU: torch calls it cuda:0
+        ([3], "2,3", 1),  # ids listed by the user, Ray told not to set it: the position in the list
+        (["1"], None, 1),  # every GPU visible: the id itself
+        (["1"], " 0, 1 ", 1),
+    ],
+)
+def test_the_worker_gpu_index_follows_ray_ids_and_cuda_visible_devices(assigned, visible, index):
+    assert worker_gpu_index(assigned, visible) == index
+
+
+def test_a_gpu_hidden_from_the_worker_is_named():
+    with pytest.raises(RuntimeError, match=r"Ray assigned GPU 5 .*CUDA_VISIBLE_DEVICES='2,3'"):
+        worker_gpu_index(["5"], "2,3")
+
+
+def test_cuda_device_reads_this_process_environment(monkeypatch):
+    """Outside a Ray worker (no ids assigned) the models go to cuda:0, whatever CUDA_VISIBLE_DEVICES lists."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    assert cuda_device() == torch.device("cuda", 0)

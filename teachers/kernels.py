@@ -1,0 +1,176 @@
+"""Which kernel runs each compiled op of the detector: torchvision's or mmcv's.
+
+mmcv's compiled ops (RoIAlign, NMS, deformable convolution) need a CUDA toolkit matching torch's
+CUDA at install time to run on a GPU, the most common way OpenMMLab installs fail. torchvision's
+wheel ships the same three ops compiled for CPU and CUDA. Each op here has a torchvision kernel
+that computes mmcv's numbers (tests/teachers/test_kernels.py: known answers and equality with
+mmcv on CPU), chosen per op in the detector config (`detector.roi_align`, `detector.nms`,
+`detector.deform_conv`, default "torchvision"); "mmcv" keeps the model exactly as its mmdet config
+builds it. With every op on torchvision, inference never enters mmcv's compiled extension, so
+`make setup` builds mmcv's CPU ops only and the teacher runs on CUDA anyway.
+
+How each switch is made:
+- RoIAlign: mmcv's layer has the switch itself (`use_torchvision`), per layer.
+- deformable convolution v1 (`DeformConv2dPack`, mmdet's "DCN"): the layer's class becomes a
+  subclass whose forward calls `torchvision.ops.deform_conv2d` (same offset layout: (dy, dx) per
+  kernel tap, per offset group). Parameters, buffers and state-dict keys are untouched, so it can
+  be switched back and a checkpoint loads the same either way.
+- NMS: mmdet calls mmcv's `nms` / `batched_nms`, which call `NMSop.apply` by name inside
+  `mmcv.ops.nms`; `nms_kernel(kernel)` replaces that one name for the duration of a block (the
+  detector's forward), which covers the RPN's and every RoI head's `batched_nms`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "KERNEL_FIELDS",
+    "Kernel",
+    "TorchvisionNMSop",
+    "nms_kernel",
+    "set_deform_conv_kernel",
+    "set_roi_align_kernel",
+    "torchvision_deform_conv2d_pack",
+    "torchvision_nms",
+]
+
+Kernel = Literal["torchvision", "mmcv"]
+KERNEL_FIELDS = ("roi_align", "nms", "deform_conv")  # detector config fields that choose a kernel
+
+
+def _check(kernel: str) -> None:
+    if kernel not in ("torchvision", "mmcv"):
+        raise ValueError(f"kernel must be 'torchvision' or 'mmcv', not {kernel!r}")
+
+
+# --- RoIAlign -----------------------------------------------------------------------------------
+
+
+def set_roi_align_kernel(model: torch.nn.Module, kernel: Kernel) -> int:
+    """Point every average-pooling mmcv RoIAlign layer of `model` at `kernel`; returns how many
+    layers that is. torchvision's kernel only averages, so max-pooling layers keep mmcv's."""
+    _check(kernel)
+    from mmcv.ops import RoIAlign
+
+    layers = [m for m in model.modules() if isinstance(m, RoIAlign) and m.pool_mode == "avg"]
+    for layer in layers:
+        layer.use_torchvision = kernel == "torchvision"
+    return len(layers)
+
+
+# --- NMS ------------------------------------------------------------------------------------------
+
+
+def torchvision_nms(
+    boxes: Tensor, scores: Tensor, iou_threshold: float, offset: int = 0, score_threshold: float = 0, max_num: int = -1
+) -> Tensor:
+    """mmcv's `NMSop.forward` contract on torchvision's kernel: indices into `boxes` of the kept
+    boxes, best score first. A box is dropped when its IoU with a kept better one is > the
+    threshold (both kernels: strictly greater, same float32 formula). `score_threshold` > 0 first
+    drops boxes scoring <= it; `max_num` > 0 keeps that many. torchvision has no `offset` (the
+    "+1" pixel convention of old detectors); mmdet 3 always passes 0.
+
+    Ties: mmcv's kernel visits boxes in the order of `scores.sort(0, descending=True)`, an
+    unstable sort, so among equal scores the order (and with overlaps, which box survives) is
+    torch's implementation order, not the input order; torchvision's sorts stably. With many
+    equal scores the two kept different boxes (measured: 648 kept of 2000 boxes with 6 distinct
+    scores, different sets). So the boxes are put in mmcv's order here, by the same sort call,
+    and torchvision's kernel gets a strictly decreasing rank instead of the scores: it then
+    visits them in exactly that order whatever its own sort does."""
+    from torchvision.ops import nms
+
+    if offset != 0:
+        raise ValueError(f"torchvision's NMS has no pixel offset (asked for offset={offset}): set detector.nms='mmcv'")
+    valid = None
+    if score_threshold > 0:
+        keep_mask = scores > score_threshold
+        valid = torch.nonzero(keep_mask, as_tuple=False).squeeze(1)
+        boxes, scores = boxes[keep_mask], scores[keep_mask]
+    order = scores.sort(0, descending=True)[1]
+    rank = torch.arange(len(order), 0, -1, dtype=torch.float32, device=scores.device)
+    inds = order[nms(boxes[order].float(), rank, float(iou_threshold))]
+    if max_num > 0:
+        inds = inds[:max_num]
+    return valid[inds] if valid is not None else inds
+
+
+class TorchvisionNMSop:
+    """Stands in for `mmcv.ops.nms.NMSop` (an autograd Function used only through `.apply`)."""
+
+    apply = staticmethod(torchvision_nms)
+
+
+@contextlib.contextmanager
+def nms_kernel(kernel: Kernel):
+    """Within the block, mmcv's `nms` (and so `batched_nms`: mmdet's RPN and RoI heads) runs on
+    `kernel`; the previous kernel is back afterwards, so two detectors in one process with
+    different choices each get their own."""
+    _check(kernel)
+    import mmcv.ops  # noqa: F401 (loads mmcv.ops.nms)
+
+    mmcv_nms = sys.modules["mmcv.ops.nms"]  # the module: `mmcv.ops.nms` the attribute is the function
+    if not hasattr(mmcv_nms, "_mmcv_NMSop"):
+        mmcv_nms._mmcv_NMSop = mmcv_nms.NMSop  # mmcv's own, to switch back to
+    previous = mmcv_nms.NMSop
+    mmcv_nms.NMSop = TorchvisionNMSop if kernel == "torchvision" else mmcv_nms._mmcv_NMSop
+    try:
+        yield
+    finally:
+        mmcv_nms.NMSop = previous
+
+
+# --- deformable convolution v1 -----------------------------------------------------------------------
+
+
+def _deform_conv2d_pack_class():
+    from mmcv.ops import DeformConv2dPack
+
+    return DeformConv2dPack
+
+
+class _TorchvisionDeformForward:
+    """The forward of mmcv's `DeformConv2dPack` on torchvision's kernel (mixed into a subclass
+    made on first use, so that importing this module does not import mmcv.ops)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        from torchvision.ops import deform_conv2d
+
+        offset = self.conv_offset(x)
+        # groups and offset groups follow from the shapes of weight and offset (mmcv passes them)
+        return deform_conv2d(
+            x, offset.to(x.dtype), self.weight.to(x.dtype), None, self.stride, self.padding, self.dilation
+        )
+
+
+@functools.cache
+def torchvision_deform_conv2d_pack() -> type:
+    """The `DeformConv2dPack` subclass whose forward runs torchvision's kernel."""
+    return type("TorchvisionDeformConv2dPack", (_TorchvisionDeformForward, _deform_conv2d_pack_class()), {})
+
+
+def set_deform_conv_kernel(model: torch.nn.Module, kernel: Kernel) -> int:
+    """Run every deformable convolution v1 layer of `model` (mmcv `DeformConv2dPack`, mmdet's
+    "DCN") on `kernel`; returns how many layers that is. Modulated (v2) layers are not switched:
+    asking for torchvision with one present is an error that names it."""
+    _check(kernel)
+    from mmcv.ops import DeformConv2d, ModulatedDeformConv2d
+
+    pack, torchvision_pack = _deform_conv2d_pack_class(), torchvision_deform_conv2d_pack()
+    count = 0
+    for name, module in model.named_modules():
+        if isinstance(module, pack):
+            module.__class__ = torchvision_pack if kernel == "torchvision" else pack
+            count += 1
+        elif kernel == "torchvision" and isinstance(module, (ModulatedDeformConv2d, DeformConv2d)):
+            raise ValueError(
+                f"layer {name!r} is {type(module).__name__}, which has no torchvision kernel here "
+                "(only DeformConv2dPack, DCN v1): set detector.deform_conv='mmcv'"
+            )
+    return count
