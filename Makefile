@@ -1,5 +1,18 @@
 # Thin targets: each one calls a script or the `labels` command. See README.md.
+# STACK picks the environment every target uses: pinned (default; .venv, Python 3.11, torch 2.4.1,
+# numpy 1.26, constraints.txt) or modern (.venv-modern, Python 3.12, torch 2.15, numpy 2,
+# constraints-modern.txt), e.g. `make test STACK=modern`.
+STACK       ?= pinned
+ifeq ($(STACK),pinned)
 VENV        := .venv
+CONSTRAINTS := constraints.txt
+else ifeq ($(STACK),modern)
+VENV        := .venv-modern
+CONSTRAINTS := constraints-modern.txt
+else
+$(error STACK must be pinned or modern, not '$(STACK)')
+endif
+export STACK
 PY          := $(VENV)/bin/python
 LABELS      := $(VENV)/bin/labels
 SETUP_STAMP := $(VENV)/.setup-stamp
@@ -10,11 +23,11 @@ RUN_DIR     ?= runs/$(TEACHER)-sample
 
 .PHONY: setup test lint format labels bench sample tiny-weights tiny-teacher regression-reference clean-venv check-detectron2
 
-## setup: create .venv and install the pinned stack (instant when already done)
+## setup: create the STACK's environment (.venv or .venv-modern) and install it (instant when already done)
 setup: $(SETUP_STAMP)
 
 # Re-runs only when the pins, the package metadata or the script change.
-$(SETUP_STAMP): constraints.txt pyproject.toml tools/setup_env.sh
+$(SETUP_STAMP): $(CONSTRAINTS) pyproject.toml tools/setup_env.sh
 	bash tools/setup_env.sh
 	touch $@
 
@@ -44,7 +57,7 @@ sample: setup
 	rm -rf data/sample
 	$(LABELS) synth --out data/sample --frames 4 --cameras 2 --seed 0
 
-## clean-venv: remove .venv (the next target reinstalls; pip's cache keeps it quick)
+## clean-venv: remove the STACK's environment (the next target reinstalls; pip's cache keeps it quick)
 clean-venv:
 	rm -rf $(VENV)
 
@@ -73,5 +86,5 @@ DETECTRON2_SRC ?= $(firstword $(wildcard ../shared/vendor/detectron2-*.tar.gz))
 check-detectron2: setup
 	@$(PY) -c "import detectron2" 2>/dev/null || { test -n "$(DETECTRON2_SRC)" || \
 	  { echo "no detectron2 source: set DETECTRON2_SRC=path/to/detectron2.tar.gz"; exit 2; }; \
-	  $(PY) -m pip install -q -c constraints.txt --no-build-isolation "$(DETECTRON2_SRC)"; }
+	  $(PY) -m pip install -q -c $(CONSTRAINTS) --no-build-isolation "$(DETECTRON2_SRC)"; }
 	$(PY) tools/check_detectron2.py --frames 2

@@ -94,6 +94,7 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
 
     from configs.schema import CONFIG_DIR, load_teacher_config
     from frames.sources import open_source
+    from pipeline.run import gpu_peak_mb
     from stages.label_sets import hard_keypoints
     from teachers.detector import PersonDetector, render_view
     from teachers.kernels import nms_kernel
@@ -207,6 +208,7 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
         "seconds": seconds,
         "frames": len(source.refs()),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "gpu_peak_mb": gpu_peak_mb(),
     }
 
 
@@ -389,8 +391,9 @@ def bench(
         f"bench: teacher {config.name}, {frames} synthetic 640x480 frames, {os.cpu_count()} CPUs, "
         f"device {config.device}, overrides {overrides or 'none'}; work in {folder}",
         f"naive loop : {naive_fps:.3f} frames/s (wall {naive['seconds']:.1f} s, models loaded in it; "
-        f"mmcv's RoIAlign as the model "
-        f"config builds it), peak RSS {naive['peak_rss_mb']:.0f} MB; its loop alone {naive_steady:.3f} frames/s",
+        f"kernels: {_kernels_text(stock_kernels)}), peak RSS {naive['peak_rss_mb']:.0f} MB"
+        + (f", GPU {naive_stats['gpu_peak_mb']:.0f} MB" if naive_stats.get("gpu_peak_mb") is not None else "")
+        + f"; its loop alone {naive_steady:.3f} frames/s",
         f"  naive stages s: load {s['load']:.1f}, decode {s['decode']:.1f}, detect {s['detect']:.1f}, "
         f"keypoints {s['keypoints']:.1f}, lift {s['lift']:.1f}, write {s['write']:.1f}",
         f"pipelines  : end to end at {frames} frames (start-up included on both sides) | peak RSS at {frames} "
@@ -410,6 +413,11 @@ def bench(
             f"({growth:+.1f} %) | {steady:.3f} frames/s = {steady / naive_steady:.2f} x naive; labels "
             f"{'same' if c.ok else 'DIFFERENT'} ({c.matched} persons matched, {c.added} added, {c.removed} removed, "
             f"max keypoint difference {max(c.keypoint_px, default=0):.2g} px)"
+            + (
+                f"; GPU {small_run['summary']['gpu_peak_mb']:.0f} MB peak allocated"
+                if small_run["summary"].get("gpu_peak_mb") is not None
+                else ""
+            )
         )
         busy = small_run["summary"]["stage_seconds"]
         total = sum(busy.values()) or 1.0

@@ -11,6 +11,7 @@ Ray runs locally by default, or joins the cluster at `address` / RAY_ADDRESS.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class RunSummary:
     steady_seconds: float = 0.0  # ... and the time they took: throughput without start-up
     model_work: bool = False
     executor: str = "ray"
+    gpu_peak_mb: float | None = None  # torch's peak CUDA allocation in this process (local executor on a GPU)
 
     def steady_fps(self) -> float | None:
         """Frames/s after the first batch, or None when too few frames followed it (a few batches say nothing)."""
@@ -97,6 +99,8 @@ class RunSummary:
                 f"steady state: {self.steady_fps():.3f} frames/s after the first batch "
                 f"({start} and the pipeline's fill took the rest)"
             )
+        if self.gpu_peak_mb is not None:
+            out.append(f"GPU memory: {self.gpu_peak_mb:.0f} MB peak allocated by torch in this process")
         for reason, count in sorted(self.frames_rejected.items()):
             out.append(f"  rejected {count} x {reason}")
         out.append(
@@ -178,7 +182,16 @@ def run_labels(
                     f"(first: {leftover[0]}); run the same command again to finish them"
                 )
         summary.wall_seconds = time.perf_counter() - started
+        summary.gpu_peak_mb = gpu_peak_mb()
         return summary
+
+
+def gpu_peak_mb() -> float | None:
+    """Peak CUDA memory torch allocated in this process, MB; None where CUDA was not used here."""
+    torch = sys.modules.get("torch")  # never imported: no model ran in this process
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return torch.cuda.max_memory_allocated() / 2**20
 
 
 def _commit_batches(

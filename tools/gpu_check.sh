@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The GPU check: the teacher on CUDA, measured, on a GPU machine with no network and no Ray.
+#
+# Made for the project's measuring machine (one H200; its image has Python 3.12, torch 2.11 with
+# CUDA 13, torchvision, numpy 2, opencv, h5py, pandas, pyarrow, scipy, pytest; no OpenMMLab, no Ray,
+# no registry). Everything runs through the in-process executor (`--executor local`), so Ray is not
+# needed. Before the first use, on a machine with a registry: `bash tools/gpu_wheels.sh` (fills .whl/,
+# about 8 MB), then send the working tree with .whl/ to the GPU machine and run there:
+#
+#   bash tools/gpu_check.sh [PHASE ...] [--report FILE]
+#
+# Phases (default: all, in this order; each appends its section to the report):
+#   setup   install .whl/ into $SITE (default /tmp/site), build mmcv's CPU ops there (no nvcc needed:
+#           the teacher's RoIAlign, NMS and deformable convolution run on torchvision's CUDA kernels)
+#           and xtcocotools against the image's numpy; about 2 minutes on 16 cores
+#   tests   the CUDA tests (tests/teachers/test_cuda.py: each kernel on CUDA against mmcv on CPU) and
+#           the kernel and placement tests
+#   tiny    the tiny teacher: `labels bench` on CUDA, and the bundled sample labelled on CPU and on
+#           CUDA, compared with `labels diff` (the proof that kernels and placement are right)
+#   paper   paper_x101 and paper with full TTA at fp32, bf16 and fp32+channels-last, each one
+#           `labels bench` (seeded weights: no hub is reachable there, so scores differ from the real
+#           weights' and detector.max_persons is fixed so that the keypoint work is comparable)
+#
+# The report (default $OUT/gpu_report.md where $OUT is set, else build/gpu_report.md) holds every
+# command and its output. Later phases need the setup's $SITE: run them in the same machine session.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+SITE=${SITE:-/tmp/site}
+PYTHON=${PYTHON:-python3}
+REPORT=${OUT:+$OUT/gpu_report.md}
+REPORT=${REPORT:-build/gpu_report.md}
+PHASES=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --report) REPORT=$2; shift 2 ;;
+    setup|tests|tiny|paper) PHASES+=("$1"); shift ;;
+    all) PHASES+=(setup tests tiny paper); shift ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    *) echo "gpu_check.sh: unknown phase or option '$1' (phases: setup tests tiny paper all)" >&2; exit 2 ;;
+  esac
+done
+[ ${#PHASES[@]} -gt 0 ] || PHASES=(setup tests tiny paper)
+mkdir -p "$(dirname "$REPORT")"
+export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+WORK=${WORK:-/tmp/gpu-check}
+mkdir -p "$WORK"
+FAILED=0
+
+section() { printf '\n## %s\n\n' "$1" >>"$REPORT"; echo "== $1"; }
+# Runs a command, copies command and output into the report, remembers a failure (and goes on).
+record() {
+  printf '```\n$ %s\n' "$*" >>"$REPORT"
+  local start=$SECONDS
+  "$@" 2>&1 | tee -a "$REPORT"
+  local rc=${PIPESTATUS[0]}
+  printf '(exit %s, %s s)\n```\n' "$rc" "$((SECONDS - start))" >>"$REPORT"
+  [ "$rc" = 0 ] || FAILED=1
+  return "$rc"
+}
+labels() { "$PYTHON" -m pipeline.cli "$@"; }
+
+phase_setup() {
+  section "setup"
+  ls .whl/*.whl >/dev/null 2>&1 || { echo "no wheels in .whl/: run tools/gpu_wheels.sh where a registry is reachable" >&2; exit 2; }
+  record "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl
+  local src
+  src=$(mktemp -d)
+  tar -xzf .whl/mmcv-2.1.0.tar.gz -C "$src"
+  # torch >= 2.13's headers need C++20 (mmcv 2.1.0 asks for C++17): the one-flag fix of tools/setup_env.sh
+  if "$PYTHON" -c "import sys, torch; sys.exit(tuple(map(int, torch.__version__.split('.')[:2])) < (2, 13))"; then
+    sed -i "s/extra_compile_args\['cxx'\] = \['-std=c++17'\]/extra_compile_args['cxx'] = ['-std=c++20']/" "$src/mmcv-2.1.0/setup.py"
+  fi
+  # CPU ops only: the GPUs are hidden from the build (mmcv would build CUDA ops on seeing one)
+  record env MMCV_WITH_OPS=1 FORCE_CUDA=0 CUDA_VISIBLE_DEVICES= MAX_JOBS="$(nproc)" \
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target "$SITE" "$src/mmcv-2.1.0"
+  record "$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target "$SITE" .whl/xtcocotools-*.tar.gz
+  record "$PYTHON" -c "import torch, torchvision, numpy, mmcv, mmcv.ops, mmdet, mmpose, xtcocotools.coco; \
+print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'numpy', numpy.__version__, 'mmcv', mmcv.__version__); \
+print('cuda', torch.version.cuda, torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '-')"
+  command -v nvidia-smi >/dev/null && record nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+}
+
+phase_tests() {
+  section "tests on CUDA"
+  record "$PYTHON" -m pytest -q -p no:cacheprovider -o addopts="" tests/teachers/test_cuda.py tests/teachers/test_kernels.py \
+    tests/teachers/test_mm.py
+}
+
+phase_tiny() {
+  section "tiny teacher: labels bench on CUDA"
+  record labels weights --teacher tiny --init --if-missing
+  record labels bench --config tiny --frames 16 --pipelines local --keep "$WORK/bench-tiny" \
+    device=cuda thresholds.box_score=0.3 detector.max_persons=6
+  section "tiny teacher: the bundled sample on CPU and on CUDA, compared"
+  rm -rf "$WORK/tiny-cpu" "$WORK/tiny-cuda"
+  record labels run --executor local --no-progress --config tiny --frames data/sample/manifest.jsonl --out "$WORK/tiny-cpu" device=cpu
+  record labels run --executor local --no-progress --config tiny --frames data/sample/manifest.jsonl --out "$WORK/tiny-cuda" device=cuda
+  record labels diff "$WORK/tiny-cpu" "$WORK/tiny-cuda"
+}
+
+phase_paper() {
+  local teacher variant
+  for teacher in paper_x101 paper; do
+    record labels weights --teacher "$teacher" --init --if-missing --weights-dir "$WORK/weights"
+    for variant in "precision=fp32" "precision=bf16" "precision=fp32 channels_last=true"; do
+      section "$teacher, full TTA, $variant"
+      # shellcheck disable=SC2086 (the variant is two overrides)
+      record labels bench --config "$teacher" --frames 4 --memory-factor 2 --pipelines local \
+        --weights-dir "$WORK/weights" --keep "$WORK/bench-$teacher-${variant//[ =]/_}" \
+        device=cuda detector.max_persons=6 thresholds.box_score=0.0 $variant
+    done
+  done
+}
+
+{
+  printf '# GPU check, %s\n\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  printf 'commit %s; phases: %s\n' "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "${PHASES[*]}"
+} >>"$REPORT"
+for phase in "${PHASES[@]}"; do "phase_$phase"; done
+echo "report: $REPORT"
+exit "$FAILED"
