@@ -72,9 +72,9 @@ def test_pick_device_follows_the_preference_and_what_torch_sees(monkeypatch, gpu
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
     assert pick_device("cpu") == torch.device("cpu")
-    assert pick_device("auto") == torch.device("cuda" if gpu else "cpu")
-    if gpu:
-        assert pick_device("cuda") == torch.device("cuda")
+    assert pick_device("auto") == (torch.device("cuda", 0) if gpu else torch.device("cpu"))
+    if gpu:  # outside Ray: the first visible GPU, by index (cuda_device)
+        assert pick_device("cuda") == torch.device("cuda", 0)
     else:
         with pytest.raises(RuntimeError, match="torch sees no GPU"):
             pick_device("cuda")
