@@ -111,6 +111,7 @@ class Comparison:
     pose3d_mm: list = field(default_factory=list)  # all matched soft-3D joint changes
     signed: dict = field(default_factory=dict)  # position field -> list of (dx, dy) arrays, for the bias
     problems: list = field(default_factory=list)  # readable lines, one per tolerance exceeded
+    depth_resampled: int = 0  # joints whose depth fields were not compared (see _resampled_joints)
 
     def quantiles(self, values, qs=(0.5, 0.9, 0.99, 1.0)) -> str:
         values = [v for v in values if np.isfinite(v)]
@@ -135,6 +136,11 @@ class Comparison:
             f"keypoint displacement px: {self.quantiles(self.keypoint_px)}",
             f"soft 3D change mm: {self.quantiles(self.pose3d_mm)}",
         ]
+        if self.depth_resampled:
+            out.append(
+                f"depth fields not compared for {self.depth_resampled} joint(s) whose color keypoint moved to "
+                "another pixel (the depth transfer read another depth pixel there)"
+            )
         out += [f"  {p}" for p in self.problems[:50]]
         if len(self.problems) > 50:
             out.append(f"  ... {len(self.problems) - 50} more")
@@ -257,9 +263,15 @@ def _compare_person(
     mask_size: tuple[int, int] | None,
     fields: tuple[str, ...],
 ) -> None:
+    resampled = _resampled_joints(pa, pb, i, j) if any(name in DEPTH_FIELDS for name in fields) else None
+    if resampled is not None:
+        result.depth_resampled += int(resampled.sum())
     for name in fields:
         rule, tolerance_name, names = PERSON_CHECKS[name]
         a, b = pa[name][i], pb[name][j]
+        if name in DEPTH_FIELDS and resampled is not None and resampled.any():
+            a, b = np.array(a, copy=True), np.array(b, copy=True)
+            a[resampled] = b[resampled]  # not compared: another depth pixel was read (the same value on both sides)
         limit = getattr(t, tolerance_name) if tolerance_name else None
         here = f"{where}: {name}"
         if rule == "mask":
@@ -323,6 +335,25 @@ def _compare_person(
                 result.problems.append(
                     f"{here}{' ' + _joint(names, k) if names else ''}: changed by {change[k]:.3g} (tolerance {limit})"
                 )
+
+
+# Fields read from the depth image at the keypoint's pixel (stages/depth_transfer.py).
+DEPTH_FIELDS = ("depth_keypoints", "depth_flag", "depth_consistency")
+
+
+def _resampled_joints(pa: dict, pb: dict, i: int, j: int) -> np.ndarray | None:
+    """Joints whose color keypoint rounds to another pixel in B than in A. The depth transfer reads
+    the depth at the keypoint's rounded pixel (the nearest reading on the depth grid), so a sub-pixel
+    move across a pixel boundary, such as float sums of another torch, CPU or GPU give, reads another
+    depth pixel: at a depth edge another surface, a jump in the depth fields that is not a change of
+    the labels. Those joints' depth fields are left out (counted in Comparison.depth_resampled); the
+    color keypoint itself is still held to its tolerance."""
+    if "keypoints_2d" not in pa or "keypoints_2d" not in pb:
+        return None
+    xy_a = np.asarray(pa["keypoints_2d"][i], np.float64)[:, :2]
+    xy_b = np.asarray(pb["keypoints_2d"][j], np.float64)[:, :2]
+    with np.errstate(invalid="ignore"):
+        return np.any(np.round(xy_a) != np.round(xy_b), axis=-1) & np.isfinite(xy_a).all(-1) & np.isfinite(xy_b).all(-1)
 
 
 def _pairs(boxes_a: np.ndarray, boxes_b: np.ndarray, min_iou: float) -> list[tuple[int, int]]:

@@ -12,8 +12,21 @@ from tests.cli import labels
 rr = pytest.importorskip("rerun", reason="the Rerun SDK (optional extra: pip install -e '.[rerun]') is not installed")
 
 
+# Rerun names dataframe columns "entity:Component" up to 0.23 (the pinned stack) and
+# "entity:Archetype:field" from 0.24 on (the modern stack's).
+COLUMN_ALIASES = {
+    "Blob": ("Blob", "EncodedImage:blob"),
+    "Position2D": ("Position2D", "Points2D:positions", "Boxes2D:centers"),
+    "Position3D": ("Position3D", "Points3D:positions"),
+}
+
+
 def _column(table, name: str) -> list:
-    return table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
+    entity, _, component = name.rpartition(":")
+    for alias in COLUMN_ALIASES.get(component, (component,)):
+        if f"{entity}:{alias}" in table.column_names:
+            return table.column(f"{entity}:{alias}").to_pylist()
+    return [None] * table.num_rows
 
 
 def test_export_rerun_writes_every_frame_person_and_point_cloud(sample_run, tmp_path):
