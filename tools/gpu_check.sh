@@ -23,6 +23,8 @@
 #
 # The report (default $OUT/gpu_report.md where $OUT is set, else build/gpu_report.md) holds every
 # command and its output. Later phases need the setup's $SITE: run them in the same machine session.
+# DEVICE (default cuda) and FRAMES (default 16; the paper benches take a quarter) exist for a dry run of
+# the script's flow on a CPU machine: `DEVICE=cpu FRAMES=2 PYTHON=.venv/bin/python bash tools/gpu_check.sh tiny`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +46,8 @@ done
 mkdir -p "$(dirname "$REPORT")"
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 WORK=${WORK:-/tmp/gpu-check}
+DEVICE=${DEVICE:-cuda}
+FRAMES=${FRAMES:-16}
 mkdir -p "$WORK"
 FAILED=0
 
@@ -88,14 +92,14 @@ phase_tests() {
 }
 
 phase_tiny() {
-  section "tiny teacher: labels bench on CUDA"
+  section "tiny teacher: labels bench on $DEVICE"
   record labels weights --teacher tiny --init --if-missing
-  record labels bench --config tiny --frames 16 --pipelines local --keep "$WORK/bench-tiny" \
-    device=cuda thresholds.box_score=0.3 detector.max_persons=6
-  section "tiny teacher: the bundled sample on CPU and on CUDA, compared"
+  record labels bench --config tiny --frames "$FRAMES" --pipelines local --keep "$WORK/bench-tiny" \
+    device="$DEVICE" thresholds.box_score=0.3 detector.max_persons=6
+  section "tiny teacher: the bundled sample on CPU and on $DEVICE, compared"
   rm -rf "$WORK/tiny-cpu" "$WORK/tiny-cuda"
   record labels run --executor local --no-progress --config tiny --frames data/sample/manifest.jsonl --out "$WORK/tiny-cpu" device=cpu
-  record labels run --executor local --no-progress --config tiny --frames data/sample/manifest.jsonl --out "$WORK/tiny-cuda" device=cuda
+  record labels run --executor local --no-progress --config tiny --frames data/sample/manifest.jsonl --out "$WORK/tiny-cuda" device="$DEVICE"
   record labels diff "$WORK/tiny-cpu" "$WORK/tiny-cuda"
 }
 
@@ -106,9 +110,9 @@ phase_paper() {
     for variant in "precision=fp32" "precision=bf16" "precision=fp32 channels_last=true"; do
       section "$teacher, full TTA, $variant"
       # shellcheck disable=SC2086 (the variant is two overrides)
-      record labels bench --config "$teacher" --frames 4 --memory-factor 2 --pipelines local \
+      record labels bench --config "$teacher" --frames "$((FRAMES / 4 > 0 ? FRAMES / 4 : 1))" --memory-factor 2 --pipelines local \
         --weights-dir "$WORK/weights" --keep "$WORK/bench-$teacher-${variant//[ =]/_}" \
-        device=cuda detector.max_persons=6 thresholds.box_score=0.0 $variant
+        device="$DEVICE" detector.max_persons=6 thresholds.box_score=0.0 $variant
     done
   done
 }
