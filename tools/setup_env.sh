@@ -52,7 +52,7 @@ step "torch and torchvision"
 "${PIP[@]}" -q torch torchvision numpy
 
 if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
-  step "mmcv with its CPU ops, built from source (minutes on a small machine; pip caches the wheel)"
+  step "mmcv with its CPU ops, built from source (7 to 12 minutes on 2 cores)"
   # CPU ops only, even on a GPU machine: mmcv's setup.py builds CUDA ops whenever torch sees a
   # GPU, and that needs nvcc matching torch's CUDA. Hiding the GPUs from the build is enough.
   build_env=(env MMCV_WITH_OPS=1 FORCE_CUDA=0 CUDA_VISIBLE_DEVICES= MAX_JOBS="${MAX_JOBS:-$(nproc)}")
