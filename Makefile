@@ -27,7 +27,7 @@ RUN_DIR     ?= runs/$(TEACHER)-sample
 setup: $(SETUP_STAMP)
 
 # Re-runs only when the pins, the package metadata or the script change.
-$(SETUP_STAMP): $(CONSTRAINTS) pyproject.toml tools/setup_env.sh
+$(SETUP_STAMP): $(CONSTRAINTS) pyproject.toml tools/setup_env.sh tools/mmcv_build.sh
 	bash tools/setup_env.sh
 	touch $@
 

@@ -28,7 +28,7 @@ from pipeline.executors import make_executor
 from pipeline.run_dir import RunPlan, pending_shards, prepare_run_dir
 from pipeline.run_lock import acquire_run_lock
 from stages.context import StageContext
-from stages.graph import StageGraph, default_graph
+from stages.graph import StageGraph, default_graph, stage_resources
 from stages.rows import rows_from_refs, timing_column
 from teachers.weights import WeightsMissingError, checkpoint_path, missing_checkpoints, missing_message
 
@@ -126,10 +126,11 @@ def _checkpoint_digests(config: TeacherConfig, weights_dir: Path) -> dict[str, s
 
 def run_graph(config: TeacherConfig) -> StageGraph:
     """The stage graph a run of `config` executes: model stages fused into one actor or not (`run.fuse_models`)."""
-    fused = config.run.fuse_models
-    run = config.run
-    on_cpus = not any((run.gpus_per_actor, run.detector_gpus, run.keypoint_gpus, run.lifter_gpus))
-    return default_graph(fused=on_cpus if fused is None else fused)
+    if config.run.fuse_models is not None:
+        return default_graph(fused=config.run.fuse_models)
+    separate = default_graph(fused=False)  # default: fused unless a model stage reserves GPUs
+    on_cpus = not any(stage_resources(spec, config.run).gpus for spec in separate.stages)
+    return default_graph(fused=True) if on_cpus else separate
 
 
 def run_labels(

@@ -27,6 +27,7 @@
 # the script's flow on a CPU machine: `DEVICE=cpu FRAMES=2 PYTHON=.venv/bin/python bash tools/gpu_check.sh tiny`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source tools/mmcv_build.sh
 
 SITE=${SITE:-/tmp/site}
 PYTHON=${PYTHON:-python3}
@@ -71,12 +72,9 @@ phase_setup() {
   local src
   src=$(mktemp -d)
   tar -xzf .whl/mmcv-2.1.0.tar.gz -C "$src"
-  # torch >= 2.13's headers need C++20 (mmcv 2.1.0 asks for C++17): the one-flag fix of tools/setup_env.sh
-  if "$PYTHON" -c "import sys, torch; sys.exit(tuple(map(int, torch.__version__.split('.')[:2])) < (2, 13))"; then
-    sed -i "s/extra_compile_args\['cxx'\] = \['-std=c++17'\]/extra_compile_args['cxx'] = ['-std=c++20']/" "$src/mmcv-2.1.0/setup.py"
-  fi
-  # CPU ops only: the GPUs are hidden from the build (mmcv would build CUDA ops on seeing one)
-  record env MMCV_WITH_OPS=1 FORCE_CUDA=0 CUDA_VISIBLE_DEVICES= MAX_JOBS="$(nproc)" \
+  # the C++20 fix when torch >= 2.13, CPU ops only: as tools/setup_env.sh (tools/mmcv_build.sh)
+  if mmcv_needs_cxx20 "$PYTHON"; then mmcv_use_cxx20 "$src/mmcv-2.1.0" || exit 1; fi
+  record "${MMCV_CPU_BUILD_ENV[@]}" \
     "$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target "$SITE" "$src/mmcv-2.1.0"
   record "$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target "$SITE" .whl/xtcocotools-*.tar.gz
   record "$PYTHON" -c "import torch, torchvision, numpy, mmcv, mmcv.ops, mmdet, mmpose, xtcocotools.coco; \

@@ -14,6 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source tools/mmcv_build.sh
+
 STACK=${STACK:-pinned}
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 case "$STACK" in
@@ -53,26 +55,18 @@ step "torch and torchvision"
 
 if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
   step "mmcv with its CPU ops, built from source (7 to 12 minutes on 2 cores)"
-  # CPU ops only, even on a GPU machine: mmcv's setup.py builds CUDA ops whenever torch sees a
-  # GPU, and that needs nvcc matching torch's CUDA. Hiding the GPUs from the build is enough.
-  build_env=(env MMCV_WITH_OPS=1 FORCE_CUDA=0 CUDA_VISIBLE_DEVICES= MAX_JOBS="${MAX_JOBS:-$(nproc)}")
-  if "$VENV/bin/python" -c "import sys, torch; sys.exit(tuple(map(int, torch.__version__.split('.')[:2])) < (2, 13))"; then
-    # torch >= 2.13's headers require C++20, and mmcv 2.1.0's setup.py passes -std=c++17 to the
-    # C++ compiler (its line 207, the non-Windows branch): the build stops in torch's headers.
-    # The smallest honest fix is that one flag; nothing else of mmcv's source changes. The wheel
-    # is built without pip's cache, which would otherwise hand back a wheel built against
-    # another torch (undefined symbols at import).
+  # CPU ops only (MMCV_CPU_BUILD_ENV); against torch >= 2.13 from the sdist with its one C++ flag
+  # raised to C++20 (tools/mmcv_build.sh says why), built without pip's cache, which would otherwise
+  # hand back a wheel built against another torch (undefined symbols at import).
+  if mmcv_needs_cxx20 "$VENV/bin/python"; then
     src=$(mktemp -d)
     "$VENV/bin/python" -m pip download -q --no-deps --no-binary :all: --no-build-isolation -d "$src" mmcv==2.1.0
     tar -xzf "$src"/mmcv-2.1.0.tar.gz -C "$src"
-    grep -q "extra_compile_args\['cxx'\] = \['-std=c++17'\]" "$src/mmcv-2.1.0/setup.py" \
-      || { echo "setup_env.sh: mmcv's setup.py no longer has the -std=c++17 line this fix expects" >&2; exit 1; }
-    sed -i "s/extra_compile_args\['cxx'\] = \['-std=c++17'\]/extra_compile_args['cxx'] = ['-std=c++20']/" \
-      "$src/mmcv-2.1.0/setup.py"
-    "${build_env[@]}" "${PIP[@]}" --no-build-isolation --no-cache-dir "$src/mmcv-2.1.0"
+    mmcv_use_cxx20 "$src/mmcv-2.1.0"
+    "${MMCV_CPU_BUILD_ENV[@]}" "${PIP[@]}" --no-build-isolation --no-cache-dir "$src/mmcv-2.1.0"
     rm -rf "$src"
   else
-    "${build_env[@]}" "${PIP[@]}" --no-build-isolation mmcv==2.1.0
+    "${MMCV_CPU_BUILD_ENV[@]}" "${PIP[@]}" --no-build-isolation mmcv==2.1.0
   fi
 fi
 
