@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -28,9 +29,20 @@ import numpy as np
 from frames.calibration import CameraCalibration, load_calibration
 from frames.decode import decode_color, decode_depth_bytes, read_image_bytes
 from frames.errors import FrameError, MissingDepthPairError, SourceError
+from frames.files import sha256_file
 from frames.mvor import read_mvor_calibrations
 
-__all__ = ["Frame", "FrameRef", "FrameSource", "ManifestSource", "MvorTreeSource", "open_source", "load_frame"]
+__all__ = [
+    "REF_COLUMNS",
+    "ref_batch",
+    "Frame",
+    "FrameRef",
+    "FrameSource",
+    "ManifestSource",
+    "MvorTreeSource",
+    "open_source",
+    "load_frame",
+]
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,22 @@ def load_frame(ref: FrameRef, calibration: CameraCalibration) -> Frame:
     return Frame(ref=ref, color_bgr=color, depth_raw=depth, calibration=calibration, depth_encoded=depth_encoded)
 
 
+# Columns of a batch of refs (`FrameSource.iter_ref_batches`): plain lists, what a plan stores per frame.
+# No depth is '' and no timestamp is NaN, so that every column has one type.
+REF_COLUMNS = ("frame_id", "camera_id", "color_path", "depth_path", "timestamp")
+
+
+def ref_batch(refs: list[FrameRef]) -> dict[str, list]:
+    """FrameRefs -> one batch of ref columns (REF_COLUMNS)."""
+    return {
+        "frame_id": [r.frame_id for r in refs],
+        "camera_id": [r.camera_id for r in refs],
+        "color_path": [r.color_path for r in refs],
+        "depth_path": [r.depth_path or "" for r in refs],
+        "timestamp": [float("nan") if r.timestamp is None else r.timestamp for r in refs],
+    }
+
+
 class FrameSource(ABC):
     """A list of frames and their calibrations."""
 
@@ -102,6 +130,17 @@ class FrameSource(ABC):
     @abstractmethod
     def calibrations(self) -> Mapping[str, CameraCalibration]:
         """Calibration per camera id."""
+
+    def iter_ref_batches(self, size: int = 65536) -> Iterator[dict[str, list]]:
+        """All frames in order as batches of REF_COLUMNS, without holding them all: what planning reads.
+        Ids are not checked for uniqueness here (that needs every id; the plan writer checks them)."""
+        refs = self.refs()
+        for start in range(0, len(refs), size):
+            yield ref_batch(refs[start : start + size])
+
+    def fingerprint(self) -> str | None:
+        """A digest that changes when the listing can change (None: unknown, the listing must be compared)."""
+        return None
 
     def load(self, ref: FrameRef) -> Frame:
         """Decode and validate one frame; raises a `FrameError` subclass naming frame and file."""
@@ -141,22 +180,39 @@ class ManifestSource(FrameSource):
         calibration = Path(calibration) if calibration else self.manifest.parent / "calibration.json"
         self.calibration_path = calibration
         self._calibrations = load_calibration(calibration)
-        self._refs = self._read()
+        if not self.manifest.is_file():
+            raise SourceError(self.manifest, "manifest not found")
+        if self.manifest.suffix.lower() not in (".jsonl", ".ndjson", ".csv"):
+            raise SourceError(self.manifest, f"unknown manifest type {self.manifest.suffix!r}: use .jsonl or .csv")
+        self._refs: list[FrameRef] | None = None  # listed on first use: a manifest can hold millions of frames
 
     def calibrations(self) -> Mapping[str, CameraCalibration]:
         return self._calibrations
 
     def refs(self) -> list[FrameRef]:
+        if self._refs is None:
+            refs = [
+                FrameRef(*(values[:3]), values[3] or None, None if values[4] != values[4] else values[4])
+                for batch in self.iter_ref_batches()
+                for values in zip(*(batch[c] for c in REF_COLUMNS))
+            ]
+            _check_unique(refs, self.manifest)
+            self._refs = refs
         return list(self._refs)
 
+    def fingerprint(self) -> str:
+        """sha256 of the manifest and the calibration file: the listing is a function of these two files."""
+        return f"{sha256_file(self.manifest)}+{sha256_file(self.calibration_path)}"
+
     def _rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        try:
-            text = self.manifest.read_text()
-        except FileNotFoundError:
-            raise SourceError(self.manifest, "manifest not found") from None
+        """(line number, row) one at a time, the file read as a stream."""
         suffix = self.manifest.suffix.lower()
-        if suffix in (".jsonl", ".ndjson"):
-            for number, line in enumerate(text.splitlines(), start=1):
+        with open(self.manifest, newline="" if suffix == ".csv" else None, encoding="utf-8") as handle:
+            if suffix == ".csv":
+                for number, row in enumerate(csv.DictReader(handle), start=2):
+                    yield number, {k: (v if v != "" else None) for k, v in row.items() if k is not None}
+                return
+            for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
                 try:
@@ -166,20 +222,18 @@ class ManifestSource(FrameSource):
                 if not isinstance(row, dict):
                     raise SourceError(self.manifest, "each line must be a JSON object", line=number)
                 yield number, row
-        elif suffix == ".csv":
-            reader = csv.DictReader(text.splitlines())
-            for number, row in enumerate(reader, start=2):
-                yield number, {k: (v if v != "" else None) for k, v in row.items() if k is not None}
-        else:
-            raise SourceError(self.manifest, f"unknown manifest type {suffix!r}: use .jsonl or .csv")
 
-    def _read(self) -> list[FrameRef]:
-        base = self.manifest.parent
+    def iter_ref_batches(self, size: int = 65536) -> Iterator[dict[str, list]]:
+        """The manifest's frames as batches of REF_COLUMNS, each row checked (errors name the line).
+        Paths are joined to the manifest's folder without touching the file system (millions of rows)."""
+        base = os.path.abspath(self.manifest.parent)
         cameras = list(self._calibrations)
-        refs = []
+        known_fields = set(self.FIELDS)
+        batch: dict[str, list] = {c: [] for c in REF_COLUMNS}
+        listed = 0
         for number, row in self._rows():
-            unknown = sorted(set(row) - set(self.FIELDS))
-            if unknown:
+            if not known_fields.issuperset(row):
+                unknown = sorted(set(row) - known_fields)
                 raise SourceError(
                     self.manifest, f"unknown field {unknown[0]!r} (known: {list(self.FIELDS)})", line=number
                 )
@@ -199,28 +253,30 @@ class ManifestSource(FrameSource):
                     self.manifest, f"camera {camera!r} is not in {self.calibration_path} (has {cameras})", line=number
                 )
             timestamp = row.get("timestamp")
-            if timestamp is not None:
+            if timestamp is None:
+                timestamp = float("nan")
+            else:
                 try:
                     timestamp = float(timestamp)
                 except (TypeError, ValueError):
                     raise SourceError(
                         self.manifest, f"field 'timestamp': not a number: {timestamp!r}", line=number
                     ) from None
-            frame_id = row.get("frame_id") or str(Path(color).with_suffix("").as_posix())
+            frame_id = row.get("frame_id") or Path(color).with_suffix("").as_posix()
             depth = row.get("depth")
-            refs.append(
-                FrameRef(
-                    frame_id=str(frame_id),
-                    camera_id=camera,
-                    color_path=str((base / color).resolve()),
-                    depth_path=str((base / depth).resolve()) if depth else None,
-                    timestamp=timestamp,
-                )
-            )
-        if not refs:
+            batch["frame_id"].append(str(frame_id))
+            batch["camera_id"].append(camera)
+            batch["color_path"].append(os.path.normpath(os.path.join(base, color)))
+            batch["depth_path"].append(os.path.normpath(os.path.join(base, depth)) if depth else "")
+            batch["timestamp"].append(timestamp)
+            if len(batch["frame_id"]) == size:
+                listed += size
+                yield batch
+                batch = {c: [] for c in REF_COLUMNS}
+        if batch["frame_id"]:
+            yield batch
+        elif not listed:
             raise SourceError(self.manifest, "the manifest lists no frames")
-        _check_unique(refs, self.manifest)
-        return refs
 
 
 _MVOR_DIR = re.compile(r"^day\d+$")

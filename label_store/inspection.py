@@ -10,6 +10,7 @@ import numpy as np
 
 from frames.files import sha256_file
 from joints import COCO_KEYPOINTS
+from label_store.plan import PLAN_DIR, PlanError, read_plan
 from label_store.reader import LabelRun
 from label_store.shard import manifest_entries, verify_shard
 
@@ -98,20 +99,22 @@ def verify_run(path: str | Path) -> list[str]:
     for shard in sorted((path / "shards").glob("shard-*.h5")) if (path / "shards").exists() else []:
         if shard.resolve() not in listed:
             problems.append(f"{shard}: not in the manifest (an uncommitted leftover; the next run redoes it)")
-    plan_file = path / "plan.json"
-    if plan_file.exists():
-        plan = json.loads(plan_file.read_text())["shards"]
-        by_index = {e.index: e for e in entries}
-        for index, frames in enumerate(plan):
-            if index not in by_index:
-                problems.append(
-                    f"{path}: planned shard {index} ({len(frames)} frames) is not committed: run `labels run` again"
-                )
-            elif list(by_index[index].frame_ids) != list(frames):
-                problems.append(f"{path}: shard {index} holds other frames than planned")
-        extra = sorted(set(by_index) - set(range(len(plan))))
-        if extra:
-            problems.append(f"{path}: shards {extra} are not in the plan")
-    else:
-        problems.append(f"{path}: plan.json is missing")
+    try:
+        plan = read_plan(path)
+    except PlanError as error:
+        return [*problems, str(error)]
+    if plan is None:
+        problems.append(f"{path}: the plan ({PLAN_DIR}/plan.json) is missing")
+        return problems
+    by_index = {e.index: e for e in entries}
+    for index, frames in plan.frame_ids():
+        if index not in by_index:
+            problems.append(
+                f"{path}: planned shard {index} ({len(frames)} frames) is not committed: run `labels run` again"
+            )
+        elif list(by_index[index].frame_ids) != frames:
+            problems.append(f"{path}: shard {index} holds other frames than planned")
+    extra = sorted(set(by_index) - set(range(plan.num_shards)))
+    if extra:
+        problems.append(f"{path}: shards {extra} are not in the plan")
     return problems

@@ -253,7 +253,18 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     _add_source_arguments(parser)
     parser.add_argument("--weights-dir", help="folder of checkpoint files (default: the config's weights_dir)")
     parser.add_argument("--new-run", action="store_true", help="discard what the run directory holds and start again")
+    parser.add_argument(
+        "--plan-only",
+        action="store_true",
+        help="write the plan (or check it against the source) and print its counts; loads no model",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (batch logs)")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show Ray's own console output (its notices, warnings, Ray Data's progress lines, worker output); "
+        "by default it goes to Ray's log folder only, which the summary names",
+    )
     parser.add_argument("--summary-json", help="also write the run's summary (counts, timings) to this JSON file")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, dotted paths")
     parser.set_defaults(func=_run_run)
@@ -284,6 +295,8 @@ def _run_run(args: argparse.Namespace) -> int:
             weights_dir=args.weights_dir,
             progress=not args.no_progress,
             executor=args.executor,
+            plan_only=args.plan_only,
+            verbose=args.verbose,
         )
     except (WeightsMissingError, RunMismatchError, RunError, RunLockedError, ValueError) as error:
         print(f"labels run: {error}", file=sys.stderr)

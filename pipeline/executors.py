@@ -1,7 +1,8 @@
 """Two executors of one stage graph (`stages.graph`): Ray Data, and in-process.
 
-Both take the source rows (`stages.rows.rows_from_refs`) and yield the graph's output batches
-(frame_id, shard_index, record, seconds_<stage>), in any order; the driver (`pipeline.run`)
+Both take the pending frames of a run's plan (`label_store.plan.PendingFrames`; or source rows,
+`stages.rows.rows_from_refs`, in tests) and yield the graph's output batches (position, frame_id,
+shard_index, record, seconds_<stage>), in any order; the driver (`pipeline.run`)
 commits shards from them the same way whichever executor ran.
 
 - `RayExecutor` (`labels run`, the default): one Ray Data `map_batches` per stage, an actor pool
@@ -22,7 +23,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from configs.schema import TeacherConfig
 from stages.context import StageContext
 from stages.graph import StageGraph, StageSpec, stage_resources
 from stages.rows import REJECT_DETAIL, REJECT_REASON, batch_from_rows, objects
+
+if TYPE_CHECKING:
+    from label_store.plan import PendingFrames
 
 __all__ = ["LocalExecutor", "RayExecutor", "make_executor", "EXECUTORS", "requested_cpus"]
 
@@ -74,10 +78,17 @@ class LocalExecutor:
             batch = _check_written(spec, self.stages[spec.name](batch))
         return batch
 
-    def batches(self, rows: list[dict]) -> Iterator[dict]:
-        """The graph's output batches, in the order they finish; at most decode_threads + model_threads + 1
-        batches are decoded ahead (memory stays bounded whatever the number of rows)."""
-        chunks = iter([rows[i : i + self.batch_size] for i in range(0, len(rows), self.batch_size)])
+    def lost_work(self, error: BaseException) -> bool:
+        """Nothing is lost in one process without the error reaching the driver as what it is."""
+        return False
+
+    def log_location(self) -> str | None:
+        return None
+
+    def batches(self, frames: "PendingFrames | list[dict]") -> Iterator[dict]:
+        """The graph's output batches, in the order they finish; the frames are read as a stream and at most
+        decode_threads + model_threads + 1 batches are decoded ahead (bounded memory whatever their number)."""
+        chunks = _source_batches(frames, self.batch_size)
 
         with (
             ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as decode_pool,
@@ -91,7 +102,7 @@ class LocalExecutor:
                     chunk = next(chunks, None)
                     if chunk is None:
                         return
-                    decoding.append(decode_pool.submit(self._run, self._ahead, batch_from_rows(chunk)))
+                    decoding.append(decode_pool.submit(self._run, self._ahead, chunk))
 
             feed()
             while decoding or running:
@@ -144,6 +155,15 @@ class LocalExecutor:
         return [{column: batch[column][i] for column in written} for i in range(n)]
 
 
+def _source_batches(frames: "PendingFrames | list[dict]", batch_size: int) -> Iterator[dict]:
+    """Source batches of `batch_size` rows: read from the plan as a stream, or cut from rows in memory (tests)."""
+    if isinstance(frames, list):
+        for start in range(0, len(frames), batch_size):
+            yield batch_from_rows(frames[start : start + batch_size])
+    else:
+        yield from frames.iter_batches(batch_size)
+
+
 def requested_cpus(graph: StageGraph, context: StageContext) -> float:
     resources = [stage_resources(spec, context.config.run) for spec in graph.stages]
     return sum(r.actors * r.cpus for r in resources)
@@ -170,13 +190,37 @@ def _ray_stage_class(spec: StageSpec) -> type:
 class RayExecutor:
     """The graph as a Ray Data pipeline; starts (and stops) a local Ray unless one is running or `address` is given."""
 
-    def __init__(self, graph: StageGraph, context: StageContext, batch_size: int, address: str | None = None):
+    def __init__(
+        self,
+        graph: StageGraph,
+        context: StageContext,
+        batch_size: int,
+        address: str | None = None,
+        verbose: bool = False,
+    ):
         self.graph, self.context, self.batch_size, self.address = graph, context, batch_size, address
+        self.verbose = verbose
         self._started = False
 
     def __enter__(self) -> "RayExecutor":
-        self._started = start_ray(self.address, requested_cpus(self.graph, self.context))
+        self._started = start_ray(self.address, requested_cpus(self.graph, self.context), self.verbose)
         return self
+
+    def lost_work(self, error: BaseException) -> bool:
+        """True when `error` (or what it wraps) says a node, a worker, an actor or an object was lost: the
+        driver then runs the uncommitted shards again, with new actors. An error of a stage's own code is
+        not lost work: it is raised as it is."""
+        return _is_lost_work(error)
+
+    def log_location(self) -> str | None:
+        """Ray's session log folder (on the head node when joining a cluster)."""
+        try:
+            import ray
+
+            node = ray._private.worker._global_node  # Ray has no public accessor for the session folder
+            return str(Path(node.get_session_dir_path()) / "logs") if node is not None else None
+        except Exception:
+            return "/tmp/ray/session_latest/logs on the head node"
 
     def __exit__(self, *exc) -> None:
         if self._started:
@@ -184,17 +228,31 @@ class RayExecutor:
 
             ray.shutdown()
 
-    def batches(self, rows: list[dict]) -> Iterator[dict]:
+    def batches(self, frames: "PendingFrames | list[dict]") -> Iterator[dict]:
+        """The graph's output batches. The pending frames are read from the plan's Parquet parts by Ray's
+        workers (a list of rows, in tests, is handed over from memory).
+
+        Actors are not restarted by Ray (max_restarts=0): Ray Data passes each actor's constructor arguments
+        as objects in the object store, which a restart after the loss of their node could not read back.
+        A lost actor, node or object ends this dataset with an error instead; the driver
+        (`pipeline.run`) then labels the uncommitted shards again with new actors."""
         import warnings
 
         import ray.data
 
         # Restart and retry settings have no named map_batches parameter yet; Ray warns on the generic path.
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
+        if not self.verbose:  # Ray Data's advice on pool sizes and the like: in its log folder, not the console
+            warnings.filterwarnings("ignore", module=r"ray\.data\..*")
         data_context = ray.data.DataContext.get_current()
         data_context.enable_progress_bars = False  # the driver shows one bar with per-stage figures
         data_context.execution_options.preserve_order = False
-        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), len(rows) // self.batch_size)))
+        if isinstance(frames, list):
+            ds = ray.data.from_items(
+                frames, override_num_blocks=max(1, min(len(frames), len(frames) // self.batch_size))
+            )
+        else:
+            ds = frames.ray_dataset(rows_per_block=self.batch_size)
         for spec in self.graph.stages:
             r = stage_resources(spec, self.context.config.run)
             gpus = dict(num_gpus=r.gpus) if r.gpus else {}
@@ -206,37 +264,76 @@ class RayExecutor:
                 compute=ray.data.ActorPoolStrategy(size=r.actors),
                 num_cpus=r.cpus,
                 **gpus,
-                max_restarts=-1,
-                max_task_retries=-1,
+                max_restarts=0,
+                max_task_retries=0,
             )
         yield from ds.iter_batches(batch_size=None, batch_format="numpy")
 
 
-def start_ray(address: str | None, cpus_needed: float) -> bool:
-    """Join the cluster at `address` / RAY_ADDRESS, or start a local Ray; False when Ray was already running."""
+_LOST_WORK = (
+    "RayActorError",  # ActorDiedError, ActorUnavailableError
+    "ObjectLostError",  # ObjectReconstructionFailedError, OwnerDiedError, ...
+    "WorkerCrashedError",
+    "NodeDiedError",
+    "LocalRayletDiedError",
+    "ObjectFetchTimedOutError",
+)
+
+
+def _is_lost_work(error: BaseException | None) -> bool:
+    """Walk the error and what it wraps (Ray Data re-raises the task's error with its cause)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if any(cls.__name__ in _LOST_WORK for cls in type(error).__mro__):
+            return True
+        error = getattr(error, "cause", None) or error.__cause__ or error.__context__
+    return False
+
+
+def quiet_ray_data(verbose: bool) -> None:
+    """Ray Data's console lines (streaming-executor INFO, its warnings) go only to its log files unless
+    `verbose`; its files keep everything (`ray.data` logger's file handlers are left alone)."""
+    import ray.data  # noqa: F401  (configures the 'ray.data' logger on import)
+
+    for handler in logging.getLogger("ray.data").handlers:
+        if not isinstance(handler, logging.FileHandler) and type(handler).__name__ != "SessionFileHandler":
+            handler.setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+def start_ray(address: str | None, cpus_needed: float, verbose: bool = False) -> bool:
+    """Join the cluster at `address` / RAY_ADDRESS, or start a local Ray; False when Ray was already running.
+    Ray's own console lines (its notices and warnings) are shown with `verbose` only."""
     import ray
 
     if ray.is_initialized():
         return False
+    level = logging.INFO if verbose else logging.ERROR
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(address=address, log_to_driver=verbose, logging_level=level)
     else:  # the embedded default: a Ray instance on this machine, no dashboard (memory). Its logical
         # CPUs cover what the actor pools ask for, so every pool can start; the OS shares the cores.
         cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed))
         ray.init(
             include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
+            log_to_driver=verbose,
+            logging_level=level,
             num_cpus=cpus,
             object_store_memory=min(2 * 1024**3, int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.1)),
         )
-    for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(logging.WARNING)  # our bar and summary say what Ray's INFO lines say
+    quiet_ray_data(verbose)  # our bar and summary say what Ray Data's INFO lines say
     return True
 
 
-def make_executor(kind: str, graph: StageGraph, context: StageContext, batch_size: int, address: str | None = None):
+def make_executor(
+    kind: str,
+    graph: StageGraph,
+    context: StageContext,
+    batch_size: int,
+    address: str | None = None,
+    verbose: bool = False,
+):
     """The executor named `kind` ("ray" or "local") over `graph`; use it as a context manager.
 
     Torch's intra-op threads: Ray's actors share the machine, each takes run.torch_threads. In-process,
@@ -251,5 +348,5 @@ def make_executor(kind: str, graph: StageGraph, context: StageContext, batch_siz
             graph, replace(context, torch_threads=threads), batch_size, model_threads=run.detector_actors
         )
     if kind == "ray":
-        return RayExecutor(graph, replace(context, torch_threads=run.torch_threads), batch_size, address)
+        return RayExecutor(graph, replace(context, torch_threads=run.torch_threads), batch_size, address, verbose)
     raise ValueError(f"unknown executor {kind!r} (known: {', '.join(EXECUTORS)})")

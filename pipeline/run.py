@@ -1,8 +1,11 @@
 """`labels run`: the labelling job's driver.
 
-    read plan -> the stage graph (`stages.graph`: decode -> detect -> keypoints -> lift ->
-    assemble), run by an executor (`pipeline.executors`: Ray by default, or in-process) -> the
-    driver commits each shard as soon as all its frames have arrived.
+    plan (`label_store.plan`, streamed) -> pending frames -> the stage graph (`stages.graph`: decode ->
+    detect -> keypoints -> lift -> assemble), run by an executor (`pipeline.executors`: Ray by
+    default, or in-process) -> the driver commits each shard as soon as all its frames have arrived.
+
+The driver holds the records of the shards in flight only. When the executor loses work (a Ray
+node, worker or actor dies), the attempt ends and the next one labels the uncommitted shards.
 
 Everything that can be wrong with the inputs is checked before any executor starts: the config
 (typed), the weights (present), the source (listable), the run directory (same teacher setup).
@@ -22,14 +25,15 @@ import numpy as np
 from configs.schema import TeacherConfig
 from frames.files import sha256_file
 from frames.sources import FrameSource
+from label_store.plan import Plan, pending_frames
 from label_store.provenance import make_provenance
 from label_store.shard import commit_shard
 from pipeline.executors import make_executor
-from pipeline.run_dir import RunPlan, pending_shards, prepare_run_dir
+from pipeline.run_dir import prepare_run_dir
 from pipeline.run_lock import acquire_run_lock
 from stages.context import StageContext
 from stages.graph import StageGraph, default_graph, stage_resources
-from stages.rows import rows_from_refs, timing_column
+from stages.rows import timing_column
 from teachers.weights import WeightsMissingError, checkpoint_path, missing_checkpoints, missing_message
 
 __all__ = ["RunSummary", "RunError", "run_labels", "run_graph", "TIMED_STAGES"]
@@ -62,6 +66,10 @@ class RunSummary:
     model_work: bool = False
     executor: str = "ray"
     gpu_peak_mb: float | None = None  # torch's peak CUDA allocation in this process (local executor on a GPU)
+    pending_frames: int = 0  # planned frames not in a committed shard when this invocation started
+    plan_only: bool = False  # `labels run --plan-only`: planned and counted, no model loaded
+    lost_work: list = field(default_factory=list)  # per attempt that lost a node, actor or object: what happened
+    engine_logs: str | None = None  # where the executor's own logs are (Ray's session log folder)
 
     def steady_fps(self) -> float | None:
         """Frames/s after the first batch, or None when too few frames followed it (a few batches say nothing)."""
@@ -85,6 +93,12 @@ class RunSummary:
             f"plan: {self.planned_frames} frames in {self.shards_total} shards; "
             f"{self.shards_done_before} were already committed, {self.shards_committed} committed now",
         ]
+        if self.plan_only:
+            out.append(
+                f"pending: {self.pending_frames} frames in {self.shards_total - self.shards_done_before} shards "
+                "(--plan-only: no model was loaded)"
+            )
+            return out
         if not self.model_work:
             out.append("nothing to label: every planned shard is committed (no model was loaded)")
             return out
@@ -107,6 +121,8 @@ class RunSummary:
             f"persons: {self.persons} soft skeletons ({self.soft_keypoints} keypoints), "
             f"{self.hard_persons} hard skeletons ({self.hard_keypoints} hard keypoints)"
         )
+        for lost in self.lost_work:
+            out.append(f"  retried after lost work: {lost}")
         busy = sum(self.stage_seconds.values()) or 1.0
         out.append(
             f"time per stage (busy seconds, summed over workers; {self.executor} executor): "
@@ -114,6 +130,8 @@ class RunSummary:
                 f"{s} {self.stage_seconds[s]:.1f} s ({100 * self.stage_seconds[s] / busy:.0f} %)" for s in TIMED_STAGES
             )
         )
+        if self.engine_logs:
+            out.append(f"Ray's logs: {self.engine_logs}")
         return out
 
 
@@ -144,40 +162,62 @@ def run_labels(
     progress: bool = True,
     attempts: int = 3,
     executor: str = "ray",
+    plan_only: bool = False,
+    verbose: bool = False,
 ) -> RunSummary:
-    """Label every planned frame that is not yet in a committed shard; see the module docstring."""
+    """Label every planned frame that is not yet in a committed shard; see the module docstring.
+    `plan_only`: write (or check) the plan and count what is pending, load no model."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
     weights_dir = Path(weights_dir or config.weights_dir)
     missing = missing_checkpoints(config, weights_dir)
     if missing:
         raise WeightsMissingError(missing_message(config, missing))
-    refs = source.refs()
     with acquire_run_lock(run_dir):  # one driver per run directory, from planning to the last commit
         checkpoints = _checkpoint_digests(config, weights_dir)  # sha256 of every checkpoint: hash them once
-        plan: RunPlan = prepare_run_dir(run_dir, config, checkpoints, source_description, refs, new_run)
-        todo = pending_shards(run_dir, plan)
+        plan = prepare_run_dir(run_dir, config, checkpoints, source_description, source, new_run, progress)
+        pending = pending_frames(run_dir, plan)
         summary = RunSummary(
-            str(run_dir), plan.num_frames, len(plan.shards), len(plan.shards) - len(todo), executor=executor
+            str(run_dir), plan.num_frames, plan.num_shards, plan.num_shards - len(pending.shards), executor=executor
         )
-        if not todo:
+        summary.pending_frames = pending.num_frames
+        if plan_only or not len(pending.shards):
+            summary.plan_only = plan_only
             summary.wall_seconds = time.perf_counter() - started
             return summary
 
-        by_id = {r.frame_id: r for r in refs}
         provenance = make_provenance(config, checkpoints)
         graph = run_graph(config)
         context = StageContext(config, weights_dir, dict(source.calibrations()))
         summary.model_work = True
-        with make_executor(executor, graph, context, config.run.batch_size, address) as engine:
-            for _attempt in range(attempts):
-                todo = pending_shards(run_dir, plan)
-                if not todo:
+        with make_executor(executor, graph, context, config.run.batch_size, address, verbose) as engine:
+            summary.engine_logs = engine.log_location()
+            for attempt in range(1, attempts + 1):
+                pending = pending_frames(run_dir, plan)
+                if not len(pending.shards):
                     break
-                rows = rows_from_refs((by_id[frame_id], shard) for shard in todo for frame_id in plan.shards[shard])
-                _commit_batches(engine.batches(rows), len(rows), plan, config, provenance, run_dir, summary, progress)
-            leftover = pending_shards(run_dir, plan)
-            if leftover:
+                try:
+                    _commit_batches(
+                        engine.batches(pending),
+                        pending.num_frames,
+                        plan,
+                        provenance,
+                        run_dir,
+                        summary,
+                        config.run.max_rejected_fraction,
+                        progress,
+                    )
+                except Exception as error:
+                    if not engine.lost_work(error):  # a node, a worker, an actor or its objects were lost
+                        raise
+                    summary.lost_work.append(f"attempt {attempt}: {_first_line(error)}")
+                    print(
+                        f"labels run: attempt {attempt} of {attempts} lost work ({_first_line(error)}); "
+                        "its uncommitted shards are labelled again",
+                        file=sys.stderr,
+                    )
+            leftover = pending_frames(run_dir, plan).shards
+            if len(leftover):
                 raise RunError(
                     f"{len(leftover)} shards could not be completed after {attempts} attempts "
                     f"(first: {leftover[0]}); run the same command again to finish them"
@@ -185,6 +225,11 @@ def run_labels(
         summary.wall_seconds = time.perf_counter() - started
         summary.gpu_peak_mb = gpu_peak_mb()
         return summary
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
 
 def gpu_peak_mb() -> float | None:
@@ -198,19 +243,21 @@ def gpu_peak_mb() -> float | None:
 def _commit_batches(
     batches,
     total: int,
-    plan: RunPlan,
-    config: TeacherConfig,
+    plan: Plan,
     provenance: dict,
     run_dir: Path,
     summary: RunSummary,
+    max_rejected_fraction: float,
     progress: bool,
 ) -> None:
-    """Gather the executor's output batches per shard; commit each shard when its last frame arrives."""
+    """Gather the executor's output batches per shard; commit each shard when its last frame arrives.
+    The driver holds only the records of shards in flight; a frame that arrives twice (an executor's
+    retry) counts once, and frames of a shard already committed are ignored."""
     from tqdm import tqdm
 
-    waiting: dict[int, dict[str, object]] = defaultdict(dict)
+    waiting: dict[int, dict[str, tuple[int, object]]] = defaultdict(dict)  # shard -> frame id -> (position, record)
+    committed: set[int] = set()
     processed = rejected = 0
-    limit = config.run.max_rejected_fraction
     bar = tqdm(total=total, desc="labelling", unit="frame", disable=not progress, smoothing=0.1)
     first_batch_at = None
     try:
@@ -221,8 +268,10 @@ def _commit_batches(
                 summary.steady_frames += len(batch["frame_id"])
                 summary.steady_seconds = time.perf_counter() - first_batch_at
             for i in range(len(batch["frame_id"])):
-                shard, record = int(batch["shard_index"][i]), batch["record"][i]
-                waiting[shard][str(batch["frame_id"][i])] = record
+                shard, frame_id, record = int(batch["shard_index"][i]), str(batch["frame_id"][i]), batch["record"][i]
+                if shard in committed or frame_id in waiting[shard]:
+                    continue
+                waiting[shard][frame_id] = (int(batch["position"][i]), record)
                 for stage in TIMED_STAGES:
                     summary.stage_seconds[stage] += float(batch[timing_column(stage)][i])
                 processed += 1
@@ -237,20 +286,21 @@ def _commit_batches(
                         summary.soft_keypoints += 17 * record.num_persons
                         summary.hard_persons += int(np.sum(persons["hard_valid"]))
                         summary.hard_keypoints += int(np.sum(persons["hard_mask"]))
-                if len(waiting[shard]) == len(plan.shards[shard]):
-                    commit_shard(run_dir, shard, [waiting[shard][f] for f in plan.shards[shard]], provenance)
+                if len(waiting[shard]) == plan.shard_frames(shard):
+                    records = [record for _, record in sorted(waiting.pop(shard).values(), key=lambda pr: pr[0])]
+                    commit_shard(run_dir, shard, records, provenance)
+                    committed.add(shard)
                     summary.shards_committed += 1
-                    del waiting[shard]
             bar.update(len(batch["frame_id"]))
             busy = sum(summary.stage_seconds.values()) or 1.0
             bar.set_postfix_str(
                 " ".join(f"{s[:4]}={100 * summary.stage_seconds[s] / busy:.0f}%" for s in TIMED_STAGES)
                 + f" rejected={rejected}"
             )
-            if processed >= min(50, total) and rejected / processed > limit:
+            if processed >= min(50, total) and rejected / processed > max_rejected_fraction:
                 raise RunError(
                     f"{rejected} of {processed} frames were rejected ({100 * rejected / processed:.0f} % > "
-                    f"run.max_rejected_fraction = {100 * limit:.0f} %): "
+                    f"run.max_rejected_fraction = {100 * max_rejected_fraction:.0f} %): "
                     + ", ".join(f"{n} x {r}" for r, n in summary.frames_rejected.most_common())
                     + f". The committed shards in {run_dir} list each rejected frame with its reason."
                 )

@@ -3,9 +3,11 @@
 - `run.json`: the labels hash of the resolved teacher config (everything that decides labels),
   the checkpoints' sha256s and the source. A re-run with a different config or different weights
   is refused (the label set would mix) unless a new run is asked for.
-- `plan.json`: every frame id of the source assigned to a shard, in source order, `shard_size` at
-  a time, written once before any model runs. Shards are committed whole (label_store.shard), so
-  a re-run labels exactly the planned shards that have no manifest entry yet.
+- `plan/`: every frame of the source assigned to a shard, in source order, `shard_size` at a time,
+  written once before any model runs, as a stream (`label_store.plan`). Shards are committed whole
+  (label_store.shard), so a re-run labels exactly the planned shards that have no manifest entry
+  yet. A re-run checks the source against the plan: by its fingerprint (a manifest's sha256),
+  else by listing it again.
 """
 
 from __future__ import annotations
@@ -13,32 +15,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from configs.schema import TeacherConfig, labels_hash, to_dict
-from frames.sources import FrameRef
-from label_store.shard import manifest_entries
+import numpy as np
 
-__all__ = ["RunMismatchError", "RunPlan", "prepare_run_dir", "pending_shards", "write_json_atomic"]
+from configs.schema import TeacherConfig, labels_hash, to_dict
+from frames.sources import FrameSource
+from label_store.plan import PLAN_DIR, Plan, id_hashes, read_plan, write_plan
+
+__all__ = ["RunMismatchError", "prepare_run_dir", "write_json_atomic"]
 
 RUN_FORMAT = "or-pose-labels/run"
-PLAN_FORMAT = "or-pose-labels/plan"
 
 
 class RunMismatchError(RuntimeError):
     """The run directory holds labels made with another config, other weights or another source."""
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    shard_size: int
-    shards: tuple[tuple[str, ...], ...]  # frame ids per shard index
-
-    @property
-    def num_frames(self) -> int:
-        return sum(len(s) for s in self.shards)
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -77,19 +69,20 @@ def prepare_run_dir(
     run_dir: str | Path,
     config: TeacherConfig,
     checkpoints: dict[str, str],
-    source: str,
-    refs: list[FrameRef],
+    source_description: str,
+    source: FrameSource,
     new_run: bool = False,
-) -> RunPlan:
+    progress: bool = False,
+) -> Plan:
     """Create or re-open a run directory; returns its plan. Changes no byte of a matching run."""
     run_dir = Path(run_dir)
-    identity = _identity(config, checkpoints, source)
-    run_file, plan_file = run_dir / "run.json", run_dir / "plan.json"
+    identity = _identity(config, checkpoints, source_description)
+    run_file = run_dir / "run.json"
     if run_file.exists() and new_run:
-        for part in ("shards", "manifest"):
+        for part in ("shards", "manifest", PLAN_DIR):
             shutil.rmtree(run_dir / part, ignore_errors=True)
         run_file.unlink()
-        plan_file.unlink(missing_ok=True)
+        (run_dir / "plan.json").unlink(missing_ok=True)  # a version-1 plan
     if run_file.exists():
         old = json.loads(run_file.read_text())
         differences = []
@@ -98,7 +91,7 @@ def prepare_run_dir(
         if old.get("checkpoints") != identity["checkpoints"]:
             differences += _diff(old.get("checkpoints", {}), identity["checkpoints"], "checkpoint ")
         if old.get("source") != identity["source"]:
-            differences.append(f"source: {old.get('source')!r} in the run, {source!r} now")
+            differences.append(f"source: {old.get('source')!r} in the run, {source_description!r} now")
         if differences:
             raise RunMismatchError(
                 f"{run_dir} holds labels of another teacher setup; labelling on would mix label sets:\n  "
@@ -109,34 +102,35 @@ def prepare_run_dir(
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_file, {**identity, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
-    if plan_file.exists():
-        data = json.loads(plan_file.read_text())
-        plan = RunPlan(data["shard_size"], tuple(tuple(s) for s in data["shards"]))
-        known = {r.frame_id for r in refs}
-        missing = [f for shard in plan.shards for f in shard if f not in known]
-        if missing:
-            raise RunMismatchError(
-                f"{plan_file}: {len(missing)} planned frames are no longer in the source "
-                f"(first: {missing[0]!r}); use --new-run to plan again"
-            )
+    if (run_dir / "plan.json").exists():
+        raise RunMismatchError(
+            f"{run_dir / 'plan.json'}: this run was planned by an older version of the pipeline (one JSON plan); "
+            "use --new-run to plan it again"
+        )
+    fingerprint = source.fingerprint()
+    plan = read_plan(run_dir)
+    if plan is not None:
+        if fingerprint is None or fingerprint != plan.fingerprint:
+            _check_planned_frames_listed(plan, source)
         return plan
-    size = config.run.shard_size
-    ids = [r.frame_id for r in refs]
-    plan = RunPlan(size, tuple(tuple(ids[i : i + size]) for i in range(0, len(ids), size)))
-    write_json_atomic(
-        plan_file,
-        {
-            "format": PLAN_FORMAT,
-            "version": 1,
-            "shard_size": size,
-            "num_frames": len(ids),
-            "shards": [list(s) for s in plan.shards],
-        },
+    return write_plan(
+        run_dir, source.iter_ref_batches(), config.run.shard_size, fingerprint, source_description, progress=progress
     )
-    return plan
 
 
-def pending_shards(run_dir: str | Path, plan: RunPlan) -> list[int]:
-    """Planned shards without a manifest entry."""
-    done = {e.index for e in manifest_entries(run_dir)}
-    return [i for i in range(len(plan.shards)) if i not in done]
+def _check_planned_frames_listed(plan: Plan, source: FrameSource) -> None:
+    """The source changed since planning (or cannot tell): every planned frame must still be listed.
+    Compared by id hashes (8 bytes per frame), so a changed 10M-frame source is checked in bounded memory."""
+    listed = np.sort(np.concatenate([id_hashes(batch["frame_id"]) for batch in source.iter_ref_batches()]))
+    missing, first = 0, None
+    for batch in plan.iter_batches(["frame_id"]):
+        ids = batch.column(0).to_pylist()
+        absent = ~np.isin(id_hashes(ids), listed)
+        if absent.any():
+            missing += int(absent.sum())
+            first = first or ids[int(np.argmax(absent))]
+    if missing:
+        raise RunMismatchError(
+            f"{plan.folder}: {missing} planned frames are no longer in the source "
+            f"(first: {first!r}); use --new-run to plan again"
+        )

@@ -33,15 +33,18 @@ __all__ = [
     "Timer",
 ]
 
-# frame_id .. timestamp describe the frame (FrameRef); shard_index says which shard the driver commits it to.
-SOURCE_COLUMNS = ("frame_id", "shard_index", "camera_id", "color_path", "depth_path", "timestamp")
+# frame_id .. timestamp describe the frame (FrameRef); shard_index says which shard the driver commits it to,
+# position (the frame's index in the source, `label_store.plan`) where in that shard.
+SOURCE_COLUMNS = ("position", "frame_id", "shard_index", "camera_id", "color_path", "depth_path", "timestamp")
 REJECT_REASON, REJECT_DETAIL = "reject_reason", "reject_detail"
 
 
 def rows_from_refs(refs: Iterable[tuple[FrameRef, int]]) -> list[dict]:
-    """(FrameRef, shard index) pairs -> source rows (plain values: Ray Data and the local executor both take them)."""
+    """(FrameRef, shard index) pairs -> source rows (plain values: Ray Data and the local executor both take them),
+    positions counted in this order."""
     return [
         {
+            "position": position,
             "frame_id": ref.frame_id,
             "shard_index": shard,
             "camera_id": ref.camera_id,
@@ -49,7 +52,7 @@ def rows_from_refs(refs: Iterable[tuple[FrameRef, int]]) -> list[dict]:
             "depth_path": ref.depth_path or "",
             "timestamp": ref.timestamp if ref.timestamp is not None else float("nan"),
         }
-        for ref, shard in refs
+        for position, (ref, shard) in enumerate(refs)
     ]
 
 

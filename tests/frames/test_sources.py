@@ -90,7 +90,7 @@ def test_manifest_problems_name_the_line(tmp_path, lines, message):
     shutil.copy(FIXTURES / "calibration.json", tmp_path / "calibration.json")
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(SourceError, match=message) as caught:
-        ManifestSource(tmp_path / "m.jsonl")
+        ManifestSource(tmp_path / "m.jsonl").refs()
     if lines:
         assert "m.jsonl:" in str(caught.value)
 

@@ -31,14 +31,29 @@ class Source(FrameSource):
         return {"cam": CALIBRATION}
 
 
+class LostNode(Exception):
+    """What a Ray executor raises when a node dies under it (its `lost_work` says so)."""
+
+
 class FakeDataset:
     """Yields, per batch of rows, what the assemble stage yields: frame id, shard, record, timings."""
 
-    def __init__(self, rows: list[dict], reject=lambda frame_id: False, drop=lambda frame_id: False, batch: int = 4):
+    def __init__(
+        self,
+        rows: list[dict],
+        reject=lambda frame_id: False,
+        drop=lambda frame_id: False,
+        batch: int = 4,
+        lose_after: int | None = None,
+        repeat: bool = False,
+    ):
         self.rows, self.reject, self.drop, self.batch = rows, reject, drop, batch
+        self.lose_after, self.repeat = lose_after, repeat
 
     def batches(self):
         rows = [r for r in self.rows if not self.drop(r["frame_id"])]
+        if self.repeat:  # an executor that hands some frames over twice (a retried task): reversed, so late
+            rows = rows + rows[::-1]
         for start in range(0, len(rows), self.batch):
             part = rows[start : start + self.batch]
             records = np.empty(len(part), dtype=object)
@@ -49,7 +64,10 @@ class FakeDataset:
                     records[i] = rejected_record(ref, CALIBRATION, error.reason, str(error))
                 else:
                     records[i] = FrameRecord(frame_row(ref, CALIBRATION, STATUS_LABELLED))
+            if self.lose_after is not None and start >= self.lose_after:
+                raise LostNode("node 10.0.0.2 died")
             yield {
+                "position": np.array([r["position"] for r in part]),
                 "frame_id": np.array([r["frame_id"] for r in part], dtype=object),
                 "shard_index": np.array([r["shard_index"] for r in part]),
                 "record": records,
@@ -74,7 +92,14 @@ def driver(monkeypatch):
         def __exit__(self, *exc):
             return None
 
-        def batches(self, rows):
+        def lost_work(self, error):
+            return isinstance(error, LostNode)
+
+        def log_location(self):
+            return None
+
+        def batches(self, pending):
+            rows = [dict(zip(b, values)) for b in pending.iter_batches(1000) for values in zip(*b.values())]
             attempts.append([r["frame_id"] for r in rows])
             return self.make_dataset(rows, len(attempts)).batches()
 
@@ -148,3 +173,34 @@ def test_the_local_executor_refuses_a_cluster_address():
 
     with pytest.raises(ValueError, match="--address names a Ray cluster"):
         make_executor("local", None, None, 8, address="ray://head:10001")
+
+
+def test_work_lost_with_a_node_is_labelled_again_by_the_next_attempt(tmp_path, driver, capsys):
+    run, attempts = driver
+    summary = run(tmp_path, 12, lambda rows, attempt: FakeDataset(rows, lose_after=8 if attempt == 1 else None))
+    # 8 frames came back before the loss: shard 0 (f000-f004) was committed, shards 1 and 2 are labelled again
+    assert len(attempts) == 2 and attempts[1] == [f"f{n:03d}" for n in range(5, 12)]
+    assert set(committed_frames(tmp_path / "run").values()) == {1} and len(committed_frames(tmp_path / "run")) == 12
+    assert summary.lost_work == ["attempt 1: LostNode: node 10.0.0.2 died"]
+    assert "attempt 1 of 3 lost work (LostNode: node 10.0.0.2 died)" in capsys.readouterr().err
+
+
+def test_an_error_that_is_not_lost_work_stops_the_run_as_it_is(tmp_path, driver):
+    run, attempts = driver
+
+    class Broken(FakeDataset):
+        def batches(self):
+            raise ZeroDivisionError("a bug in a stage")
+            yield
+
+    with pytest.raises(ZeroDivisionError, match="a bug in a stage"):
+        run(tmp_path, 12, lambda rows, attempt: Broken(rows))
+    assert len(attempts) == 1
+
+
+def test_frames_handed_over_twice_are_committed_once_in_source_order(tmp_path, driver):
+    run, attempts = driver
+    summary = run(tmp_path, 12, lambda rows, attempt: FakeDataset(rows, repeat=True, batch=5))
+    assert len(attempts) == 1 and summary.frames_labelled == 12 and summary.shards_committed == 3
+    entries = manifest_entries(tmp_path / "run")
+    assert [list(e.frame_ids) for e in entries] == [[f"f{n:03d}" for n in range(s, min(s + 5, 12))] for s in (0, 5, 10)]

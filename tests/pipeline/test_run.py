@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from label_store.plan import read_plan
 from label_store.reader import LabelRun
 from label_store.shard import manifest_entries, verify_shard
 
@@ -36,7 +37,7 @@ def per_frame_counts(run_dir: Path) -> Counter:
 
 
 def planned(run_dir: Path) -> list[str]:
-    return [f for shard in json.loads((run_dir / "plan.json").read_text())["shards"] for f in shard]
+    return [f for _, ids in read_plan(run_dir).frame_ids() for f in ids]
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,32 @@ import json
 import pytest
 
 from configs.schema import load_teacher_config
-from frames.sources import FrameRef
-from pipeline.run_dir import RunMismatchError, pending_shards, prepare_run_dir
+from frames.sources import FrameRef, FrameSource
+from label_store.plan import PLAN_DIR, pending_frames
+from pipeline.run_dir import RunMismatchError, prepare_run_dir
 
 CHECKPOINTS = {"tiny/tiny_cascade-mask-rcnn.pth": "aa", "tiny/tiny_hrnet.pth": "bb", "tiny/tiny_lifter.pth": "cc"}
 
 
-def refs(count: int, prefix: str = "f") -> list[FrameRef]:
-    return [FrameRef(f"{prefix}{n:03d}", "cam", f"/x/{prefix}{n:03d}.png", None) for n in range(count)]
+class refs(FrameSource):
+    """A source of `count` frames without a fingerprint (a re-run lists it again)."""
+
+    def __init__(self, count: int, prefix: str = "f"):
+        self._refs = [FrameRef(f"{prefix}{n:03d}", "cam", f"/x/{prefix}{n:03d}.png", None) for n in range(count)]
+
+    def refs(self):
+        return list(self._refs)
+
+    def calibrations(self):
+        return {}
+
+
+def shards_of(plan) -> list[list[str]]:
+    return [ids for _, ids in plan.frame_ids()]
+
+
+def plan_files(run_dir) -> dict:
+    return {p.name: p.read_bytes() for p in sorted((run_dir / PLAN_DIR).iterdir())}
 
 
 def config(**overrides):
@@ -22,8 +40,9 @@ def config(**overrides):
 
 def test_a_fresh_run_plans_every_frame_in_source_order(tmp_path):
     plan = prepare_run_dir(tmp_path, config(), CHECKPOINTS, "src", refs(10))
-    assert [len(s) for s in plan.shards] == [4, 4, 2] and plan.shards[0][0] == "f000" and plan.num_frames == 10
-    assert pending_shards(tmp_path, plan) == [0, 1, 2]
+    assert [len(s) for s in shards_of(plan)] == [4, 4, 2] and shards_of(plan)[0][0] == "f000"
+    assert plan.num_frames == 10 and plan.num_shards == 3
+    assert pending_frames(tmp_path, plan).shards.tolist() == [0, 1, 2]
     again = prepare_run_dir(
         tmp_path, config(**{"run.shard_size": 8, "run.batch_size": 2}), CHECKPOINTS, "src", refs(10)
     )
@@ -43,7 +62,7 @@ def test_a_fresh_run_plans_every_frame_in_source_order(tmp_path):
 )
 def test_another_teacher_setup_is_refused_naming_what_differs(tmp_path, change, words):
     prepare_run_dir(tmp_path, config(), CHECKPOINTS, "src", refs(6))
-    before = (tmp_path / "run.json").read_text(), (tmp_path / "plan.json").read_text()
+    before = (tmp_path / "run.json").read_text(), plan_files(tmp_path)
     with pytest.raises(RunMismatchError) as error:
         prepare_run_dir(
             tmp_path,
@@ -53,7 +72,7 @@ def test_another_teacher_setup_is_refused_naming_what_differs(tmp_path, change, 
             refs(6),
         )
     assert words in str(error.value) and "--new-run" in str(error.value)
-    assert ((tmp_path / "run.json").read_text(), (tmp_path / "plan.json").read_text()) == before  # nothing touched
+    assert ((tmp_path / "run.json").read_text(), plan_files(tmp_path)) == before  # nothing touched
 
 
 def test_new_run_discards_the_old_labels_and_plans_again(tmp_path):
@@ -64,7 +83,7 @@ def test_new_run_discards_the_old_labels_and_plans_again(tmp_path):
     plan = prepare_run_dir(
         tmp_path, config(**{"thresholds.box_score": 0.9}), CHECKPOINTS, "src", refs(3, "g"), new_run=True
     )
-    assert plan.shards == (("g000", "g001", "g002"),)
+    assert shards_of(plan) == [["g000", "g001", "g002"]]
     assert not (tmp_path / "shards").exists() and not (tmp_path / "manifest").exists()
     assert json.loads((tmp_path / "run.json").read_text())["labels_config"]["thresholds"]["box_score"] == 0.9
 
@@ -75,3 +94,11 @@ def test_a_source_whose_planned_frames_are_gone_is_refused(tmp_path):
         prepare_run_dir(tmp_path, config(), CHECKPOINTS, "src", refs(4))
     # frames added to the source are not planned into the existing run
     assert prepare_run_dir(tmp_path, config(), CHECKPOINTS, "src", refs(9)).num_frames == 6
+
+
+def test_a_run_planned_by_the_older_json_plan_is_refused_with_the_way_out(tmp_path):
+    prepare_run_dir(tmp_path, config(), CHECKPOINTS, "src", refs(6))
+    (tmp_path / "plan.json").write_text('{"format": "or-pose-labels/plan", "version": 1, "shards": []}')
+    with pytest.raises(RunMismatchError, match=r"plan.json: this run was planned by an older version.*--new-run"):
+        prepare_run_dir(tmp_path, config(), CHECKPOINTS, "src", refs(6))
+    assert prepare_run_dir(tmp_path, config(), CHECKPOINTS, "src", refs(6), new_run=True).num_frames == 6

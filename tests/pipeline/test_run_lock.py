@@ -124,7 +124,7 @@ def test_labels_run_on_a_held_run_directory_is_refused_at_once(tmp_path, tiny_we
         )
         assert result.returncode == 1 and f"pid {holder.pid}" in result.stderr, result.stderr[-2000:]
         assert "is being labelled by another driver" in result.stderr and time.perf_counter() - started < 60
-        assert not (tmp_path / "run" / "plan.json").exists()  # refused before planning
+        assert not (tmp_path / "run" / "plan").exists()  # refused before planning
     finally:
         holder.kill()
         holder.wait()

@@ -1,0 +1,105 @@
+"""The streamed plan: parts cut at shard boundaries, source order kept, duplicates named, pending shards
+decided from file names, pending frames read back (in this process and as Ray's read tasks do)."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from frames.errors import SourceError
+from frames.sources import REF_COLUMNS
+from label_store.plan import (
+    PLAN_DIR,
+    PendingFrames,
+    PlanError,
+    _read_pending_part,
+    committed_shards,
+    pending_frames,
+    read_plan,
+    write_plan,
+)
+
+
+def batches(ids: list[str], size: int):
+    """Ref batches as a source yields them, `size` rows each."""
+    for start in range(0, len(ids), size):
+        part = ids[start : start + size]
+        yield {
+            "frame_id": part,
+            "camera_id": ["cam"] * len(part),
+            "color_path": [f"/x/{i}.png" for i in part],
+            "depth_path": [""] * len(part),
+            "timestamp": [float("nan")] * len(part),
+        }
+
+
+IDS = [f"f{n:02d}" for n in range(10)]
+
+
+def test_parts_hold_whole_shards_whatever_the_source_batches(tmp_path):
+    # shard_size 3, 6 frames per part: parts [shards 0-1: 6 frames], [shards 2-3: 4 frames]; batches of 4 cross them
+    plan = write_plan(tmp_path, batches(IDS, 4), 3, "fp", "src", frames_per_part=6)
+    assert [(p.first_shard, p.shards, p.frames) for p in plan.parts] == [(0, 2, 6), (2, 2, 4)]
+    assert (plan.num_frames, plan.num_shards, plan.shard_size, plan.fingerprint) == (10, 4, 3, "fp")
+    assert [plan.shard_frames(s) for s in range(4)] == [3, 3, 3, 1]
+    with pytest.raises(IndexError, match="shard 4 is not in the plan"):
+        plan.shard_frames(4)
+    table = pa.Table.from_batches(list(plan.iter_batches()))
+    assert table.column("frame_id").to_pylist() == IDS
+    assert table.column("position").to_pylist() == list(range(10))
+    assert table.column("shard_index").to_pylist() == [n // 3 for n in range(10)]
+    assert [ids for _, ids in plan.frame_ids()] == [IDS[0:3], IDS[3:6], IDS[6:9], IDS[9:]]
+    assert read_plan(tmp_path) == plan
+    assert not list(tmp_path.glob(".plan*"))  # the temporary folder is gone
+
+
+def test_a_duplicate_id_is_named_with_both_paths_and_no_plan_is_left(tmp_path):
+    ids = [*IDS[:7], "f02", *IDS[7:]]
+    with pytest.raises(SourceError, match=r"frame id 'f02' appears twice \(/x/f02.png and /x/f02.png\)"):
+        write_plan(tmp_path, batches(ids, 3), 3, None, "manifest.jsonl")
+    assert not (tmp_path / PLAN_DIR).exists() and not list(tmp_path.glob(".plan*"))
+
+
+def test_an_empty_source_is_refused(tmp_path):
+    with pytest.raises(SourceError, match="lists no frames"):
+        write_plan(tmp_path, iter(()), 3, None, "manifest.jsonl")
+
+
+def test_pending_shards_come_from_the_manifest_file_names(tmp_path):
+    plan = write_plan(tmp_path, batches(IDS, 10), 3, None, "src", frames_per_part=6)
+    manifest = tmp_path / "manifest"
+    manifest.mkdir()
+    for name in ("shard-00001.json", "shard-00003.json", ".shard-00002.123.abc.json.tmp", "notes.txt"):
+        (manifest / name).write_text("{}")
+    assert committed_shards(tmp_path).tolist() == [1, 3]
+    pending = pending_frames(tmp_path, plan)
+    assert pending.shards.tolist() == [0, 2] and pending.num_frames == 6
+    rows = [b for b in pending.iter_batches(batch_size=2)]
+    assert [len(b["frame_id"]) for b in rows] == [2, 1, 2, 1]  # read part by part, 2 rows at a time
+    assert np.concatenate([b["frame_id"] for b in rows]).tolist() == [*IDS[0:3], *IDS[6:9]]
+    assert np.concatenate([b["position"] for b in rows]).tolist() == [0, 1, 2, 6, 7, 8]
+    assert rows[0]["frame_id"].dtype == object and rows[0]["position"].dtype == np.int64
+    assert PendingFrames(plan, np.array([3])).num_frames == 1  # the short last shard
+    assert PendingFrames(plan, np.array([], dtype=np.int64)).num_frames == 0
+
+
+def test_a_read_task_keeps_the_pending_rows_of_its_part_in_small_blocks(tmp_path):
+    plan = write_plan(tmp_path, batches(IDS, 10), 3, None, "src", frames_per_part=6)
+    task_input = pa.table({"part": [str(plan.folder / plan.parts[0].file)]})
+    blocks = list(_read_pending_part(task_input, np.array([0, 1]), rows_per_block=4))
+    assert [b.num_rows for b in blocks] == [4, 2]
+    blocks = list(_read_pending_part(task_input, np.array([1, 2]), rows_per_block=4))  # shard 2 is in part 1
+    assert [b.column("frame_id").to_pylist() for b in blocks] == [IDS[3:6]]
+    assert set(blocks[0].schema.names) == set(["position", "shard_index", *REF_COLUMNS])
+
+
+def test_a_damaged_plan_is_an_error_naming_its_file(tmp_path):
+    write_plan(tmp_path, batches(IDS, 10), 3, None, "src")
+    path = tmp_path / PLAN_DIR / "plan.json"
+    data = json.loads(path.read_text())
+    del data["num_shards"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(PlanError, match=r"plan/plan.json: unreadable plan \(KeyError.*--new-run"):
+        read_plan(tmp_path)
+    assert read_plan(tmp_path / "elsewhere") is None
