@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from frames.errors import SourceError
 from frames.sources import REF_COLUMNS
+from label_store.space import disk_full_as_error
 
 __all__ = [
     "PLAN_DIR",
@@ -176,47 +177,48 @@ def write_plan(
     position = 0
     bar = tqdm(desc="planning", unit="frame", disable=not progress, smoothing=0.1)
     try:
-        for batch in batches:
-            n = len(batch["frame_id"])
-            hashes.append(id_hashes(batch["frame_id"]))
-            start = 0
-            while start < n:  # split the batch at part boundaries
-                in_part = position % part_frames
-                take = min(n - start, part_frames - in_part)
-                if in_part == 0:
-                    if writer is not None:
-                        writer.close()
-                    name = f"part-{len(parts):05d}.parquet"
-                    writer = pq.ParquetWriter(temporary / name, PLAN_SCHEMA, compression="zstd")
-                    parts.append(PlanPart(name, position // shard_size, 0, 0))
-                positions = np.arange(position, position + take, dtype=np.int64)
-                columns = {c: batch[c][start : start + take] for c in REF_COLUMNS}
-                table = pa.table({"position": positions, "shard_index": positions // shard_size, **columns}).select(
-                    PLAN_SCHEMA.names
-                )
-                writer.write_table(table.cast(PLAN_SCHEMA))
-                part = parts[-1]
-                frames = part.frames + take
-                parts[-1] = PlanPart(part.file, part.first_shard, -(-frames // shard_size), frames)
-                position += take
-                start += take
-            bar.update(n)
-        if writer is not None:
-            writer.close()
-            writer = None
-        if position == 0:
-            raise SourceError(source_name, "the source lists no frames")
-        duplicate = _duplicate_message(temporary, np.concatenate(hashes))
-        if duplicate:
-            raise SourceError(source_name, duplicate)
-        plan = Plan(final, shard_size, position, -(-position // shard_size), tuple(parts), fingerprint)
-        _write_plan_json(temporary / "plan.json", plan)
-        os.replace(temporary, final)  # the plan appears whole or not at all
-        return plan
+        with disk_full_as_error(final, "the plan"):
+            for batch in batches:
+                n = len(batch["frame_id"])
+                hashes.append(id_hashes(batch["frame_id"]))
+                start = 0
+                while start < n:  # split the batch at part boundaries
+                    in_part = position % part_frames
+                    take = min(n - start, part_frames - in_part)
+                    if in_part == 0:
+                        if writer is not None:
+                            writer.close()
+                        name = f"part-{len(parts):05d}.parquet"
+                        writer = pq.ParquetWriter(temporary / name, PLAN_SCHEMA, compression="zstd")
+                        parts.append(PlanPart(name, position // shard_size, 0, 0))
+                    positions = np.arange(position, position + take, dtype=np.int64)
+                    columns = {c: batch[c][start : start + take] for c in REF_COLUMNS}
+                    table = pa.table({"position": positions, "shard_index": positions // shard_size, **columns})
+                    writer.write_table(table.select(PLAN_SCHEMA.names).cast(PLAN_SCHEMA))
+                    frames = parts[-1].frames + take
+                    parts[-1] = PlanPart(parts[-1].file, parts[-1].first_shard, -(-frames // shard_size), frames)
+                    position += take
+                    start += take
+                bar.update(n)
+            if writer is not None:
+                writer, closing = None, writer
+                closing.close()
+            if position == 0:
+                raise SourceError(source_name, "the source lists no frames")
+            duplicate = _duplicate_message(temporary, np.concatenate(hashes))
+            if duplicate:
+                raise SourceError(source_name, duplicate)
+            plan = Plan(final, shard_size, position, -(-position // shard_size), tuple(parts), fingerprint)
+            _write_plan_json(temporary / "plan.json", plan)
+            os.replace(temporary, final)  # the plan appears whole or not at all
+            return plan
     finally:
         bar.close()
         if writer is not None:
-            writer.close()
+            try:
+                writer.close()
+            except OSError:
+                pass  # its file goes with the temporary folder
         shutil.rmtree(temporary, ignore_errors=True)
 
 

@@ -35,6 +35,7 @@ from label_store.schema import (
     STR,
     Field,
 )
+from label_store.space import disk_full_as_error
 
 __all__ = [
     "FrameRecord",
@@ -285,12 +286,13 @@ def commit_shard(
     if not final.exists():
         temporary = shards / f".{name}.{os.getpid()}.{uuid.uuid4().hex}.h5.tmp"
         try:
-            write_shard(temporary, records, provenance, shard_index)
-            problems = verify_shard(temporary)
-            if problems:
-                raise RuntimeError("shard failed verification after writing: " + "; ".join(problems))
-            with open(temporary, "rb") as handle:
-                os.fsync(handle.fileno())  # on disk before it gets its visible name
+            with disk_full_as_error(final, "shard"):
+                write_shard(temporary, records, provenance, shard_index)
+                problems = verify_shard(temporary)
+                if problems:
+                    raise RuntimeError("shard failed verification after writing: " + "; ".join(problems))
+                with open(temporary, "rb") as handle:
+                    os.fsync(handle.fileno())  # on disk before it gets its visible name
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
@@ -306,8 +308,13 @@ def commit_shard(
         "committed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     temporary_entry = manifest / f".{name}.{os.getpid()}.{uuid.uuid4().hex}.json.tmp"
-    temporary_entry.write_text(json.dumps(entry, indent=1) + "\n")
-    with open(temporary_entry, "rb") as handle:
-        os.fsync(handle.fileno())
+    try:
+        with disk_full_as_error(entry_path, "manifest entry"):
+            temporary_entry.write_text(json.dumps(entry, indent=1) + "\n")
+            with open(temporary_entry, "rb") as handle:
+                os.fsync(handle.fileno())
+    except BaseException:
+        temporary_entry.unlink(missing_ok=True)
+        raise
     _link_exclusive(temporary_entry, entry_path)
     return read_manifest_entry(entry_path)

@@ -63,7 +63,7 @@ def _tree_rss(pid: int) -> int:
         return 0
 
 
-def _timed(command: list[str]) -> dict:
+def timed_command(command: list[str]) -> dict:
     """Run a command; its wall time, peak RSS of its process tree, and its output."""
     peak = [0]
     started = time.perf_counter()
@@ -314,7 +314,7 @@ def bench(
     stock_kernels = {field: "mmcv" for field in KERNEL_FIELDS} if on_cpu else pipeline_kernels
 
     def naive_run(kernels: dict, name: str) -> tuple[dict, dict]:
-        run = _timed(
+        run = timed_command(
             [
                 python,
                 "-m",
@@ -336,7 +336,7 @@ def bench(
     if pipeline_kernels != stock_kernels:
         naive_kernel_stats = naive_run(pipeline_kernels, f"naive-{kernel}.h5")[1]
     compute = json.loads(
-        _timed([python, "-m", "pipeline.bench", "--flops", "--frames", str(small / "manifest.jsonl"), *common])[
+        timed_command([python, "-m", "pipeline.bench", "--flops", "--frames", str(small / "manifest.jsonl"), *common])[
             "stdout"
         ]
         .strip()
@@ -347,7 +347,7 @@ def bench(
         executor, fused = PIPELINES[variant]
         for size, target in (("small", small), ("large", large)):
             out = folder / f"run-{variant}-{target.name}"
-            run = _timed(
+            run = timed_command(
                 [
                     python,
                     "-m",

@@ -273,6 +273,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def _run_run(args: argparse.Namespace) -> int:
     from configs.schema import load_teacher_config, parse_overrides
     from frames.sources import open_source
+    from label_store.space import DiskFullError
     from pipeline.run import RunError, run_labels
     from pipeline.run_dir import RunMismatchError
     from pipeline.run_lock import RunLockedError
@@ -298,7 +299,7 @@ def _run_run(args: argparse.Namespace) -> int:
             plan_only=args.plan_only,
             verbose=args.verbose,
         )
-    except (WeightsMissingError, RunMismatchError, RunError, RunLockedError, ValueError) as error:
+    except (WeightsMissingError, RunMismatchError, RunError, RunLockedError, DiskFullError, ValueError) as error:
         print(f"labels run: {error}", file=sys.stderr)
         return 1
     print("\n".join(summary.lines()))
@@ -597,6 +598,32 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_bench_plan(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "bench-plan",
+        help="what planning a source of N frames costs the driver: time and peak memory, fresh and on resume",
+        description="Write a synthetic manifest of N frames (image paths that need not exist), then run "
+        "`labels run --plan-only` on it in a process of its own: a fresh plan, then a resume after the first "
+        "--committed fraction of the shards were marked committed. Prints wall time and peak resident memory "
+        "(process tree) of each, and what starting Python with the driver's imports costs alone.",
+        epilog="example:\n  labels bench-plan --frames 10000000 --keep /tmp/plan10m",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--frames", type=int, default=1_000_000, help="frames in the manifest (default 1,000,000)")
+    parser.add_argument(
+        "--committed", type=float, default=0.9, help="fraction of shards marked committed for the resume (0.9)"
+    )
+    parser.add_argument("--keep", help="work folder to keep and reuse (the manifest is written once per N)")
+    parser.set_defaults(func=_run_bench_plan)
+
+
+def _run_bench_plan(args: argparse.Namespace) -> int:
+    from pipeline.bench_plan import bench_plan
+
+    print("\n".join(bench_plan(args.frames, args.keep, args.committed)))
+    return 0
+
+
 def _add_report(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "report",
@@ -685,6 +712,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_run,
     _add_graph,
     _add_bench,
+    _add_bench_plan,
     _add_inspect,
     _add_verify,
     _add_show,

@@ -2,7 +2,12 @@
 rejected frames in the middle of a run, and how it joins a cluster. The dataset Ray would build is
 replaced by one that yields records as the assemble stage would."""
 
+import os
+import re
+import shutil
+import subprocess
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +17,7 @@ from configs.schema import load_teacher_config
 from frames.calibration import CameraCalibration, Intrinsics
 from frames.errors import CorruptImageError
 from frames.sources import FrameRef, FrameSource
+from label_store.inspection import verify_run
 from label_store.schema import STATUS_LABELLED
 from label_store.shard import FrameRecord, manifest_entries
 from pipeline.executors import start_ray
@@ -204,3 +210,78 @@ def test_frames_handed_over_twice_are_committed_once_in_source_order(tmp_path, d
     assert len(attempts) == 1 and summary.frames_labelled == 12 and summary.shards_committed == 3
     entries = manifest_entries(tmp_path / "run")
     assert [list(e.frame_ids) for e in entries] == [[f"f{n:03d}" for n in range(s, min(s + 5, 12))] for s in (0, 5, 10)]
+
+
+def test_a_full_disk_stops_the_run_naming_the_path_and_the_free_space_and_a_rerun_completes(
+    tmp_path, driver, monkeypatch
+):
+    """ENOSPC injected at the HDF5 write of the second shard, after part of the file was written."""
+    import errno
+
+    import label_store.shard as shard_module
+    from label_store.space import DiskFullError
+
+    run, attempts = driver
+    real_write = shard_module.write_shard
+
+    def write_until_full(path, records, provenance, shard_index):
+        if shard_index == 1:
+            Path(path).write_bytes(b"\x89HDF partial")  # what a write cut off by a full disk leaves
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_write(path, records, provenance, shard_index)
+
+    monkeypatch.setattr(shard_module, "write_shard", write_until_full)
+    with pytest.raises(DiskFullError) as error:
+        run(tmp_path, 12, lambda rows, attempt: FakeDataset(rows, batch=5))
+    message = str(error.value)
+    assert f"no space left to write shard {tmp_path / 'run' / 'shards' / 'shard-00001.h5'}" in message
+    assert re.search(r"[\d.,]+ MB free of [\d,]+ MB at ", message) and "run the same command again" in message
+    assert len(attempts) == 1  # a full disk is not retried
+    run_dir = tmp_path / "run"
+    assert sorted(p.name for p in (run_dir / "shards").iterdir()) == ["shard-00000.h5"]  # no partial, no temp file
+    assert sorted(p.name for p in (run_dir / "manifest").iterdir()) == ["shard-00000.json"]
+
+    monkeypatch.setattr(shard_module, "write_shard", real_write)  # space freed
+    summary = run(tmp_path, 12, lambda rows, attempt: FakeDataset(rows, batch=5))
+    assert summary.shards_done_before == 1 and summary.shards_committed == 2
+    counts = committed_frames(run_dir)
+    assert len(counts) == 12 and set(counts.values()) == {1}
+    assert verify_run(run_dir) == []
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 2 MiB tmpfs: a real file system that fills up (needs root and mount; skipped elsewhere)."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root; the injected ENOSPC test covers the logic")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_real_full_file_system_is_reported_and_a_rerun_after_freeing_space_completes(
+    small_filesystem, driver, monkeypatch
+):
+    run, attempts = driver
+    ballast = small_filesystem / "ballast"
+    ballast.write_bytes(b"\0" * (2 * 1024 * 1024 - 96 * 1024))  # leave ~96 KB: the plan and a shard or two fit
+    from label_store.space import DiskFullError
+
+    with pytest.raises(DiskFullError, match=r"no space left to write .* MB free of 2 MB at "):
+        run(small_filesystem, 60, lambda rows, attempt: FakeDataset(rows, batch=5))
+    run_dir = small_filesystem / "run"
+    leftovers = [p.name for folder in ("shards", "manifest", ".") for p in (run_dir / folder).glob(".*tmp*")]
+    assert leftovers == []
+    committed = {e.index for e in manifest_entries(run_dir)}
+    assert sorted(p.name for p in (run_dir / "shards").glob("*.h5")) == [f"shard-{i:05d}.h5" for i in sorted(committed)]
+    ballast.unlink()
+    run(small_filesystem, 60, lambda rows, attempt: FakeDataset(rows, batch=5))
+    counts = committed_frames(run_dir)
+    assert len(counts) == 60 and set(counts.values()) == {1}
+    assert verify_run(run_dir) == []
