@@ -292,13 +292,14 @@ def _is_lost_work(error: BaseException | None) -> bool:
 
 
 def quiet_ray_data(verbose: bool) -> None:
-    """Ray Data's console lines (streaming-executor INFO, its warnings) go only to its log files unless
-    `verbose`; its files keep everything (`ray.data` logger's file handlers are left alone)."""
+    """Ray Data's console lines go only to its log files unless `verbose`; its files keep everything
+    (the 'ray.data' logger's file handlers are left alone). Errors too: a lost actor or node is reported
+    by the driver in one line (and retried), any other error is raised to the user as it is."""
     import ray.data  # noqa: F401  (configures the 'ray.data' logger on import)
 
     for handler in logging.getLogger("ray.data").handlers:
         if not isinstance(handler, logging.FileHandler) and type(handler).__name__ != "SessionFileHandler":
-            handler.setLevel(logging.INFO if verbose else logging.ERROR)
+            handler.setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 def start_ray(address: str | None, cpus_needed: float, verbose: bool = False) -> bool:
