@@ -317,6 +317,7 @@ def start_ray(address: str | None, cpus_needed: float, verbose: bool = False) ->
         # CPUs cover what the actor pools ask for, so every pool can start; the OS shares the cores.
         cpus = max(os.cpu_count() or 1, math.ceil(cpus_needed))
         ray.init(
+            address="local",  # always an instance of its own, never a cluster `ray start` left on this machine
             include_dashboard=False,
             log_to_driver=verbose,
             logging_level=level,

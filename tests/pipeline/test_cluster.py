@@ -120,6 +120,12 @@ def cluster(tmp_path):
     finally:
         for node in nodes:
             node.kill()
+        # `ray start --head` records its address for later `ray.init()` calls on this machine; the cluster is gone
+        from ray._common.utils import get_ray_address_file
+
+        record = Path(get_ray_address_file(None))
+        if record.exists() and address in record.read_text():
+            record.unlink()
 
 
 @pytest.fixture(scope="module")
