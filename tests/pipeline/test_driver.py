@@ -109,11 +109,11 @@ def driver(monkeypatch):
             attempts.append([r["frame_id"] for r in rows])
             return self.make_dataset(rows, len(attempts)).batches()
 
-    def run(tmp_path, frames: int, make_dataset, **overrides):
+    def run(tmp_path, frames: int, make_dataset, plan_only: bool = False, **overrides):
         monkeypatch.setattr(run_module, "make_executor", lambda *args, **kwargs: FakeExecutor(make_dataset))
         config = load_teacher_config("tiny", {"run.shard_size": 5, **overrides})
         return run_module.run_labels(
-            config, Source(frames), "test", tmp_path / "run", weights_dir=tmp_path, progress=False
+            config, Source(frames), "test", tmp_path / "run", weights_dir=tmp_path, progress=False, plan_only=plan_only
         )
 
     return run, attempts
@@ -286,3 +286,15 @@ def test_a_real_full_file_system_is_reported_and_a_rerun_after_freeing_space_com
     counts = committed_frames(run_dir)
     assert len(counts) == 60 and set(counts.values()) == {1}
     assert verify_run(run_dir) == []
+
+
+def test_plan_only_writes_the_plan_and_counts_what_is_pending_without_an_executor(tmp_path, driver):
+    run, attempts = driver
+    summary = run(tmp_path, 12, lambda rows, attempt: FakeDataset(rows), plan_only=True)
+    assert attempts == [] and not summary.model_work and (tmp_path / "run" / "plan" / "plan.json").exists()
+    assert (summary.planned_frames, summary.shards_total, summary.pending_frames) == (12, 3, 12)
+    assert "pending: 12 frames in 3 shards (--plan-only: no model was loaded)" in summary.lines()
+    with pytest.raises(run_module.RunError):  # commits shard 0 only
+        run(tmp_path, 12, lambda rows, attempt: FakeDataset(rows, drop=lambda f: f >= "f005"))
+    again = run(tmp_path, 12, lambda rows, attempt: FakeDataset(rows), plan_only=True)
+    assert (again.shards_done_before, again.pending_frames) == (1, 7)

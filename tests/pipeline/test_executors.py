@@ -96,7 +96,7 @@ def test_model_actors_asking_for_gpus_get_their_own_and_place_their_models_there
         "tiny",
         {"run.detector_actors": 2, "run.detector_gpus": 1, "run.keypoint_gpus": 0.5, "run.lifter_gpus": 0.5},
     )
-    ray.init(num_cpus=4, num_gpus=3, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, num_gpus=3, include_dashboard=False, log_to_driver=False)
     try:
         with RayExecutor(graph, StageContext(config, tmp_path), batch_size=2) as executor:
             batches = list(executor.batches([{"frame_id": f"f{i}"} for i in range(12)]))
