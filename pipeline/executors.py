@@ -270,22 +270,16 @@ class RayExecutor:
         yield from ds.iter_batches(batch_size=None, batch_format="numpy")
 
 
-_LOST_WORK = (
-    "RayActorError",  # ActorDiedError, ActorUnavailableError
-    "ObjectLostError",  # ObjectReconstructionFailedError, OwnerDiedError, ...
-    "WorkerCrashedError",
-    "NodeDiedError",
-    "LocalRayletDiedError",
-    "ObjectFetchTimedOutError",
-)
-
-
 def _is_lost_work(error: BaseException | None) -> bool:
-    """Walk the error and what it wraps (Ray Data re-raises the task's error with its cause)."""
+    """True when Ray itself failed under the work (a node, worker, actor or object lost, a system error): any
+    Ray error but a task's own error, looked for through what the error wraps (Ray Data re-raises a task's
+    error with its cause). A RayTaskError whose cause is a stage's exception (a bug, a bad input) is not."""
+    import ray.exceptions
+
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if any(cls.__name__ in _LOST_WORK for cls in type(error).__mro__):
+        if isinstance(error, ray.exceptions.RayError) and not isinstance(error, ray.exceptions.RayTaskError):
             return True
         error = getattr(error, "cause", None) or error.__cause__ or error.__context__
     return False

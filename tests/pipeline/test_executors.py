@@ -115,3 +115,21 @@ def test_model_actors_asking_for_gpus_get_their_own_and_place_their_models_there
     assert by_stage["lift"][0]["gpu_ids"][0] == shared  # half of one GPU each: the same one
     assert by_stage["lift"][0]["pid"] != by_stage["keypoints"][0]["pid"]
     assert sorted({*detector_ids, shared}) == ["0", "1", "2"]
+
+
+def test_lost_work_is_a_ray_failure_under_the_work_not_a_stage_error():
+    import ray.exceptions as rx
+
+    from pipeline.executors import _is_lost_work
+
+    assert _is_lost_work(rx.ActorDiedError())
+    assert _is_lost_work(rx.NodeDiedError("node 2 died"))
+    assert _is_lost_work(rx.ObjectLostError("ab" * 14, "", ""))
+    wrapped = rx.RayTaskError("MapBatches(FusedModelStage)", "traceback", rx.ActorDiedError()).as_instanceof_cause()
+    assert _is_lost_work(wrapped)
+    try:  # Ray Data raises its own error from the task's
+        raise RuntimeError("dataset failed") from rx.ObjectLostError("cd" * 14, "", "")
+    except RuntimeError as error:
+        assert _is_lost_work(error)
+    bug = rx.RayTaskError("MapBatches(KeypointStage)", "traceback", ZeroDivisionError("a bug")).as_instanceof_cause()
+    assert not _is_lost_work(bug) and not _is_lost_work(ValueError("bad config")) and not _is_lost_work(None)
