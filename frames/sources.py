@@ -35,6 +35,7 @@ from frames.mvor import read_mvor_calibrations
 __all__ = [
     "REF_COLUMNS",
     "ref_batch",
+    "refs_from_batch",
     "Frame",
     "FrameRef",
     "FrameSource",
@@ -120,6 +121,14 @@ def ref_batch(refs: list[FrameRef]) -> dict[str, list]:
     }
 
 
+def refs_from_batch(batch: dict[str, list]) -> list[FrameRef]:
+    """One batch of ref columns (REF_COLUMNS) -> FrameRefs: the inverse of `ref_batch`."""
+    return [
+        FrameRef(frame_id, camera, color, depth or None, None if timestamp != timestamp else timestamp)  # NaN
+        for frame_id, camera, color, depth, timestamp in zip(*(batch[c] for c in REF_COLUMNS))
+    ]
+
+
 class FrameSource(ABC):
     """A list of frames and their calibrations."""
 
@@ -191,11 +200,7 @@ class ManifestSource(FrameSource):
 
     def refs(self) -> list[FrameRef]:
         if self._refs is None:
-            refs = [
-                FrameRef(*(values[:3]), values[3] or None, None if values[4] != values[4] else values[4])
-                for batch in self.iter_ref_batches()
-                for values in zip(*(batch[c] for c in REF_COLUMNS))
-            ]
+            refs = [ref for batch in self.iter_ref_batches() for ref in refs_from_batch(batch)]
             _check_unique(refs, self.manifest)
             self._refs = refs
         return list(self._refs)

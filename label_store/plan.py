@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import pyarrow.parquet as pq
 
 from frames.errors import SourceError
 from frames.sources import REF_COLUMNS
+from label_store.shard import committed_shards
 from label_store.space import disk_full_as_error
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "PendingFrames",
     "write_plan",
     "read_plan",
-    "committed_shards",
     "pending_frames",
 ]
 
@@ -64,7 +63,6 @@ PLAN_SCHEMA = pa.schema(
     ]
 )
 FRAMES_PER_PART = 262_144  # about 30 MB of Parquet per part: one Ray read task each
-_ENTRY = re.compile(r"^shard-(\d+)\.json$")
 
 
 class PlanError(ValueError):
@@ -115,9 +113,7 @@ class Plan:
         for part in parts:
             for batch in pq.ParquetFile(self.folder / part.file).iter_batches(batch_size, columns=columns):
                 if shards is not None:
-                    keep = np.isin(batch.column("shard_index").to_numpy(), shards)
-                    if not keep.all():
-                        batch = batch.filter(pa.array(keep))
+                    batch = _rows_of(batch, shards)
                 if batch.num_rows:
                     yield batch
 
@@ -133,6 +129,12 @@ class Plan:
                 ids.append(frame_id)
         if current is not None:
             yield current, ids
+
+
+def _rows_of(rows: pa.Table | pa.RecordBatch, shards: np.ndarray) -> pa.Table | pa.RecordBatch:
+    """The rows of `rows` that belong to `shards` (all of them without a copy when every row does)."""
+    keep = np.isin(rows.column("shard_index").to_numpy(), shards)
+    return rows if keep.all() else rows.filter(pa.array(keep))
 
 
 def _duplicate_message(folder: Path, hashes: np.ndarray) -> str | None:
@@ -258,16 +260,6 @@ def read_plan(run_dir: str | Path) -> Plan | None:
         ) from None
 
 
-def committed_shards(run_dir: str | Path) -> np.ndarray:
-    """Indices of the committed shards, sorted, from the manifest's file names alone (one directory listing)."""
-    folder = Path(run_dir) / "manifest"
-    if not folder.is_dir():
-        return np.zeros(0, dtype=np.int64)
-    with os.scandir(folder) as entries:
-        found = [int(m.group(1)) for e in entries if (m := _ENTRY.match(e.name))]
-    return np.array(sorted(found), dtype=np.int64)
-
-
 @dataclass(frozen=True)
 class PendingFrames:
     """The planned frames of the shards not yet committed: what a run (or a retry) hands to an executor."""
@@ -288,9 +280,9 @@ class PendingFrames:
         """Source batches of `batch_size` rows (numpy columns, strings as object arrays), read as a stream."""
         for batch in self.plan.iter_batches(shards=self.shards, batch_size=batch_size):
             yield {
-                name: column.to_numpy(zero_copy_only=False)
-                if name not in ("frame_id", "camera_id", "color_path", "depth_path")
-                else np.array(column.to_pylist(), dtype=object)
+                name: np.array(column.to_pylist(), dtype=object)
+                if pa.types.is_string(column.type)
+                else column.to_numpy(zero_copy_only=False)
                 for name, column in zip(batch.schema.names, batch.columns)
             }
 
@@ -314,10 +306,7 @@ class PendingFrames:
 def _read_pending_part(batch: pa.Table, shards: np.ndarray, rows_per_block: int) -> Iterator[pa.Table]:
     """The rows of the pending `shards` in the plan part named by the batch's one row (a Ray read task)."""
     (path,) = batch.column("part").to_pylist()
-    table = pq.read_table(path)
-    keep = np.isin(table.column("shard_index").to_numpy(), shards)
-    if not keep.all():
-        table = table.filter(pa.array(keep))
+    table = _rows_of(pq.read_table(path), shards)
     for start in range(0, table.num_rows, rows_per_block):
         yield table.slice(start, rows_per_block)
 

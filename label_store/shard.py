@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,6 +45,7 @@ __all__ = [
     "commit_shard",
     "shard_name",
     "manifest_entries",
+    "committed_shards",
     "ShardEntry",
     "read_manifest_entry",
 ]
@@ -76,6 +78,9 @@ class ShardEntry:
 
 def shard_name(index: int) -> str:
     return f"shard-{index:05d}"
+
+
+_ENTRY_NAME = re.compile(r"^shard-(\d+)\.json$")  # manifest/<shard_name(index)>.json
 
 
 def _empty(f: Field, rows: int) -> np.ndarray:
@@ -256,6 +261,17 @@ def read_manifest_entry(path: Path) -> ShardEntry:
         data["sha256"],
         data.get("rejected", {}),
     )
+
+
+def committed_shards(run_dir: str | Path) -> np.ndarray:
+    """Indices of the committed shards, sorted, from the manifest's file names alone (one directory listing,
+    no entry read: what a resume of millions of frames needs)."""
+    folder = Path(run_dir) / "manifest"
+    if not folder.is_dir():
+        return np.zeros(0, dtype=np.int64)
+    with os.scandir(folder) as entries:
+        found = [int(m.group(1)) for e in entries if (m := _ENTRY_NAME.match(e.name))]
+    return np.array(sorted(found), dtype=np.int64)
 
 
 def manifest_entries(run_dir: str | Path) -> list[ShardEntry]:

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from label_store.shard import shard_name
 from pipeline.bench import timed_command
 
 __all__ = ["bench_plan"]
@@ -54,7 +55,7 @@ def bench_plan(frames: int, keep: str | None = None, committed: float = 0.9) -> 
     entries.mkdir(parents=True, exist_ok=True)
     marked = int(shards * committed)
     for index in range(marked):
-        (entries / f"shard-{index:05d}.json").write_text("{}")
+        (entries / f"{shard_name(index)}.json").write_text("{}")
     resume = timed_command(command)
     resumed = json.loads(summary.read_text())
     lines = [

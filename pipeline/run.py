@@ -193,7 +193,6 @@ def run_labels(
         with make_executor(executor, graph, context, config.run.batch_size, address, verbose) as engine:
             summary.engine_logs = engine.log_location()
             for attempt in range(1, attempts + 1):
-                pending = pending_frames(run_dir, plan)
                 if not len(pending.shards):
                     break
                 try:
@@ -216,7 +215,8 @@ def run_labels(
                         "its uncommitted shards are labelled again",
                         file=sys.stderr,
                     )
-            leftover = pending_frames(run_dir, plan).shards
+                pending = pending_frames(run_dir, plan)
+            leftover = pending.shards
             if len(leftover):
                 raise RunError(
                     f"{len(leftover)} shards could not be completed after {attempts} attempts "

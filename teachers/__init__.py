@@ -1,1 +1,16 @@
-"""teachers package."""
+"""teachers package: the teacher's models (mmdet, mmpose) built from their configs and checkpoints."""
+
+import warnings
+
+# Two warnings of the OpenMMLab stack that every run would print and no user can act on. Set here, on the
+# package, so that every module that imports OpenMMLab (models, weights) is covered.
+# - mmdet's mask head copies a tensor with new_tensor (mmdet 3.3, fcn_mask_head.py): an ordinary warning.
+warnings.filterwarnings("ignore", message=r"To copy construct from a tensor", module=r"mmdet\.")
+# - torch's notice about TorchScript optimizers, printed when mmengine imports torch.distributed.optim. torch
+#   issues it under simplefilter("always"), which no filter overrides; importing the module once here, with the
+#   warning recorded instead of shown, keeps it off the console.
+with warnings.catch_warnings(record=True):
+    try:
+        import torch.distributed.optim  # noqa: F401
+    except ImportError:  # a torch built without distributed: mmengine does not import it either
+        pass

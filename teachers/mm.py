@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 
 from frames.files import sha256_file
-
-# Two warnings of the OpenMMLab stack that every run would print and no user can act on: torch's notice
-# about TorchScript optimizers (mmengine imports torch.distributed.optim), and mmdet's mask head copying
-# a tensor with new_tensor (mmdet 3.3, fcn_mask_head.py). Both are about library code, not labels.
-warnings.filterwarnings("ignore", message=r"`TorchScript` support for functional optimizers is deprecated")
-warnings.filterwarnings("ignore", message=r"To copy construct from a tensor", module=r"mmdet\.")
 
 __all__ = [
     "describe_keys",

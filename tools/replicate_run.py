@@ -17,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
+from frames.sources import FrameRef, ref_batch  # noqa: E402
 from label_store.plan import write_plan  # noqa: E402
 from label_store.reader import LabelRun  # noqa: E402
 from label_store.schema import PERSON_FIELDS  # noqa: E402
@@ -48,14 +49,8 @@ def main() -> None:
             plan.append([r.frame for r in batch])
             batch, shard = [], shard + 1
     frames = [r for shard_records in plan for r in shard_records]
-    refs = {
-        "frame_id": [f["frame_id"] for f in frames],
-        "camera_id": [f["camera_id"] for f in frames],
-        "color_path": [f["color_path"] for f in frames],
-        "depth_path": [f.get("depth_path", "") or "" for f in frames],
-        "timestamp": [float("nan")] * len(frames),
-    }
-    write_plan(out, [refs], args.shard_size, None, f"replicated from {args.run}")
+    refs = [FrameRef(f["frame_id"], f["camera_id"], f["color_path"], f.get("depth_path") or None) for f in frames]
+    write_plan(out, [ref_batch(refs)], args.shard_size, None, f"replicated from {args.run}")
     print(f"wrote {args.frames} frames in {shard} shards to {out} in {time.perf_counter() - start:.1f} s")
 
 

@@ -14,11 +14,11 @@ from label_store.plan import (
     PendingFrames,
     PlanError,
     _read_pending_part,
-    committed_shards,
     pending_frames,
     read_plan,
     write_plan,
 )
+from label_store.shard import committed_shards
 
 
 def batches(ids: list[str], size: int):
