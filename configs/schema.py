@@ -130,7 +130,11 @@ class RunSpec:
     keypoint_gpus: float | None = None
     lifter_gpus: float | None = None
     cpus_per_actor: float = 0.5  # CPUs each model actor reserves
-    cpu_tasks: int = 2  # parallel decode and label-assembly tasks
+    # Ray actors that decode frames, and as many that assemble labels. None: one of each per 4 detector actors
+    # (at least 1). One decode actor reads about 40 frames/s of 640x480 PNG; each extra Ray worker process
+    # costs its start-up and a share of the cores (measured on 2 cores, tiny teacher, 2 model actors: 2 of
+    # each made the run 9 % slower than 1 of each).
+    cpu_tasks: int | None = None
     # Intra-op threads per model actor of the Ray executor, and per model thread of the in-process
     # executor when it runs several (run.detector_actors > 1); one model thread takes every core.
     torch_threads: int = 1
@@ -139,6 +143,11 @@ class RunSpec:
     # memory, same steady state), separate pools when they reserve GPUs (not measured yet).
     fuse_models: bool | None = None
     max_rejected_fraction: float = 0.2  # stop the run when more frames than this are rejected
+
+    @property
+    def cpu_actors(self) -> int:
+        """Actors per CPU stage (decode, assemble): `cpu_tasks`, or one per 4 detector actors."""
+        return self.cpu_tasks if self.cpu_tasks is not None else max(1, -(-self.detector_actors // 4))
 
 
 @dataclass(frozen=True)
@@ -238,7 +247,9 @@ def from_dict(cls, data: Any, path: str = "", source: str = "<config>"):
             raise ConfigError(source, f"{path}.{name}".lstrip("."), f"must lie in [0, 1], got {value}")
         if isinstance(value, int) and not isinstance(value, bool) and name.startswith(("max_", "min_")) and value < 0:
             raise ConfigError(source, f"{path}.{name}".lstrip("."), f"must be >= 0, got {value}")
-        if name.endswith(("_per_forward", "_actors", "_size", "cpu_tasks", "torch_threads")) and value < 1:
+        if name.endswith(("_per_forward", "_actors", "_size", "cpu_tasks", "torch_threads")) and (
+            value is not None and value < 1
+        ):
             raise ConfigError(source, f"{path}.{name}".lstrip("."), f"must be >= 1, got {value}")
     return cls(**values)
 

@@ -160,7 +160,7 @@ def write_plan(
     shard_size: int,
     fingerprint: str | None,
     source_name: str,
-    frames_per_part: int = FRAMES_PER_PART,
+    frames_per_part: int | None = None,
     progress: bool = False,
 ) -> Plan:
     """Stream the source's ref batches (REF_COLUMNS) into RUN/plan; raises SourceError naming a duplicate id."""
@@ -171,7 +171,7 @@ def write_plan(
     temporary = run_dir / f".{PLAN_DIR}.{os.getpid()}.tmp"
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
-    shards_per_part = max(1, frames_per_part // shard_size)
+    shards_per_part = max(1, (frames_per_part or FRAMES_PER_PART) // shard_size)
     part_frames = shards_per_part * shard_size
     parts: list[PlanPart] = []
     hashes: list[np.ndarray] = []
@@ -286,29 +286,24 @@ class PendingFrames:
                 for name, column in zip(batch.schema.names, batch.columns)
             }
 
-    def ray_dataset(self, rows_per_block: int):
+    def ray_dataset(self):
         """A Ray Dataset of the pending rows: one read task per plan part, run on Ray's workers, each reading
-        its part and keeping the pending shards' rows, in blocks of `rows_per_block` rows (a block goes to one
-        actor: small blocks spread the frames over the pools). The read tasks reserve no CPU: the model actor
-        pools may hold every CPU of the cluster, and a read waiting for one would wait for ever."""
+        its part and keeping the pending shards' rows. Ray Data merges a task's output into blocks of up to
+        128 MiB, so a part comes out as one block: the executor cuts it into batches
+        (`pipeline.executors.RayExecutor`). A read task takes one CPU (Ray's default): the executor reserves
+        it beside the actor pools (`pipeline.executors.READ_CPUS`)."""
         import ray.data
 
         parts = [{"part": str(self.plan.folder / part.file)} for part in self.plan.parts_of(self.shards)]
         return ray.data.from_items(parts, override_num_blocks=len(parts)).map_batches(
-            _read_pending_part,
-            fn_kwargs=dict(shards=self.shards, rows_per_block=rows_per_block),
-            batch_size=1,
-            batch_format="pyarrow",
-            num_cpus=0,
+            _read_pending_part, fn_kwargs=dict(shards=self.shards), batch_size=1, batch_format="pyarrow"
         )
 
 
-def _read_pending_part(batch: pa.Table, shards: np.ndarray, rows_per_block: int) -> Iterator[pa.Table]:
+def _read_pending_part(batch: pa.Table, shards: np.ndarray) -> pa.Table:
     """The rows of the pending `shards` in the plan part named by the batch's one row (a Ray read task)."""
     (path,) = batch.column("part").to_pylist()
-    table = _rows_of(pq.read_table(path), shards)
-    for start in range(0, table.num_rows, rows_per_block):
-        yield table.slice(start, rows_per_block)
+    return _rows_of(pq.read_table(path), shards)
 
 
 def pending_frames(run_dir: str | Path, plan: Plan) -> PendingFrames:

@@ -404,13 +404,18 @@ def bench(
         small_run, large_run = runs[variant, "small"], runs[variant, "large"]
         fps = frames / small_run["seconds"]
         growth = 100 * (large_run["peak_rss_mb"] / small_run["peak_rss_mb"] - 1)
-        steady = large_run["summary"]["steady_fps"] or float("nan")
+        steady = large_run["summary"]["steady_fps"]
+        steady_text = (
+            f"{steady:.3f} frames/s = {steady / naive_steady:.2f} x naive"
+            if steady
+            else f"no steady state: {large_run['summary'].get('steady_note') or 'none measured'}"
+        )
         c = comparisons[variant]
         lines.append(
             f"  {variant:<10}: {fps:.3f} frames/s = {fps / naive_fps:.2f} x naive | "
             f"{small_run['peak_rss_mb']:.0f} MB = "
             f"{small_run['peak_rss_mb'] / naive['peak_rss_mb']:.2f} x naive | {large_run['peak_rss_mb']:.0f} MB "
-            f"({growth:+.1f} %) | {steady:.3f} frames/s = {steady / naive_steady:.2f} x naive; labels "
+            f"({growth:+.1f} %) | {steady_text}; labels "
             f"{'same' if c.ok else 'DIFFERENT'} ({c.matched} persons matched, {c.added} added, {c.removed} removed, "
             f"max keypoint difference {max(c.keypoint_px, default=0):.2g} px)"
             + (
@@ -440,7 +445,9 @@ def bench(
             f"to the bit (the part of the steady ratios that is the kernel, not the pipeline); steady state over "
             "that loop: "
             + ", ".join(
-                f"{v} {(runs[v, 'large']['summary']['steady_fps'] or float('nan')) / kernel_steady:.2f} x"
+                f"{v} {runs[v, 'large']['summary']['steady_fps'] / kernel_steady:.2f} x"
+                if runs[v, "large"]["summary"]["steady_fps"]
+                else f"{v} none"
                 for v in pipelines
             )
         )

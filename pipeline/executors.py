@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
+import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import replace
@@ -29,15 +31,27 @@ import numpy as np
 
 from configs.schema import TeacherConfig
 from stages.context import StageContext
-from stages.graph import StageGraph, StageSpec, stage_resources
+from stages.graph import CPU_STAGE_CPUS, StageGraph, StageSpec, stage_resources
 from stages.rows import REJECT_DETAIL, REJECT_REASON, batch_from_rows, objects
 
 if TYPE_CHECKING:
     from label_store.plan import PendingFrames
 
-__all__ = ["LocalExecutor", "RayExecutor", "make_executor", "EXECUTORS", "requested_cpus"]
+__all__ = [
+    "LocalExecutor",
+    "RayExecutor",
+    "make_executor",
+    "EXECUTORS",
+    "requested_cpus",
+    "worker_column",
+    "LABELLED_AT",
+    "TestGate",
+    "MAX_TASKS_IN_FLIGHT_PER_ACTOR",
+]
 
 EXECUTORS = ("ray", "local")
+# Batches queued on or running in one Ray actor: 2 overlaps fetching the next batch with labelling this one.
+MAX_TASKS_IN_FLIGHT_PER_ACTOR = 2
 
 
 def _check_written(spec: StageSpec, batch: dict) -> dict:
@@ -45,6 +59,55 @@ def _check_written(spec: StageSpec, batch: dict) -> dict:
     if missing:
         raise RuntimeError(f"stage '{spec.name}' did not write the column(s) it declares: {', '.join(missing)}")
     return batch
+
+
+def worker_column(stage: str) -> str:
+    """The column that names the worker (Ray actor or local thread) which ran model stage `stage` on a row."""
+    return f"worker_{stage}"
+
+
+LABELLED_AT = "labelled_at"  # wall-clock time (time.time()) at which the last model stage finished the row's batch
+
+
+def _stamp_worker(spec: StageSpec, batch: dict, worker: str) -> dict:
+    """Name the model worker on every row, and when it finished: the run summary counts frames per worker and
+    compares commit times with the last labelled batch (`pipeline.run.RunSummary`)."""
+    if spec.kind == "model":
+        n = len(batch["frame_id"])
+        batch[worker_column(spec.name)] = np.array([worker] * n, dtype=object)
+        batch[LABELLED_AT] = np.full(n, time.time())
+    return batch
+
+
+class TestGate:
+    """A test-only pause point (never set in production): with LABELS_TEST_GATE=PATH and
+    LABELS_TEST_GATE_AFTER=N in the driver's environment, each model worker labels N batches, then waits until
+    PATH exists. Fault tests use it to lose a node or an actor while work is certainly left, without racing
+    the run (`tests/pipeline/test_cluster.py`, `test_run.py`)."""
+
+    ENV, AFTER_ENV = "LABELS_TEST_GATE", "LABELS_TEST_GATE_AFTER"
+
+    def __init__(self, path: str, after: int):
+        self.path, self.after, self.seen, self._lock = path, after, 0, threading.Lock()
+
+    def __getstate__(self) -> dict:  # shipped to Ray actors: each one counts its own batches
+        return {"path": self.path, "after": self.after}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"], state["after"])
+
+    @classmethod
+    def from_env(cls) -> "TestGate | None":
+        path = os.environ.get(cls.ENV)
+        return cls(path, int(os.environ.get(cls.AFTER_ENV, "1"))) if path else None
+
+    def wait(self) -> None:
+        with self._lock:
+            self.seen += 1
+            seen = self.seen
+        if seen > self.after:
+            while not os.path.exists(self.path):
+                time.sleep(0.1)
 
 
 class LocalExecutor:
@@ -66,6 +129,8 @@ class LocalExecutor:
         first_model = next((k for k, s in enumerate(graph.stages) if s.kind == "model"), len(graph.stages))
         self._ahead, self._rest = graph.stages[:first_model], graph.stages[first_model:]
         self.stages = {spec.name: spec.build(context) for spec in graph.stages}
+        self.gate = TestGate.from_env()  # in this process: N batches in all, counted at the first model stage
+        self._gated = next((s.name for s in self._rest if s.kind == "model"), None)
 
     def __enter__(self) -> "LocalExecutor":
         return self
@@ -75,7 +140,10 @@ class LocalExecutor:
 
     def _run(self, specs, batch: dict) -> dict:
         for spec in specs:
+            if spec.name == self._gated and self.gate is not None:
+                self.gate.wait()
             batch = _check_written(spec, self.stages[spec.name](batch))
+            batch = _stamp_worker(spec, batch, f"{os.uname().nodename}:{os.getpid()}:{threading.current_thread().name}")
         return batch
 
     def lost_work(self, error: BaseException) -> bool:
@@ -164,19 +232,32 @@ def _source_batches(frames: "PendingFrames | list[dict]", batch_size: int) -> It
         yield from frames.iter_batches(batch_size)
 
 
+# The CPU of the task that reads a plan part and cuts it into batches (RayExecutor.batches): on top of what the
+# actor pools reserve, or the read would wait for ever behind them.
+READ_CPUS = 1
+
+
 def requested_cpus(graph: StageGraph, context: StageContext) -> float:
+    """CPUs a Ray run reserves: every actor pool's, plus the plan read's."""
     resources = [stage_resources(spec, context.config.run) for spec in graph.stages]
-    return sum(r.actors * r.cpus for r in resources)
+    return sum(r.actors * r.cpus for r in resources) + READ_CPUS
 
 
 class _RayStage:
     """A stage as Ray Data's callable class: built in its actor from the spec and the context."""
 
-    def __init__(self, spec: StageSpec, context: StageContext):
-        self.spec, self.stage = spec, spec.build(context)
+    def __init__(self, spec: StageSpec, context: StageContext, gate: TestGate | None = None):
+        import ray
+
+        self.spec, self.stage, self.gate = spec, spec.build(context), gate
+        runtime = ray.get_runtime_context()
+        # node id first: the run summary tells the nodes apart by it (two nodes of one machine share a hostname)
+        self.worker = f"{runtime.get_node_id()[:12]}:{os.getpid()}:{runtime.get_actor_id()[-8:]}"
 
     def __call__(self, batch: dict) -> dict:
-        return _check_written(self.spec, self.stage(batch))
+        if self.gate is not None and self.spec.kind == "model":
+            self.gate.wait()
+        return _stamp_worker(self.spec, _check_written(self.spec, self.stage(batch)), self.worker)
 
 
 def _ray_stage_class(spec: StageSpec) -> type:
@@ -203,7 +284,19 @@ class RayExecutor:
         self._started = False
 
     def __enter__(self) -> "RayExecutor":
-        self._started = start_ray(self.address, requested_cpus(self.graph, self.context), self.verbose)
+        needed = requested_cpus(self.graph, self.context)
+        self._started = start_ray(self.address, needed, self.verbose)
+        import ray
+
+        available = ray.cluster_resources().get("CPU", 0.0)
+        if available < needed:  # Ray would wait for ever for the CPUs of the last pool or of the plan read
+            if self._started:
+                ray.shutdown()
+            raise ValueError(
+                f"the Ray cluster has {available:g} CPUs, and this run needs {needed:g}: the actor pools "
+                f"(run.*_actors x run.cpus_per_actor, run.cpu_tasks x {CPU_STAGE_CPUS:g}) and {READ_CPUS} for reading "
+                "the plan. Add CPUs to the cluster, or lower run.cpus_per_actor or the actor counts"
+            )
         return self
 
     def lost_work(self, error: BaseException) -> bool:
@@ -248,26 +341,39 @@ class RayExecutor:
         data_context.enable_progress_bars = False  # the driver shows one bar with per-stage figures
         data_context.execution_options.preserve_order = False
         if isinstance(frames, list):
-            ds = ray.data.from_items(
-                frames, override_num_blocks=max(1, min(len(frames), len(frames) // self.batch_size))
-            )
+            ds = ray.data.from_items(frames)
         else:
-            ds = frames.ray_dataset(rows_per_block=self.batch_size)
+            ds = frames.ray_dataset()
+        # Blocks of batch_size rows. Ray Data merges what one task yields into blocks up to
+        # DataContext.target_max_block_size (128 MiB): a plan part's rows (paths: a few MB for 262,144 frames)
+        # became one block, which one actor labelled whole and sent back at its end. A streaming repartition
+        # cuts them into blocks of batch_size rows, so each actor task is one batch, its output a block of its
+        # own that reaches the driver as soon as it is done. Ray fuses it into the read task when both ask for
+        # the same resources: one CPU (READ_CPUS), which the local Ray adds and a cluster must have free.
+        ds = ds.repartition(target_num_rows_per_block=self.batch_size)
+        gate = TestGate.from_env()
         for spec in self.graph.stages:
             r = stage_resources(spec, self.context.config.run)
             gpus = dict(num_gpus=r.gpus) if r.gpus else {}
             ds = ds.map_batches(
                 _ray_stage_class(spec),
-                fn_constructor_kwargs=dict(spec=spec, context=self.context),
+                fn_constructor_kwargs=dict(spec=spec, context=self.context, gate=gate),
                 batch_size=self.batch_size,
                 batch_format="numpy",
-                compute=ray.data.ActorPoolStrategy(size=r.actors),
+                # Backpressure: an actor holds at most this many batches (the one it runs and the next),
+                # whatever the part size; tasks go to the pool's least-loaded actor, so every actor gets work.
+                compute=ray.data.ActorPoolStrategy(
+                    size=r.actors, max_tasks_in_flight_per_actor=MAX_TASKS_IN_FLIGHT_PER_ACTOR
+                ),
                 num_cpus=r.cpus,
                 **gpus,
                 max_restarts=0,
                 max_task_retries=0,
             )
-        yield from ds.iter_batches(batch_size=None, batch_format="numpy")
+        # prefetch_batches=0: with prefetching, Ray Data hands over a block only once the next one has
+        # arrived (its sliding window fetches ahead before yielding), so the driver would lag one batch
+        # behind the models; each block is one small batch of records, nothing worth prefetching.
+        yield from ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0)
 
 
 def _is_lost_work(error: BaseException | None) -> bool:

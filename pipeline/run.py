@@ -28,7 +28,7 @@ from frames.sources import FrameSource
 from label_store.plan import Plan, pending_frames
 from label_store.provenance import make_provenance
 from label_store.shard import commit_shard
-from pipeline.executors import make_executor
+from pipeline.executors import LABELLED_AT, make_executor, worker_column
 from pipeline.run_dir import prepare_run_dir
 from pipeline.run_lock import acquire_run_lock
 from stages.context import StageContext
@@ -70,21 +70,65 @@ class RunSummary:
     plan_only: bool = False  # `labels run --plan-only`: planned and counted, no model loaded
     lost_work: list = field(default_factory=list)  # per attempt that lost a node, actor or object: what happened
     engine_logs: str | None = None  # where the executor's own logs are (Ray's session log folder)
+    # model stage -> worker ("node:pid:actor" on Ray, "host:pid:thread" in-process) -> frames it labelled
+    frames_per_worker: dict = field(default_factory=dict)
+    first_commit_seconds: float | None = None  # when this invocation committed its first shard, after its start
+    last_labelled_seconds: float | None = None  # when the last batch left the last model stage, after the start
+    # per model stage (a worker pool): busy seconds of the frames that arrived after the first batch
+    steady_model_seconds: dict = field(default_factory=dict)
+
+    def steady_state(self) -> tuple[float | None, str]:
+        """(frames/s after the first batch, '') or (None, why there is none). Too few frames say nothing; and
+        frames that reached the driver faster than the model workers could have labelled them (their busy
+        seconds over the number of workers of each pool) came in a burst: that is not a throughput."""
+        if self.steady_frames < 32 or self.steady_seconds <= 0:
+            return None, f"too few frames after the first batch ({self.steady_frames} < 32)"
+        fastest = max(
+            (
+                busy / max(1, len(self.frames_per_worker.get(stage, {})))
+                for stage, busy in self.steady_model_seconds.items()
+            ),
+            default=0.0,
+        )
+        if self.steady_seconds < 0.5 * fastest:
+            return None, (
+                f"a burst: {self.steady_frames} frames arrived in {self.steady_seconds:.2f} s, but their model work "
+                f"needs at least {fastest:.1f} s on these workers (the executor held its output back)"
+            )
+        return self.steady_frames / self.steady_seconds, ""
 
     def steady_fps(self) -> float | None:
-        """Frames/s after the first batch, or None when too few frames followed it (a few batches say nothing)."""
-        return (
-            self.steady_frames / self.steady_seconds if self.steady_seconds > 0 and self.steady_frames >= 32 else None
-        )
+        """Frames/s after the first batch, or None where `steady_state` says there is none."""
+        return self.steady_state()[0]
 
     def to_json(self) -> str:
         """The summary as one JSON object (`labels run --summary-json`; read by `labels bench`)."""
         import dataclasses
         import json
 
+        fps, why = self.steady_state()
         return json.dumps(
-            {**dataclasses.asdict(self), "frames_rejected": dict(self.frames_rejected), "steady_fps": self.steady_fps()}
+            {
+                **dataclasses.asdict(self),
+                "frames_rejected": dict(self.frames_rejected),
+                "steady_fps": fps,
+                "steady_note": why,
+            }
         )
+
+    def worker_lines(self) -> list[str]:
+        """Frames per model worker, per pool: how the work was spread."""
+        out = []
+        for stage, workers in sorted(self.frames_per_worker.items()):
+            counts = sorted(workers.values(), reverse=True)
+            nodes = Counter()
+            for worker, n in workers.items():
+                nodes[worker.split(":")[0]] += n
+            out.append(
+                f"model workers ({stage}): {len(counts)} labelled {' / '.join(map(str, counts))} frames"
+                + (f"; per node: {', '.join(f'{k} {v}' for k, v in nodes.most_common())}" if len(nodes) > 1 else "")
+            )
+        return out
 
     def lines(self) -> list[str]:
         frames = self.frames_labelled + sum(self.frames_rejected.values())
@@ -107,12 +151,21 @@ class RunSummary:
             f"({frames / max(self.wall_seconds, 1e-9):.2f} frames/s), "
             f"{self.frames_labelled} labelled, {sum(self.frames_rejected.values())} rejected"
         )
-        if self.steady_fps() is not None:
+        fps, why = self.steady_state()
+        if fps is not None:
             start = "Ray start, model loading" if self.executor == "ray" else "model loading"
             out.append(
-                f"steady state: {self.steady_fps():.3f} frames/s after the first batch "
+                f"steady state: {fps:.3f} frames/s after the first batch "
                 f"({start} and the pipeline's fill took the rest)"
             )
+        elif why.startswith("a burst"):
+            out.append(f"steady state: none ({why})")
+        if self.first_commit_seconds is not None and self.last_labelled_seconds is not None:
+            out.append(
+                f"commits: first shard committed at {self.first_commit_seconds:.1f} s, "
+                f"last batch labelled at {self.last_labelled_seconds:.1f} s"
+            )
+        out += self.worker_lines()
         if self.gpu_peak_mb is not None:
             out.append(f"GPU memory: {self.gpu_peak_mb:.0f} MB peak allocated by torch in this process")
         for reason, count in sorted(self.frames_rejected.items()):
@@ -164,10 +217,13 @@ def run_labels(
     executor: str = "ray",
     plan_only: bool = False,
     verbose: bool = False,
+    graph: StageGraph | None = None,
 ) -> RunSummary:
     """Label every planned frame that is not yet in a committed shard; see the module docstring.
-    `plan_only`: write (or check) the plan and count what is pending, load no model."""
+    `plan_only`: write (or check) the plan and count what is pending, load no model. `graph`: the stage
+    graph to execute (default `run_graph(config)`; tests give stand-in model stages of the same columns)."""
     started = time.perf_counter()
+    started_at = time.time()  # wall clock: the model workers stamp their batches with it (LABELLED_AT)
     run_dir = Path(run_dir)
     weights_dir = Path(weights_dir or config.weights_dir)
     missing = missing_checkpoints(config, weights_dir)
@@ -187,7 +243,7 @@ def run_labels(
             return summary
 
         provenance = make_provenance(config, checkpoints)
-        graph = run_graph(config)
+        graph = graph or run_graph(config)
         context = StageContext(config, weights_dir, dict(source.calibrations()))
         summary.model_work = True
         with make_executor(executor, graph, context, config.run.batch_size, address, verbose) as engine:
@@ -205,6 +261,8 @@ def run_labels(
                         summary,
                         config.run.max_rejected_fraction,
                         progress,
+                        model_timings(graph),
+                        started_at,
                     )
                 except Exception as error:
                     if not engine.lost_work(error):  # a node, a worker, an actor or its objects were lost
@@ -225,6 +283,15 @@ def run_labels(
         summary.wall_seconds = time.perf_counter() - started
         summary.gpu_peak_mb = gpu_peak_mb()
         return summary
+
+
+def model_timings(graph: StageGraph) -> dict[str, tuple[str, ...]]:
+    """Model stage (a worker pool) -> the timed stages its workers run (a fused stage: its parts)."""
+    return {
+        spec.name: tuple(t.removeprefix("seconds_") for t in spec.timings)
+        for spec in graph.stages
+        if spec.kind == "model"
+    }
 
 
 def _first_line(error: BaseException) -> str:
@@ -249,6 +316,8 @@ def _commit_batches(
     summary: RunSummary,
     max_rejected_fraction: float,
     progress: bool,
+    models: dict[str, tuple[str, ...]],
+    started_at: float,
 ) -> None:
     """Gather the executor's output batches per shard; commit each shard when its last frame arrives.
     The driver holds only the records of shards in flight; a frame that arrives twice (an executor's
@@ -262,11 +331,15 @@ def _commit_batches(
     first_batch_at = None
     try:
         for batch in batches:
+            steady = first_batch_at is not None
             if first_batch_at is None:
                 first_batch_at = time.perf_counter()
             else:
                 summary.steady_frames += len(batch["frame_id"])
                 summary.steady_seconds = time.perf_counter() - first_batch_at
+            if LABELLED_AT in batch and len(batch[LABELLED_AT]):
+                labelled = float(np.max(batch[LABELLED_AT])) - started_at
+                summary.last_labelled_seconds = max(summary.last_labelled_seconds or 0.0, labelled)
             for i in range(len(batch["frame_id"])):
                 shard, frame_id, record = int(batch["shard_index"][i]), str(batch["frame_id"][i]), batch["record"][i]
                 if shard in committed or frame_id in waiting[shard]:
@@ -274,6 +347,14 @@ def _commit_batches(
                 waiting[shard][frame_id] = (int(batch["position"][i]), record)
                 for stage in TIMED_STAGES:
                     summary.stage_seconds[stage] += float(batch[timing_column(stage)][i])
+                for pool, parts in models.items():
+                    if worker_column(pool) in batch:
+                        workers = summary.frames_per_worker.setdefault(pool, {})
+                        worker = str(batch[worker_column(pool)][i])
+                        workers[worker] = workers.get(worker, 0) + 1
+                    if steady:
+                        busy = sum(float(batch[timing_column(part)][i]) for part in parts)
+                        summary.steady_model_seconds[pool] = summary.steady_model_seconds.get(pool, 0.0) + busy
                 processed += 1
                 if record.frame["reject_reason"]:
                     rejected += 1
@@ -289,6 +370,8 @@ def _commit_batches(
                 if len(waiting[shard]) == plan.shard_frames(shard):
                     records = [record for _, record in sorted(waiting.pop(shard).values(), key=lambda pr: pr[0])]
                     commit_shard(run_dir, shard, records, provenance)
+                    if summary.first_commit_seconds is None:
+                        summary.first_commit_seconds = time.time() - started_at
                     committed.add(shard)
                     summary.shards_committed += 1
             bar.update(len(batch["frame_id"]))

@@ -252,7 +252,7 @@ CPU_STAGE_CPUS = 0.25  # decode and assemble are light; they share cores with th
 
 def stage_resources(spec: StageSpec, run: RunSpec) -> Resources:
     if spec.kind == "cpu":
-        return Resources(run.cpu_tasks, CPU_STAGE_CPUS, 0.0)
+        return Resources(run.cpu_actors, CPU_STAGE_CPUS, 0.0)
     actors = {"detect": run.detector_actors, "keypoints": run.keypoint_actors, "lift": run.lifter_actors}
     gpus = {"detect": run.detector_gpus, "keypoints": run.keypoint_gpus, "lift": run.lifter_gpus}.get(spec.name)
     return Resources(

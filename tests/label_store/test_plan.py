@@ -84,14 +84,13 @@ def test_pending_shards_come_from_the_manifest_file_names(tmp_path):
     assert PendingFrames(plan, np.array([], dtype=np.int64)).num_frames == 0
 
 
-def test_a_read_task_keeps_the_pending_rows_of_its_part_in_small_blocks(tmp_path):
+def test_a_read_task_keeps_the_pending_rows_of_its_part(tmp_path):
     plan = write_plan(tmp_path, batches(IDS, 10), 3, None, "src", frames_per_part=6)
     task_input = pa.table({"part": [str(plan.folder / plan.parts[0].file)]})
-    blocks = list(_read_pending_part(task_input, np.array([0, 1]), rows_per_block=4))
-    assert [b.num_rows for b in blocks] == [4, 2]
-    blocks = list(_read_pending_part(task_input, np.array([1, 2]), rows_per_block=4))  # shard 2 is in part 1
-    assert [b.column("frame_id").to_pylist() for b in blocks] == [IDS[3:6]]
-    assert set(blocks[0].schema.names) == set(["position", "shard_index", *REF_COLUMNS])
+    assert _read_pending_part(task_input, np.array([0, 1])).column("frame_id").to_pylist() == IDS[0:6]
+    rows = _read_pending_part(task_input, np.array([1, 2]))  # shard 2 is in part 1
+    assert rows.column("frame_id").to_pylist() == IDS[3:6]
+    assert set(rows.schema.names) == set(["position", "shard_index", *REF_COLUMNS])
 
 
 def test_a_damaged_plan_is_an_error_naming_its_file(tmp_path):

@@ -1,11 +1,16 @@
 """A real two-node Ray cluster on this machine, started with Ray's own commands, that loses a node and an
-actor in the middle of `labels run --address`: every planned frame must end in exactly one committed shard.
+actor in the middle of `labels run --address`: every planned frame must end in exactly one committed shard,
+and the model actors of both nodes label frames (the run summary's frames per worker).
+
+The fault never races the run: each model actor labels one batch and then waits at a test-only gate
+(`pipeline.executors.TestGate`) until the fault has been injected, so work is certainly left when it comes.
 
 Each node is `ray start ... --block` in a session of its own; the test finds a node's processes (GCS,
 raylet, agents, the workers its raylet started) as the process tree under that command, kills a node
 with SIGKILL on that tree, and stops everything it started by process id at the end.
 """
 
+import json
 import os
 import random
 import secrets
@@ -137,9 +142,13 @@ def frames(tmp_path_factory) -> Path:
     return folder / "manifest.jsonl"
 
 
-def start_run(address: str, env: dict, frames: Path, out: Path, weights: Path) -> subprocess.Popen:
+def start_run(address: str, env: dict, frames: Path, out: Path, weights: Path, gate: Path) -> subprocess.Popen:
+    """`labels run --address` in its own session. Each model actor labels one batch (one shard), then waits
+    for `gate` to exist (`pipeline.executors.TestGate`): the fault comes while work is certainly left."""
     command = [sys.executable, "-m", "pipeline.cli", "run", "--config", "tiny", "--frames", str(frames)]
-    command += ["--out", str(out), "--weights-dir", str(weights), "--address", address, "--no-progress", *FAST]
+    command += ["--out", str(out), "--weights-dir", str(weights), "--address", address, "--no-progress"]
+    command += ["--summary-json", str(out) + ".json", *FAST]
+    env = {**env, "LABELS_TEST_GATE": str(gate), "LABELS_TEST_GATE_AFTER": "1"}
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -149,7 +158,7 @@ def committed(out: Path) -> int:
     return len(list((out / "manifest").glob("shard-*.json"))) if (out / "manifest").is_dir() else 0
 
 
-def finish(driver: subprocess.Popen, out: Path) -> tuple[str, str]:
+def finish(driver: subprocess.Popen, out: Path) -> dict:
     try:
         stdout, stderr = driver.communicate(timeout=600)
     finally:
@@ -162,36 +171,49 @@ def finish(driver: subprocess.Popen, out: Path) -> tuple[str, str]:
     assert set(counts.values()) == {1}  # every planned frame in exactly one committed shard
     assert verify_run(out) == []
     print(stdout, stderr, sep="\n")  # the run's summary and any retry line, for `pytest -s`
-    return stdout, stderr
+    return json.loads(Path(str(out) + ".json").read_text())
+
+
+def frames_per_node(summary: dict) -> Counter:
+    """Frames labelled by the model actors of each node (the worker names start with the node's id)."""
+    nodes = Counter()
+    for worker, frames in summary["frames_per_worker"]["models"].items():
+        nodes[worker.split(":")[0]] += frames
+    return nodes
 
 
 def test_a_run_on_two_nodes_completes_exactly_once_after_losing_the_worker_node(
     cluster, frames, tiny_weights, tmp_path
 ):
     address, env, head, worker = cluster
-    out = tmp_path / "run"
-    driver = start_run(address, env, frames, out, tiny_weights)
-    # the model actors landed on both nodes, and the run is under way
-    wait_for(lambda: head.model_actors() and worker.model_actors(), 300, "model actors on both nodes")
-    wait_for(lambda: committed(out) >= 1 or driver.poll() is not None, 300, "the first committed shard")
-    assert driver.poll() is None and committed(out) < 12, "the run ended before the node could be lost"
+    out, gate = tmp_path / "run", tmp_path / "gate"
+    driver = start_run(address, env, frames, out, tiny_weights, gate)
+    # both model actors (one per node) labelled their first batch and wait at the gate: 2 of 12 shards
+    wait_for(lambda: committed(out) >= 2 or driver.poll() is not None, 300, "a committed shard from each model actor")
+    assert head.model_actors() and worker.model_actors(), "the model actors are not on both nodes"
+    assert driver.poll() is None and committed(out) == 2
     worker.kill()
     assert worker.processes() == [] and head.processes()
-    finish(driver, out)  # Ray Data replaces lost actors and re-runs their blocks, or the driver's next attempt does
+    gate.touch()
+    summary = finish(driver, out)  # the driver labels the lost node's shards again
+    nodes = frames_per_node(summary)
+    print("frames per node:", dict(nodes))
+    assert len(nodes) == 2 and min(nodes.values()) >= 2, nodes  # both nodes' actors labelled frames
+    assert sum(nodes.values()) == 24
 
 
-def test_a_run_completes_exactly_once_after_a_model_actor_is_killed_at_a_random_point(
-    cluster, frames, tiny_weights, tmp_path
-):
+def test_a_run_completes_exactly_once_after_a_model_actor_is_killed_mid_run(cluster, frames, tiny_weights, tmp_path):
     address, env, head, worker = cluster
-    out = tmp_path / "run"
-    driver = start_run(address, env, frames, out, tiny_weights)
-    wait_for(lambda: head.model_actors() + worker.model_actors(), 300, "a model actor")
-    delay = random.Random(os.getpid()).uniform(0.0, 15.0)  # a random point of the models' work
-    time.sleep(delay)
-    alive = head.model_actors() + worker.model_actors()  # now: Ray Data may have retired an idle actor
-    assert alive and driver.poll() is None and committed(out) < 12, f"the run was (nearly) over after {delay:.1f} s"
-    victim = alive[0]
+    out, gate = tmp_path / "run", tmp_path / "gate"
+    driver = start_run(address, env, frames, out, tiny_weights, gate)
+    wait_for(lambda: committed(out) >= 2 or driver.poll() is not None, 300, "a committed shard from each model actor")
+    alive = head.model_actors() + worker.model_actors()
+    assert len(alive) == 2 and driver.poll() is None and committed(out) == 2
+    victim = random.Random(os.getpid()).choice(alive)  # either node's
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
-    finish(driver, out)
+    gate.touch()
+    summary = finish(driver, out)
+    nodes = frames_per_node(summary)
+    print("frames per node:", dict(nodes))
+    assert sum(nodes.values()) == 24 and len(nodes) == 2, nodes

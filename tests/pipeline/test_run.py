@@ -130,8 +130,11 @@ def _run_and_kill(tmp_path, weights, kill) -> tuple[Path, subprocess.Popen]:
         str(weights),
         "--no-progress",
     ]
+    # each model actor labels one batch (2 shards of 1), then waits at a gate that never opens: the kill
+    # below finds at most 2 actors x 2 shards committed, never the whole run (pipeline.executors.TestGate)
+    env = {**os.environ, "LABELS_TEST_GATE": str(tmp_path / "never"), "LABELS_TEST_GATE_AFTER": "1"}
     process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env
     )
     kill(process, out)
     return out, process
@@ -151,7 +154,7 @@ def test_killing_the_driver_then_rerunning_labels_every_frame_exactly_once(tmp_p
 
     out, process = _run_and_kill(tmp_path, tiny_weights, kill_after_first_commit)
     committed = len(manifest_entries(out))
-    assert 1 <= committed < 8
+    assert 1 <= committed <= 4
     again = labels(
         "run",
         "--config",
