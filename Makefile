@@ -13,9 +13,13 @@ else
 $(error STACK must be pinned or modern, not '$(STACK)')
 endif
 export STACK
+# MMCV: lite (default; mmcv-lite, nothing compiled, the teacher's ops on torchvision's kernels) or full
+# (mmcv compiled with its CPU ops, for configs that ask for mmcv's own kernels), e.g. `make setup MMCV=full`.
+MMCV        ?= lite
+export MMCV
 PY          := $(VENV)/bin/python
 LABELS      := $(VENV)/bin/labels
-SETUP_STAMP := $(VENV)/.setup-stamp
+SETUP_STAMP := $(VENV)/.setup-stamp-$(MMCV)
 PYTEST_ARGS ?=
 TEACHER     ?= paper
 FRAMES      ?= data/sample/manifest.jsonl

@@ -97,7 +97,6 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
     from pipeline.run import gpu_peak_mb
     from stages.label_sets import hard_keypoints
     from teachers.detector import PersonDetector, render_view
-    from teachers.kernels import nms_kernel
     from teachers.keypoints import TopDownKeypoints
     from teachers.lifter import Lifter
     from teachers.mm import forward_context, pick_device
@@ -160,7 +159,7 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
             h, w = frame.color_bgr.shape[:2]
             views, full_masks = [], []
             for view in detection_views(w, h, config.detector.scales, config.detector.max_side, config.detector.flip):
-                with forward_context(device, config.precision), nms_kernel(config.detector.nms):
+                with forward_context(device, config.precision):  # NMS kernel: chosen when the detector was built
                     result = inference_detector(
                         detector.model, render_view(frame.color_bgr, view), test_pipeline=test_pipeline
                     )

@@ -277,6 +277,7 @@ def _run_run(args: argparse.Namespace) -> int:
     from pipeline.run import RunError, run_labels
     from pipeline.run_dir import RunMismatchError
     from pipeline.run_lock import RunLockedError
+    from teachers.mmcv_ext import CompiledOpMissing
     from teachers.weights import WeightsMissingError
 
     config = load_teacher_config(args.config, parse_overrides(args.overrides))
@@ -299,7 +300,15 @@ def _run_run(args: argparse.Namespace) -> int:
             plan_only=args.plan_only,
             verbose=args.verbose,
         )
-    except (WeightsMissingError, RunMismatchError, RunError, RunLockedError, DiskFullError, ValueError) as error:
+    except (
+        WeightsMissingError,
+        RunMismatchError,
+        RunError,
+        RunLockedError,
+        DiskFullError,
+        CompiledOpMissing,
+        ValueError,
+    ) as error:
         print(f"labels run: {error}", file=sys.stderr)
         return 1
     print("\n".join(summary.lines()))

@@ -200,6 +200,9 @@ class LocalExecutor:
         missing = missing_checkpoints(config, weights_dir)
         if missing:
             raise WeightsMissingError(missing_message(config, missing))
+        from teachers.kernels import check_kernels_available
+
+        check_kernels_available(config)
         return cls(
             default_graph(fused),
             StageContext(config, weights_dir, dict(calibrations)),

@@ -34,6 +34,7 @@ from pipeline.run_lock import acquire_run_lock
 from stages.context import StageContext
 from stages.graph import StageGraph, default_graph, stage_resources
 from stages.rows import timing_column
+from teachers.kernels import check_kernels_available
 from teachers.weights import WeightsMissingError, checkpoint_path, missing_checkpoints, missing_message
 
 __all__ = ["RunSummary", "RunError", "run_labels", "run_graph", "TIMED_STAGES"]
@@ -229,6 +230,8 @@ def run_labels(
     missing = missing_checkpoints(config, weights_dir)
     if missing:
         raise WeightsMissingError(missing_message(config, missing))
+    if not plan_only:
+        check_kernels_available(config)  # a kernel this install lacks (mmcv-lite): refused before any work
     with acquire_run_lock(run_dir):  # one driver per run directory, from planning to the last commit
         checkpoints = _checkpoint_digests(config, weights_dir)  # sha256 of every checkpoint: hash them once
         plan = prepare_run_dir(run_dir, config, checkpoints, source_description, source, new_run, progress)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from configs.schema import DetectorSpec
-from teachers.kernels import nms_kernel, set_deform_conv_kernel, set_roi_align_kernel
+from teachers.kernels import set_deform_conv_kernel, set_nms_kernel, set_roi_align_kernel
 from teachers.mm import forward_context, load_model
 from teachers.tta import MERGERS, DetectionView, boxes_from_view, detection_views
 
@@ -68,6 +68,7 @@ class PersonDetector:
         )
         set_roi_align_kernel(self.model, spec.roi_align)
         set_deform_conv_kernel(self.model, spec.deform_conv)
+        set_nms_kernel(self.model, spec.nms)
         self.precision, self.channels_last = precision, channels_last
         self.merge = MERGERS[spec.merge]
         self.forward_passes = 0  # network calls so far (batching is measured, not assumed)
@@ -95,7 +96,7 @@ class PersonDetector:
         # heads get fp32 NCHW features: mmcv's RoIAlign has no bf16 CPU kernel, and it reads its
         # input as NCHW-contiguous memory, so channels-last features gave garbage boxes.
         features = tuple(level.float().contiguous() for level in features)
-        with torch.no_grad(), nms_kernel(self.spec.nms):
+        with torch.no_grad():
             proposals = model.rpn_head.predict(features, data["data_samples"], rescale=False)
             boxes = model.roi_head.predict_bbox(
                 features, metas, proposals, rcnn_test_cfg=model.roi_head.test_cfg, rescale=False

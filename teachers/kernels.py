@@ -15,16 +15,18 @@ How each switch is made:
   subclass whose forward calls `torchvision.ops.deform_conv2d` (same offset layout: (dy, dx) per
   kernel tap, per offset group). Parameters, buffers and state-dict keys are untouched, so it can
   be switched back and a checkpoint loads the same either way.
-- NMS: mmdet calls mmcv's `nms` / `batched_nms`, which call `NMSop.apply` by name inside
-  `mmcv.ops.nms`; `nms_kernel(kernel)` replaces that one name for the duration of a block (the
-  detector's forward), which covers the RPN's and every RoI head's `batched_nms`.
+- NMS: mmdet's RPN and RoI heads call mmcv's `batched_nms` with their test_cfg's `nms` settings, and
+  `batched_nms` calls `nms.type` when it is a function: `set_nms_kernel` sets it to torchvision's
+  (`torchvision_nms_dets`) or back to 'nms' (mmcv's), per model, when the model is built.
+
+Where mmcv-lite is installed (the default), mmcv's extension itself is provided on these kernels
+(`teachers.mmcv_ext`): a config asking for "mmcv" then needs compiled mmcv and is refused before any
+frame is labelled (`require_compiled_ops`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import sys
 from typing import Literal
 
 import torch
@@ -33,8 +35,10 @@ from torch import Tensor
 __all__ = [
     "KERNEL_FIELDS",
     "Kernel",
-    "TorchvisionNMSop",
-    "nms_kernel",
+    "set_nms_kernel",
+    "torchvision_nms_dets",
+    "require_compiled_ops",
+    "check_kernels_available",
     "set_deform_conv_kernel",
     "set_roi_align_kernel",
     "torchvision_deform_conv2d_pack",
@@ -101,29 +105,48 @@ def torchvision_nms(
     return valid[inds] if valid is not None else inds
 
 
-class TorchvisionNMSop:
-    """Stands in for `mmcv.ops.nms.NMSop` (an autograd Function used only through `.apply`)."""
+def torchvision_nms_dets(
+    boxes: Tensor, scores: Tensor, iou_threshold: float, offset: int = 0, score_threshold: float = 0, max_num: int = -1
+) -> tuple[Tensor, Tensor]:
+    """mmcv's `nms` function contract (kept boxes with their scores, and their indices) on torchvision's
+    kernel: what `batched_nms` calls when a head's `nms.type` is this function instead of 'nms'."""
+    inds = torchvision_nms(boxes, scores, iou_threshold, offset, score_threshold, max_num)
+    return torch.cat((boxes[inds], scores[inds].reshape(-1, 1)), dim=1), inds
 
-    apply = staticmethod(torchvision_nms)
+
+def _nms_configs(model: torch.nn.Module) -> list:
+    """The `nms` settings of every head of `model` that runs NMS through mmcv's `batched_nms` (the RPN's
+    and the RoI heads' test_cfg): config dicts with a `type`."""
+    found, seen = [], set()
+    for module in model.modules():
+        cfg = getattr(module, "test_cfg", None)
+        stack = [cfg] if cfg is not None else []
+        while stack:
+            item = stack.pop()
+            if id(item) in seen or not hasattr(item, "get"):
+                continue
+            seen.add(id(item))
+            nms = item.get("nms")
+            if nms is not None and hasattr(nms, "get") and "type" in nms:
+                found.append(nms)
+            stack += [v for v in item.values() if hasattr(v, "get")]
+    return found
 
 
-@contextlib.contextmanager
-def nms_kernel(kernel: Kernel):
-    """Within the block, mmcv's `nms` (and so `batched_nms`: mmdet's RPN and RoI heads) runs on
-    `kernel`; the previous kernel is back afterwards, so two detectors in one process with
-    different choices each get their own."""
+def set_nms_kernel(model: torch.nn.Module, kernel: Kernel) -> int:
+    """Run every NMS of `model`'s heads (mmdet's RPN and RoI heads call mmcv's `batched_nms` with their
+    test_cfg's `nms`) on `kernel`; returns how many NMS settings that is. Chosen once, when the model is
+    built: `batched_nms` calls `nms.type` when it is a function, so each model holds its own kernel and
+    nothing global changes during a forward pass (two models in two threads cannot see each other's)."""
     _check(kernel)
-    import mmcv.ops  # noqa: F401 (loads mmcv.ops.nms)
-
-    mmcv_nms = sys.modules["mmcv.ops.nms"]  # the module: `mmcv.ops.nms` the attribute is the function
-    if not hasattr(mmcv_nms, "_mmcv_NMSop"):
-        mmcv_nms._mmcv_NMSop = mmcv_nms.NMSop  # mmcv's own, to switch back to
-    previous = mmcv_nms.NMSop
-    mmcv_nms.NMSop = TorchvisionNMSop if kernel == "torchvision" else mmcv_nms._mmcv_NMSop
-    try:
-        yield
-    finally:
-        mmcv_nms.NMSop = previous
+    configs = _nms_configs(model)
+    for nms in configs:
+        current = nms["type"]
+        if current in ("nms", torchvision_nms_dets):
+            nms["type"] = torchvision_nms_dets if kernel == "torchvision" else "nms"
+        elif kernel == "torchvision":
+            raise ValueError(f"NMS type {current!r} has no torchvision kernel here: set detector.nms='mmcv'")
+    return len(configs)
 
 
 # --- deformable convolution v1 -----------------------------------------------------------------------
@@ -174,3 +197,68 @@ def set_deform_conv_kernel(model: torch.nn.Module, kernel: Kernel) -> int:
                 "(only DeformConv2dPack, DCN v1): set detector.deform_conv='mmcv'"
             )
     return count
+
+
+# --- what an install can run ----------------------------------------------------------------------------
+
+
+def require_compiled_ops(kernels: dict[str, str]) -> None:
+    """Refuse, before any model is built, kernel choices that need mmcv's compiled ops where only mmcv-lite
+    is installed. `kernels`: config field (e.g. 'detector.nms') -> 'torchvision' or 'mmcv'. Raises
+    `teachers.mmcv_ext.CompiledOpMissing` naming the field."""
+    from teachers.mmcv_ext import HOW_TO_GET_IT, CompiledOpMissing, compiled_mmcv
+
+    wanting = [field for field, kernel in kernels.items() if kernel == "mmcv"]
+    if wanting and not compiled_mmcv():
+        raise CompiledOpMissing(
+            f"{', '.join(f'{f}=mmcv' for f in wanting)} asks for mmcv's compiled kernel, which this install "
+            f"(mmcv-lite) does not have: set {wanting[0]}=torchvision (the default), or {HOW_TO_GET_IT}"
+        )
+
+
+# Layer types of OpenMMLab model configs that only mmcv's compiled ops run (no torchvision kernel here).
+COMPILED_ONLY_LAYERS = {
+    "DCNv2": "modulated deformable convolution (DCN v2)",
+    "ModulatedDeformConv2dPack": "modulated deformable convolution (DCN v2)",
+    "CARAFE": "CARAFE upsampling",
+    "CARAFEPack": "CARAFE upsampling",
+    "MaskedConv2d": "masked convolution",
+}
+
+
+def _compiled_only_layers(cfg) -> list[tuple[str, str]]:
+    """(where in the config, what) for every layer type of `cfg` (an mm config's dicts) in COMPILED_ONLY_LAYERS."""
+    found, stack = [], [("model", cfg)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict) or hasattr(item, "items"):
+            if item.get("type") in COMPILED_ONLY_LAYERS:
+                found.append((where, COMPILED_ONLY_LAYERS[item["type"]]))
+            stack += [(f"{where}.{key}", value) for key, value in item.items()]
+        elif isinstance(item, (list, tuple)):
+            stack += [(f"{where}[{k}]", value) for k, value in enumerate(item)]
+    return sorted(found)
+
+
+def check_kernels_available(config, config_root=None) -> None:
+    """Before any frame is labelled: every kernel the teacher config asks for can run on this install.
+    Where only mmcv-lite is installed, a `detector.<op>=mmcv` choice, or a model config with a layer that only
+    mmcv's compiled ops run (e.g. DCN v2), raises `teachers.mmcv_ext.CompiledOpMissing` naming the config
+    field and the op. Nothing to check where compiled mmcv is installed."""
+    from configs.schema import CONFIG_DIR
+    from teachers.mm import load_mm_config
+    from teachers.mmcv_ext import HOW_TO_GET_IT, CompiledOpMissing, compiled_mmcv
+
+    if compiled_mmcv():
+        return
+    config_root = config_root or CONFIG_DIR
+    require_compiled_ops({f"detector.{field}": getattr(config.detector, field) for field in KERNEL_FIELDS})
+    for name in ("detector", "keypoints", "lifter"):
+        spec = getattr(config, name)
+        layers = _compiled_only_layers(load_mm_config(spec.mm_config, spec.cfg_options, config_root).get("model", {}))
+        if layers:
+            where, what = layers[0]
+            raise CompiledOpMissing(
+                f"{name}.mm_config ({spec.mm_config}) has a {what} layer at {where}, which only mmcv's compiled "
+                f"ops run and this install (mmcv-lite) does not have: {HOW_TO_GET_IT}"
+            )

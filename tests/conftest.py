@@ -7,6 +7,8 @@ import pytest
 from synth.generate import SynthSettings, generate
 
 SMALL = SynthSettings(frames=3, seed=11, cameras=2, width=320, height=240, max_people=4)
+# The settings every labelling of the bundled sample in the tests uses (fast, and the same on both executors).
+SAMPLE_OVERRIDES = {"thresholds.box_score": 0.3, "detector.max_persons": 4, "device": "cpu"}
 
 
 @pytest.fixture(scope="session")
@@ -53,9 +55,7 @@ def label_bundled_sample(tiny_weights):
             str(tiny_weights),
             "--no-progress",
             *extra,  # options first, then overrides: the overrides must stay one run of positionals
-            "thresholds.box_score=0.3",
-            "detector.max_persons=4",
-            "device=cpu",
+            *(f"{key}={value}" for key, value in SAMPLE_OVERRIDES.items()),
         ]
         return subprocess.run(command, capture_output=True, text=True, cwd=root, timeout=900)
 
@@ -63,11 +63,21 @@ def label_bundled_sample(tiny_weights):
 
 
 @pytest.fixture(scope="session")
-def sample_run(tmp_path_factory, label_bundled_sample) -> Path:
-    """The bundled sample labelled by the (seeded) tiny teacher through the real pipeline (Ray executor)."""
+def sample_run(tmp_path_factory, tiny_weights) -> Path:
+    """The bundled sample labelled by the (seeded) tiny teacher through the real pipeline, in this process
+    (the local executor: the same stage graph and shards as Ray, tests/pipeline/test_executors.py, without
+    starting Ray for the many tests that only read the labels)."""
+    from configs.schema import load_teacher_config
+    from frames.sources import open_source
+    from pipeline.run import run_labels
+
     out = tmp_path_factory.mktemp("sample_run") / "run"
-    result = label_bundled_sample(out)
-    assert result.returncode == 0, result.stderr[-3000:]
+    frames = Path(__file__).parents[1] / "data/sample/manifest.jsonl"
+    config = load_teacher_config("tiny", dict(SAMPLE_OVERRIDES))
+    summary = run_labels(
+        config, open_source(frames), str(frames), out, weights_dir=tiny_weights, progress=False, executor="local"
+    )
+    assert summary.frames_labelled + sum(summary.frames_rejected.values()) == 8
     return out
 
 
@@ -87,3 +97,48 @@ def mvor_files(tmp_path_factory) -> Path:
     for path in packed:
         (out / path.name[: -len(".xz")]).write_bytes(lzma.decompress(path.read_bytes()))
     return out
+
+
+# --- tiers --------------------------------------------------------------------------------------------------
+# Every test gets one tier marker, so that one tier runs alone (`pytest -m unit`, `-m "not system"`; the
+# README's "Tests"). `make test` and CI run all three.
+#   unit         pure functions and small objects: known answers, round trips, invariants (seconds)
+#   integration  real models or real files in this process: the teacher's stages, shards, the in-process run
+#   system       other processes: Ray (local or a two-node cluster), `labels` as a subprocess, a browser
+SYSTEM_MODULES = {
+    "tests/pipeline/test_cluster.py",
+    "tests/pipeline/test_run.py",
+    "tests/pipeline/test_spread.py",
+    "tests/pipeline/test_bench.py",
+    "tests/pipeline/test_executors.py",
+    "tests/test_cli.py",
+    "tests/evaluation/test_commands.py",
+    "tests/visualize/test_report.py",
+    "tests/visualize/test_rerun_export.py",
+    "tests/regression/test_sample_regression.py",
+}
+# fixtures that build models or label frames in this process
+INTEGRATION_FIXTURES = {"sample_run", "tiny_weights", "synth_dir", "mvor_files"}
+TIERS = ("unit", "integration", "system")
+
+
+def pytest_configure(config):
+    for tier, what in zip(
+        TIERS, ("pure functions, seconds", "real models or files in this process", "Ray, CLI subprocesses, browser")
+    ):
+        config.addinivalue_line("markers", f"{tier}: {what} (tests/conftest.py)")
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).parents[1]
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in TIERS):
+            continue  # a test that says its tier itself
+        module = Path(item.fspath).relative_to(root).as_posix()
+        if module in SYSTEM_MODULES or "label_bundled_sample" in item.fixturenames:
+            tier = "system"
+        elif item.get_closest_marker("slow") or INTEGRATION_FIXTURES & set(item.fixturenames):
+            tier = "integration"
+        else:
+            tier = "unit"
+        item.add_marker(getattr(pytest.mark, tier))

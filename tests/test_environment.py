@@ -31,7 +31,7 @@ def pins() -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "package", ["torch", "torchvision", "mmcv", "mmengine", "mmdet", "mmpose", "numpy", "ray", "h5py", "pycocotools"]
+    "package", ["torch", "torchvision", "mmengine", "mmdet", "mmpose", "numpy", "ray", "h5py", "pycocotools"]
 )
 def test_installed_versions_match_the_constraints(package):
     pinned = pins()[package]
@@ -50,7 +50,26 @@ def test_python_numpy_and_xtcocotools_of_the_stack():
     import xtcocotools.coco  # noqa: F401
 
 
-def test_mmcv_compiled_ops_give_known_answers():
+def test_mmcv_is_one_of_its_two_builds_at_the_pinned_version():
+    """mmcv-lite (the default: no compiled ops, teachers/mmcv_ext.py provides them on torchvision) or compiled
+    mmcv (`make setup MMCV=full`), never both: they install the same files."""
+    from importlib.metadata import PackageNotFoundError
+
+    from teachers.mmcv_ext import compiled_mmcv, provided
+
+    installed = {}
+    for name in ("mmcv-lite", "mmcv"):
+        try:
+            installed[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    assert len(installed) == 1, f"both or neither of mmcv-lite and mmcv are installed: {installed}"
+    ((name, found),) = installed.items()
+    assert found == pins()[name]
+    assert (name == "mmcv") == compiled_mmcv() and (name == "mmcv-lite") == provided()
+
+
+def test_mmcv_ops_give_known_answers():
     import torch
     from mmcv.ops import nms, roi_align
 

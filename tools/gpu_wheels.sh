@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fills .whl/ with what tools/gpu_check.sh installs on a GPU machine that has no network: the
-# OpenMMLab packages (pure Python wheels), the few small packages they need that such an image
-# usually lacks, and the sources of the two that compile (mmcv's CPU ops, xtcocotools). Run it on a
+# OpenMMLab packages (pure Python wheels, mmcv-lite among them: nothing of mmcv is compiled), the few
+# small packages they need that such an image usually lacks, and the source of the one that compiles
+# (xtcocotools, against the image's numpy 2; about a minute). Run it on a
 # machine with a package registry; the GPU machine's image must bring Python 3.12, torch,
 # torchvision, numpy, opencv, h5py, scipy, matplotlib, pandas, pyarrow, psutil, tqdm and pytest.
 # About 10 MB in all (the project's device tool carries at most 64 MiB per run).
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-$(ls .venv/bin/python 2>/dev/null || echo python3)}
 mkdir -p .whl
 rm -f .whl/*
-wheels=(mmengine==0.10.7 mmdet==3.3.0 mmpose==1.3.2 addict==2.4.0 yapf==0.43.0 platformdirs==4.14.5
+wheels=(mmcv-lite==2.1.0 mmengine==0.10.7 mmdet==3.3.0 mmpose==1.3.2 addict==2.4.0 yapf==0.43.0 platformdirs==4.14.5
         terminaltables==3.1.10 json-tricks==3.17.3 munkres==3.0.0 termcolor==3.3.0 shapely==2.2.0
         pycocotools==2.0.11)
 platforms=()
@@ -19,7 +20,7 @@ for n in 28 27 17; do platforms+=(--platform "manylinux_2_${n}_x86_64"); done
 platforms+=(--platform manylinux2014_x86_64 --platform manylinux1_x86_64)
 "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   "${platforms[@]}" -d .whl "${wheels[@]}"
-# the two built there from source (mmcv: CPU ops only; xtcocotools: against the image's numpy 2)
-"$PYTHON" -m pip download -q --no-deps --no-binary=:all: --no-build-isolation -d .whl mmcv==2.1.0 xtcocotools==1.14.3
+# the one built there from source (xtcocotools: against the image's numpy 2)
+"$PYTHON" -m pip download -q --no-deps --no-binary=:all: --no-build-isolation -d .whl xtcocotools==1.14.3
 du -sh .whl
 ls .whl

@@ -1,5 +1,5 @@
-# Sourced by tools/setup_env.sh and tools/gpu_check.sh: the two facts of building mmcv 2.1.0 that
-# both need, in one place.
+# Sourced by tools/setup_env.sh for `make setup MMCV=full` (compiled mmcv; the default, mmcv-lite,
+# compiles nothing): the two facts of building mmcv 2.1.0, in one place.
 #
 # MMCV_CPU_BUILD_ENV: CPU ops only, even on a GPU machine. mmcv's setup.py builds CUDA ops whenever
 # torch sees a GPU, and that needs nvcc matching torch's CUDA; hiding the GPUs from the build is

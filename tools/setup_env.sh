@@ -4,13 +4,22 @@
 #   STACK=pinned (default)  .venv         Python 3.11  constraints.txt         torch 2.4.1, numpy 1.26
 #   STACK=modern            .venv-modern  Python 3.12  constraints-modern.txt  torch 2.15,  numpy 2
 #
-# Why a script and not a plain `pip install -e .`: mmcv 2.1.0 has no wheel for either torch, so it
-# is compiled from source with its ops, which needs torch already installed and pip's build
-# isolation switched off (ENVIRONMENT.md). Only mmcv's CPU ops are built, on every machine: the
-# teacher runs its hot ops (RoIAlign, NMS, deformable convolution) on torchvision's kernels, which
-# ship compiled for CUDA in torchvision's wheel, so a GPU node needs no CUDA toolkit (nvcc) and no
-# nvcc/torch CUDA version match, the most common way OpenMMLab installs fail. Each step is skipped
-# when already done.
+# Why a script and not a plain `pip install -e .`: every package is installed against the stack's
+# constraints file (pip would otherwise move numpy behind our back), and mmcv comes in one of two builds:
+#
+#   MMCV=lite (default)  mmcv-lite: OpenMMLab's own mmcv without compiled ops, a pure wheel, nothing to
+#                        compile. mmcv's compiled extension (`mmcv._ext`) is provided by the project on
+#                        torchvision's kernels (teachers/mmcv_ext.py): RoIAlign, NMS and deformable
+#                        convolution v1, the ops the teacher runs; any other op names itself and says how
+#                        to get compiled mmcv.
+#   MMCV=full            mmcv 2.1.0 with its CPU ops, compiled from source (10 to 30 minutes on 2 cores):
+#                        for configs that ask for mmcv's own kernels (`detector.nms=mmcv`) or other ops,
+#                        and for the kernel-equality tests against mmcv. CPU ops only, on every machine: a
+#                        GPU node needs no CUDA toolkit. The built wheel is kept in build/wheels/ (keyed by
+#                        the mmcv version, the torch version and the Python tag), so a matching
+#                        environment never compiles it twice.
+#
+# Each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,22 +62,42 @@ step "build tools"
 step "torch and torchvision"
 "${PIP[@]}" -q torch torchvision numpy
 
-if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
-  step "mmcv with its CPU ops, built from source (7 to 12 minutes on 2 cores)"
-  # CPU ops only (MMCV_CPU_BUILD_ENV); against torch >= 2.13 from the sdist with its one C++ flag
-  # raised to C++20 (tools/mmcv_build.sh says why), built without pip's cache, which would otherwise
-  # hand back a wheel built against another torch (undefined symbols at import).
-  if mmcv_needs_cxx20 "$VENV/bin/python"; then
-    src=$(mktemp -d)
-    "$VENV/bin/python" -m pip download -q --no-deps --no-binary :all: --no-build-isolation -d "$src" mmcv==2.1.0
-    tar -xzf "$src"/mmcv-2.1.0.tar.gz -C "$src"
-    mmcv_use_cxx20 "$src/mmcv-2.1.0"
-    "${MMCV_CPU_BUILD_ENV[@]}" "${PIP[@]}" --no-build-isolation --no-cache-dir "$src/mmcv-2.1.0"
-    rm -rf "$src"
-  else
-    "${MMCV_CPU_BUILD_ENV[@]}" "${PIP[@]}" --no-build-isolation mmcv==2.1.0
-  fi
-fi
+MMCV=${MMCV:-lite}
+has_compiled_mmcv() { "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('mmcv._ext') is None)" 2>/dev/null; }
+case "$MMCV" in
+  lite)
+    if has_compiled_mmcv; then
+      step "mmcv: compiled mmcv is installed here; keeping it (remove it with: $VENV/bin/python -m pip uninstall mmcv)"
+    else
+      step "mmcv-lite (no compiled ops; the teacher's ops run on torchvision's kernels)"
+      "${PIP[@]}" -q mmcv-lite
+    fi
+    ;;
+  full)
+    if ! has_compiled_mmcv; then
+      "$VENV/bin/python" -m pip uninstall -q -y mmcv-lite 2>/dev/null || true  # the same files: never both
+      TAG=$("$VENV/bin/python" -c "import sys, torch; print(f'torch{torch.__version__.split(\"+\")[0]}-cp{sys.version_info[0]}{sys.version_info[1]}')")
+      WHEELS="build/wheels/mmcv-2.1.0-$TAG"
+      if ! ls "$WHEELS"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
+        step "mmcv with its CPU ops, built from source into $WHEELS (10 to 30 minutes on 2 cores)"
+        # CPU ops only (MMCV_CPU_BUILD_ENV); against torch >= 2.13 from the sdist with its one C++ flag
+        # raised to C++20 (tools/mmcv_build.sh says why). A wheel of our own, kept by its key: pip's cache
+        # would hand back a wheel built against another torch (undefined symbols at import).
+        src=$(mktemp -d)
+        "$VENV/bin/python" -m pip download -q --no-deps --no-binary :all: --no-build-isolation -d "$src" mmcv==2.1.0
+        tar -xzf "$src"/mmcv-2.1.0.tar.gz -C "$src"
+        if mmcv_needs_cxx20 "$VENV/bin/python"; then mmcv_use_cxx20 "$src/mmcv-2.1.0"; fi
+        mkdir -p "$WHEELS"
+        "${MMCV_CPU_BUILD_ENV[@]}" "$VENV/bin/python" -m pip wheel -q --no-deps --no-build-isolation --no-cache-dir \
+          -w "$WHEELS" "$src/mmcv-2.1.0"
+        rm -rf "$src"
+      fi
+      step "mmcv with its CPU ops from $WHEELS"
+      "${PIP[@]}" -q "$WHEELS"/mmcv-2.1.0-*.whl
+    fi
+    ;;
+  *) echo "setup_env.sh: MMCV must be 'lite' or 'full', not '$MMCV'" >&2; exit 2 ;;
+esac
 
 if [ "$STACK" = modern ] && ! "$VENV/bin/python" -c "import xtcocotools._mask" 2>/dev/null; then
   # xtcocotools' published binary is built against numpy 1 ("numpy.dtype size changed" under
@@ -93,6 +122,8 @@ fi
 echo "$STACK" > "$VENV/stack"  # which constraints file this environment follows (tests/test_environment.py)
 
 step "import check"
-"$VENV/bin/python" -c "import mmdet, mmpose, mmcv.ops, ray, h5py, pycocotools, torch, numpy; \
-print('mmcv ops ok; torch', torch.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"
+"$VENV/bin/python" -c "import teachers, mmdet, mmpose, mmcv.ops, ray, h5py, pycocotools, torch, numpy; \
+from teachers.mmcv_ext import compiled_mmcv; \
+print('mmcv ops ok (' + ('compiled' if compiled_mmcv() else 'mmcv-lite, on torchvision') + '); torch', \
+torch.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"
 step "done"

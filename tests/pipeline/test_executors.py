@@ -1,6 +1,6 @@
 """The two executors of one stage graph give the same shards (labels equal; only timestamps and
-timings may differ): the bundled sample through Ray (the `sample_run` fixture, `labels run`) and
-through the in-process executor, with and without the model stages fused; Ray places the model
+timings may differ): the bundled sample through the in-process executor (the `sample_run` fixture, model
+stages fused) and through Ray (`labels run`, model stages in pools of their own); Ray places the model
 actors of a GPU run on GPUs of their own (or shared fractions), and each model follows its actor's."""
 
 import json
@@ -29,10 +29,12 @@ SAME = Tolerances(
 )
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["separate", "fused"])
-def test_local_and_ray_executors_write_the_same_labels(tmp_path, label_bundled_sample, sample_run, fused):
-    out = tmp_path / "local"
-    result = label_bundled_sample(out, "--executor", "local", f"run.fuse_models={str(fused).lower()}")
+@pytest.mark.slow
+def test_local_and_ray_executors_write_the_same_labels(tmp_path, label_bundled_sample, sample_run):
+    """`sample_run` is the in-process executor's run of the bundled sample (its default graph on a CPU: the model
+    stages fused in one worker); here Ray labels it with the three model stages in pools of their own."""
+    out = tmp_path / "ray"
+    result = label_bundled_sample(out, "--executor", "ray", "run.fuse_models=false")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "frames: 8 processed" in result.stdout
     assert verify_run(out) == []

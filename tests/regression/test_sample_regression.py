@@ -37,7 +37,7 @@ CEILINGS = {"mpjpe_upper_body_mm": 80.0}
 @pytest.fixture(scope="module")
 def trained_sample_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("regression") / "run"
-    result = label_sample(out)
+    result = label_sample(out, "--executor", "local")  # the labels are under test here, not Ray
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 

@@ -1,8 +1,13 @@
 """torchvision's kernels compute mmcv's numbers (teachers/kernels.py), op by op, on CPU: known
 answers first (where each kernel's convention shows: borders, empty inputs, equal scores), then
-equality with mmcv's compiled op on random inputs that cross the borders."""
+equality with mmcv's compiled op on random inputs that cross the borders.
+
+mmcv's functions (`mmcv.ops.nms`, `roi_align`, `deform_conv2d`) call mmcv's extension: compiled mmcv's
+where it is installed (`make setup MMCV=full`), else the project's on torchvision (teachers/mmcv_ext.py).
+The known answers hold for both; the equality tests need compiled mmcv and skip without it."""
 
 import sys
+import threading
 
 import pytest
 import torch
@@ -12,11 +17,19 @@ from mmcv.ops import deform_conv2d as mmcv_deform_conv2d
 from torchvision.ops import deform_conv2d as torchvision_deform_conv2d
 
 from teachers.kernels import (
-    nms_kernel,
     set_deform_conv_kernel,
+    set_nms_kernel,
     set_roi_align_kernel,
     torchvision_deform_conv2d_pack,
     torchvision_nms,
+    torchvision_nms_dets,
+)
+from teachers.mmcv_ext import compiled_mmcv
+
+needs_compiled_mmcv = pytest.mark.skipif(
+    not compiled_mmcv(),
+    reason="compares torchvision's kernels with mmcv's compiled ops, which this install (mmcv-lite) does not have: "
+    "`make setup MMCV=full` installs them",
 )
 
 # --- RoIAlign ------------------------------------------------------------------------------------
@@ -34,6 +47,7 @@ def random_rois(generator: torch.Generator, count: int, images: int, height: int
     return torch.stack([batch_index, x1, y1, x1 + box_w, y1 + box_h], dim=1)
 
 
+@needs_compiled_mmcv
 @pytest.mark.parametrize("sampling_ratio", [0, 2])
 @pytest.mark.parametrize("output_size", [7, 14])
 def test_torchvision_roi_align_gives_mmcv_numbers_to_the_bit(sampling_ratio, output_size):
@@ -74,10 +88,8 @@ def test_max_pooling_layers_keep_mmcv_kernel():
 
 def both_kernels(boxes, scores, iou, **kwargs):
     """Indices kept by mmcv's `nms` and by the same call with torchvision's kernel."""
-    with nms_kernel("mmcv"):
-        _, mmcv_keep = nms(boxes, scores, iou, **kwargs)
-    with nms_kernel("torchvision"):
-        _, torchvision_keep = nms(boxes, scores, iou, **kwargs)
+    _, mmcv_keep = nms(boxes, scores, iou, **kwargs)
+    _, torchvision_keep = torchvision_nms_dets(boxes, scores, iou, **kwargs)
     return mmcv_keep.tolist(), torchvision_keep.tolist()
 
 
@@ -112,6 +124,7 @@ def test_nms_empty_inputs_score_threshold_and_max_num():
     assert torchvision_nms(*empty, 0.5).dtype == torch.long
 
 
+@needs_compiled_mmcv
 def test_nms_equal_scores_are_visited_in_mmcvs_order():
     """mmcv sorts scores with an unstable sort; torchvision's own kernel sorts stably. With many
     equal scores and overlaps, calling torchvision's kernel directly keeps a different set: the
@@ -127,6 +140,7 @@ def test_nms_equal_scores_are_visited_in_mmcvs_order():
     assert torchvision_keep == mmcv_keep
 
 
+@needs_compiled_mmcv
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_batched_nms_equals_mmcv_including_its_per_class_split(seed):
     """mmdet's heads call `batched_nms` (offset trick per class; per-class loop above split_thr);
@@ -137,25 +151,79 @@ def test_batched_nms_equals_mmcv_including_its_per_class_split(seed):
     scores = (torch.rand(600, generator=generator) * 20).round() / 20
     classes = torch.randint(0, 3, (600,), generator=generator)
     for config in (dict(type="nms", iou_threshold=0.5), dict(type="nms", iou_threshold=0.7, split_thr=100)):
-        with nms_kernel("mmcv"):
-            expected, expected_keep = batched_nms(boxes, scores, classes, dict(config))
-        with nms_kernel("torchvision"):
-            got, keep = batched_nms(boxes, scores, classes, dict(config))
+        expected, expected_keep = batched_nms(boxes, scores, classes, dict(config))
+        got, keep = batched_nms(boxes, scores, classes, dict(config, type=torchvision_nms_dets))
         assert keep.tolist() == expected_keep.tolist() and len(keep) > 50
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
-def test_nms_kernel_restores_the_previous_one_and_rejects_offsets():
-    mmcv_nms = sys.modules["mmcv.ops.nms"]
-    before = mmcv_nms.NMSop
-    with nms_kernel("torchvision"):
-        assert mmcv_nms.NMSop is not before
-        with nms_kernel("mmcv"):
-            assert mmcv_nms.NMSop.__module__ == "mmcv.ops.nms"
-        assert mmcv_nms.NMSop is not before
-    assert mmcv_nms.NMSop is before
+class NMSHeads(torch.nn.Module):
+    """Two heads that run NMS through mmcv's `batched_nms` with their test_cfg, as mmdet's RPN and RoI heads."""
+
+    def __init__(self):
+        from mmengine.config import ConfigDict
+
+        super().__init__()
+        self.rpn, self.roi = torch.nn.Module(), torch.nn.Module()
+        self.rpn.test_cfg = ConfigDict(nms=dict(type="nms", iou_threshold=0.7), max_per_img=100)
+        self.roi.test_cfg = ConfigDict(rcnn=dict(nms=dict(type="nms", iou_threshold=0.5)))
+
+    def forward(self, boxes, scores, classes):
+        first, _ = batched_nms(boxes, scores, classes, self.rpn.test_cfg.nms)
+        return batched_nms(boxes, scores, classes, self.roi.test_cfg.rcnn.nms)
+
+
+def test_the_nms_kernel_is_chosen_per_model_when_it_is_built():
+    heads = NMSHeads()
+    assert set_nms_kernel(heads, "torchvision") == 2
+    assert (
+        heads.rpn.test_cfg.nms.type is torchvision_nms_dets and heads.roi.test_cfg.rcnn.nms.type is torchvision_nms_dets
+    )
+    assert set_nms_kernel(heads, "mmcv") == 2 and heads.rpn.test_cfg.nms.type == "nms"
+    with pytest.raises(ValueError, match="'torchvision' or 'mmcv'"):
+        set_nms_kernel(heads, "cuda")
+    heads.roi.test_cfg.rcnn.nms.type = "soft_nms"
+    with pytest.raises(ValueError, match="soft_nms.*detector.nms='mmcv'"):
+        set_nms_kernel(heads, "torchvision")
     with pytest.raises(ValueError, match="offset"):
         torchvision_nms(torch.zeros(1, 4), torch.ones(1), 0.5, offset=1)
+
+
+def test_two_models_in_two_threads_each_keep_their_own_nms_kernel(monkeypatch):
+    """The local executor runs one detector per model thread. A kernel swapped around each forward (a module
+    global, as before) was restored by the first thread to finish while the other was still inside: some of
+    its NMS calls then ran mmcv's kernel. Chosen at build time, no call of a torchvision-kernel model ever
+    reaches mmcv's NMS entry point, whatever the threads do."""
+    mmcv_nms_module = sys.modules["mmcv.ops.nms"]  # the module: `mmcv.ops.nms` the attribute is the function
+    entered = []
+    mmcv_apply = mmcv_nms_module.NMSop.apply
+
+    def trap(*args):
+        entered.append(threading.current_thread().name)
+        return mmcv_apply(*args)
+
+    monkeypatch.setattr(mmcv_nms_module.NMSop, "apply", trap)
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(300, 2, generator=generator) * 100
+    boxes = torch.cat([corners, corners + 20], 1)
+    scores, classes = torch.rand(300, generator=generator), torch.zeros(300, dtype=torch.long)
+    models = {"torchvision": NMSHeads(), "mmcv": NMSHeads()}
+    for kernel, model in models.items():
+        set_nms_kernel(model, kernel)
+    start = threading.Barrier(2)
+
+    def work(kernel):
+        start.wait()
+        for _ in range(200):
+            models[kernel](boxes, scores, classes)
+
+    threads = [threading.Thread(target=work, args=(k,), name=k) for k in models]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert entered.count("mmcv") == 400  # the mmcv model: both heads, every call
+    assert entered.count("torchvision") == 0
 
 
 # --- deformable convolution v1 ---------------------------------------------------------------------
@@ -193,6 +261,7 @@ def test_deform_conv_known_answers_at_the_border():
 SHAPES = [(1, 1, 1, 1, 1), (2, 2, 2, 1, 1), (1, 1, 1, 2, 2), (32, 1, 2, 1, 1)]
 
 
+@needs_compiled_mmcv
 @pytest.mark.parametrize("groups, deform_groups, stride, padding, dilation", SHAPES)
 def test_torchvision_deform_conv_gives_mmcv_numbers_to_the_bit(groups, deform_groups, stride, padding, dilation):
     """Offsets of several pixels (samples land past every border); grouped convolution (X-152's
@@ -208,6 +277,7 @@ def test_torchvision_deform_conv_gives_mmcv_numbers_to_the_bit(groups, deform_gr
     torch.testing.assert_close(torchvision, mmcv, rtol=0, atol=0)
 
 
+@needs_compiled_mmcv
 def test_deform_conv_empty_batch():
     """mmcv's kernel refuses a batch of 0 images; torchvision's gives an empty output (the detector
     never sends one: every forward has at least one view)."""
