@@ -18,6 +18,9 @@ __all__ = [
     "DepthFormatError",
     "SizeMismatchError",
     "MissingDepthPairError",
+    "NotARegularFileError",
+    "FileTooLargeError",
+    "StageError",
     "CalibrationError",
     "SourceError",
 ]
@@ -66,6 +69,26 @@ class MissingDepthPairError(FrameError):
     """The source promises color+depth pairs and this frame's depth image is absent."""
 
     reason = "missing_depth_pair"
+
+
+class NotARegularFileError(FrameError):
+    """A FIFO, a device, a socket or a directory where an image file should be: never opened for reading (a
+    FIFO blocks, a device reads without end)."""
+
+    reason = "not_a_regular_file"
+
+
+class FileTooLargeError(FrameError):
+    """More bytes than any image of the calibrated size could need, with headroom: never read whole."""
+
+    reason = "file_too_large"
+
+
+class StageError(FrameError):
+    """A stage's own exception on this frame (a bug or an input no check foresaw), isolated to the frame:
+    the rest of its batch is labelled; the traceback is in the log (`pipeline.executors`)."""
+
+    reason = "stage_error"
 
 
 class CalibrationError(ValueError):

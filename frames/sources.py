@@ -27,7 +27,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from frames.calibration import CameraCalibration, load_calibration
-from frames.decode import decode_color, decode_depth_bytes, read_image_bytes
+from frames.decode import decode_color, decode_depth_bytes, max_file_bytes, read_image_bytes
 from frames.errors import FrameError, MissingDepthPairError, SourceError
 from frames.files import sha256_file
 from frames.mvor import read_mvor_calibrations
@@ -100,7 +100,7 @@ def load_frame(ref: FrameRef, calibration: CameraCalibration) -> Frame:
             )
         if not Path(ref.depth_path).exists():
             raise MissingDepthPairError(ref.frame_id, ref.depth_path, "the depth image of this color frame is missing")
-        depth_encoded = read_image_bytes(ref.depth_path, ref.frame_id)
+        depth_encoded = read_image_bytes(ref.depth_path, ref.frame_id, max_file_bytes(calibration.depth_grid, 1, 2))
         depth = decode_depth_bytes(depth_encoded, ref.depth_path, ref.frame_id, calibration.depth_grid)
     return Frame(ref=ref, color_bgr=color, depth_raw=depth, calibration=calibration, depth_encoded=depth_encoded)
 

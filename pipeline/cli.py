@@ -6,6 +6,7 @@ Subcommands register themselves in `COMMANDS` below; `labels --help` lists them 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 from collections import Counter
 from pathlib import Path
@@ -97,7 +98,7 @@ def _add_check_frames(sub: argparse._SubParsersAction) -> None:
 def _run_check_frames(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from frames.errors import FrameError
+    from frames.errors import FrameError, StageError
     from frames.sources import open_source
 
     source = open_source(
@@ -112,7 +113,13 @@ def _run_check_frames(args: argparse.Namespace) -> int:
             good[ref.camera_id] += 1
         except FrameError as error:
             rejected.append(error)
-    print(f"{len(refs)} frames, {len(refs) - len(rejected)} good, {len(rejected)} rejected")
+        except Exception as error:  # an input no check foresaw: this frame is reported, the next ones checked
+            rejected.append(StageError(ref.frame_id, ref.color_path, f"{type(error).__name__}: {error}"))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{len(refs)} frames, {len(refs) - len(rejected)} good, {len(rejected)} rejected "
+        f"(peak memory of this process {peak_mb:.0f} MB)"
+    )
     for camera, count in sorted(good.items()):
         calib = source.calibrations()[camera]
         depth = "registered depth" if calib.registered else ("calibrated depth" if calib.depth else "color only")

@@ -41,7 +41,7 @@ def test_error_classes_are_distinct_per_reason():
         for cls in vars(errors).values()
         if isinstance(cls, type) and issubclass(cls, FrameError) and cls is not FrameError
     ]
-    assert len(reasons) == len(set(reasons)) == 7
+    assert len(reasons) == len(set(reasons)) == 10
 
 
 def test_iteration_rejects_bad_frames_and_keeps_their_neighbours(bad_source):
