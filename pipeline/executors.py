@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 import numpy as np
 
 from configs.schema import TeacherConfig
+from frames.errors import StageError
 from stages.context import StageContext
 from stages.graph import CPU_STAGE_CPUS, StageGraph, StageSpec, stage_resources
 from stages.rows import REJECT_DETAIL, REJECT_REASON, batch_from_rows, objects
@@ -47,9 +48,11 @@ __all__ = [
     "LABELLED_AT",
     "TestGate",
     "MAX_TASKS_IN_FLIGHT_PER_ACTOR",
+    "run_stage",
 ]
 
 EXECUTORS = ("ray", "local")
+log = logging.getLogger(__name__)
 # Batches queued on or running in one Ray actor: 2 overlaps fetching the next batch with labelling this one.
 MAX_TASKS_IN_FLIGHT_PER_ACTOR = 2
 
@@ -59,6 +62,57 @@ def _check_written(spec: StageSpec, batch: dict) -> dict:
     if missing:
         raise RuntimeError(f"stage '{spec.name}' did not write the column(s) it declares: {', '.join(missing)}")
     return batch
+
+
+def _take(batch: dict, rows: np.ndarray) -> dict:
+    """The batch's rows `rows` (every column indexed alike)."""
+    return {key: column[rows] for key, column in batch.items()}
+
+
+def _failing_rows(stage, batch: dict, rows: np.ndarray) -> list[tuple[int, BaseException]]:
+    """The rows of `rows` on which `stage` raises, found by bisection (a batch of 8 with one bad frame: 6 calls),
+    each with its exception."""
+    if not len(rows):
+        return []
+    try:
+        stage(_take(batch, rows))
+        return []
+    except Exception as error:
+        if len(rows) == 1:
+            return [(int(rows[0]), error)]
+        half = len(rows) // 2
+        return _failing_rows(stage, batch, rows[:half]) + _failing_rows(stage, batch, rows[half:])
+
+
+def run_stage(spec: StageSpec, stage, batch: dict) -> dict:
+    """`stage(batch)`, with a stage's own exception isolated to the frames that raise it: the batch is bisected
+    down to them, they become rejected rows (`stage_error`, the stage, the exception's type and message; the
+    traceback goes to the log), and the stage runs again on the batch, where it passes rejected rows through
+    as it does decode's rejects. Every other frame of the batch is labelled. An error that no single frame
+    raises (the stage is broken whatever its input) is raised as it is."""
+    try:
+        return _check_written(spec, stage(batch))
+    except Exception:
+        if REJECT_REASON not in batch:  # decode writes the reasons: it isolates its frames itself
+            raise
+        pending = np.flatnonzero(batch[REJECT_REASON] == "")
+        failing = _failing_rows(stage, batch, pending)
+        if not failing:
+            raise
+        # object arrays: Ray Data may hand strings over as fixed-width unicode, which would cut the new ones short
+        reasons, details = batch[REJECT_REASON].astype(object), batch[REJECT_DETAIL].astype(object)
+        for row, row_error in failing:
+            rejected = StageError(
+                str(batch["frame_id"][row]),
+                str(batch["color_path"][row]) if "color_path" in batch else None,
+                f"stage '{spec.name}' raised {type(row_error).__name__}: {row_error}",
+            )
+            reasons[row], details[row] = rejected.reason, str(rejected)
+            log.error("%s", rejected, exc_info=row_error)
+        # the stages pass rejected rows through by their reason (`stages.rows.rows_ok`); their other columns stay
+        # as they are (Ray Data may hand equal-sized images over as one dense array, which is not edited here)
+        marked = dict(batch, **{REJECT_REASON: reasons, REJECT_DETAIL: details})
+        return _check_written(spec, stage(marked))
 
 
 def worker_column(stage: str) -> str:
@@ -142,7 +196,7 @@ class LocalExecutor:
         for spec in specs:
             if spec.name == self._gated and self.gate is not None:
                 self.gate.wait()
-            batch = _check_written(spec, self.stages[spec.name](batch))
+            batch = run_stage(spec, self.stages[spec.name], batch)
             batch = _stamp_worker(spec, batch, f"{os.uname().nodename}:{os.getpid()}:{threading.current_thread().name}")
         return batch
 
@@ -260,7 +314,7 @@ class _RayStage:
     def __call__(self, batch: dict) -> dict:
         if self.gate is not None and self.spec.kind == "model":
             self.gate.wait()
-        return _stamp_worker(self.spec, _check_written(self.spec, self.stage(batch)), self.worker)
+        return _stamp_worker(self.spec, run_stage(self.spec, self.stage, batch), self.worker)
 
 
 def _ray_stage_class(spec: StageSpec) -> type:
@@ -382,13 +436,16 @@ class RayExecutor:
 def _is_lost_work(error: BaseException | None) -> bool:
     """True when Ray itself failed under the work (a node, worker, actor or object lost, a system error): any
     Ray error but a task's own error, looked for through what the error wraps (Ray Data re-raises a task's
-    error with its cause). A RayTaskError whose cause is a stage's exception (a bug, a bad input) is not."""
+    error with its cause). A RayTaskError, or Ray Data's UserCodeException, whose cause is a stage's exception
+    (a bug, a bad input) is not: retrying it would fail the same way (a decoding bug was once retried 3 times
+    and reported as lost work)."""
     import ray.exceptions
 
+    own_errors = (ray.exceptions.RayTaskError, ray.exceptions.UserCodeException)
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, ray.exceptions.RayError) and not isinstance(error, ray.exceptions.RayTaskError):
+        if isinstance(error, ray.exceptions.RayError) and not isinstance(error, own_errors):
             return True
         error = getattr(error, "cause", None) or error.__cause__ or error.__context__
     return False

@@ -330,6 +330,7 @@ def _commit_batches(
     waiting: dict[int, dict[str, tuple[int, object]]] = defaultdict(dict)  # shard -> frame id -> (position, record)
     committed: set[int] = set()
     processed = rejected = 0
+    first_detail: dict[str, str] = {}  # reject reason -> the first frame's message
     bar = tqdm(total=total, desc="labelling", unit="frame", disable=not progress, smoothing=0.1)
     first_batch_at = None
     try:
@@ -362,6 +363,7 @@ def _commit_batches(
                 if record.frame["reject_reason"]:
                     rejected += 1
                     summary.frames_rejected[record.frame["reject_reason"]] += 1
+                    first_detail.setdefault(record.frame["reject_reason"], record.frame["reject_detail"])
                 else:
                     summary.frames_labelled += 1
                     persons = record.persons
@@ -388,6 +390,11 @@ def _commit_batches(
                     f"{rejected} of {processed} frames were rejected ({100 * rejected / processed:.0f} % > "
                     f"run.max_rejected_fraction = {100 * max_rejected_fraction:.0f} %): "
                     + ", ".join(f"{n} x {r}" for r, n in summary.frames_rejected.most_common())
+                    + (
+                        f". The first stage error: {first_detail['stage_error']}"  # a bug: the stage and exception
+                        if "stage_error" in first_detail
+                        else ""
+                    )
                     + f". The committed shards in {run_dir} list each rejected frame with its reason."
                 )
     finally:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Mapping
 
 import numpy as np
 
 from frames.calibration import CameraCalibration
-from frames.errors import FrameError
+from frames.errors import FrameError, StageError
 from frames.sources import load_frame
 from stages.context import StageContext
 from stages.rows import REJECT_DETAIL, REJECT_REASON, Timer, num_rows, objects, ref_from_row
 
 __all__ = ["DecodeStage", "REJECTED_COLOR"]
+
+log = logging.getLogger(__name__)
 
 REJECTED_COLOR = np.zeros((0, 0, 3), np.uint8)  # the color of a frame that did not decode
 
@@ -44,7 +47,18 @@ class DecodeStage:
                     depths.append(frame.depth_encoded or b"")
                     reasons.append("")
                     details.append("")
-                except FrameError as error:
+                except Exception as caught:
+                    # A FrameError names its reason; any other exception of one frame (an input no check
+                    # foresaw) is that frame's stage_error, its traceback in the log: the batch goes on.
+                    error = (
+                        caught
+                        if isinstance(caught, FrameError)
+                        else StageError(
+                            ref.frame_id, ref.color_path, f"stage 'decode' raised {type(caught).__name__}: {caught}"
+                        )
+                    )
+                    if not isinstance(caught, FrameError):
+                        log.error("%s", error, exc_info=caught)
                     # An empty image, not None: a batch of rejected frames only would make the column
                     # Arrow's null type, which Ray Data cannot join with the image blocks (found by
                     # the CI regression's sample, whose last batch is one rejected frame).

@@ -135,3 +135,8 @@ def test_lost_work_is_a_ray_failure_under_the_work_not_a_stage_error():
         assert _is_lost_work(error)
     bug = rx.RayTaskError("MapBatches(KeypointStage)", "traceback", ZeroDivisionError("a bug")).as_instanceof_cause()
     assert not _is_lost_work(bug) and not _is_lost_work(ValueError("bad config")) and not _is_lost_work(None)
+    try:  # Ray Data's wrapping of a stage's own exception (seen as 'RayTaskError(UserCodeException)')
+        raise rx.UserCodeException("ray::MapWorker(MapBatches(DecodeStage))") from ZeroDivisionError("a bug")
+    except rx.UserCodeException as error:
+        wrapped_bug = rx.RayTaskError("MapBatches(DecodeStage)", "traceback", error).as_instanceof_cause()
+        assert not _is_lost_work(error) and not _is_lost_work(wrapped_bug)

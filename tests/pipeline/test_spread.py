@@ -7,10 +7,6 @@ hands batches to the actors and streams them back, which is the same whatever th
 real teacher's figures are `labels bench` and the issue's measurement). Run on a plan whose one part
 holds every frame (the default at this size) and on a plan of many small parts."""
 
-import time
-from dataclasses import replace
-
-import numpy as np
 import pytest
 
 import label_store.plan
@@ -20,57 +16,11 @@ from label_store.inspection import verify_run
 from label_store.plan import read_plan
 from label_store.shard import manifest_entries
 from pipeline.run import run_labels
-from stages.graph import build_graph, default_graph, fuse_models
-from stages.rows import Timer, objects
+from tests.stand_ins import stand_in_graph
 
 pytestmark = pytest.mark.slow  # a local Ray per test
 
 SECONDS_PER_BATCH = 0.4  # the stand-in's work per batch: long beside Ray's per-task overhead (~10 ms)
-EMPTY = {
-    "boxes": np.zeros((0, 4), np.float32),
-    "scores": np.zeros(0, np.float32),
-    "mask_rle": [],
-    "keypoints": np.zeros((0, 17, 3), np.float32),
-    "spread": np.zeros((0, 17), np.float32),
-    "hard_mask": np.zeros((0, 17), bool),
-    "hard_valid": np.zeros(0, bool),
-    "pose_soft": np.zeros((0, 17, 3), np.float32),
-    "pose_hard": np.zeros((0, 17, 3), np.float32),
-}
-
-
-def stand_in(name: str, writes: tuple[str, ...], seconds: float):
-    class StandIn:
-        """Writes the columns of model stage `name` (no person found) after `seconds` of work per batch."""
-
-        @classmethod
-        def from_config(cls, context):
-            return cls()
-
-        def __call__(self, batch: dict) -> dict:
-            with Timer(name) as timer:
-                time.sleep(seconds)
-                n = len(batch["frame_id"])
-                for column in writes:
-                    batch[column] = objects([EMPTY[column]] * n)
-                batch.pop("color", None) if name == "keypoints" else None
-            return timer.stamp(batch)
-
-    StandIn.__name__ = f"StandIn{name.title()}"
-    return StandIn
-
-
-def stand_in_graph():
-    """The default graph with each model stage replaced by a stand-in of its columns, fused into one actor."""
-    separate = default_graph(fused=False)
-    seconds = {"detect": SECONDS_PER_BATCH}
-    stages = [
-        replace(spec, cls=stand_in(spec.name, spec.writes, seconds.get(spec.name, 0.0)))
-        if spec.kind == "model"
-        else spec
-        for spec in separate.stages
-    ]
-    return fuse_models(build_graph(stages, separate.source_columns))
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +50,7 @@ def test_two_model_actors_share_the_work_and_shards_commit_as_the_run_goes(
         out,
         weights_dir=tiny_weights,
         progress=False,
-        graph=stand_in_graph(),
+        graph=stand_in_graph({"detect": SECONDS_PER_BATCH}),
     )
     plan = read_plan(out)
     assert len(plan.parts) == (6 if frames_per_part else 1)

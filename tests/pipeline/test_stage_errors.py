@@ -1,0 +1,87 @@
+"""A stage's own exception is isolated to the frame that raises it, on both executors: that frame is committed
+as rejected (`stage_error`, naming the stage and the exception), its neighbours are labelled; a stage that fails
+on every frame stops the run through the rejected-fraction rule, naming the stage and the exception, and never
+asks for the same command again."""
+
+import numpy as np
+import pytest
+
+from configs.schema import load_teacher_config
+from frames.sources import ManifestSource
+from label_store.reader import LabelRun
+from pipeline.executors import run_stage
+from pipeline.run import RunError, run_labels
+from stages.graph import StageSpec
+from tests.stand_ins import stand_in_graph
+
+SAMPLE = "data/sample/manifest.jsonl"
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_an_exception_on_one_frame_rejects_that_frame_only(tmp_path, tiny_weights, executor):
+    config = load_teacher_config("tiny", {"run.batch_size": 4, "run.shard_size": 4, "run.detector_actors": 1})
+    graph = stand_in_graph(fail_on={"keypoints": "cam1/000002"})  # inside the fused model stage, mid-batch
+    summary = run_labels(
+        config, ManifestSource(SAMPLE), SAMPLE, tmp_path, weights_dir=tiny_weights, progress=False,
+        executor=executor, graph=graph,
+    )  # fmt: skip
+    assert summary.frames_labelled == 7 and dict(summary.frames_rejected) == {"stage_error": 1}
+    run = LabelRun(tmp_path)
+    bad = run.get("day1/cam1/000002").frame
+    assert bad["reject_reason"] == "stage_error"
+    assert "stage 'models' raised ZeroDivisionError: injected into day1/cam1/000002" in bad["reject_detail"]
+    for neighbour in ("day1/cam1/000001", "day1/cam1/000003", "day1/cam2/000002"):
+        assert run.get(neighbour).labelled, neighbour
+
+
+def test_a_stage_failing_on_every_frame_stops_the_run_naming_it(tmp_path, tiny_weights):
+    config = load_teacher_config("tiny", {"run.batch_size": 4, "run.shard_size": 4, "run.detector_actors": 1})
+    graph = stand_in_graph(fail_on={"lift": "day1"})  # every frame
+    with pytest.raises(RunError) as caught:
+        run_labels(
+            config, ManifestSource(SAMPLE), SAMPLE, tmp_path, weights_dir=tiny_weights, progress=False,
+            executor="local", graph=graph,
+        )  # fmt: skip
+    message = str(caught.value)
+    assert "8 x stage_error" in message and "run.max_rejected_fraction" in message
+    assert "stage 'models' raised ZeroDivisionError" in message
+    assert "run the same command again" not in message
+
+
+def test_bisection_finds_every_failing_row_and_keeps_the_others():
+    class Halves:
+        calls = 0
+
+        def __call__(self, batch):
+            Halves.calls += 1
+            if any(f in ("f2", "f5") and not r for f, r in zip(batch["frame_id"], batch["reject_reason"])):
+                raise ValueError("bad row")
+            n = len(batch["frame_id"])
+            return dict(batch, out=np.array([r == "" for r in batch["reject_reason"]]), seconds_halves=np.zeros(n))
+
+    spec = StageSpec("halves", Halves, "model", reads=("frame_id",), writes=("out",))
+    batch = {
+        "frame_id": np.array([f"f{i}" for i in range(8)], dtype=object),
+        "reject_reason": np.array([""] * 7 + ["corrupt_image"], dtype=object),
+        "reject_detail": np.array([""] * 8, dtype=object),
+    }
+    out = run_stage(spec, Halves(), batch)
+    assert out["reject_reason"].tolist() == ["", "", "stage_error", "", "", "stage_error", "", "corrupt_image"]
+    assert out["out"].tolist() == [True, True, False, True, True, False, True, False]
+    assert (
+        "frame 'f2'" in out["reject_detail"][2]
+        and "stage 'halves' raised ValueError: bad row" in out["reject_detail"][2]
+    )
+    assert Halves.calls <= 1 + 2 * 2 * 3 + 1  # first call, 2 per level (3 levels) per failing row, final call
+
+    class WholeBatchOnly:
+        def __call__(self, batch):
+            if len(batch["frame_id"]) == 8:
+                raise RuntimeError("fails on the whole batch, on no frame alone")
+            return dict(
+                batch, out=np.ones(len(batch["frame_id"]), bool), seconds_whole=np.zeros(len(batch["frame_id"]))
+            )
+
+    spec = StageSpec("whole", WholeBatchOnly, "model", reads=("frame_id",), writes=("out",))
+    with pytest.raises(RuntimeError, match="on no frame alone"):  # not a frame's fault: raised as it is
+        run_stage(spec, WholeBatchOnly(), batch)
