@@ -245,6 +245,11 @@ class ManifestSource(FrameSource):
             color = row.get("color")
             if not color:
                 raise SourceError(self.manifest, "field 'color' is missing", line=number)
+            for field in ("color", "depth", "frame_id", "camera"):  # paths and names: strings, never 7 or a list
+                if row.get(field) is not None and not isinstance(row[field], str):
+                    raise SourceError(
+                        self.manifest, f"field {field!r}: a string is needed, not {row[field]!r}", line=number
+                    )
             camera = row.get("camera")
             if camera is None:
                 if len(cameras) != 1:
@@ -267,6 +272,10 @@ class ManifestSource(FrameSource):
                     raise SourceError(
                         self.manifest, f"field 'timestamp': not a number: {timestamp!r}", line=number
                     ) from None
+                if not np.isfinite(timestamp):  # NaN stands for 'unknown' in the shards: never given, never inf
+                    raise SourceError(
+                        self.manifest, f"field 'timestamp': must be finite, got {timestamp!r}", line=number
+                    )
             frame_id = row.get("frame_id") or Path(color).with_suffix("").as_posix()
             depth = row.get("depth")
             batch["frame_id"].append(str(frame_id))

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STATUS_LABELLED
-from label_store.shard import _read_all, manifest_entries
+from label_store.shard import manifest_entries, read_dataset
 
 __all__ = ["LabelRun", "FrameLabels", "ShardLabels"]
 
@@ -54,9 +54,9 @@ class ShardLabels:
 
 def _load_shard(path: str) -> tuple[dict, dict, np.ndarray, dict]:
     with h5py.File(path, "r") as handle:
-        frames = {f.name: _read_all(handle["frames"][f.name]) for f in FRAME_FIELDS}
-        persons = {f.name: _read_all(handle["persons"][f.name]) for f in PERSON_FIELDS}
-        offsets = handle["frames/person_offset"][()]
+        frames = {f.name: read_dataset(handle["frames"][f.name]) for f in FRAME_FIELDS}
+        persons = {f.name: read_dataset(handle["persons"][f.name]) for f in PERSON_FIELDS}
+        offsets = read_dataset(handle["frames/person_offset"])
         provenance = dict(handle["provenance"].attrs)
     return frames, persons, offsets, provenance
 
@@ -76,7 +76,7 @@ class LabelRun:
         self._order: list[str] = []
         for s, shard in enumerate(self.shard_files):
             with h5py.File(shard, "r") as handle:
-                for row, frame_id in enumerate(_read_all(handle["frames/frame_id"])):
+                for row, frame_id in enumerate(read_dataset(handle["frames/frame_id"])):
                     if frame_id in self._index:
                         raise ValueError(
                             f"{shard}: frame {frame_id!r} is also in {self.shard_files[self._index[frame_id][0]]}"

@@ -62,7 +62,14 @@ FRAME_FIELDS = (
     Field("depth_unit_mm", np.float32, (), "millimetres per depth count (0 without depth)"),
     Field("timestamp", np.float64, (), "seconds; NaN when the source does not know"),
     Field("status", np.int8, (), "0 labelled, 1 rejected"),
-    Field("reject_reason", STR, (), "'' when labelled; else the reason tag, e.g. corrupt_image"),
+    Field(
+        "reject_reason",
+        STR,
+        (),
+        "'' when labelled; else the reason tag: missing_file, not_a_regular_file, file_too_large, empty_file, "
+        "corrupt_image, color_not_8bit_3ch, depth_not_16bit_1ch, size_mismatch, missing_depth_pair, stage_error "
+        '(README, "Bad frames")',
+    ),
     Field("reject_detail", STR, (), "the full error message of a rejected frame"),
 )
 

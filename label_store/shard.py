@@ -48,6 +48,8 @@ __all__ = [
     "committed_shards",
     "ShardEntry",
     "read_manifest_entry",
+    "read_dataset",
+    "ShardReadError",
 ]
 
 _STR_DTYPE = h5py.string_dtype("utf-8")
@@ -115,7 +117,7 @@ def _write(group: h5py.Group, name: str, values: np.ndarray) -> None:
             chunks=(min(max(len(values), 1), _CHUNK_ROWS),),
             compression="gzip",
             compression_opts=4,
-            maxshape=(None,),
+            maxshape=(None,),  # (no fletcher32: HDF5 allows no checksum filter on variable-length strings)
         )
     else:
         chunks = (min(max(len(values), 1), _CHUNK_ROWS), *values.shape[1:])
@@ -126,6 +128,7 @@ def _write(group: h5py.Group, name: str, values: np.ndarray) -> None:
             compression="gzip",
             compression_opts=4,
             shuffle=True,
+            fletcher32=True,  # a checksum per chunk, checked by HDF5 on every read (ShardReadError)
             maxshape=(None, *values.shape[1:]),
         )
     data.attrs["sha256"] = _digest(values)
@@ -165,10 +168,24 @@ def write_shard(
         prov.attrs.update({k: str(provenance[k]) for k in PROVENANCE_KEYS})
 
 
-def _read_all(dataset: h5py.Dataset) -> np.ndarray:
-    if h5py.check_string_dtype(dataset.dtype) is not None:
-        return dataset.asstr()[()] if dataset.shape != (0,) else np.array([], dtype=object)
-    return dataset[()]
+class ShardReadError(OSError):
+    """A shard's dataset cannot be read back as written: its chunk checksum (fletcher32) or its compression
+    fails. Names the shard and the dataset; `labels verify` lists every such problem of a run."""
+
+
+def read_dataset(dataset: h5py.Dataset) -> np.ndarray:
+    """A whole dataset of a shard. Shards written since the checksums came (fletcher32 on every dataset) are
+    checked by HDF5 as they are read: flipped bytes raise ShardReadError instead of reaching a student. Older
+    shards have no checksum and read as before (`labels verify` checks them against their sha256)."""
+    try:
+        if h5py.check_string_dtype(dataset.dtype) is not None:
+            return dataset.asstr()[()] if dataset.shape != (0,) else np.array([], dtype=object)
+        return dataset[()]
+    except OSError as error:
+        raise ShardReadError(
+            f"{dataset.file.filename}: dataset {dataset.name} is damaged ({error}); relabel its shard "
+            "(delete the shard file and its manifest entry, then run the same labels run again)"
+        ) from None
 
 
 def verify_shard(path: str | Path) -> list[str]:
@@ -206,7 +223,7 @@ def verify_shard(path: str | Path) -> list[str]:
                         )
                         continue
                     try:
-                        values = _read_all(data)
+                        values = read_dataset(data)
                     except (OSError, ValueError, RuntimeError) as error:  # a damaged compressed chunk
                         problems.append(f"{path}: /{group_name}/{f.name}: unreadable data ({error})")
                         continue
@@ -214,7 +231,7 @@ def verify_shard(path: str | Path) -> list[str]:
                         problems.append(
                             f"{path}: /{group_name}/{f.name}: checksum mismatch (the data changed after writing)"
                         )
-            offsets = handle["frames/person_offset"][()]
+            offsets = read_dataset(handle["frames/person_offset"])
             if _digest(offsets) != handle["frames/person_offset"].attrs.get("sha256"):
                 problems.append(f"{path}: /frames/person_offset: checksum mismatch (the data changed after writing)")
             if (
@@ -237,7 +254,7 @@ def verify_shard(path: str | Path) -> list[str]:
 
 def _frame_ids(path: Path) -> list[str]:
     with h5py.File(path, "r") as handle:
-        return list(_read_all(handle["frames/frame_id"]))
+        return list(read_dataset(handle["frames/frame_id"]))
 
 
 def _link_exclusive(temporary: Path, final: Path) -> bool:

@@ -133,6 +133,26 @@ def test_verify_catches_a_flipped_byte_in_the_data(tmp_path, records, provenance
     assert problems and any("keypoints_2d" in p for p in problems)
 
 
+def test_a_shard_with_flipped_bytes_is_refused_on_read(tmp_path, records, provenance):
+    """Every dataset carries a per-chunk checksum (fletcher32) that HDF5 checks on read: a reader never hands
+    a student numbers that changed on disk; the error names the shard and the dataset."""
+    from label_store.reader import LabelRun
+    from label_store.shard import ShardReadError
+
+    entry = commit_shard(tmp_path, 0, records, provenance)
+    path = tmp_path / entry.file
+    with h5py.File(path, "r") as handle:
+        assert all(handle[f"persons/{name}"].fletcher32 for name in ("keypoints_2d", "box", "pose3d_soft"))
+        offset = handle["persons/keypoints_2d"].id.get_chunk_info(0).byte_offset
+    frame_id = records[0].frame["frame_id"]
+    assert LabelRun(tmp_path).get(frame_id) is not None  # reads whole before the damage
+    data = bytearray(path.read_bytes())
+    data[offset + 10] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ShardReadError, match=rf"{path.name}: dataset /persons/keypoints_2d is damaged"):
+        LabelRun(tmp_path).get(frame_id)
+
+
 def test_verify_names_missing_and_malformed_parts(tmp_path, records, provenance):
     entry = commit_shard(tmp_path, 0, records, provenance)
     path = tmp_path / entry.file
