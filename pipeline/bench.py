@@ -89,6 +89,10 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
     """The per-frame loop; returns its timings. Writes `out` (one HDF5 group per frame)."""
     import cv2
     import h5py
+
+    import teachers  # noqa: F401  (first: it puts mmcv's extension in place where mmcv-lite is installed)
+
+    # isort: split
     from mmdet.apis import inference_detector
     from mmengine.dataset import Compose
 

@@ -192,11 +192,12 @@ class LocalExecutor:
     def __exit__(self, *exc) -> None:
         return None
 
-    def _run(self, specs, batch: dict) -> dict:
+    def _run(self, specs, batch: dict, isolate: bool = True) -> dict:
         for spec in specs:
             if spec.name == self._gated and self.gate is not None:
                 self.gate.wait()
-            batch = run_stage(spec, self.stages[spec.name], batch)
+            stage = self.stages[spec.name]
+            batch = run_stage(spec, stage, batch) if isolate else _check_written(spec, stage(batch))
             batch = _stamp_worker(spec, batch, f"{os.uname().nodename}:{os.getpid()}:{threading.current_thread().name}")
         return batch
 
@@ -275,7 +276,7 @@ class LocalExecutor:
             REJECT_DETAIL: np.array([""] * n, dtype=object),
         }
         models = [s for s in self.graph.stages if s.kind == "model"]
-        batch = self._run(models, batch)
+        batch = self._run(models, batch, isolate=False)  # a caller's own images: their errors are raised to it
         written = [c for spec in models for c in spec.writes]
         return [{column: batch[column][i] for column in written} for i in range(n)]
 

@@ -71,6 +71,10 @@ def test_mmcv_is_one_of_its_two_builds_at_the_pinned_version():
 
 def test_mmcv_ops_give_known_answers():
     import torch
+
+    import teachers  # noqa: F401  (first: mmcv's extension where mmcv-lite is installed)
+
+    # isort: split
     from mmcv.ops import nms, roi_align
 
     boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], dtype=torch.float32)
@@ -84,6 +88,9 @@ def test_mmcv_ops_give_known_answers():
 
 
 def test_openmmlab_ray_h5py_import():
+    import teachers  # noqa: F401  (first: mmcv's extension where mmcv-lite is installed)
+
+    # isort: split
     import h5py
     import mmdet
     import mmpose
