@@ -140,3 +140,46 @@ def test_lost_work_is_a_ray_failure_under_the_work_not_a_stage_error():
     except rx.UserCodeException as error:
         wrapped_bug = rx.RayTaskError("MapBatches(DecodeStage)", "traceback", error).as_instanceof_cause()
         assert not _is_lost_work(error) and not _is_lost_work(wrapped_bug)
+
+
+@pytest.mark.slow
+def test_lost_work_is_told_from_a_stage_error_on_real_ray_errors():
+    """The errors Ray itself raises, not constructed ones: an exception raised inside a task and inside an
+    actor's method is the code's own (not lost work: running it again fails the same way); an actor killed
+    under its call is lost work."""
+    import ray
+
+    from pipeline.executors import _is_lost_work
+
+    @ray.remote(max_retries=0)
+    def task_that_raises():
+        raise ZeroDivisionError("a bug in a task")
+
+    @ray.remote(max_restarts=0)
+    class Worker:
+        def fail(self):
+            raise ValueError("a bug in an actor")
+
+        def wait(self):
+            import time
+
+            time.sleep(60)
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        errors = {}
+        for name, ref in (("task", task_that_raises.remote()), ("actor", Worker.remote().fail.remote())):
+            with pytest.raises(Exception) as caught:
+                ray.get(ref, timeout=60)
+            errors[name] = caught.value
+        worker = Worker.remote()
+        call = worker.wait.remote()
+        ray.kill(worker)
+        with pytest.raises(Exception) as caught:
+            ray.get(call, timeout=60)
+        errors["killed actor"] = caught.value
+    finally:
+        ray.shutdown()
+    assert isinstance(errors["task"], ZeroDivisionError) and not _is_lost_work(errors["task"])
+    assert isinstance(errors["actor"], ValueError) and not _is_lost_work(errors["actor"])
+    assert isinstance(errors["killed actor"], ray.exceptions.RayActorError) and _is_lost_work(errors["killed actor"])
