@@ -29,7 +29,7 @@ __all__ = ["CompiledOpMissing", "KERNELS", "install", "compiled_mmcv", "provided
 
 MODULE = "mmcv._ext"
 HOW_TO_GET_IT = (
-    "install mmcv with its compiled ops: `make setup MMCV=full` (a compile of about 10 minutes; docs/install.md)"
+    "install mmcv with its compiled ops: `make setup MMCV=full` (a compile of 10 to 30 minutes; README, Install)"
 )
 
 
