@@ -6,6 +6,10 @@ import warnings
 # package, so that every module that imports OpenMMLab (models, weights) is covered.
 # - mmdet's mask head copies a tensor with new_tensor (mmdet 3.3, fcn_mask_head.py): an ordinary warning.
 warnings.filterwarnings("ignore", message=r"To copy construct from a tensor", module=r"mmdet\.")
+# - setuptools >= 80's notice that pkg_resources is deprecated, printed when mmengine (and mmdet, mmpose) import it:
+#   on the modern stack the driver loads the models' mm configs before any run (teachers.kernels'
+#   check_kernels_available), so a run's console would carry it.
+warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated as an API", category=UserWarning)
 # - torch's notice about TorchScript optimizers, printed when mmengine imports torch.distributed.optim. torch
 #   issues it under simplefilter("always"), which no filter overrides; importing the module once here, with the
 #   warning recorded instead of shown, keeps it off the console.
