@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -98,6 +97,7 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
 
     from configs.schema import CONFIG_DIR, load_teacher_config
     from frames.sources import open_source
+    from pipeline.cli import peak_memory_mb
     from pipeline.run import gpu_peak_mb
     from stages.label_sets import hard_keypoints
     from teachers.detector import PersonDetector, render_view
@@ -210,7 +210,7 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
     return {
         "seconds": seconds,
         "frames": len(source.refs()),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_memory_mb(),
         "gpu_peak_mb": gpu_peak_mb(),
     }
 

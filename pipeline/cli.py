@@ -6,7 +6,6 @@ Subcommands register themselves in `COMMANDS` below; `labels --help` lists them 
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 from collections import Counter
 from pathlib import Path
@@ -104,6 +103,8 @@ def peak_memory_mb() -> float:
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
