@@ -109,6 +109,7 @@ SYSTEM_MODULES = {
     "tests/pipeline/test_cluster.py",
     "tests/pipeline/test_run.py",
     "tests/pipeline/test_spread.py",
+    "tests/pipeline/test_stage_errors.py",
     "tests/pipeline/test_bench.py",
     "tests/pipeline/test_executors.py",
     "tests/test_cli.py",
