@@ -73,12 +73,12 @@ tiny-weights: setup
 ## regression-reference: re-label the regression source with the trained tiny teacher, overwrite the CI reference, print what changed
 ##         (deliberate: review `git diff tests/regression` before committing)
 regression-reference: setup
-	$(PY) tools/refresh_regression_reference.py
+	$(PY) -m tests.regression.sample
 
 ## tiny-teacher: retrain the tiny teacher on synthetic scenes (mmengine Runner; CPU, hours) into data/tiny_teacher/tiny/,
 ##         where configs/teachers/tiny.py reads it (review data/tiny_teacher/README.md, then commit)
 tiny-teacher: setup
-	$(PY) -m training.tiny --out data/tiny_teacher --work build/tiny-teacher
+	$(PY) -m orpose.training.tiny --out data/tiny_teacher --work build/tiny-teacher
 
 ## bench: the pipeline against the naive per-frame loop (frames/s, ratio, memory at N and 10 x N)
 bench: setup

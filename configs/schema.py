@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from orpose.errors import USAGE, OrPoseError
+
 __all__ = [
     "ConfigError",
     "RunSpec",
@@ -45,7 +47,7 @@ __all__ = [
 CONFIG_DIR = Path(__file__).parent
 
 
-class ConfigError(ValueError):
+class ConfigError(OrPoseError, ValueError):
     def __init__(self, source: str, field_path: str, detail: str):
         self.source, self.field, self.detail = source, field_path, detail
         super().__init__(f"{source}: field {field_path!r}: {detail}")
@@ -54,6 +56,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class DetectorSpec:
     """Person detector (mmdet) and its test-time augmentation."""
+
+    exit_code = USAGE
 
     mm_config: str  # mmdet config: "mmdet::<path under the package's configs>" or a file path
     checkpoint: str  # file name in the weights folder, or a path

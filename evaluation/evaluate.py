@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.ground_truth import coco17_to_set, load_ground_truth
-from evaluation.metrics import box_ap, keypoint_ap, left_right_swaps, mpjpe_figures, pck
-from evaluation.mvor import MVOR_GROUPS, pck_mvor
-from label_store.reader import LabelRun
+from orpose.evaluation.ground_truth import coco17_to_set, load_ground_truth
+from orpose.evaluation.metrics import box_ap, keypoint_ap, left_right_swaps, mpjpe_figures, pck
+from orpose.evaluation.mvor import MVOR_GROUPS, pck_mvor
+from orpose.label_store.reader import LabelRun
 
 __all__ = ["evaluate", "predictions_from_run", "predictions_from_results", "format_report"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from joints import COCO_KEYPOINTS, COCO_SIGMAS, MVOR_JOINTS
+from orpose.joints import COCO_KEYPOINTS, COCO_SIGMAS, MVOR_JOINTS
 
 __all__ = ["load_ground_truth", "KEYPOINT_SETS", "coco17_to_set"]
 

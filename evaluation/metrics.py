@@ -13,9 +13,9 @@ import io
 
 import numpy as np
 
-from evaluation.ground_truth import KEYPOINT_SETS
-from evaluation.mvor import truth_3d_by_image
-from frames.geometry import box_iou
+from orpose.evaluation.ground_truth import KEYPOINT_SETS
+from orpose.evaluation.mvor import truth_3d_by_image
+from orpose.frames.geometry import box_iou
 
 __all__ = [
     "box_ap",

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from evaluation.ground_truth import coco17_to_set
-from frames.mvor import read_mvor_rig
-from joints import H36M_JOINTS, MVOR_JOINTS, coco_to_h36m_positions
+from orpose.evaluation.ground_truth import coco17_to_set
+from orpose.frames.mvor import read_mvor_rig
+from orpose.joints import H36M_JOINTS, MVOR_JOINTS, coco_to_h36m_positions
 
 __all__ = ["pck_mvor", "truth_3d_by_image", "MVOR_GROUPS", "MVOR3D_TO_H36M"]
 

@@ -5,7 +5,7 @@ A rig is one color camera and, optionally, one depth camera. The depth camera is
 *calibrated* (its own intrinsics and a rigid depth-to-color transform). The depth unit is
 calibration data: millimetres per depth count, never a constant in code.
 
-File format (JSON, see README "Calibration file")::
+File format (JSON, see docs/frame_sources.md, "Calibration file")::
 
     {"format": "or-pose-labels/calibration", "version": 1,
      "cameras": {"cam1": {"color": {"width": 640, "height": 480, "fx": 538.0, "fy": 538.0,
@@ -26,8 +26,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from frames.errors import CalibrationError
-from frames.geometry import apply_rigid, invert_rigid
+from orpose.frames.errors import CalibrationError
+from orpose.frames.geometry import apply_rigid, invert_rigid
 
 __all__ = [
     "Intrinsics",

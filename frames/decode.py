@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from frames.calibration import Intrinsics
-from frames.errors import (
+from orpose.frames.calibration import Intrinsics
+from orpose.frames.errors import (
     ColorFormatError,
     CorruptImageError,
     DepthFormatError,

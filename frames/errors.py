@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orpose.errors import USAGE, OrPoseError
+
 __all__ = [
     "FrameError",
     "MissingFileError",
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 
-class FrameError(Exception):
+class FrameError(OrPoseError):
     """A frame that cannot be labelled. `reason` is a short stable tag used to group rejections."""
 
     reason = "bad_frame"
@@ -91,8 +93,10 @@ class StageError(FrameError):
     reason = "stage_error"
 
 
-class CalibrationError(ValueError):
+class CalibrationError(OrPoseError, ValueError):
     """A calibration file or block that is malformed; names the file and the field."""
+
+    exit_code = USAGE
 
     def __init__(self, source: str | Path, field: str, detail: str):
         self.source = str(source)
@@ -101,8 +105,10 @@ class CalibrationError(ValueError):
         super().__init__(f"{self.source}: field {field!r}: {detail}")
 
 
-class SourceError(ValueError):
+class SourceError(OrPoseError, ValueError):
     """A manifest or frame tree that cannot be read as a whole (not one bad frame)."""
+
+    exit_code = USAGE
 
     def __init__(self, source: str | Path, detail: str, line: int | None = None):
         self.source = str(source)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # frames.calibration builds on these functions; only the type flows back
-    from frames.calibration import Intrinsics
+    from orpose.frames.calibration import Intrinsics
 
 __all__ = ["project", "backproject", "apply_rigid", "invert_rigid", "look_at", "box_iou"]
 

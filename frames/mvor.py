@@ -40,7 +40,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from frames.calibration import (
+from orpose.frames.calibration import (
     CameraCalibration,
     Intrinsics,
     MultiViewRig,
@@ -49,7 +49,7 @@ from frames.calibration import (
     parse_rigid_transform,
     read_json,
 )
-from frames.errors import CalibrationError
+from orpose.frames.errors import CalibrationError
 
 __all__ = ["read_mvor_calibrations", "read_mvor_rig", "mvor_distortion_to_opencv", "MVOR_DEFAULT_SIZE"]
 

@@ -26,11 +26,11 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from frames.calibration import CameraCalibration, load_calibration
-from frames.decode import decode_color, decode_depth_bytes, max_file_bytes, read_image_bytes
-from frames.errors import FrameError, MissingDepthPairError, SourceError
-from frames.files import sha256_file
-from frames.mvor import read_mvor_calibrations
+from orpose.frames.calibration import CameraCalibration, load_calibration
+from orpose.frames.decode import decode_color, decode_depth_bytes, max_file_bytes, read_image_bytes
+from orpose.frames.errors import FrameError, MissingDepthPairError, SourceError
+from orpose.frames.files import sha256_file
+from orpose.frames.mvor import read_mvor_calibrations
 
 __all__ = [
     "REF_COLUMNS",

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from frames.geometry import box_iou
-from joints import COCO_KEYPOINTS, H36M_JOINTS
-from label_store.reader import LabelRun
-from label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STR
+from orpose.frames.geometry import box_iou
+from orpose.joints import COCO_KEYPOINTS, H36M_JOINTS
+from orpose.label_store.reader import LabelRun
+from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STR
 
 __all__ = ["Tolerances", "Comparison", "compare", "reference_from_run", "load_labels", "FRAME_CHECKS", "PERSON_CHECKS"]
 

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from frames.decode import decode_color, decode_depth
-from frames.sources import depth_counts_to_mm
-from label_store.reader import LabelRun
+from orpose.frames.decode import decode_color, decode_depth
+from orpose.frames.sources import depth_counts_to_mm
+from orpose.label_store.reader import LabelRun
 
 __all__ = ["PoseLabelDataset", "scale_keypoints", "scale_boxes", "scaled_size", "draw_factor"]
 

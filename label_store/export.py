@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from label_store.reader import LabelRun
+from orpose.label_store.reader import LabelRun
 
 __all__ = ["export_coco"]
 

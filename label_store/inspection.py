@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from frames.files import sha256_file
-from joints import COCO_KEYPOINTS
-from label_store.plan import PLAN_DIR, PlanError, read_plan
-from label_store.reader import LabelRun
-from label_store.shard import manifest_entries, verify_shard
+from orpose.frames.files import sha256_file
+from orpose.joints import COCO_KEYPOINTS
+from orpose.label_store.plan import PLAN_DIR, PlanError, read_plan
+from orpose.label_store.reader import LabelRun
+from orpose.label_store.shard import manifest_entries, verify_shard
 
 __all__ = ["inspect_labels", "format_inspection", "verify_run"]
 

@@ -29,10 +29,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from frames.errors import SourceError
-from frames.sources import REF_COLUMNS
-from label_store.shard import committed_shards
-from label_store.space import disk_full_as_error
+from orpose.errors import OrPoseError
+from orpose.frames.errors import SourceError
+from orpose.frames.sources import REF_COLUMNS
+from orpose.label_store.shard import committed_shards
+from orpose.label_store.space import disk_full_as_error
 
 __all__ = [
     "PLAN_DIR",
@@ -65,7 +66,7 @@ PLAN_SCHEMA = pa.schema(
 FRAMES_PER_PART = 262_144  # about 30 MB of Parquet per part: one Ray read task each
 
 
-class PlanError(ValueError):
+class PlanError(OrPoseError, ValueError):
     """A run directory's plan cannot be read."""
 
 

@@ -6,9 +6,9 @@ import json
 import subprocess
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
-from configs.schema import TeacherConfig, config_hash, to_dict
+from orpose.checkout import source_checkout
+from orpose.configs.schema import TeacherConfig, config_hash, to_dict
 
 __all__ = ["make_provenance", "code_version"]
 
@@ -30,8 +30,10 @@ _PACKAGES = (
 
 def code_version() -> str:
     """`git describe` of the checkout when there is one (with -dirty), else the package version."""
-    root = Path(__file__).resolve().parents[1]
+    root = source_checkout()
     try:
+        if root is None:
+            raise OSError("no source checkout")
         out = subprocess.run(
             ["git", "describe", "--always", "--dirty", "--tags"], cwd=root, capture_output=True, text=True, timeout=5
         )

@@ -15,8 +15,8 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STATUS_LABELLED
-from label_store.shard import manifest_entries, read_dataset
+from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STATUS_LABELLED
+from orpose.label_store.shard import manifest_entries, read_dataset
 
 __all__ = ["LabelRun", "FrameLabels", "ShardLabels"]
 

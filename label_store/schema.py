@@ -68,7 +68,7 @@ FRAME_FIELDS = (
         (),
         "'' when labelled; else the reason tag: missing_file, not_a_regular_file, file_too_large, empty_file, "
         "corrupt_image, color_not_8bit_3ch, depth_not_16bit_1ch, size_mismatch, missing_depth_pair, stage_error "
-        '(README, "Bad frames")',
+        '(docs/frame_sources.md, "Bad frames")',
     ),
     Field("reject_detail", STR, (), "the full error message of a rejected frame"),
 )

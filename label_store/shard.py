@@ -26,8 +26,9 @@ from typing import Any, Mapping, Sequence
 import h5py
 import numpy as np
 
-from frames.files import sha256_file
-from label_store.schema import (
+from orpose.errors import OrPoseError
+from orpose.frames.files import sha256_file
+from orpose.label_store.schema import (
     FRAME_FIELDS,
     PERSON_FIELDS,
     PROVENANCE_KEYS,
@@ -36,7 +37,7 @@ from label_store.schema import (
     STR,
     Field,
 )
-from label_store.space import disk_full_as_error
+from orpose.label_store.space import disk_full_as_error
 
 __all__ = [
     "FrameRecord",
@@ -168,7 +169,7 @@ def write_shard(
         prov.attrs.update({k: str(provenance[k]) for k in PROVENANCE_KEYS})
 
 
-class ShardReadError(OSError):
+class ShardReadError(OrPoseError, OSError):
     """A shard's dataset cannot be read back as written: its chunk checksum (fletcher32) or its compression
     fails. Names the shard and the dataset; `labels verify` lists every such problem of a run."""
 

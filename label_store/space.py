@@ -13,10 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from orpose.errors import OrPoseError
+
 __all__ = ["DiskFullError", "is_disk_full", "disk_full_as_error"]
 
 
-class DiskFullError(OSError):
+class DiskFullError(OrPoseError, OSError):
     """A write failed for lack of space; the message names the path and the space left."""
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from label_store.reader import LabelRun, ShardLabels
-from label_store.schema import STATUS_LABELLED
+from orpose.label_store.reader import LabelRun, ShardLabels
+from orpose.label_store.schema import STATUS_LABELLED
 
 __all__ = ["Histogram", "RunStatistics", "GalleryPerson", "collect_statistics", "person_uncertainty", "day_of"]
 

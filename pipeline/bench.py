@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from orpose.checkout import source_checkout
+
 __all__ = ["bench", "naive_loop", "teacher_flops", "dense_peak_tflops"]
 
 # Dense (no sparsity) bf16/fp16 tensor-core peaks from the vendors' data sheets, TFLOP/s. The
@@ -42,8 +44,6 @@ DENSE_PEAK_TFLOPS = (
     ("A10", 125.0),
     ("V100", 125.0),
 )
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tree_rss(pid: int) -> int:
@@ -66,7 +66,9 @@ def timed_command(command: list[str]) -> dict:
     """Run a command; its wall time, peak RSS of its process tree, and its output."""
     peak = [0]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=source_checkout()
+    )
     done = threading.Event()
 
     def sample():
@@ -89,23 +91,23 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
     import cv2
     import h5py
 
-    import teachers  # noqa: F401  (first: it puts mmcv's extension in place where mmcv-lite is installed)
+    import orpose.teachers  # noqa: F401  (first: it puts mmcv's extension in place where mmcv-lite is installed)
 
     # isort: split
     from mmdet.apis import inference_detector
     from mmengine.dataset import Compose
 
-    from configs.schema import CONFIG_DIR, load_teacher_config
-    from frames.sources import open_source
-    from pipeline.cli import peak_memory_mb
-    from pipeline.run import gpu_peak_mb
-    from stages.label_sets import hard_keypoints
-    from teachers.detector import PersonDetector, render_view
-    from teachers.keypoints import TopDownKeypoints
-    from teachers.lifter import Lifter
-    from teachers.mm import forward_context, pick_device
-    from teachers.tta import boxes_from_view, detection_views
-    from teachers.weights import checkpoint_path
+    from orpose.configs.schema import CONFIG_DIR, load_teacher_config
+    from orpose.frames.sources import open_source
+    from orpose.pipeline.cli import peak_memory_mb
+    from orpose.pipeline.run import gpu_peak_mb
+    from orpose.stages.label_sets import hard_keypoints
+    from orpose.teachers.detector import PersonDetector, render_view
+    from orpose.teachers.keypoints import TopDownKeypoints
+    from orpose.teachers.lifter import Lifter
+    from orpose.teachers.mm import forward_context, pick_device
+    from orpose.teachers.tta import boxes_from_view, detection_views
+    from orpose.teachers.weights import checkpoint_path
 
     started = time.perf_counter()
     config = load_teacher_config(config_name, overrides)
@@ -231,10 +233,10 @@ def teacher_flops(config_name: str, overrides: dict, frames: str, weights_dir: s
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from configs.schema import load_teacher_config
-    from frames.sources import open_source
-    from pipeline.executors import LocalExecutor
-    from teachers.mm import pick_device
+    from orpose.configs.schema import load_teacher_config
+    from orpose.frames.sources import open_source
+    from orpose.pipeline.executors import LocalExecutor
+    from orpose.teachers.mm import pick_device
 
     config = load_teacher_config(config_name, overrides)
     teacher = LocalExecutor.for_teacher(config, weights_dir)
@@ -283,12 +285,12 @@ def bench(
     pipelines: tuple[str, ...] = tuple(PIPELINES),
 ) -> list[str]:
     """Run the naive loop and each pipeline variant (`PIPELINES`), each in its own process; return the report lines."""
-    from configs.schema import load_teacher_config, parse_overrides
-    from label_store.compare import Tolerances, compare, load_labels
-    from synth.generate import SynthSettings, generate
-    from teachers.kernels import KERNEL_FIELDS
-    from teachers.mm import pick_device
-    from teachers.weights import init_seeded_weights, missing_checkpoints
+    from orpose.configs.schema import load_teacher_config, parse_overrides
+    from orpose.label_store.compare import Tolerances, compare, load_labels
+    from orpose.synth.generate import SynthSettings, generate
+    from orpose.teachers.kernels import KERNEL_FIELDS
+    from orpose.teachers.mm import pick_device
+    from orpose.teachers.weights import init_seeded_weights, missing_checkpoints
 
     config = load_teacher_config(config_name, parse_overrides(overrides))
     wd = weights_dir or config.weights_dir
@@ -321,7 +323,7 @@ def bench(
             [
                 python,
                 "-m",
-                "pipeline.bench",
+                "orpose.pipeline.bench",
                 "--naive",
                 "--frames",
                 str(small / "manifest.jsonl"),
@@ -339,9 +341,9 @@ def bench(
     if pipeline_kernels != stock_kernels:
         naive_kernel_stats = naive_run(pipeline_kernels, f"naive-{kernel}.h5")[1]
     compute = json.loads(
-        timed_command([python, "-m", "pipeline.bench", "--flops", "--frames", str(small / "manifest.jsonl"), *common])[
-            "stdout"
-        ]
+        timed_command(
+            [python, "-m", "orpose.pipeline.bench", "--flops", "--frames", str(small / "manifest.jsonl"), *common]
+        )["stdout"]
         .strip()
         .splitlines()[-1]
     )
@@ -354,7 +356,7 @@ def bench(
                 [
                     python,
                     "-m",
-                    "pipeline.cli",
+                    "orpose.pipeline.cli",
                     "run",
                     "--executor",
                     executor,
@@ -475,7 +477,7 @@ def bench(
 def _main() -> int:
     import argparse
 
-    from configs.schema import parse_overrides
+    from orpose.configs.schema import parse_overrides
 
     parser = argparse.ArgumentParser(description="internal: one side of `labels bench`")
     parser.add_argument("--naive", action="store_true")

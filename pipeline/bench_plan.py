@@ -15,8 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from label_store.shard import shard_name
-from pipeline.bench import timed_command
+from orpose.label_store.shard import shard_name
+from orpose.pipeline.bench import timed_command
 
 __all__ = ["bench_plan"]
 
@@ -27,9 +27,9 @@ def _size_mb(path: Path) -> float:
 
 
 def bench_plan(frames: int, keep: str | None = None, committed: float = 0.9) -> list[str]:
-    from configs.schema import load_teacher_config
-    from synth.manifest import write_manifest
-    from teachers.weights import init_seeded_weights, missing_checkpoints
+    from orpose.configs.schema import load_teacher_config
+    from orpose.synth.manifest import write_manifest
+    from orpose.teachers.weights import init_seeded_weights, missing_checkpoints
 
     folder = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="labels-bench-plan-"))
     source = folder / f"manifest-{frames}"
@@ -44,7 +44,7 @@ def bench_plan(frames: int, keep: str | None = None, committed: float = 0.9) -> 
     run_dir, summary = folder / f"run-{frames}", folder / "summary.json"
     shutil.rmtree(run_dir, ignore_errors=True)
     python = sys.executable
-    command = [python, "-m", "pipeline.cli", "run", "--plan-only", "--config", "tiny", "--frames", str(manifest)]
+    command = [python, "-m", "orpose.pipeline.cli", "run", "--plan-only", "--config", "tiny", "--frames", str(manifest)]
     command += ["--out", str(run_dir), "--weights-dir", str(weights), "--no-progress", "--summary-json", str(summary)]
 
     baseline = timed_command([python, "-c", "import pipeline.cli, pipeline.run, label_store.plan, pyarrow.parquet"])

@@ -11,6 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from orpose.errors import USAGE, OrPoseError
+
 __all__ = ["main", "build_parser"]
 
 _EPILOG = """\
@@ -24,7 +26,7 @@ examples:
   labels convert-detectron2 model_0039999_e76410.pkl weights/x152.pth   # detectron2 file -> mmdet checkpoint
   labels weights --teacher tiny --init       # seeded tiny-teacher checkpoints (offline)
 
-Run `labels COMMAND --help` for the options of one command. Docs: README.md.
+Run `labels COMMAND --help` for the options of one command. Docs: README.md and docs/.
 """
 
 
@@ -60,7 +62,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from synth.generate import SynthSettings, generate
+    from orpose.synth.generate import SynthSettings, generate
 
     settings = SynthSettings(
         frames=args.frames,
@@ -111,8 +113,8 @@ def peak_memory_mb() -> float:
 def _run_check_frames(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from frames.errors import FrameError, StageError
-    from frames.sources import open_source
+    from orpose.frames.errors import FrameError, StageError
+    from orpose.frames.sources import open_source
 
     source = open_source(
         args.source, calibration=args.calibration, annotation=args.annotation, depth_unit_mm=args.depth_unit_mm
@@ -197,13 +199,9 @@ def _add_convert_detectron2(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_convert_detectron2(args: argparse.Namespace) -> int:
-    from teachers.convert_detectron2 import DETECTRON2_X152_CONFIG, ConversionError, convert_detectron2
+    from orpose.teachers.convert_detectron2 import DETECTRON2_X152_CONFIG, convert_detectron2
 
-    try:
-        meta = convert_detectron2(args.source, args.destination, mm_config=args.mm_config or DETECTRON2_X152_CONFIG)
-    except ConversionError as error:
-        print(f"labels convert-detectron2: {error}", file=sys.stderr)
-        return 1
+    meta = convert_detectron2(args.source, args.destination, mm_config=args.mm_config or DETECTRON2_X152_CONFIG)
     print(
         f"{meta['sha256']}  {args.destination}\n  {meta['arrays']} arrays from {args.source} "
         f"(sha256 {meta['source_sha256']}); loaded back strictly into {meta['mm_config']}"
@@ -212,13 +210,13 @@ def _run_convert_detectron2(args: argparse.Namespace) -> int:
 
 
 def _run_weights(args: argparse.Namespace) -> int:
-    from configs.schema import load_teacher_config
-    from frames.files import sha256_file
-    from teachers.weights import WeightsMissingError, checkpoint_path, fetch, init_seeded_weights, missing_checkpoints
+    from orpose.configs.schema import load_teacher_config
+    from orpose.frames.files import sha256_file
+    from orpose.teachers.weights import checkpoint_path, fetch, init_seeded_weights, missing_checkpoints
 
     config = load_teacher_config(args.teacher)
     if args.info:
-        from teachers.model_info import teacher_info_lines
+        from orpose.teachers.model_info import teacher_info_lines
 
         print("\n".join(teacher_info_lines(config)))
         return 0
@@ -226,11 +224,7 @@ def _run_weights(args: argparse.Namespace) -> int:
     if args.init and not (args.if_missing and not missing_checkpoints(config, weights_dir)):
         init_seeded_weights(config, weights_dir, seed=args.seed)
     else:
-        try:
-            fetch(config, weights_dir)
-        except WeightsMissingError as error:
-            print(error, file=sys.stderr)
-            return 1
+        fetch(config, weights_dir)
     for spec in (config.detector, config.keypoints, config.lifter):
         path = checkpoint_path(weights_dir, spec.checkpoint)
         print(f"{sha256_file(path)}  {path}")
@@ -291,14 +285,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_run(args: argparse.Namespace) -> int:
-    from configs.schema import load_teacher_config, parse_overrides
-    from frames.sources import open_source
-    from label_store.space import DiskFullError
-    from pipeline.run import RunError, run_labels
-    from pipeline.run_dir import RunMismatchError
-    from pipeline.run_lock import RunLockedError
-    from teachers.mmcv_ext import CompiledOpMissing
-    from teachers.weights import WeightsMissingError
+    from orpose.configs.schema import load_teacher_config, parse_overrides
+    from orpose.frames.sources import open_source
+    from orpose.pipeline.run import RunError, run_labels
 
     config = load_teacher_config(args.config, parse_overrides(args.overrides))
     source = open_source(
@@ -320,17 +309,11 @@ def _run_run(args: argparse.Namespace) -> int:
             plan_only=args.plan_only,
             verbose=args.verbose,
         )
-    except (
-        WeightsMissingError,
-        RunMismatchError,
-        RunError,
-        RunLockedError,
-        DiskFullError,
-        CompiledOpMissing,
-        ValueError,
-    ) as error:
-        print(f"labels run: {error}", file=sys.stderr)
-        return 1
+    except ValueError as error:
+        if isinstance(error, OrPoseError):
+            raise
+        # a value the run met inside the work (not the command line's): the run failed, exit 1
+        raise RunError(str(error)) from error
     print("\n".join(summary.lines()))
     if args.summary_json:
         Path(args.summary_json).write_text(summary.to_json() + "\n")
@@ -354,9 +337,9 @@ def _add_graph(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_graph(args: argparse.Namespace) -> int:
-    from configs.schema import load_teacher_config, parse_overrides
-    from pipeline.run import run_graph
-    from stages.graph import describe_graph
+    from orpose.configs.schema import load_teacher_config, parse_overrides
+    from orpose.pipeline.run import run_graph
+    from orpose.stages.graph import describe_graph
 
     config = load_teacher_config(args.config, parse_overrides(args.overrides))
     graph = run_graph(config)
@@ -381,7 +364,7 @@ def _add_export_coco(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export_coco(args: argparse.Namespace) -> int:
-    from label_store.export import export_coco
+    from orpose.label_store.export import export_coco
 
     counts = export_coco(args.run, args.out, "hard" if args.hard else "soft", args.image_ids)
     print(f"wrote {counts['results']} person results for {counts['images']} images to {args.out}")
@@ -403,7 +386,7 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
 def _run_inspect(args: argparse.Namespace) -> int:
     import json
 
-    from label_store.inspection import format_inspection, inspect_labels
+    from orpose.label_store.inspection import format_inspection, inspect_labels
 
     info = inspect_labels(args.path)
     print(json.dumps(info, indent=1) if args.json else format_inspection(info))
@@ -422,7 +405,7 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from label_store.inspection import verify_run
+    from orpose.label_store.inspection import verify_run
 
     problems = verify_run(args.path)
     for problem in problems:
@@ -446,8 +429,8 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from label_store.reader import LabelRun
-    from visualize.show import show_frame
+    from orpose.label_store.reader import LabelRun
+    from orpose.visualize.show import show_frame
 
     run = LabelRun(args.path)
     frame = args.frame or max((f for f in run if f.labelled), key=len, default=next(iter(run))).frame_id
@@ -467,7 +450,7 @@ def _add_stats(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    from visualize.stats import write_stats
+    from orpose.visualize.stats import write_stats
 
     for path in write_stats(args.path, args.out):
         print(f"wrote {path}")
@@ -512,7 +495,7 @@ def _add_diff(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_diff(args: argparse.Namespace) -> int:
-    from label_store.compare import Tolerances, compare
+    from orpose.label_store.compare import Tolerances, compare
 
     tolerances = Tolerances(
         keypoint_px=args.keypoint_px,
@@ -559,7 +542,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from evaluation.evaluate import evaluate, format_report
+    from orpose.evaluation.evaluate import evaluate, format_report
 
     if (args.run is None) == (args.results is None):
         print("labels evaluate: give a run or --results, not both", file=sys.stderr)
@@ -603,7 +586,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from pipeline.bench import PIPELINES, bench
+    from orpose.pipeline.bench import PIPELINES, bench
 
     pipelines = tuple(p.strip() for p in args.pipelines.split(",") if p.strip())
     unknown = [p for p in pipelines if p not in PIPELINES]
@@ -647,7 +630,7 @@ def _add_bench_plan(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_bench_plan(args: argparse.Namespace) -> int:
-    from pipeline.bench_plan import bench_plan
+    from orpose.pipeline.bench_plan import bench_plan
 
     print("\n".join(bench_plan(args.frames, args.keep, args.committed)))
     return 0
@@ -679,7 +662,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from visualize.report import write_report
+    from orpose.visualize.report import write_report
 
     index, timings = write_report(
         args.run, args.out, gt=args.gt, gallery_size=args.gallery, progress=not args.no_progress
@@ -718,15 +701,9 @@ def _add_export_rerun(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export_rerun(args: argparse.Namespace) -> int:
-    from visualize.rerun_export import RerunMissing, export_rerun
+    from orpose.visualize.rerun_export import export_rerun
 
-    try:
-        result = export_rerun(
-            args.run, args.out, args.frames, calibration=args.calibration, progress=not args.no_progress
-        )
-    except RerunMissing as error:
-        print(f"labels export-rerun: {error}", file=sys.stderr)
-        return 2
+    result = export_rerun(args.run, args.out, args.frames, calibration=args.calibration, progress=not args.no_progress)
     for note in result.notes:
         print(f"note: {note}")
     cameras = ", ".join(f"{camera} {n}" for camera, n in sorted(result.frames.items()))
@@ -765,21 +742,26 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True, dest="command")
     for add in COMMANDS:
         add(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`labels ARGV...`: run the command, return its exit code. The one place errors become exit codes:
+    the project's own (`orpose.errors.OrPoseError`) carry theirs; a builtin ValueError or FileNotFoundError
+    that reaches here is about what was given (a file, a value) and exits 2. Either is printed on one line,
+    without a traceback; anything else is a bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
-    from frames.errors import CalibrationError, SourceError
-
     try:
         return args.func(args)
-    except (SourceError, CalibrationError, ValueError, FileNotFoundError) as error:
-        print(f"labels {sys.argv[1] if len(sys.argv) > 1 else ''}: error: {error}", file=sys.stderr)
-        return 2
+    except OrPoseError as error:
+        print(f"labels {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except (ValueError, FileNotFoundError) as error:
+        print(f"labels {args.command}: error: {error}", file=sys.stderr)
+        return USAGE
 
 
 if __name__ == "__main__":

@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 
 import numpy as np
 
-from configs.schema import TeacherConfig
-from frames.errors import StageError
-from stages.context import StageContext
-from stages.graph import CPU_STAGE_CPUS, StageGraph, StageSpec, stage_resources
-from stages.rows import REJECT_DETAIL, REJECT_REASON, batch_from_rows, objects
+from orpose.configs.schema import TeacherConfig
+from orpose.frames.errors import StageError
+from orpose.stages.context import StageContext
+from orpose.stages.graph import CPU_STAGE_CPUS, StageGraph, StageSpec, stage_resources
+from orpose.stages.rows import REJECT_DETAIL, REJECT_REASON, batch_from_rows, objects
 
 if TYPE_CHECKING:
-    from label_store.plan import PendingFrames
+    from orpose.label_store.plan import PendingFrames
 
 __all__ = [
     "LocalExecutor",
@@ -248,14 +248,14 @@ class LocalExecutor:
     ) -> "LocalExecutor":
         """The teacher's default graph in this process, its weights checked first (WeightsMissingError names each
         missing file and where it comes from). The one-process teacher of notebooks, tests and `labels bench`."""
-        from stages.graph import default_graph
-        from teachers.weights import WeightsMissingError, missing_checkpoints, missing_message
+        from orpose.stages.graph import default_graph
+        from orpose.teachers.weights import WeightsMissingError, missing_checkpoints, missing_message
 
         weights_dir = Path(weights_dir or config.weights_dir)
         missing = missing_checkpoints(config, weights_dir)
         if missing:
             raise WeightsMissingError(missing_message(config, missing))
-        from teachers.kernels import check_kernels_available
+        from orpose.teachers.kernels import check_kernels_available
 
         check_kernels_available(config)
         return cls(

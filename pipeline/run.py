@@ -22,20 +22,21 @@ from pathlib import Path
 
 import numpy as np
 
-from configs.schema import TeacherConfig
-from frames.files import sha256_file
-from frames.sources import FrameSource
-from label_store.plan import Plan, pending_frames
-from label_store.provenance import make_provenance
-from label_store.shard import commit_shard
-from pipeline.executors import LABELLED_AT, make_executor, worker_column
-from pipeline.run_dir import prepare_run_dir
-from pipeline.run_lock import acquire_run_lock
-from stages.context import StageContext
-from stages.graph import StageGraph, default_graph, stage_resources
-from stages.rows import timing_column
-from teachers.kernels import check_kernels_available
-from teachers.weights import WeightsMissingError, checkpoint_path, missing_checkpoints, missing_message
+from orpose.configs.schema import TeacherConfig
+from orpose.errors import OrPoseError
+from orpose.frames.files import sha256_file
+from orpose.frames.sources import FrameSource
+from orpose.label_store.plan import Plan, pending_frames
+from orpose.label_store.provenance import make_provenance
+from orpose.label_store.shard import commit_shard
+from orpose.pipeline.executors import LABELLED_AT, make_executor, worker_column
+from orpose.pipeline.run_dir import prepare_run_dir
+from orpose.pipeline.run_lock import acquire_run_lock
+from orpose.stages.context import StageContext
+from orpose.stages.graph import StageGraph, default_graph, stage_resources
+from orpose.stages.rows import timing_column
+from orpose.teachers.kernels import check_kernels_available
+from orpose.teachers.weights import WeightsMissingError, checkpoint_path, missing_checkpoints, missing_message
 
 __all__ = ["RunSummary", "RunError", "run_labels", "run_graph", "TIMED_STAGES"]
 
@@ -43,7 +44,7 @@ __all__ = ["RunSummary", "RunError", "run_labels", "run_graph", "TIMED_STAGES"]
 TIMED_STAGES = default_graph().timed_stages
 
 
-class RunError(RuntimeError):
+class RunError(OrPoseError, RuntimeError):
     """The run stopped: too many rejected frames, or frames that never came back."""
 
 

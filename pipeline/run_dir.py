@@ -20,16 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
-from configs.schema import TeacherConfig, labels_hash, to_dict
-from frames.sources import FrameSource
-from label_store.plan import PLAN_DIR, Plan, id_hashes, read_plan, write_plan
+from orpose.configs.schema import TeacherConfig, labels_hash, to_dict
+from orpose.errors import OrPoseError
+from orpose.frames.sources import FrameSource
+from orpose.label_store.plan import PLAN_DIR, Plan, id_hashes, read_plan, write_plan
 
 __all__ = ["RunMismatchError", "prepare_run_dir", "write_json_atomic"]
 
 RUN_FORMAT = "or-pose-labels/run"
 
 
-class RunMismatchError(RuntimeError):
+class RunMismatchError(OrPoseError, RuntimeError):
     """The run directory holds labels made with another config, other weights or another source."""
 
 

@@ -26,12 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from orpose.errors import OrPoseError
+
 __all__ = ["RunLockedError", "RunLock", "acquire_run_lock", "LOCK_NAME"]
 
 LOCK_NAME = "driver.lock"
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(OrPoseError, RuntimeError):
     """Another live driver holds the run directory."""
 
 

@@ -6,12 +6,12 @@ from typing import Mapping
 
 import numpy as np
 
-from frames.calibration import CameraCalibration
-from frames.decode import decode_depth_bytes
-from frames.sources import depth_counts_to_mm
-from stages.context import StageContext
-from stages.records import labelled_record, rejected_record
-from stages.rows import REJECT_DETAIL, REJECT_REASON, Timer, num_rows, objects, ref_from_row
+from orpose.frames.calibration import CameraCalibration
+from orpose.frames.decode import decode_depth_bytes
+from orpose.frames.sources import depth_counts_to_mm
+from orpose.stages.context import StageContext
+from orpose.stages.records import labelled_record, rejected_record
+from orpose.stages.rows import REJECT_DETAIL, REJECT_REASON, Timer, num_rows, objects, ref_from_row
 
 __all__ = ["AssembleStage", "PERSON_COLUMNS"]
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from configs.schema import TeacherConfig
-from frames.calibration import CameraCalibration
+from orpose.configs.schema import TeacherConfig
+from orpose.frames.calibration import CameraCalibration
 
 __all__ = ["StageContext"]
 

@@ -7,11 +7,11 @@ from typing import Mapping
 
 import numpy as np
 
-from frames.calibration import CameraCalibration
-from frames.errors import FrameError, StageError
-from frames.sources import load_frame
-from stages.context import StageContext
-from stages.rows import REJECT_DETAIL, REJECT_REASON, Timer, num_rows, objects, ref_from_row
+from orpose.frames.calibration import CameraCalibration
+from orpose.frames.errors import FrameError, StageError
+from orpose.frames.sources import load_frame
+from orpose.stages.context import StageContext
+from orpose.stages.rows import REJECT_DETAIL, REJECT_REASON, Timer, num_rows, objects, ref_from_row
 
 __all__ = ["DecodeStage", "REJECTED_COLOR"]
 

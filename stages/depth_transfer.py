@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from frames.calibration import CameraCalibration
-from frames.geometry import apply_rigid, backproject, invert_rigid, project
-from label_store.schema import DEPTH_HOLE, DEPTH_NONE, DEPTH_OUTSIDE, DEPTH_VALID
+from orpose.frames.calibration import CameraCalibration
+from orpose.frames.geometry import apply_rigid, backproject, invert_rigid, project
+from orpose.label_store.schema import DEPTH_HOLE, DEPTH_NONE, DEPTH_OUTSIDE, DEPTH_VALID
 
 __all__ = [
     "DepthLabels",

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from configs.schema import CONFIG_DIR
-from stages._batching import release_freed_heap, with_oom_backoff
-from stages.context import StageContext
-from stages.records import encode_masks
-from stages.rows import Timer, num_rows, objects, rows_ok
-from teachers.detector import PersonDetector
-from teachers.mm import pick_device
-from teachers.weights import checkpoint_path
+from orpose.configs.schema import CONFIG_DIR
+from orpose.stages._batching import release_freed_heap, with_oom_backoff
+from orpose.stages.context import StageContext
+from orpose.stages.records import encode_masks
+from orpose.stages.rows import Timer, num_rows, objects, rows_ok
+from orpose.teachers.detector import PersonDetector
+from orpose.teachers.mm import pick_device
+from orpose.teachers.weights import checkpoint_path
 
 __all__ = ["DetectStage"]
 

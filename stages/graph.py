@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-from configs.schema import RunSpec
-from stages.context import StageContext
-from stages.rows import REJECT_DETAIL, REJECT_REASON, SOURCE_COLUMNS, timing_column
+from orpose.configs.schema import RunSpec
+from orpose.errors import OrPoseError
+from orpose.stages.context import StageContext
+from orpose.stages.rows import REJECT_DETAIL, REJECT_REASON, SOURCE_COLUMNS, timing_column
 
 __all__ = [
     "StageSpec",
@@ -37,7 +38,7 @@ __all__ = [
 FUSED_NAME = "models"
 
 
-class ContractError(ValueError):
+class ContractError(OrPoseError, ValueError):
     """A stage reads a column that nothing upstream writes (or that an upstream stage dropped)."""
 
 
@@ -161,8 +162,8 @@ def fuse_models(graph: StageGraph) -> StageGraph:
 
 def default_graph(fused: bool = False) -> StageGraph:
     """The teacher's graph: decode -> detect -> keypoints -> lift -> assemble (fused: decode -> models -> assemble)."""
-    from stages.assemble import PERSON_COLUMNS, AssembleStage
-    from stages.decode import DecodeStage
+    from orpose.stages.assemble import PERSON_COLUMNS, AssembleStage
+    from orpose.stages.decode import DecodeStage
 
     # The model stages import torch and mmcv: the graph is declared with their classes by name and
     # resolved on first use, so that `labels graph` and the CPU workers do not pay for the import.
@@ -177,14 +178,14 @@ def default_graph(fused: bool = False) -> StageGraph:
             ),
             StageSpec(
                 "detect",
-                _lazy("stages.detect", "DetectStage"),
+                _lazy("orpose.stages.detect", "DetectStage"),
                 "model",
                 reads=("color", REJECT_REASON),
                 writes=("boxes", "scores", "mask_rle"),
             ),
             StageSpec(
                 "keypoints",
-                _lazy("stages.keypoints", "KeypointStage"),
+                _lazy("orpose.stages.keypoints", "KeypointStage"),
                 "model",
                 reads=("color", "boxes", REJECT_REASON),
                 writes=("keypoints", "spread"),
@@ -192,7 +193,7 @@ def default_graph(fused: bool = False) -> StageGraph:
             ),
             StageSpec(
                 "lift",
-                _lazy("stages.lift", "LiftStage"),
+                _lazy("orpose.stages.lift", "LiftStage"),
                 "model",
                 reads=("keypoints", "boxes"),
                 writes=("hard_mask", "hard_valid", "pose_soft", "pose_hard"),

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from configs.schema import CONFIG_DIR
-from stages._batching import release_freed_heap, with_oom_backoff
-from stages.context import StageContext
-from stages.rows import Timer, num_rows, objects, rows_ok
-from teachers.keypoints import TopDownKeypoints
-from teachers.mm import pick_device
-from teachers.weights import checkpoint_path
+from orpose.configs.schema import CONFIG_DIR
+from orpose.stages._batching import release_freed_heap, with_oom_backoff
+from orpose.stages.context import StageContext
+from orpose.stages.rows import Timer, num_rows, objects, rows_ok
+from orpose.teachers.keypoints import TopDownKeypoints
+from orpose.teachers.mm import pick_device
+from orpose.teachers.weights import checkpoint_path
 
 __all__ = ["KeypointStage"]
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from configs.schema import CONFIG_DIR
-from stages._batching import release_freed_heap, with_oom_backoff
-from stages.context import StageContext
-from stages.label_sets import hard_keypoints
-from stages.rows import Timer, objects
-from teachers.lifter import Lifter
-from teachers.mm import pick_device
-from teachers.weights import checkpoint_path
+from orpose.configs.schema import CONFIG_DIR
+from orpose.stages._batching import release_freed_heap, with_oom_backoff
+from orpose.stages.context import StageContext
+from orpose.stages.label_sets import hard_keypoints
+from orpose.stages.rows import Timer, objects
+from orpose.teachers.lifter import Lifter
+from orpose.teachers.mm import pick_device
+from orpose.teachers.weights import checkpoint_path
 
 __all__ = ["LiftStage"]
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from frames.sources import FrameRef
-from joints import SURFACE_OFFSET_MM
-from label_store.schema import STATUS_LABELLED, STATUS_REJECTED
-from label_store.shard import FrameRecord
-from stages.depth_transfer import anchor_poses, transfer_keypoints
+from orpose.frames.sources import FrameRef
+from orpose.joints import SURFACE_OFFSET_MM
+from orpose.label_store.schema import STATUS_LABELLED, STATUS_REJECTED
+from orpose.label_store.shard import FrameRecord
+from orpose.stages.depth_transfer import anchor_poses, transfer_keypoints
 
 __all__ = ["labelled_record", "rejected_record", "encode_masks", "frame_row"]
 

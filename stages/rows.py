@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from frames.sources import FrameRef
+from orpose.frames.sources import FrameRef
 
 __all__ = [
     "SOURCE_COLUMNS",

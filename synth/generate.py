@@ -1,6 +1,6 @@
 """`labels synth`: a deterministic synthetic RGB-D data set with ground truth.
 
-Output layout (both frame sources read it; see README "Synthetic scenes")::
+Output layout (both frame sources read it; see docs/frame_sources.md, "Synthetic scenes")::
 
     OUT/dayN/camM/color/NNNNNN.png             8-bit BGR color
     OUT/dayN/camM/depth/NNNNNN.png             16-bit depth registered to color
@@ -27,12 +27,12 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
-from frames.calibration import CameraCalibration, Intrinsics, save_calibration
-from frames.geometry import apply_rigid, invert_rigid, project
-from joints import COCO_KEYPOINTS, COCO_SKELETON
-from synth.body import JOINT_RADIUS_MM
-from synth.render import KIND_CAPSULE, render
-from synth.scene import sample_rig, sample_scene, sensor_holes, shade
+from orpose.frames.calibration import CameraCalibration, Intrinsics, save_calibration
+from orpose.frames.geometry import apply_rigid, invert_rigid, project
+from orpose.joints import COCO_KEYPOINTS, COCO_SKELETON
+from orpose.synth.body import JOINT_RADIUS_MM
+from orpose.synth.render import KIND_CAPSULE, render
+from orpose.synth.scene import sample_rig, sample_scene, sensor_holes, shade
 
 __all__ = ["SynthSettings", "generate", "keypoint_visibility", "VISIBILITY_SLACK_MM"]
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from importlib.resources import files
 from pathlib import Path
 
 __all__ = ["write_manifest", "SAMPLE_CALIBRATION"]
 
-SAMPLE_CALIBRATION = Path(__file__).resolve().parents[1] / "data" / "sample" / "calibration.json"
+# the bundled sample's two-camera rig (data/sample/calibration.json is a copy), shipped with the package
+SAMPLE_CALIBRATION = Path(str(files("orpose.synth") / "calibration.json"))
 _CHUNK = 100_000
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from frames.calibration import Intrinsics
-from frames.geometry import invert_rigid, project
+from orpose.frames.calibration import Intrinsics
+from orpose.frames.geometry import invert_rigid, project
 
 __all__ = ["SceneGeometry", "RenderResult", "render", "KIND_ROOM", "KIND_BOX", "KIND_CAPSULE"]
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from frames.calibration import Intrinsics
-from frames.geometry import invert_rigid, look_at
-from synth.body import Person, rot_x, rot_y, rot_z, sample_person
-from synth.render import KIND_BOX, KIND_CAPSULE, KIND_ROOM, RenderResult, SceneGeometry
+from orpose.frames.calibration import Intrinsics
+from orpose.frames.geometry import invert_rigid, look_at
+from orpose.synth.body import Person, rot_x, rot_y, rot_z, sample_person
+from orpose.synth.render import KIND_BOX, KIND_CAPSULE, KIND_ROOM, RenderResult, SceneGeometry
 
 __all__ = [
     "CameraRig",

@@ -21,6 +21,6 @@ with warnings.catch_warnings(record=True):
 
 # mmcv-lite (no compiled ops) is the default install: its `mmcv._ext` is provided on torchvision's kernels
 # before any mmcv op module is imported, in every process that imports the teachers (teachers.mmcv_ext).
-from teachers import mmcv_ext as _mmcv_ext  # noqa: E402
+from orpose.teachers import mmcv_ext as _mmcv_ext  # noqa: E402
 
 _mmcv_ext.install()

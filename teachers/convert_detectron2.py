@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from frames.files import sha256_file
+from orpose.errors import OrPoseError
+from orpose.frames.files import sha256_file
 
 __all__ = [
     "RULES",
@@ -117,7 +118,7 @@ _PIXEL_STATISTICS = {"pixel_mean": "mean", "pixel_std": "std"}
 _DROPPED = re.compile(r"(proposal_generator\.)?anchor_generator\.cell_anchors\.\d+\Z")
 
 
-class ConversionError(ValueError):
+class ConversionError(OrPoseError, ValueError):
     """A detectron2 file that does not convert to the mmdet architecture; names file and keys."""
 
 
@@ -181,7 +182,7 @@ def convert_state(arrays: dict[str, np.ndarray], model: torch.nn.Module, source:
             state[name] = torch.zeros_like(value)
     missing = sorted(set(target) - set(state))
     if unmapped or shapes or missing:
-        from teachers.mm import describe_keys
+        from orpose.teachers.mm import describe_keys
 
         raise ConversionError(
             describe_keys(
@@ -205,8 +206,8 @@ def convert_detectron2(
 ) -> dict:
     """Convert `source` (.pkl) into `destination` (.pth) for the mmdet model of `mm_config`.
     Returns the written file's `meta` plus its sha256."""
-    from configs.schema import CONFIG_DIR
-    from teachers.mm import build_mm_model, load_checkpoint_strict, load_mm_config
+    from orpose.configs.schema import CONFIG_DIR
+    from orpose.teachers.mm import build_mm_model, load_checkpoint_strict, load_mm_config
 
     source, destination = Path(source), Path(destination)
     if model is None:

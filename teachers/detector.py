@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 import torch
 
-from configs.schema import DetectorSpec
-from teachers.kernels import set_deform_conv_kernel, set_nms_kernel, set_roi_align_kernel
-from teachers.mm import forward_context, load_model
-from teachers.tta import MERGERS, DetectionView, boxes_from_view, detection_views
+from orpose.configs.schema import DetectorSpec
+from orpose.teachers.kernels import set_deform_conv_kernel, set_nms_kernel, set_roi_align_kernel
+from orpose.teachers.mm import forward_context, load_model
+from orpose.teachers.tta import MERGERS, DetectionView, boxes_from_view, detection_views
 
 __all__ = ["Detections", "PersonDetector", "render_view"]
 

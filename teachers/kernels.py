@@ -206,7 +206,7 @@ def require_compiled_ops(kernels: dict[str, str]) -> None:
     """Refuse, before any model is built, kernel choices that need mmcv's compiled ops where only mmcv-lite
     is installed. `kernels`: config field (e.g. 'detector.nms') -> 'torchvision' or 'mmcv'. Raises
     `teachers.mmcv_ext.CompiledOpMissing` naming the field."""
-    from teachers.mmcv_ext import HOW_TO_GET_IT, CompiledOpMissing, compiled_mmcv
+    from orpose.teachers.mmcv_ext import HOW_TO_GET_IT, CompiledOpMissing, compiled_mmcv
 
     wanting = [field for field, kernel in kernels.items() if kernel == "mmcv"]
     if wanting and not compiled_mmcv():
@@ -245,9 +245,9 @@ def check_kernels_available(config, config_root=None) -> None:
     Where only mmcv-lite is installed, a `detector.<op>=mmcv` choice, or a model config with a layer that only
     mmcv's compiled ops run (e.g. DCN v2), raises `teachers.mmcv_ext.CompiledOpMissing` naming the config
     field and the op. Nothing to check where compiled mmcv is installed."""
-    from configs.schema import CONFIG_DIR
-    from teachers.mm import load_mm_config
-    from teachers.mmcv_ext import HOW_TO_GET_IT, CompiledOpMissing, compiled_mmcv
+    from orpose.configs.schema import CONFIG_DIR
+    from orpose.teachers.mm import load_mm_config
+    from orpose.teachers.mmcv_ext import HOW_TO_GET_IT, CompiledOpMissing, compiled_mmcv
 
     if compiled_mmcv():
         return

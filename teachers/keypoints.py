@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 import torch
 
-from configs.schema import KeypointSpec
-from joints import flip_permutation
-from teachers.mm import forward_context, load_model
-from teachers.tta import align_heatmaps, crop_affine, decode_heatmaps, flip_affine
+from orpose.configs.schema import KeypointSpec
+from orpose.joints import flip_permutation
+from orpose.teachers.mm import forward_context, load_model
+from orpose.teachers.tta import align_heatmaps, crop_affine, decode_heatmaps, flip_affine
 
 __all__ = ["PersonKeypoints", "TopDownKeypoints", "box_to_crop"]
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from configs.schema import LifterSpec
-from joints import coco_to_h36m_confidences, coco_to_h36m_positions
-from teachers.mm import forward_context, load_model
+from orpose.configs.schema import LifterSpec
+from orpose.joints import coco_to_h36m_confidences, coco_to_h36m_positions
+from orpose.teachers.mm import forward_context, load_model
 
 __all__ = ["Lifter", "normalise_for_lifter", "denormalise_lifted"]
 

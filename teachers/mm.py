@@ -15,7 +15,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from frames.files import sha256_file
+from orpose.errors import OrPoseError
+from orpose.frames.files import sha256_file
 
 __all__ = [
     "describe_keys",
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 
-class CheckpointMismatchError(RuntimeError):
+class CheckpointMismatchError(OrPoseError, RuntimeError):
     """A checkpoint whose keys or shapes do not fit the architecture built from the config."""
 
     def __init__(self, path: str, missing: list[str], unexpected: list[str], shapes: list[str]):

@@ -25,6 +25,8 @@ import sys
 import types
 from pathlib import Path
 
+from orpose.errors import OrPoseError
+
 __all__ = ["CompiledOpMissing", "KERNELS", "install", "compiled_mmcv", "provided", "stand_in"]
 
 MODULE = "mmcv._ext"
@@ -33,7 +35,7 @@ HOW_TO_GET_IT = (
 )
 
 
-class CompiledOpMissing(RuntimeError):
+class CompiledOpMissing(OrPoseError, RuntimeError):
     """An op of mmcv's compiled extension that mmcv-lite lacks and torchvision does not provide."""
 
     def __init__(self, op: str):
@@ -88,7 +90,7 @@ def _roi_align_backward(
 
 def _nms(boxes, scores, iou_threshold: float, offset: int = 0):
     """mmcv's `nms`: indices of the kept boxes, best first, visiting equal scores in mmcv's order."""
-    from teachers.kernels import torchvision_nms
+    from orpose.teachers.kernels import torchvision_nms
 
     return torchvision_nms(boxes, scores, iou_threshold, offset)
 

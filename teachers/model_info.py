@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from configs.schema import CONFIG_DIR, TeacherConfig
+from orpose.configs.schema import CONFIG_DIR, TeacherConfig
 
 __all__ = ["PAPER_TABLE1", "count_parameters", "counted_flops", "teacher_info_lines"]
 
@@ -95,7 +95,7 @@ def _detector_flops(model, height: int, width: int, proposals: int = 1000) -> tu
 
 
 def teacher_info_lines(config: TeacherConfig, detector_size: tuple[int, int] = (800, 1067)) -> list[str]:
-    from teachers.mm import build_mm_model, load_mm_config
+    from orpose.teachers.mm import build_mm_model, load_mm_config
 
     lines = [f"teacher {config.name!r} (built from its configs; weights not needed)"]
     rows = []

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from frames.geometry import box_iou
+from orpose.frames.geometry import box_iou
 
 __all__ = [
     "DetectionView",

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import torch
 
-from configs.schema import CONFIG_DIR, TeacherConfig
-from frames.files import sha256_file
-from teachers.mm import build_mm_model, load_mm_config
+from orpose.checkout import source_checkout
+from orpose.configs.schema import CONFIG_DIR, TeacherConfig
+from orpose.errors import OrPoseError
+from orpose.frames.files import sha256_file
+from orpose.teachers.mm import build_mm_model, load_mm_config
 
 __all__ = [
     "PUBLISHED",
@@ -71,11 +73,8 @@ PUBLISHED: dict[str, PublishedCheckpoint] = {
 }
 
 
-class WeightsMissingError(FileNotFoundError):
+class WeightsMissingError(OrPoseError, FileNotFoundError):
     """Checkpoints that are needed and not on disk; the message says where to get them."""
-
-
-_REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def checkpoint_path(weights_dir: str | Path, name: str) -> Path:
@@ -86,8 +85,9 @@ def checkpoint_path(weights_dir: str | Path, name: str) -> Path:
     if path.is_absolute():
         return path
     folder = Path(weights_dir)
-    if not folder.is_absolute() and not (folder / path).exists() and (_REPOSITORY / folder / path).exists():
-        folder = _REPOSITORY / folder
+    checkout = source_checkout()
+    if not folder.is_absolute() and not (folder / path).exists() and checkout and (checkout / folder / path).exists():
+        folder = checkout / folder
     return folder / path
 
 
@@ -143,7 +143,7 @@ def fetch(config: TeacherConfig, weights_dir: str | Path | None = None, timeout:
             failed.append((name, path))
             continue
         if entry.detectron2:  # download detectron2's file beside the target (once), then convert it
-            from teachers.convert_detectron2 import convert_detectron2
+            from orpose.teachers.convert_detectron2 import convert_detectron2
 
             source = path.with_name(entry.source_name)
             if not source.exists() and not _download(entry.url, source, timeout):

@@ -9,5 +9,5 @@ ROOT = Path(__file__).parents[1]
 
 def labels(*args, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """`labels ARGS...` (each argument through str), output captured as text."""
-    command = [sys.executable, "-m", "pipeline.cli", *map(str, args)]
+    command = [sys.executable, "-m", "orpose.pipeline.cli", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=env)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from synth.generate import SynthSettings, generate
+from orpose.synth.generate import SynthSettings, generate
 
 SMALL = SynthSettings(frames=3, seed=11, cameras=2, width=320, height=240, max_people=4)
 # The settings every labelling of the bundled sample in the tests uses (fast, and the same on both executors).
@@ -22,8 +22,8 @@ def synth_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     """Seeded tiny-teacher checkpoints, made by the same function as `make tiny-weights`."""
-    from configs.schema import load_teacher_config
-    from teachers.weights import init_seeded_weights
+    from orpose.configs.schema import load_teacher_config
+    from orpose.teachers.weights import init_seeded_weights
 
     folder = tmp_path_factory.mktemp("weights")
     init_seeded_weights(load_teacher_config("tiny"), folder)
@@ -43,7 +43,7 @@ def label_bundled_sample(tiny_weights):
         command = [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "orpose.pipeline.cli",
             "run",
             "--config",
             "tiny",
@@ -67,9 +67,9 @@ def sample_run(tmp_path_factory, tiny_weights) -> Path:
     """The bundled sample labelled by the (seeded) tiny teacher through the real pipeline, in this process
     (the local executor: the same stage graph and shards as Ray, tests/pipeline/test_executors.py, without
     starting Ray for the many tests that only read the labels)."""
-    from configs.schema import load_teacher_config
-    from frames.sources import open_source
-    from pipeline.run import run_labels
+    from orpose.configs.schema import load_teacher_config
+    from orpose.frames.sources import open_source
+    from orpose.pipeline.run import run_labels
 
     out = tmp_path_factory.mktemp("sample_run") / "run"
     frames = Path(__file__).parents[1] / "data/sample/manifest.jsonl"
@@ -100,8 +100,8 @@ def mvor_files(tmp_path_factory) -> Path:
 
 
 # --- tiers --------------------------------------------------------------------------------------------------
-# Every test gets one tier marker, so that one tier runs alone (`pytest -m unit`, `-m "not system"`; the
-# README's "Tests"). `make test` and CI run all three.
+# Every test gets one tier marker, so that one tier runs alone (`pytest -m unit`, `-m "not system"`; see
+# docs/contributing.md, "Tests"). `make test` runs all three; CI runs all three on the pinned stack.
 #   unit         pure functions and small objects: known answers, round trips, invariants (seconds)
 #   integration  real models or real files in this process: the teacher's stages, shards, the in-process run
 #   system       other processes: Ray (local or a two-node cluster), `labels` as a subprocess, a browser
@@ -113,6 +113,7 @@ SYSTEM_MODULES = {
     "tests/pipeline/test_bench.py",
     "tests/pipeline/test_executors.py",
     "tests/test_cli.py",
+    "tests/test_namespace.py",
     "tests/evaluation/test_commands.py",
     "tests/visualize/test_report.py",
     "tests/visualize/test_rerun_export.py",

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from stages.graph import build_graph, default_graph, fuse_models
-from stages.rows import Timer, objects
+from orpose.stages.graph import build_graph, default_graph, fuse_models
+from orpose.stages.rows import Timer, objects
 
 EMPTY = {
     "boxes": np.zeros((0, 4), np.float32),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import build_parser
+from orpose.pipeline.cli import build_parser
 from tests.cli import labels
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bad_frames"

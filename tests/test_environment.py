@@ -55,7 +55,7 @@ def test_mmcv_is_one_of_its_two_builds_at_the_pinned_version():
     mmcv (`make setup MMCV=full`), never both: they install the same files."""
     from importlib.metadata import PackageNotFoundError
 
-    from teachers.mmcv_ext import compiled_mmcv, provided
+    from orpose.teachers.mmcv_ext import compiled_mmcv, provided
 
     installed = {}
     for name in ("mmcv-lite", "mmcv"):
@@ -72,7 +72,7 @@ def test_mmcv_is_one_of_its_two_builds_at_the_pinned_version():
 def test_mmcv_ops_give_known_answers():
     import torch
 
-    import teachers  # noqa: F401  (first: mmcv's extension where mmcv-lite is installed)
+    import orpose.teachers  # noqa: F401  (first: mmcv's extension where mmcv-lite is installed)
 
     # isort: split
     from mmcv.ops import nms, roi_align
@@ -88,7 +88,7 @@ def test_mmcv_ops_give_known_answers():
 
 
 def test_openmmlab_ray_h5py_import():
-    import teachers  # noqa: F401  (first: mmcv's extension where mmcv-lite is installed)
+    import orpose.teachers  # noqa: F401  (first: mmcv's extension where mmcv-lite is installed)
 
     # isort: split
     import h5py

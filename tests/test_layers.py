@@ -7,6 +7,7 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 # Lower layers first. A package may import its own modules and those of lower layers only.
 LAYERS = [
+    ("orpose",),  # the namespace root's own modules: the error base class, the checkout (its API is lazy)
     ("configs", "joints", "frames"),  # typed configs, joint conventions, frame sources, geometry, file helpers
     ("synth", "teachers", "label_store"),  # synthetic frames; the models; the HDF5 store
     ("evaluation", "stages"),  # metrics against ground truth; the stage graph and its stages
@@ -16,13 +17,21 @@ LAYERS = [
 LAYER = {package: level for level, packages in enumerate(LAYERS) for package in packages}
 
 
+def package_of(module: str) -> str:
+    """The layer name of an imported module: `orpose.frames.decode` -> frames, `orpose.errors` -> orpose."""
+    parts = module.split(".")
+    if parts[0] == "orpose" and len(parts) > 1 and parts[1] in LAYER:
+        return parts[1]
+    return parts[0]
+
+
 def imported_packages(path: Path) -> set[str]:
     names = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(package_of(alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
+            names.add(package_of(node.module))
     return names
 
 

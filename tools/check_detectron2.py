@@ -281,15 +281,15 @@ def main(argv=None) -> int:
         return 2
     import cv2
 
-    from configs.schema import CONFIG_DIR
-    from teachers.convert_detectron2 import (
+    from orpose.configs.schema import CONFIG_DIR
+    from orpose.teachers.convert_detectron2 import (
         DETECTRON2_X152_CONFIG,
         convert_detectron2,
         seeded_detectron2_arrays,
         write_detectron2_pickle,
     )
-    from teachers.mm import build_mm_model, load_mm_config
-    from teachers.model_info import count_parameters
+    from orpose.teachers.mm import build_mm_model, load_mm_config
+    from orpose.teachers.model_info import count_parameters
 
     started = time.time()
     cfg = get_cfg()

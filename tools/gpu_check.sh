@@ -66,14 +66,14 @@ record() {
   [ "$rc" = 0 ] || FAILED=1
   return "$rc"
 }
-labels() { "$PYTHON" -m pipeline.cli "$@"; }
+labels() { "$PYTHON" -m orpose.pipeline.cli "$@"; }
 
 phase_setup() {
   section "setup"
   ls .whl/*.whl >/dev/null 2>&1 || { echo "no wheels in .whl/: run tools/gpu_wheels.sh where a registry is reachable" >&2; exit 2; }
   record "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl
   record "$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target "$SITE" .whl/xtcocotools-*.tar.gz
-  record "$PYTHON" -c "import teachers, torch, torchvision, numpy, mmcv, mmcv.ops, mmdet, mmpose, xtcocotools.coco; \
+  record "$PYTHON" -c "import orpose.teachers, torch, torchvision, numpy, mmcv, mmcv.ops, mmdet, mmpose, xtcocotools.coco; \
 print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'numpy', numpy.__version__, 'mmcv', mmcv.__version__); \
 print('cuda', torch.version.cuda, torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '-')"
   command -v nvidia-smi >/dev/null && record nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv

@@ -17,11 +17,11 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from frames.sources import FrameRef, ref_batch  # noqa: E402
-from label_store.plan import write_plan  # noqa: E402
-from label_store.reader import LabelRun  # noqa: E402
-from label_store.schema import PERSON_FIELDS  # noqa: E402
-from label_store.shard import FrameRecord, commit_shard  # noqa: E402
+from orpose.frames.sources import FrameRef, ref_batch  # noqa: E402
+from orpose.label_store.plan import write_plan  # noqa: E402
+from orpose.label_store.reader import LabelRun  # noqa: E402
+from orpose.label_store.schema import PERSON_FIELDS  # noqa: E402
+from orpose.label_store.shard import FrameRecord, commit_shard  # noqa: E402
 
 
 def main() -> None:

@@ -107,7 +107,7 @@ if [ "$STACK" = modern ] && ! "$VENV/bin/python" -c "import xtcocotools._mask" 2
 fi
 
 step "the project and the rest of the stack"
-"${PIP[@]}" -q -e ".[test,rerun]"
+"${PIP[@]}" -q -e ".[teacher,test,rerun]"
 
 # detectron2 is a test-only extra (tests/teachers/test_detectron2_equivalence.py and
 # `make check-detectron2` compare the converted X-152 with it); the product never imports it. It
@@ -122,8 +122,8 @@ fi
 echo "$STACK" > "$VENV/stack"  # which constraints file this environment follows (tests/test_environment.py)
 
 step "import check"
-"$VENV/bin/python" -c "import teachers, mmdet, mmpose, mmcv.ops, ray, h5py, pycocotools, torch, numpy; \
-from teachers.mmcv_ext import compiled_mmcv; \
+"$VENV/bin/python" -c "import orpose.teachers, mmdet, mmpose, mmcv.ops, ray, h5py, pycocotools, torch, numpy; \
+from orpose.teachers.mmcv_ext import compiled_mmcv; \
 print('mmcv ops ok (' + ('compiled' if compiled_mmcv() else 'mmcv-lite, on torchvision') + '); torch', \
 torch.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available())"
 step "done"

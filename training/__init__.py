@@ -1,1 +1,1 @@
-"""Training of the tiny teacher on synthetic scenes (mmengine Runner): `python -m training.tiny --help`."""
+"""Training of the tiny teacher on synthetic scenes (mmengine Runner): `python -m orpose.training.tiny --help`."""

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from configs.schema import CONFIG_DIR, load_teacher_config
-from teachers.mm import load_mm_config
-from teachers.weights import checkpoint_path
+from orpose.checkout import source_checkout
+from orpose.configs.schema import CONFIG_DIR, load_teacher_config
+from orpose.teachers.mm import load_mm_config
+from orpose.teachers.weights import checkpoint_path
 
 __all__ = ["train_detector", "train_keypoints", "train_lifter", "main"]
 
@@ -155,7 +156,7 @@ def train_keypoints(data: Path, out: Path, work: Path, iters: int, seed: int) ->
 def silhouette_box(person, camera: np.ndarray, intr) -> np.ndarray:
     """xyxy box of a generated person's silhouette (what the detector is trained to find), from
     its capsules: each end sphere projects to a disc of radius f * r / z."""
-    from frames.geometry import apply_rigid, project
+    from orpose.frames.geometry import apply_rigid, project
 
     ends = np.array([end for capsule in person.capsules for end in (capsule.a, capsule.b)])
     radii = np.array([capsule.radius for capsule in person.capsules for _ in range(2)])
@@ -173,9 +174,9 @@ def lifting_pairs(count: int, seed: int, noise: float = 0.04) -> tuple[np.ndarra
     around the joints instead cost 17 mm of MPJPE on held-out frames. Half the 2D poses get
     Gaussian noise of up to `noise` x the box's longer side per joint, as a keypoint model's
     errors would (a lifter trained on exact 2D alone trusts every pixel)."""
-    from frames.calibration import Intrinsics
-    from frames.geometry import apply_rigid, look_at, project
-    from synth.body import sample_person
+    from orpose.frames.calibration import Intrinsics
+    from orpose.frames.geometry import apply_rigid, look_at, project
+    from orpose.synth.body import sample_person
 
     rng = np.random.default_rng(seed)
     intr = Intrinsics(640, 480, 576.0, 576.0, 319.5, 239.5)
@@ -206,8 +207,8 @@ def train_lifter(out: Path, work: Path, iters: int, seed: int, pairs: int = 6000
     from mmengine.runner import Runner
     from mmpose.registry import DATASETS
 
-    from joints import coco_to_h36m_positions
-    from teachers.lifter import normalise_for_lifter
+    from orpose.joints import coco_to_h36m_positions
+    from orpose.teachers.lifter import normalise_for_lifter
 
     config = load_teacher_config("tiny")
     cfg = load_mm_config(config.lifter.mm_config, {}, CONFIG_DIR)
@@ -266,19 +267,18 @@ def validate(weights_dir: Path, work: Path, frames: int = 20, seed: int = 200) -
     import subprocess
     import sys
 
-    from synth.generate import SynthSettings, generate
+    from orpose.synth.generate import SynthSettings, generate
 
     data = work / f"heldout-seed{seed}"
     if not (data / "annotations.json").exists():
         generate(data, SynthSettings(frames=frames, seed=seed, cameras=1, calibrated_depth=False), progress=False)
     run = work / f"heldout-run-seed{seed}"
     lifter_alone = lifter_on_ground_truth(weights_dir, data / "annotations.json")
-    root = Path(__file__).resolve().parents[1]
     subprocess.run(
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "orpose.pipeline.cli",
             "run",
             "--config",
             "tiny",
@@ -292,14 +292,23 @@ def validate(weights_dir: Path, work: Path, frames: int = 20, seed: int = 200) -
             str(weights_dir),
         ],
         check=True,
-        cwd=root,
+        cwd=source_checkout(),
         capture_output=True,
         text=True,
     )
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "evaluate", str(run), "--gt", str(data / "annotations.json"), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "orpose.pipeline.cli",
+            "evaluate",
+            str(run),
+            "--gt",
+            str(data / "annotations.json"),
+            "--json",
+        ],
         check=True,
-        cwd=root,
+        cwd=source_checkout(),
         capture_output=True,
         text=True,
     )
@@ -309,8 +318,8 @@ def validate(weights_dir: Path, work: Path, frames: int = 20, seed: int = 200) -
 def lifter_on_ground_truth(weights_dir: Path, gt_path: Path) -> float:
     """Upper-body MPJPE (mm) of the lifter alone, fed the ground truth's 2D keypoints and boxes of
     the fully visible persons: separates the lifter's own error from the keypoint model's."""
-    from evaluation.metrics import upper_body_errors
-    from teachers.lifter import Lifter
+    from orpose.evaluation.metrics import upper_body_errors
+    from orpose.teachers.lifter import Lifter
 
     config = load_teacher_config("tiny")
     lifter = Lifter(
@@ -331,7 +340,7 @@ def lifter_on_ground_truth(weights_dir: Path, gt_path: Path) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training.tiny", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m orpose.training.tiny", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--out",
@@ -354,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         figures = validate(Path(args.out), Path(args.work))
         print(_figures_line(figures))
         return 0
-    from synth.generate import SynthSettings, generate
+    from orpose.synth.generate import SynthSettings, generate
 
     work, out = Path(args.work), Path(args.out)
     data = work / "train-frames"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from joints import COCO_KEYPOINTS, COCO_SKELETON, H36M_JOINTS, H36M_SKELETON, joint_sides, limb_sides
-from label_store.schema import DEPTH_HOLE, DEPTH_VALID
+from orpose.joints import COCO_KEYPOINTS, COCO_SKELETON, H36M_JOINTS, H36M_SKELETON, joint_sides, limb_sides
+from orpose.label_store.schema import DEPTH_HOLE, DEPTH_VALID
 
 __all__ = [
     "SIDE_COLORS",

@@ -25,15 +25,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from evaluation.evaluate import evaluate  # noqa: E402
-from evaluation.mvor import MVOR_GROUPS  # noqa: E402
-from frames.decode import decode_color, decode_depth  # noqa: E402
-from frames.sources import depth_counts_to_mm  # noqa: E402
-from joints import COCO_KEYPOINTS  # noqa: E402
-from label_store.inspection import verify_run  # noqa: E402
-from label_store.reader import FrameLabels, LabelRun  # noqa: E402
-from label_store.statistics import RunStatistics, collect_statistics  # noqa: E402
-from visualize.drawing import (  # noqa: E402
+from orpose.evaluation.evaluate import evaluate  # noqa: E402
+from orpose.evaluation.mvor import MVOR_GROUPS  # noqa: E402
+from orpose.frames.decode import decode_color, decode_depth  # noqa: E402
+from orpose.frames.sources import depth_counts_to_mm  # noqa: E402
+from orpose.joints import COCO_KEYPOINTS  # noqa: E402
+from orpose.label_store.inspection import verify_run  # noqa: E402
+from orpose.label_store.reader import FrameLabels, LabelRun  # noqa: E402
+from orpose.label_store.statistics import RunStatistics, collect_statistics  # noqa: E402
+from orpose.visualize.drawing import (  # noqa: E402
     COCO_JOINT_COLORS,
     SIDE_COLORS,
     draw_depth_keypoints,

@@ -29,13 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from frames.decode import decode_depth
-from frames.sources import depth_counts_to_mm, open_source
-from joints import COCO_KEYPOINTS, COCO_SKELETON, H36M_JOINTS, H36M_SKELETON, joint_sides
-from label_store.reader import LabelRun
-from label_store.schema import DEPTH_HOLE
-from stages.depth_transfer import depth_points_in_color_frame
-from visualize.drawing import COCO_JOINT_COLORS, COCO_LIMB_COLORS, H36M_LIMB_COLORS, SIDE_COLORS
+from orpose.errors import USAGE, OrPoseError
+from orpose.frames.decode import decode_depth
+from orpose.frames.sources import depth_counts_to_mm, open_source
+from orpose.joints import COCO_KEYPOINTS, COCO_SKELETON, H36M_JOINTS, H36M_SKELETON, joint_sides
+from orpose.label_store.reader import LabelRun
+from orpose.label_store.schema import DEPTH_HOLE
+from orpose.stages.depth_transfer import depth_points_in_color_frame
+from orpose.visualize.drawing import COCO_JOINT_COLORS, COCO_LIMB_COLORS, H36M_LIMB_COLORS, SIDE_COLORS
 
 __all__ = ["export_rerun", "RerunExport", "RerunMissing"]
 
@@ -43,8 +44,10 @@ _MM = 1000.0  # the recording is in metres, the labels in millimetres
 _POINT_STRIDE = 4  # every 4th depth row and column: a 640 x 480 frame gives about 19k points
 
 
-class RerunMissing(RuntimeError):
+class RerunMissing(OrPoseError, RuntimeError):
     """The optional Rerun SDK is not installed."""
+
+    exit_code = USAGE
 
 
 @dataclass

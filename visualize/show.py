@@ -19,10 +19,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from pycocotools import mask as mask_utils  # noqa: E402
 
-from frames.decode import decode_color, decode_depth  # noqa: E402
-from frames.sources import depth_counts_to_mm  # noqa: E402
-from label_store.reader import LabelRun  # noqa: E402
-from visualize.drawing import (  # noqa: E402
+from orpose.frames.decode import decode_color, decode_depth  # noqa: E402
+from orpose.frames.sources import depth_counts_to_mm  # noqa: E402
+from orpose.label_store.reader import LabelRun  # noqa: E402
+from orpose.visualize.drawing import (  # noqa: E402
     SIDE_COLORS,
     draw_depth_keypoints,
     draw_skeleton_2d,

@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from joints import COCO_KEYPOINTS  # noqa: E402
-from label_store.reader import LabelRun  # noqa: E402
+from orpose.joints import COCO_KEYPOINTS  # noqa: E402
+from orpose.label_store.reader import LabelRun  # noqa: E402
 
 __all__ = ["write_stats"]
 

@@ -31,6 +31,6 @@ teacher = dict(
     device="auto",
     weights_dir="data/tiny_teacher",
     # On a 2-core CPU the cascade's RoI heads run mostly single-threaded: two single-threaded
-    # detector actors use both cores (measured with `labels bench`, see README "Throughput").
+    # detector actors use both cores (measured with `labels bench`, see docs/benchmarks.md).
     run=dict(detector_actors=2, keypoint_actors=1, lifter_actors=1, cpus_per_actor=0.5, torch_threads=1, batch_size=4),
 )

@@ -2,7 +2,7 @@
 
 import pytest
 
-from configs.schema import (
+from orpose.configs.schema import (
     CONFIG_DIR,
     ConfigError,
     TeacherConfig,
@@ -109,6 +109,6 @@ def test_resolved_config_round_trips_through_json():
 
     config = load_teacher_config("paper")
     again = json.loads(json.dumps(to_dict(config)))
-    from configs.schema import from_dict
+    from orpose.configs.schema import from_dict
 
     assert from_dict(TeacherConfig, again) == config

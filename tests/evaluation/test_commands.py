@@ -60,9 +60,9 @@ def test_show_and_stats_write_pictures(sample_run, tmp_path):
 
 def test_diff_of_a_run_with_itself_and_with_a_changed_copy(sample_run, tmp_path):
     assert labels("diff", sample_run, sample_run).returncode == 0
-    from label_store.reader import LabelRun
-    from label_store.schema import FRAME_FIELDS
-    from label_store.shard import FrameRecord, commit_shard
+    from orpose.label_store.reader import LabelRun
+    from orpose.label_store.schema import FRAME_FIELDS
+    from orpose.label_store.shard import FrameRecord, commit_shard
 
     run = LabelRun(sample_run)
     records = []

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation.evaluate import evaluate, predictions_from_results
-from evaluation.ground_truth import coco17_to_set, load_ground_truth
-from evaluation.metrics import box_ap, keypoint_ap, left_right_swaps, mpjpe_upper_body, pck
-from joints import coco_to_h36m_positions
+from orpose.evaluation.evaluate import evaluate, predictions_from_results
+from orpose.evaluation.ground_truth import coco17_to_set, load_ground_truth
+from orpose.evaluation.metrics import box_ap, keypoint_ap, left_right_swaps, mpjpe_upper_body, pck
+from orpose.joints import coco_to_h36m_positions
 
 SAMPLE_GT = Path(__file__).parents[2] / "data" / "sample" / "annotations.json"
 

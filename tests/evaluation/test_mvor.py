@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from evaluation.evaluate import evaluate, format_report
-from evaluation.ground_truth import coco17_to_set, load_ground_truth
-from evaluation.metrics import mpjpe_3d
-from evaluation.mvor import MVOR3D_TO_H36M, pck_mvor, truth_3d_by_image
-from frames.mvor import read_mvor_rig
+from orpose.evaluation.evaluate import evaluate, format_report
+from orpose.evaluation.ground_truth import coco17_to_set, load_ground_truth
+from orpose.evaluation.metrics import mpjpe_3d
+from orpose.evaluation.mvor import MVOR3D_TO_H36M, pck_mvor, truth_3d_by_image
+from orpose.frames.mvor import read_mvor_rig
 
 # The MVOR README's tables (also in tests/fixtures/mvor/README.md's source, shared/mvor/README.md).
 PUBLISHED_BOXES = {

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from frames.calibration import CameraCalibration, Intrinsics, load_calibration, save_calibration
-from frames.errors import CalibrationError
+from orpose.frames.calibration import CameraCalibration, Intrinsics, load_calibration, save_calibration
+from orpose.frames.errors import CalibrationError
 
 GOOD = {
     "format": "or-pose-labels/calibration",

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from frames.calibration import Intrinsics
-from frames.decode import decode_color, decode_depth, image_header, read_image_bytes
-from frames.errors import (
+from orpose.frames.calibration import Intrinsics
+from orpose.frames.decode import decode_color, decode_depth, image_header, read_image_bytes
+from orpose.frames.errors import (
     ColorFormatError,
     DepthFormatError,
     FileTooLargeError,
@@ -117,7 +117,7 @@ def test_check_frames_lists_both_found_cases_among_good_frames(tmp_path):
     fifo.unlink()
     os.mkfifo(fifo)
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "check-frames", str(source / "manifest.jsonl")],
+        [sys.executable, "-m", "orpose.pipeline.cli", "check-frames", str(source / "manifest.jsonl")],
         capture_output=True,
         text=True,
         cwd=ROOT,

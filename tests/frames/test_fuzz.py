@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from frames.calibration import load_calibration
-from frames.decode import decode_color, decode_depth
-from frames.errors import CalibrationError, FrameError, SourceError
-from frames.sources import ManifestSource
+from orpose.frames.calibration import load_calibration
+from orpose.frames.decode import decode_color, decode_depth
+from orpose.frames.errors import CalibrationError, FrameError, SourceError
+from orpose.frames.sources import ManifestSource
 
 ROOT = Path(__file__).parents[2]
 SAMPLE = ROOT / "data" / "sample"

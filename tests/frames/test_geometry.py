@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from frames.calibration import Intrinsics
-from frames.geometry import apply_rigid, backproject, invert_rigid, look_at, project
+from orpose.frames.calibration import Intrinsics
+from orpose.frames.geometry import apply_rigid, backproject, invert_rigid, look_at, project
 
 INTR = Intrinsics(640, 480, 500.0, 400.0, 320.0, 240.0)
 

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from frames.calibration import Intrinsics
-from frames.errors import CalibrationError
-from frames.geometry import apply_rigid, project
-from frames.mvor import mvor_distortion_to_opencv, read_mvor_calibrations, read_mvor_rig
-from frames.sources import MvorTreeSource, open_source
+from orpose.frames.calibration import Intrinsics
+from orpose.frames.errors import CalibrationError
+from orpose.frames.geometry import apply_rigid, project
+from orpose.frames.mvor import mvor_distortion_to_opencv, read_mvor_calibrations, read_mvor_rig
+from orpose.frames.sources import MvorTreeSource, open_source
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_the_rig_moves_points_between_cameras_and_into_the_room(mvor):
 
 
 def test_3d_joints_0_to_9_are_the_2d_joints_and_the_distortion_order_is_k1_k2_k3_p1_p2(mvor):
-    """The measurement behind frames.mvor's docstring and README "Labelling MVOR"."""
+    """The measurement behind frames.mvor's docstring and docs/mvor.md."""
     rig = read_mvor_rig(mvor)
     pinhole = reprojection_errors(mvor, rig, rig.intrinsics)
     medians = np.nanmedian(pinhole, axis=0)  # (12, 10)
@@ -115,7 +115,7 @@ def test_3d_joints_0_to_9_are_the_2d_joints_and_the_distortion_order_is_k1_k2_k3
 
 
 def test_check_frames_accepts_an_mvor_tree_with_the_real_annotation_file(mvor_files, tmp_path, capsys):
-    from pipeline.cli import main
+    from orpose.pipeline.cli import main
 
     root = tmp_path / "MVOR"
     for camera in (1, 2, 3):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from frames import errors
-from frames.errors import FrameError, SourceError
-from frames.sources import ManifestSource, MvorTreeSource, open_source
+from orpose.frames import errors
+from orpose.frames.errors import FrameError, SourceError
+from orpose.frames.sources import ManifestSource, MvorTreeSource, open_source
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "bad_frames"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())
@@ -157,7 +157,7 @@ def test_mvor_per_day_blocks_and_missing_camera(tmp_path):
 
 
 def test_a_loaded_frame_keeps_its_depth_file_bytes_and_they_decode_to_its_depth(bad_source):
-    from frames.decode import decode_depth_bytes
+    from orpose.frames.decode import decode_depth_bytes
 
     ref = next(r for r in bad_source.refs() if r.frame_id == "good_a")
     frame = bad_source.load(ref)

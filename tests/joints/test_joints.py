@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from joints import COCO_FLIP_PAIRS, COCO_KEYPOINTS, H36M_JOINTS, coco_to_h36m_positions, flip_permutation
+from orpose.joints import COCO_FLIP_PAIRS, COCO_KEYPOINTS, H36M_JOINTS, coco_to_h36m_positions, flip_permutation
 
 
 def test_flip_permutation_swaps_left_and_right_and_is_an_involution():
@@ -39,7 +39,7 @@ def test_coco_to_h36m_on_a_hand_pose():
 
 
 def test_sides_of_joints_and_limbs_follow_the_names():
-    from joints import COCO_KEYPOINTS, COCO_SKELETON, H36M_JOINTS, H36M_SKELETON, joint_sides, limb_sides
+    from orpose.joints import COCO_KEYPOINTS, COCO_SKELETON, H36M_JOINTS, H36M_SKELETON, joint_sides, limb_sides
 
     sides = joint_sides(COCO_KEYPOINTS)
     assert sides[0] == "centre" and sides[5] == "left" and sides[6] == "right"

@@ -5,16 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from configs.schema import load_teacher_config
-from frames.files import sha256_file
-from frames.sources import ManifestSource, open_source
-from label_store.provenance import make_provenance
-from pipeline.executors import LocalExecutor
-from stages.context import StageContext
-from stages.graph import default_graph
-from stages.records import rejected_record
-from stages.rows import rows_from_refs
-from teachers.weights import checkpoint_path
+from orpose.configs.schema import load_teacher_config
+from orpose.frames.files import sha256_file
+from orpose.frames.sources import ManifestSource, open_source
+from orpose.label_store.provenance import make_provenance
+from orpose.pipeline.executors import LocalExecutor
+from orpose.stages.context import StageContext
+from orpose.stages.graph import default_graph
+from orpose.stages.records import rejected_record
+from orpose.stages.rows import rows_from_refs
+from orpose.teachers.weights import checkpoint_path
 
 SAMPLE = Path(__file__).parents[2] / "data" / "sample"
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "bad_frames"

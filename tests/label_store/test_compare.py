@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from label_store.compare import FRAME_CHECKS, PERSON_CHECKS, Tolerances, compare, reference_from_run
-from label_store.shard import commit_shard
+from orpose.label_store.compare import FRAME_CHECKS, PERSON_CHECKS, Tolerances, compare, reference_from_run
+from orpose.label_store.shard import commit_shard
 
 
 def test_identical_runs_compare_clean_and_changes_are_named(tmp_path, records, provenance):

@@ -6,14 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from frames.calibration import CameraCalibration, Intrinsics
-from frames.sources import Frame, FrameRef
-from label_store.dataset import PoseLabelDataset, draw_factor, scale_boxes, scale_keypoints, scaled_size
-from label_store.export import export_coco
-from label_store.reader import LabelRun
-from label_store.shard import commit_shard
-from stages.label_sets import hard_keypoints
-from stages.records import encode_masks, labelled_record
+from orpose.frames.calibration import CameraCalibration, Intrinsics
+from orpose.frames.sources import Frame, FrameRef
+from orpose.label_store.dataset import PoseLabelDataset, draw_factor, scale_boxes, scale_keypoints, scaled_size
+from orpose.label_store.export import export_coco
+from orpose.label_store.reader import LabelRun
+from orpose.label_store.shard import commit_shard
+from orpose.stages.label_sets import hard_keypoints
+from orpose.stages.records import encode_masks, labelled_record
 
 
 def test_scaling_known_answers():
@@ -140,7 +140,7 @@ def test_export_coco_loads_in_pycocotools(tmp_path, records, provenance):
 def test_the_format_document_describes_every_field():
     from pathlib import Path
 
-    from label_store.schema import FRAME_FIELDS, PERSON_FIELDS, PROVENANCE_KEYS
+    from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, PROVENANCE_KEYS
 
     doc = (Path(__file__).parents[2] / "docs" / "label_format.md").read_text()
     for f in FRAME_FIELDS + PERSON_FIELDS:

@@ -7,9 +7,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from frames.errors import SourceError
-from frames.sources import REF_COLUMNS
-from label_store.plan import (
+from orpose.frames.errors import SourceError
+from orpose.frames.sources import REF_COLUMNS
+from orpose.label_store.plan import (
     PLAN_DIR,
     PendingFrames,
     PlanError,
@@ -18,7 +18,7 @@ from label_store.plan import (
     read_plan,
     write_plan,
 )
-from label_store.shard import committed_shards
+from orpose.label_store.shard import committed_shards
 
 
 def batches(ids: list[str], size: int):

@@ -11,9 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
-from label_store.reader import LabelRun
-from label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STATUS_REJECTED
-from label_store.shard import commit_shard, manifest_entries, verify_shard
+from orpose.label_store.reader import LabelRun
+from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STATUS_REJECTED
+from orpose.label_store.shard import commit_shard, manifest_entries, verify_shard
 
 
 def test_round_trip_is_bit_exact(tmp_path, records, provenance):
@@ -69,7 +69,7 @@ def test_an_unlisted_shard_file_is_invisible_and_is_adopted_on_retry(tmp_path, r
 
 WRITER = r"""
 import sys, numpy as np
-from label_store.shard import FrameRecord, commit_shard
+from orpose.label_store.shard import FrameRecord, commit_shard
 prov = dict(config_json="{}", config_hash="h", checkpoints_json="{}", code_version="t", packages_json="{}",
             thresholds_json="{}", tta_json="{}", created="now")
 run, count = sys.argv[1], int(sys.argv[2])
@@ -136,8 +136,8 @@ def test_verify_catches_a_flipped_byte_in_the_data(tmp_path, records, provenance
 def test_a_shard_with_flipped_bytes_is_refused_on_read(tmp_path, records, provenance):
     """Every dataset carries a per-chunk checksum (fletcher32) that HDF5 checks on read: a reader never hands
     a student numbers that changed on disk; the error names the shard and the dataset."""
-    from label_store.reader import LabelRun
-    from label_store.shard import ShardReadError
+    from orpose.label_store.reader import LabelRun
+    from orpose.label_store.shard import ShardReadError
 
     entry = commit_shard(tmp_path, 0, records, provenance)
     path = tmp_path / entry.file
@@ -170,7 +170,7 @@ def test_verify_names_missing_and_malformed_parts(tmp_path, records, provenance)
 def test_the_loser_of_two_attempts_at_one_shard_commits_nothing_of_its_own(tmp_path, records, provenance, monkeypatch):
     """Ray may run a batch twice: two attempts write the same shard at once. The second to link
     finds the name taken, removes its own file and returns the winner's entry."""
-    import label_store.shard as shard
+    import orpose.label_store.shard as shard
 
     winner = {}
     real_link = shard._link_exclusive

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from label_store.reader import ShardLabels
-from label_store.schema import STATUS_LABELLED, STATUS_REJECTED
-from label_store.statistics import Histogram, RunStatistics, day_of, person_uncertainty
+from orpose.label_store.reader import ShardLabels
+from orpose.label_store.schema import STATUS_LABELLED, STATUS_REJECTED
+from orpose.label_store.statistics import Histogram, RunStatistics, day_of, person_uncertainty
 
 
 def test_histogram_quantiles_match_numpy_to_a_bin_width():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.bench import dense_peak_tflops
+from orpose.pipeline.bench import dense_peak_tflops
 
 ROOT = Path(__file__).parents[2]
 
@@ -18,7 +18,7 @@ def test_bench_reports_every_side_and_identical_labels(tmp_path, tiny_weights):
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "orpose.pipeline.cli",
             "bench",
             "--frames",
             "2",
@@ -64,7 +64,7 @@ def test_bench_reports_every_side_and_identical_labels(tmp_path, tiny_weights):
 
 def test_an_unknown_pipeline_variant_is_refused_naming_the_known_ones(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "bench", "--pipelines", "ray,warp"],
+        [sys.executable, "-m", "orpose.pipeline.cli", "bench", "--pipelines", "ray,warp"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -25,9 +25,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from label_store.inspection import verify_run
-from label_store.plan import read_plan
-from label_store.shard import manifest_entries
+from orpose.label_store.inspection import verify_run
+from orpose.label_store.plan import read_plan
+from orpose.label_store.shard import manifest_entries
 
 pytestmark = pytest.mark.slow  # two Ray nodes and whole labelling runs; CI runs them
 
@@ -137,7 +137,18 @@ def cluster(tmp_path):
 def frames(tmp_path_factory) -> Path:
     """24 synthetic frames (12 instants x 2 cameras): 12 shards of 2, about a minute of tiny-teacher work."""
     folder = tmp_path_factory.mktemp("cluster_frames")
-    command = [sys.executable, "-m", "pipeline.cli", "synth", "--out", str(folder), "--frames", "12", "--cameras", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "orpose.pipeline.cli",
+        "synth",
+        "--out",
+        str(folder),
+        "--frames",
+        "12",
+        "--cameras",
+        "2",
+    ]
     subprocess.run(command, check=True, cwd=ROOT, capture_output=True)
     return folder / "manifest.jsonl"
 
@@ -145,7 +156,7 @@ def frames(tmp_path_factory) -> Path:
 def start_run(address: str, env: dict, frames: Path, out: Path, weights: Path, gate: Path) -> subprocess.Popen:
     """`labels run --address` in its own session. Each model actor labels one batch (one shard), then waits
     for `gate` to exist (`pipeline.executors.TestGate`): the fault comes while work is certainly left."""
-    command = [sys.executable, "-m", "pipeline.cli", "run", "--config", "tiny", "--frames", str(frames)]
+    command = [sys.executable, "-m", "orpose.pipeline.cli", "run", "--config", "tiny", "--frames", str(frames)]
     command += ["--out", str(out), "--weights-dir", str(weights), "--address", address, "--no-progress"]
     command += ["--summary-json", str(out) + ".json", *FAST]
     env = {**env, "LABELS_TEST_GATE": str(gate), "LABELS_TEST_GATE_AFTER": "1"}

@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import pipeline.run as run_module
-from configs.schema import load_teacher_config
-from frames.calibration import CameraCalibration, Intrinsics
-from frames.errors import CorruptImageError
-from frames.sources import FrameRef, FrameSource
-from label_store.inspection import verify_run
-from label_store.schema import STATUS_LABELLED
-from label_store.shard import FrameRecord, manifest_entries
-from pipeline.executors import start_ray
-from stages.records import frame_row, rejected_record
+import orpose.pipeline.run as run_module
+from orpose.configs.schema import load_teacher_config
+from orpose.frames.calibration import CameraCalibration, Intrinsics
+from orpose.frames.errors import CorruptImageError
+from orpose.frames.sources import FrameRef, FrameSource
+from orpose.label_store.inspection import verify_run
+from orpose.label_store.schema import STATUS_LABELLED
+from orpose.label_store.shard import FrameRecord, manifest_entries
+from orpose.pipeline.executors import start_ray
+from orpose.stages.records import frame_row, rejected_record
 
 CALIBRATION = CameraCalibration("cam", Intrinsics(64, 48, 60.0, 60.0, 31.5, 23.5), None, False, None, 1.0)
 
@@ -176,7 +176,7 @@ def test_the_cluster_address_comes_from_the_argument_else_from_ray_address(monke
 
 
 def test_the_local_executor_refuses_a_cluster_address():
-    from pipeline.executors import make_executor
+    from orpose.pipeline.executors import make_executor
 
     with pytest.raises(ValueError, match="--address names a Ray cluster"):
         make_executor("local", None, None, 8, address="ray://head:10001")
@@ -219,8 +219,8 @@ def test_a_full_disk_stops_the_run_naming_the_path_and_the_free_space_and_a_reru
     """ENOSPC injected at the HDF5 write of the second shard, after part of the file was written."""
     import errno
 
-    import label_store.shard as shard_module
-    from label_store.space import DiskFullError
+    import orpose.label_store.shard as shard_module
+    from orpose.label_store.space import DiskFullError
 
     run, attempts = driver
     real_write = shard_module.write_shard
@@ -272,7 +272,7 @@ def test_a_real_full_file_system_is_reported_and_a_rerun_after_freeing_space_com
     run, attempts = driver
     ballast = small_filesystem / "ballast"
     ballast.write_bytes(b"\0" * (2 * 1024 * 1024 - 96 * 1024))  # leave ~96 KB: the plan and a shard or two fit
-    from label_store.space import DiskFullError
+    from orpose.label_store.space import DiskFullError
 
     with pytest.raises(DiskFullError, match=r"no space left to write .* MB free of 2 MB at "):
         run(small_filesystem, 60, lambda rows, attempt: FakeDataset(rows, batch=5))

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from label_store.compare import Tolerances, compare
-from label_store.inspection import verify_run
-from label_store.shard import manifest_entries
+from orpose.label_store.compare import Tolerances, compare
+from orpose.label_store.inspection import verify_run
+from orpose.label_store.shard import manifest_entries
 
 # Same models and pixels; torch's thread count differs (1 per Ray actor, every core in-process),
 # which may reorder float sums: 1e-3 px / 1e-4 in confidence is 1000 x below any label change.
@@ -52,7 +52,7 @@ def placement_probe(stage: str, log: Path):
         def __init__(self):
             import ray
 
-            from teachers.mm import cuda_device
+            from orpose.teachers.mm import cuda_device
 
             record = dict(
                 stage=stage,
@@ -83,10 +83,10 @@ def test_model_actors_asking_for_gpus_get_their_own_and_place_their_models_there
     so its model goes to cuda:0 of that process: the GPU Ray gave it."""
     import ray
 
-    from configs.schema import load_teacher_config
-    from pipeline.executors import RayExecutor
-    from stages.context import StageContext
-    from stages.graph import StageSpec, build_graph
+    from orpose.configs.schema import load_teacher_config
+    from orpose.pipeline.executors import RayExecutor
+    from orpose.stages.context import StageContext
+    from orpose.stages.graph import StageSpec, build_graph
 
     log = tmp_path / "placements.jsonl"
     names = ("detect", "keypoints", "lift")
@@ -122,7 +122,7 @@ def test_model_actors_asking_for_gpus_get_their_own_and_place_their_models_there
 def test_lost_work_is_a_ray_failure_under_the_work_not_a_stage_error():
     import ray.exceptions as rx
 
-    from pipeline.executors import _is_lost_work
+    from orpose.pipeline.executors import _is_lost_work
 
     assert _is_lost_work(rx.ActorDiedError())
     assert _is_lost_work(rx.NodeDiedError("node 2 died"))
@@ -149,7 +149,7 @@ def test_lost_work_is_told_from_a_stage_error_on_real_ray_errors():
     under its call is lost work."""
     import ray
 
-    from pipeline.executors import _is_lost_work
+    from orpose.pipeline.executors import _is_lost_work
 
     @ray.remote(max_retries=0)
     def task_that_raises():

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from label_store.plan import read_plan
-from label_store.reader import LabelRun
-from label_store.shard import manifest_entries, verify_shard
+from orpose.label_store.plan import read_plan
+from orpose.label_store.reader import LabelRun
+from orpose.label_store.shard import manifest_entries, verify_shard
 
 pytestmark = pytest.mark.slow  # whole labelling runs with Ray; CI runs them
 
@@ -25,7 +25,7 @@ FAST = ["thresholds.box_score=0.3", "detector.max_persons=4", "run.batch_size=2"
 
 
 def labels(*args, weights, timeout=600, **popen):
-    command = [sys.executable, "-m", "pipeline.cli", *args, "--weights-dir", str(weights), "--no-progress"]
+    command = [sys.executable, "-m", "orpose.pipeline.cli", *args, "--weights-dir", str(weights), "--no-progress"]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, **popen)
 
 
@@ -116,7 +116,7 @@ def _run_and_kill(tmp_path, weights, kill) -> tuple[Path, subprocess.Popen]:
     command = [
         sys.executable,
         "-m",
-        "pipeline.cli",
+        "orpose.pipeline.cli",
         "run",
         "--config",
         "tiny",

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from configs.schema import load_teacher_config
-from frames.sources import FrameRef, FrameSource
-from label_store.plan import PLAN_DIR, pending_frames
-from pipeline.run_dir import RunMismatchError, prepare_run_dir
+from orpose.configs.schema import load_teacher_config
+from orpose.frames.sources import FrameRef, FrameSource
+from orpose.label_store.plan import PLAN_DIR, pending_frames
+from orpose.pipeline.run_dir import RunMismatchError, prepare_run_dir
 
 CHECKPOINTS = {"tiny/tiny_cascade-mask-rcnn.pth": "aa", "tiny/tiny_hrnet.pth": "bb", "tiny/tiny_lifter.pth": "cc"}
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.run_lock import LOCK_NAME, RunLockedError, acquire_run_lock
+from orpose.pipeline.run_lock import LOCK_NAME, RunLockedError, acquire_run_lock
 
 ROOT = Path(__file__).parents[2]
 HOLDER = """
 import sys, time
-from pipeline.run_lock import acquire_run_lock
+from orpose.pipeline.run_lock import acquire_run_lock
 lock = acquire_run_lock(sys.argv[1], heartbeat_s=0.2)
 print("held", flush=True)
 time.sleep(600)
@@ -76,7 +76,7 @@ def test_two_drivers_taking_over_one_stale_lock_at_once_leave_one_holder(tmp_pat
     )
     racer = """
 import sys, time
-from pipeline.run_lock import acquire_run_lock, RunLockedError
+from orpose.pipeline.run_lock import acquire_run_lock, RunLockedError
 time.sleep(float(sys.argv[2]) - time.time())
 try:
     lock = acquire_run_lock(sys.argv[1], stale_after_s=60, heartbeat_s=0.1)
@@ -104,7 +104,7 @@ def test_labels_run_on_a_held_run_directory_is_refused_at_once(tmp_path, tiny_we
             [
                 sys.executable,
                 "-m",
-                "pipeline.cli",
+                "orpose.pipeline.cli",
                 "run",
                 "--config",
                 "tiny",

@@ -9,13 +9,13 @@ holds every frame (the default at this size) and on a plan of many small parts."
 
 import pytest
 
-import label_store.plan
-from configs.schema import load_teacher_config
-from frames.sources import ManifestSource
-from label_store.inspection import verify_run
-from label_store.plan import read_plan
-from label_store.shard import manifest_entries
-from pipeline.run import run_labels
+import orpose.label_store.plan
+from orpose.configs.schema import load_teacher_config
+from orpose.frames.sources import ManifestSource
+from orpose.label_store.inspection import verify_run
+from orpose.label_store.plan import read_plan
+from orpose.label_store.shard import manifest_entries
+from orpose.pipeline.run import run_labels
 from tests.stand_ins import stand_in_graph
 
 pytestmark = pytest.mark.slow  # a local Ray per test
@@ -26,7 +26,7 @@ SECONDS_PER_BATCH = 0.4  # the stand-in's work per batch: long beside Ray's per-
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """48 frames (24 instants x 2 cameras) of 160x120: 12 shards of 4."""
-    from synth.generate import SynthSettings, generate
+    from orpose.synth.generate import SynthSettings, generate
 
     folder = tmp_path_factory.mktemp("spread_frames")
     generate(folder, SynthSettings(frames=24, seed=5, cameras=2, width=160, height=120, max_people=2), progress=False)
@@ -38,7 +38,7 @@ def test_two_model_actors_share_the_work_and_shards_commit_as_the_run_goes(
     tmp_path, source, tiny_weights, monkeypatch, frames_per_part
 ):
     if frames_per_part:
-        monkeypatch.setattr(label_store.plan, "FRAMES_PER_PART", frames_per_part)
+        monkeypatch.setattr(orpose.label_store.plan, "FRAMES_PER_PART", frames_per_part)
     config = load_teacher_config(
         "tiny", {"run.detector_actors": 2, "run.batch_size": 4, "run.shard_size": 4, "device": "cpu"}
     )

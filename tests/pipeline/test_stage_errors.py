@@ -6,12 +6,12 @@ asks for the same command again."""
 import numpy as np
 import pytest
 
-from configs.schema import load_teacher_config
-from frames.sources import ManifestSource
-from label_store.reader import LabelRun
-from pipeline.executors import run_stage
-from pipeline.run import RunError, run_labels
-from stages.graph import StageSpec
+from orpose.configs.schema import load_teacher_config
+from orpose.frames.sources import ManifestSource
+from orpose.label_store.reader import LabelRun
+from orpose.pipeline.executors import run_stage
+from orpose.pipeline.run import RunError, run_labels
+from orpose.stages.graph import StageSpec
 from tests.stand_ins import stand_in_graph
 
 SAMPLE = "data/sample/manifest.jsonl"

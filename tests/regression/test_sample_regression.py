@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation.regression import REFERENCE, ROOT, TOLERANCES, label_sample
-from label_store.compare import compare
-from label_store.reader import LabelRun
-from label_store.schema import DEPTH_HOLE, DEPTH_NONE
+from orpose.label_store.compare import compare
+from orpose.label_store.reader import LabelRun
+from orpose.label_store.schema import DEPTH_HOLE, DEPTH_NONE
+from tests.regression.sample import REFERENCE, ROOT, TOLERANCES, label_sample
 
 GROUND_TRUTH = ROOT / "data/sample/annotations.json"
-# The tiny teacher's targets (README "The tiny teacher"), on held-out frames: floors, not margins.
+# The tiny teacher's targets (docs/teacher.md, "The tiny teacher"), on held-out frames: floors, not margins.
 FLOORS = {"box_ap50": 0.9, "keypoint_ap": 0.6}
 CEILINGS = {"mpjpe_upper_body_mm": 80.0}
 
@@ -79,7 +79,7 @@ def test_the_regression_source_exercises_every_path(trained_sample_run):
 
 @pytest.mark.slow
 def test_tiny_teacher_meets_its_accuracy_targets_on_held_out_frames(tmp_path):
-    from training.tiny import validate
+    from orpose.training.tiny import validate
 
     figures = validate(ROOT / "data/tiny_teacher", tmp_path)
     measured = {
@@ -98,7 +98,7 @@ def test_tiny_teacher_meets_its_accuracy_targets_on_held_out_frames(tmp_path):
 
 def evaluate_command(*args) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "evaluate", *map(str, args)],
+        [sys.executable, "-m", "orpose.pipeline.cli", "evaluate", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -111,9 +111,9 @@ def mvor_format(gt: dict) -> dict:
     in `annotations3D` (12 joints x (x, y, z, v) in camera 1's frame), cameras by `cam_id`."""
     import copy
 
-    from evaluation.ground_truth import coco17_to_set
-    from frames.mvor import read_mvor_rig
-    from joints import coco_to_h36m_positions
+    from orpose.evaluation.ground_truth import coco17_to_set
+    from orpose.frames.mvor import read_mvor_rig
+    from orpose.joints import coco_to_h36m_positions
 
     out = copy.deepcopy(gt)
     rig = read_mvor_rig(gt)
@@ -177,8 +177,8 @@ def test_evaluate_a_run_against_ground_truth_in_mvors_own_format(trained_sample_
 
 @pytest.mark.slow
 def test_predictions_of_the_hard_set_are_its_skeletons_and_keypoints_only(trained_sample_run):
-    from evaluation.evaluate import predictions_from_run
-    from evaluation.ground_truth import load_ground_truth
+    from orpose.evaluation.evaluate import predictions_from_run
+    from orpose.evaluation.ground_truth import load_ground_truth
 
     gt, keypoint_set, _ = load_ground_truth(GROUND_TRUTH)
     soft = predictions_from_run(trained_sample_run, gt, keypoint_set, "soft")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from stages._batching import is_out_of_memory, with_oom_backoff
+from orpose.stages._batching import is_out_of_memory, with_oom_backoff
 
 
 def test_an_out_of_memory_batch_is_halved_until_it_fits_and_keeps_its_order():

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from frames.decode import decode_depth_bytes
-from frames.sources import ManifestSource
-from stages.decode import DecodeStage
-from stages.rows import batch_from_rows, rows_from_refs
+from orpose.frames.decode import decode_depth_bytes
+from orpose.frames.sources import ManifestSource
+from orpose.stages.decode import DecodeStage
+from orpose.stages.rows import batch_from_rows, rows_from_refs
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "bad_frames"
 

@@ -5,15 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from frames.calibration import CameraCalibration, Intrinsics
-from frames.geometry import apply_rigid, backproject, invert_rigid, project
-from frames.sources import ManifestSource
-from joints import coco_to_h36m_positions
-from label_store.schema import DEPTH_HOLE, DEPTH_NONE, DEPTH_OUTSIDE, DEPTH_VALID
-from stages.depth_transfer import anchor_poses, depth_points_in_color_frame, transfer_keypoints
-from stages.label_sets import hard_keypoints
-from synth.body import JOINT_RADIUS_MM
-from synth.generate import VISIBILITY_SLACK_MM
+from orpose.frames.calibration import CameraCalibration, Intrinsics
+from orpose.frames.geometry import apply_rigid, backproject, invert_rigid, project
+from orpose.frames.sources import ManifestSource
+from orpose.joints import coco_to_h36m_positions
+from orpose.label_store.schema import DEPTH_HOLE, DEPTH_NONE, DEPTH_OUTSIDE, DEPTH_VALID
+from orpose.stages.depth_transfer import anchor_poses, depth_points_in_color_frame, transfer_keypoints
+from orpose.stages.label_sets import hard_keypoints
+from orpose.synth.body import JOINT_RADIUS_MM
+from orpose.synth.generate import VISIBILITY_SLACK_MM
 
 
 def test_hard_set_rule_known_answer():
@@ -161,7 +161,7 @@ def test_camera_frame_anchor_on_the_calibrated_rig(scenes):
 def test_a_hole_at_a_keypoint_takes_the_nearest_foreground_reading_not_the_background():
     """The foreground rule: around a hole at a person's edge, readings more than FOREGROUND_GAP_MM
     behind the nearest one are the wall behind, never the person's depth, even when closer in pixels."""
-    from stages.depth_transfer import FOREGROUND_GAP_MM
+    from orpose.stages.depth_transfer import FOREGROUND_GAP_MM
 
     color = Intrinsics(40, 40, 50.0, 50.0, 19.5, 19.5)
     calib = CameraCalibration("c", color, None, True, None, 1.0)
@@ -200,9 +200,9 @@ def test_calibrated_rig_flags_a_hole_inside_the_depth_view_and_outside_it():
 def test_anchoring_with_the_production_surface_offsets_recovers_the_camera_frame_pose():
     """Depth sees each joint's surface SURFACE_OFFSET_MM in front of it (the production values):
     the anchored pose must land where the joints are, and agree with the depth (consistency 1)."""
-    from joints import SURFACE_OFFSET_MM
-    from joints import coco_to_h36m_positions as to_h36m
-    from stages.depth_transfer import COCO_TO_H36M_JOINT
+    from orpose.joints import SURFACE_OFFSET_MM
+    from orpose.joints import coco_to_h36m_positions as to_h36m
+    from orpose.stages.depth_transfer import COCO_TO_H36M_JOINT
 
     color = Intrinsics(640, 480, 500.0, 500.0, 319.5, 239.5)
     calib = CameraCalibration("c", color, None, True, None, 1.0)

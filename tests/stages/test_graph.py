@@ -3,8 +3,8 @@ the column; fusing the model stages keeps the contract; the printed graph names 
 
 import pytest
 
-from configs.schema import RunSpec
-from stages.graph import (
+from orpose.configs.schema import RunSpec
+from orpose.stages.graph import (
     FUSED_NAME,
     ContractError,
     StageSpec,
@@ -14,7 +14,7 @@ from stages.graph import (
     fuse_models,
     stage_resources,
 )
-from stages.rows import SOURCE_COLUMNS
+from orpose.stages.rows import SOURCE_COLUMNS
 
 
 def test_the_default_graph_hands_the_driver_frame_shard_record_and_every_timing():

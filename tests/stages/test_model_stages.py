@@ -6,17 +6,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from configs.schema import load_teacher_config
-from frames.sources import open_source
-from label_store.schema import STATUS_LABELLED, STATUS_REJECTED
-from stages.assemble import AssembleStage
-from stages.context import StageContext
-from stages.decode import DecodeStage
-from stages.detect import DetectStage
-from stages.keypoints import KeypointStage
-from stages.label_sets import hard_keypoints
-from stages.lift import LiftStage
-from stages.rows import batch_from_rows, objects, rows_from_refs
+from orpose.configs.schema import load_teacher_config
+from orpose.frames.sources import open_source
+from orpose.label_store.schema import STATUS_LABELLED, STATUS_REJECTED
+from orpose.stages.assemble import AssembleStage
+from orpose.stages.context import StageContext
+from orpose.stages.decode import DecodeStage
+from orpose.stages.detect import DetectStage
+from orpose.stages.keypoints import KeypointStage
+from orpose.stages.label_sets import hard_keypoints
+from orpose.stages.lift import LiftStage
+from orpose.stages.rows import batch_from_rows, objects, rows_from_refs
 
 SAMPLE = Path(__file__).parents[2] / "data" / "sample"
 

@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from frames.calibration import CameraCalibration, Intrinsics
-from frames.geometry import project
-from frames.sources import FrameRef
-from label_store.schema import DEPTH_NONE, DEPTH_VALID
-from stages.label_sets import hard_keypoints
-from stages.records import labelled_record
+from orpose.frames.calibration import CameraCalibration, Intrinsics
+from orpose.frames.geometry import project
+from orpose.frames.sources import FrameRef
+from orpose.label_store.schema import DEPTH_NONE, DEPTH_VALID
+from orpose.stages.label_sets import hard_keypoints
+from orpose.stages.records import labelled_record
 
 COLOR = Intrinsics(320, 240, 300.0, 300.0, 159.5, 119.5)
 REGISTERED = CameraCalibration("cam", COLOR, None, True, None, 1.0)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from synth.body import sample_person
+from orpose.synth.body import sample_person
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from synth.generate import SynthSettings, canonical, generate
+from orpose.synth.generate import SynthSettings, canonical, generate
 from tests.synth.sample_compare import dataset_differences
 
 SAMPLE = Path(__file__).parents[2] / "data" / "sample"

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frames.geometry import project
-from frames.sources import ManifestSource, MvorTreeSource, open_source
-from joints import coco_to_h36m_positions
-from synth.body import JOINT_RADIUS_MM
-from synth.generate import VISIBILITY_SLACK_MM, SynthSettings, generate, keypoint_visibility
+from orpose.frames.geometry import project
+from orpose.frames.sources import ManifestSource, MvorTreeSource, open_source
+from orpose.joints import coco_to_h36m_positions
+from orpose.synth.body import JOINT_RADIUS_MM
+from orpose.synth.generate import VISIBILITY_SLACK_MM, SynthSettings, generate, keypoint_visibility
 from tests.conftest import SMALL
 
 
@@ -72,11 +72,11 @@ def test_depth_at_visible_joints_lies_within_the_body_radius(synth_dir, gt):
 
 def test_occlusion_between_people_shows_in_visibility():
     """Two people on one line of sight: the one behind has hidden joints, the front one none."""
-    from frames.calibration import Intrinsics
-    from frames.geometry import apply_rigid, look_at
-    from synth.body import sample_person
-    from synth.render import KIND_CAPSULE, SceneGeometry, render
-    from synth.scene import ROOM_HI, ROOM_LO
+    from orpose.frames.calibration import Intrinsics
+    from orpose.frames.geometry import apply_rigid, look_at
+    from orpose.synth.body import sample_person
+    from orpose.synth.render import KIND_CAPSULE, SceneGeometry, render
+    from orpose.synth.scene import ROOM_HI, ROOM_LO
 
     rng = np.random.default_rng(3)
     front = sample_person(rng, np.array([0.0, -800.0]), 180.0)
@@ -121,7 +121,7 @@ def test_both_sources_read_the_same_frames(synth_dir):
 def test_calibrated_depth_camera_sees_the_same_surfaces(synth_dir, gt):
     """A visible joint seen through the second depth camera: its depth there agrees with the
     joint moved into that camera's frame by the calibration's extrinsics."""
-    from frames.geometry import apply_rigid, invert_rigid
+    from orpose.frames.geometry import apply_rigid, invert_rigid
 
     source = ManifestSource(synth_dir / "calibrated_rig" / "manifest.jsonl")
     frames = {ref.frame_id: source.load(ref) for ref in source.refs()}
@@ -159,7 +159,7 @@ def test_ground_truth_is_coco_and_h36m_derivable(gt):
 def test_the_rig_in_cameras_info_moves_each_persons_3d_joints_onto_the_other_cameras(gt):
     """MVOR's layout written by the generator, read by frames.mvor: a person's joints in camera 1's
     frame, moved by the rig, are the same person's joints in camera 2's frame (and the room's)."""
-    from frames.mvor import read_mvor_rig
+    from orpose.frames.mvor import read_mvor_rig
 
     rig = read_mvor_rig(gt)
     images = {im["id"]: im for im in gt["images"]}

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from frames.calibration import Intrinsics
-from frames.geometry import look_at
-from synth.render import KIND_BOX, KIND_CAPSULE, KIND_ROOM, SceneGeometry, render
+from orpose.frames.calibration import Intrinsics
+from orpose.frames.geometry import look_at
+from orpose.synth.render import KIND_BOX, KIND_CAPSULE, KIND_ROOM, SceneGeometry, render
 
 INTR = Intrinsics(64, 48, 50.0, 50.0, 32.0, 24.0)
 CAMERA = look_at(np.array([0.0, -3000.0, 1000.0]), np.array([0.0, 0.0, 1000.0]))  # looks along +y

@@ -16,16 +16,16 @@ import numpy as np
 import pytest
 import torch
 
-from configs.schema import CONFIG_DIR
-from teachers.convert_detectron2 import (
+from orpose.configs.schema import CONFIG_DIR
+from orpose.teachers.convert_detectron2 import (
     DETECTRON2_X152_CONFIG,
     ConversionError,
     convert_state,
     read_detectron2_pickle,
     rename,
 )
-from teachers.mm import build_mm_model, load_checkpoint_strict, load_mm_config
-from teachers.mmdet_detectron2 import Detectron2DeltaXYWHBBoxCoder, apply_deltas
+from orpose.teachers.mm import build_mm_model, load_checkpoint_strict, load_mm_config
+from orpose.teachers.mmdet_detectron2 import Detectron2DeltaXYWHBBoxCoder, apply_deltas
 
 ROOT = Path(__file__).parents[2]
 SHAPES = json.loads((ROOT / "tests/fixtures/detectron2/x152_state_dict_shapes.json").read_text())
@@ -128,14 +128,14 @@ def test_convert_command_writes_a_strictly_loading_file_with_its_source_digest(t
     with open(source, "wb") as file:
         pickle.dump({"model": seeded_arrays(1), "__author__": "test"}, file)
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "convert-detectron2", str(source), str(target)],
+        [sys.executable, "-m", "orpose.pipeline.cli", "convert-detectron2", str(source), str(target)],
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    from frames.files import sha256_file
+    from orpose.frames.files import sha256_file
 
     meta = torch.load(target, map_location="cpu", weights_only=False)["meta"]
     assert meta["source_sha256"] == sha256_file(source) and meta["source"] == "model_seeded.pkl"
@@ -144,7 +144,7 @@ def test_convert_command_writes_a_strictly_loading_file_with_its_source_digest(t
     with open(broken, "wb") as file:
         pickle.dump({"model": {"roi_heads.keypoint_head.x.weight": np.zeros(3)}}, file)
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "convert-detectron2", str(broken), str(tmp_path / "b.pth")],
+        [sys.executable, "-m", "orpose.pipeline.cli", "convert-detectron2", str(broken), str(tmp_path / "b.pth")],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -204,7 +204,7 @@ def test_cascade_head_averages_stage_probabilities_and_has_one_mask_head():
         "teachers/mm/tiny_cascade-mask-rcnn_r18-w16_fpn.py",
         {
             "model.roi_head.type": "Detectron2CascadeRoIHead",
-            "custom_imports": dict(imports=["teachers.mmdet_detectron2"], allow_failed_imports=False),
+            "custom_imports": dict(imports=["orpose.teachers.mmdet_detectron2"], allow_failed_imports=False),
         },
         CONFIG_DIR,
     )

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(
 def test_nms_on_cuda_keeps_mmcvs_boxes():
     from mmcv.ops import batched_nms
 
-    from teachers.kernels import torchvision_nms_dets
+    from orpose.teachers.kernels import torchvision_nms_dets
 
     generator = torch.Generator().manual_seed(0)
     corners = torch.rand(3000, 2, generator=generator) * 400 - 20
@@ -65,9 +65,9 @@ def test_the_tiny_detector_on_cuda_finds_the_cpu_detections():
     import cv2
     import numpy as np
 
-    from configs.schema import CONFIG_DIR, load_teacher_config
-    from teachers.detector import PersonDetector
-    from teachers.weights import checkpoint_path
+    from orpose.configs.schema import CONFIG_DIR, load_teacher_config
+    from orpose.teachers.detector import PersonDetector
+    from orpose.teachers.weights import checkpoint_path
 
     config = load_teacher_config("tiny")
     image = cv2.imread(str(Path(__file__).parents[2] / "data/sample/day1/cam1/color/000001.png"))

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from mmcv.ops import RoIAlign
 
-from configs.schema import CONFIG_DIR, load_teacher_config
-from teachers.detector import PersonDetector
-from teachers.mm import pick_device
-from teachers.weights import checkpoint_path
+from orpose.configs.schema import CONFIG_DIR, load_teacher_config
+from orpose.teachers.detector import PersonDetector
+from orpose.teachers.mm import pick_device
+from orpose.teachers.weights import checkpoint_path
 
 SAMPLE = Path(__file__).parents[2] / "data" / "sample"
 

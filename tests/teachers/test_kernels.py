@@ -16,7 +16,7 @@ from mmcv.ops import DeformConv2dPack, ModulatedDeformConv2dPack, RoIAlign, batc
 from mmcv.ops import deform_conv2d as mmcv_deform_conv2d
 from torchvision.ops import deform_conv2d as torchvision_deform_conv2d
 
-from teachers.kernels import (
+from orpose.teachers.kernels import (
     set_deform_conv_kernel,
     set_nms_kernel,
     set_roi_align_kernel,
@@ -24,7 +24,7 @@ from teachers.kernels import (
     torchvision_nms,
     torchvision_nms_dets,
 )
-from teachers.mmcv_ext import compiled_mmcv
+from orpose.teachers.mmcv_ext import compiled_mmcv
 
 needs_compiled_mmcv = pytest.mark.skipif(
     not compiled_mmcv(),

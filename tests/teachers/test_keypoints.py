@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from configs.schema import CONFIG_DIR, load_teacher_config
-from teachers.keypoints import TopDownKeypoints
+from orpose.configs.schema import CONFIG_DIR, load_teacher_config
+from orpose.teachers.keypoints import TopDownKeypoints
 
 
 @pytest.fixture(scope="module")

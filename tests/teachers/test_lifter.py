@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from configs.schema import load_teacher_config
-from joints import coco_to_h36m_confidences
-from teachers.lifter import Lifter, denormalise_lifted, normalise_for_lifter
-from teachers.mm import load_mm_config
+from orpose.configs.schema import load_teacher_config
+from orpose.joints import coco_to_h36m_confidences
+from orpose.teachers.lifter import Lifter, denormalise_lifted, normalise_for_lifter
+from orpose.teachers.mm import load_mm_config
 
 CODEC = load_mm_config("mmpose::body_3d_keypoint/image_pose_lift/h36m/image-pose-lift_tcn_8xb64-200e_h36m.py").codec
 MEAN, STD = np.array(CODEC["keypoints_mean"]), np.array(CODEC["keypoints_std"])
@@ -49,7 +49,7 @@ def test_denormalised_output_is_root_relative_millimetres():
 @pytest.fixture(scope="module")
 def tiny_lifter(tiny_weights):
     cfg = load_teacher_config("tiny", {"weights_dir": str(tiny_weights)})
-    from configs.schema import CONFIG_DIR
+    from orpose.configs.schema import CONFIG_DIR
 
     return Lifter(cfg.lifter, tiny_weights / cfg.lifter.checkpoint, __import__("torch").device("cpu"), CONFIG_DIR)
 
@@ -78,7 +78,7 @@ def test_poses_per_forward_chunks_give_the_same_poses(tiny_weights, tiny_lifter)
 
     import torch
 
-    from configs.schema import CONFIG_DIR
+    from orpose.configs.schema import CONFIG_DIR
 
     rng = np.random.default_rng(2)
     keypoints = np.concatenate([rng.uniform(100, 400, (10, 17, 2)), rng.uniform(0.2, 1, (10, 17, 1))], axis=-1)

@@ -4,9 +4,9 @@ the GPU its process was given (Ray's ids and CUDA_VISIBLE_DEVICES), never a hard
 import pytest
 import torch
 
-from configs.schema import CONFIG_DIR, load_teacher_config
-from frames.files import sha256_file
-from teachers.mm import (
+from orpose.configs.schema import CONFIG_DIR, load_teacher_config
+from orpose.frames.files import sha256_file
+from orpose.teachers.mm import (
     CheckpointMismatchError,
     build_mm_model,
     cuda_device,
@@ -68,7 +68,7 @@ def test_a_missing_file_is_named(lifter_model_and_state, tmp_path):
 def test_pick_device_follows_the_preference_and_what_torch_sees(monkeypatch, gpu):
     """Decided by torch.cuda.is_available(), faked here both ways: the test holds with or without
     a GPU in the machine that runs it."""
-    from teachers.mm import pick_device
+    from orpose.teachers.mm import pick_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
     assert pick_device("cpu") == torch.device("cpu")

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-from teachers import mmcv_ext
-from teachers.kernels import require_compiled_ops
-from teachers.mmcv_ext import KERNELS, CompiledOpMissing, stand_in
+from orpose.teachers import mmcv_ext
+from orpose.teachers.kernels import require_compiled_ops
+from orpose.teachers.mmcv_ext import KERNELS, CompiledOpMissing, stand_in
 
 ROOT = Path(__file__).parents[2]
 
@@ -99,7 +99,7 @@ def test_a_config_asking_for_mmcvs_compiled_kernel_is_refused_without_it(monkeyp
 MMCV_ON_THE_STAND_IN = r"""
 import sys
 import torch
-from teachers.mmcv_ext import stand_in, CompiledOpMissing
+from orpose.teachers.mmcv_ext import stand_in, CompiledOpMissing
 assert "mmcv.ops" not in sys.modules
 sys.modules["mmcv._ext"] = stand_in()  # whatever mmcv is installed: its ops now call the stand-in
 from mmcv.ops import RoIAlign, nms, batched_nms, DeformConv2dPack, ball_query

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from configs.schema import load_teacher_config
-from pipeline.executors import LocalExecutor
-from teachers.weights import init_seeded_weights
+from orpose.configs.schema import load_teacher_config
+from orpose.pipeline.executors import LocalExecutor
+from orpose.teachers.weights import init_seeded_weights
 
 SAMPLE = __import__("pathlib").Path(__file__).parents[2] / "data" / "sample"
 
@@ -70,7 +70,7 @@ def test_paper_architectures_label_a_frame_on_cpu(tmp_path):
 )
 def test_converted_x152_labels_a_sample_frame_with_the_papers_full_tta(tmp_path):
     """The paper's detector TTA in full (9 scales x flip = 18 views, up to 1600x1200) on CPU."""
-    from teachers.convert_detectron2 import convert_detectron2, seeded_detectron2_arrays, write_detectron2_pickle
+    from orpose.teachers.convert_detectron2 import convert_detectron2, seeded_detectron2_arrays, write_detectron2_pickle
 
     config = load_teacher_config("paper", {"device": "cpu", "weights_dir": str(tmp_path)})
     assert config.detector.scales == (400, 500, 600, 700, 800, 900, 1000, 1100, 1200) and config.detector.flip

@@ -1,12 +1,12 @@
 """Speed options: channels-last must not change labels; fp16 on a CPU is refused clearly.
-bf16's effect on labels is measured with `labels diff` (README "Throughput"), not assumed here."""
+bf16's effect on labels is measured with `labels diff` (docs/benchmarks.md), not assumed here."""
 
 import cv2
 import numpy as np
 import pytest
 
-from configs.schema import load_teacher_config
-from pipeline.executors import LocalExecutor
+from orpose.configs.schema import load_teacher_config
+from orpose.pipeline.executors import LocalExecutor
 
 SAMPLE = __import__("pathlib").Path(__file__).parents[2] / "data" / "sample"
 

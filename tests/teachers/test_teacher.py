@@ -5,10 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
-from configs.schema import load_teacher_config
-from joints import flip_permutation
-from pipeline.executors import LocalExecutor
-from teachers.weights import WeightsMissingError
+from orpose.configs.schema import load_teacher_config
+from orpose.joints import flip_permutation
+from orpose.pipeline.executors import LocalExecutor
+from orpose.teachers.weights import WeightsMissingError
 
 SAMPLE = __import__("pathlib").Path(__file__).parents[2] / "data" / "sample"
 

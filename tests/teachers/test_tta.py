@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from teachers.tta import (
+from orpose.teachers.tta import (
     DetectionView,
     align_heatmaps,
     box_iou,

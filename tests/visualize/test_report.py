@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from label_store.reader import LabelRun
+from orpose.label_store.reader import LabelRun
+from orpose.visualize.report import SECTIONS, write_report
 from tests.cli import labels
-from visualize.report import SECTIONS, write_report
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -6,7 +6,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from label_store.reader import LabelRun
+from orpose.label_store.reader import LabelRun
 from tests.cli import labels
 
 rr = pytest.importorskip("rerun", reason="the Rerun SDK (optional extra: pip install -e '.[rerun]') is not installed")
@@ -83,7 +83,7 @@ def test_export_rerun_writes_every_frame_person_and_point_cloud(sample_run, tmp_
 
 
 def test_export_rerun_without_the_sdk_says_how_to_install_it(sample_run, tmp_path, monkeypatch):
-    from visualize import rerun_export
+    from orpose.visualize import rerun_export
 
     monkeypatch.setitem(sys.modules, "rerun", None)  # import rerun now raises ImportError
     with pytest.raises(rerun_export.RerunMissing, match="pip install"):

@@ -6,7 +6,7 @@
 # Equality with detectron2 itself, stage by stage: `make check-detectron2`.
 #
 # Self-contained on purpose (no _base_): what this architecture is can be read in one file.
-custom_imports = dict(imports=["teachers.mmdet_detectron2"], allow_failed_imports=False)
+custom_imports = dict(imports=["orpose.teachers.mmdet_detectron2"], allow_failed_imports=False)
 
 # detectron2 GN: nn.GroupNorm(32, channels); norm layers make their conv bias-free (as here).
 _gn = dict(type="GN", num_groups=32, requires_grad=True)

@@ -1,0 +1,28 @@
+"""The source checkout this package runs from, where there is one.
+
+Some commands use files that only a clone of the repository has: the committed tiny-teacher weights
+(`data/tiny_teacher/`), its git commit for provenance, the working directory of `labels bench`'s
+subprocesses. A wheel install has none of them. This is the one place that finds the checkout: the
+`ORPOSE_CHECKOUT` setting when given, else the folder above this package when it holds the project's
+`pyproject.toml` (an editable install or the source tree); None otherwise.
+"""
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["source_checkout"]
+
+PROJECT = 'name = "or-pose-labels"'
+
+
+@lru_cache(maxsize=1)
+def source_checkout() -> Path | None:
+    setting = os.environ.get("ORPOSE_CHECKOUT")
+    if setting:
+        return Path(setting).resolve()
+    candidate = Path(__file__).resolve().parent.parent
+    pyproject = candidate / "pyproject.toml"
+    if pyproject.is_file() and PROJECT in pyproject.read_text(encoding="utf-8", errors="replace"):
+        return candidate
+    return None
