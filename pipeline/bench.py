@@ -99,7 +99,7 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
 
     from orpose.configs.schema import CONFIG_DIR, load_teacher_config
     from orpose.frames.sources import open_source
-    from orpose.pipeline.cli import peak_memory_mb
+    from orpose.pipeline.commands.check_frames import peak_memory_mb
     from orpose.pipeline.run import gpu_peak_mb
     from orpose.stages.label_sets import hard_keypoints
     from orpose.teachers.detector import PersonDetector, render_view

@@ -1,0 +1,62 @@
+"""`labels diff`: compare two runs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "diff",
+        help="compare two runs person by person; exit 1 past the tolerances",
+        description="Match persons of two runs (or a run and a reference JSON) by box IoU per "
+        "frame and compare every stored field: boxes, scores, masks, keypoints and their spread, "
+        "the hard set, the soft, hard and camera-frame 3D poses, the depth-grid labels; NaN must "
+        "match NaN in place. Report added and removed persons, displacement quantiles, a consistent "
+        "shift, and every change past the tolerances (exit 1 if any).",
+    )
+    parser.add_argument("a", help="run, shard or reference JSON (the baseline)")
+    parser.add_argument("b", help="run, shard or reference JSON (the candidate)")
+    parser.add_argument("--keypoint-px", type=float, default=1.0, help="largest keypoint displacement (default 1 px)")
+    parser.add_argument("--box-px", type=float, default=1.0, help="largest box corner displacement (default 1 px)")
+    parser.add_argument("--confidence", type=float, default=0.02, help="largest confidence change (default 0.02)")
+    parser.add_argument(
+        "--pose3d-mm",
+        type=float,
+        default=5.0,
+        help="largest 3D joint change of the soft, hard and camera-frame poses (default 5 mm)",
+    )
+    parser.add_argument("--score", type=float, default=0.02, help="largest detector score change (default 0.02)")
+    parser.add_argument(
+        "--mask-iou", type=float, default=0.9, help="smallest IoU of a matched person's masks (default 0.9)"
+    )
+    parser.add_argument(
+        "--bias-px",
+        type=float,
+        default=0.1,
+        help="largest mean signed shift of boxes or keypoints over the whole run (default 0.1 px)",
+    )
+    parser.add_argument("--added", type=int, default=0, help="persons allowed to appear per frame (default 0)")
+    parser.add_argument("--removed", type=int, default=0, help="persons allowed to disappear per frame (default 0)")
+    parser.add_argument("--min-iou", type=float, default=0.5, help="box IoU that matches two persons (default 0.5)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from orpose.label_store.compare import Tolerances, compare
+
+    tolerances = Tolerances(
+        keypoint_px=args.keypoint_px,
+        confidence=args.confidence,
+        box_px=args.box_px,
+        pose3d_mm=args.pose3d_mm,
+        added=args.added,
+        removed=args.removed,
+        score=args.score,
+        mask_iou=args.mask_iou,
+        bias_px=args.bias_px,
+    )
+    result = compare(args.a, args.b, tolerances, args.min_iou)
+    print("\n".join(result.lines()))
+    print("within tolerances" if result.ok else f"{len(result.problems)} change(s) past the tolerances")
+    return 0 if result.ok else 1

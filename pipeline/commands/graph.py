@@ -1,0 +1,36 @@
+"""`labels graph`: print the stage graph."""
+
+from __future__ import annotations
+
+import argparse
+
+from orpose.pipeline.commands.common import add_config, add_overrides
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "graph",
+        help="print the stage graph a run executes: stages, resources, columns read and written",
+        description="Print the stage graph of `labels run` for a teacher config: each stage in order with its kind "
+        "(cpu or model), what the Ray executor reserves for it (actors x CPUs/GPUs, from the config's run.* "
+        "fields), and the batch columns it reads, writes and drops (checked when the graph is built). Loads no model.",
+        epilog="examples:\n  labels graph --config tiny\n"
+        "  labels graph --config paper run.fuse_models=true run.gpus_per_actor=1",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config(parser, "paper", "teacher name or config file (default paper)")
+    add_overrides(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from orpose.configs.schema import load_teacher_config, parse_overrides
+    from orpose.pipeline.run import run_graph
+    from orpose.stages.graph import describe_graph
+
+    config = load_teacher_config(args.config, parse_overrides(args.overrides))
+    graph = run_graph(config)
+    fused = any(spec.parts for spec in graph.stages)
+    print(f"stage graph of teacher {config.name}" + (" (model stages fused into one actor)" if fused else ""))
+    print("\n".join(describe_graph(graph, config.run)))
+    return 0

@@ -1,0 +1,27 @@
+"""`labels inspect`: counts, confidence quantiles and provenance of a run."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "inspect",
+        help="what a run or shard holds: counts, confidences, rejects, provenance",
+        description="Frames, persons, hard/soft counts, per-keypoint confidence quantiles, rejected "
+        "frames by reason and the provenance of a run directory or one shard.",
+    )
+    parser.add_argument("path", help="run directory or shard file")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from orpose.label_store.inspection import format_inspection, inspect_labels
+
+    info = inspect_labels(args.path)
+    print(json.dumps(info, indent=1) if args.json else format_inspection(info))
+    return 0
