@@ -7,20 +7,43 @@ uniformly in [2, 8], 35 % in [8, 12]), color with bilinear and depth with bicubi
 image of size (round(W / f), round(H / f)) scales x by s = W' / W, keypoints (pixel-index
 coordinates) as (x + 0.5) * s - 0.5 and boxes (pixel-edge coordinates) as x * s.
 Depth images are in millimetres, or mapped to [0, 255] over `depth_range_mm` (seed 002's students).
+
+Two ways to read a run, with the same items (`make_item`):
+- `PoseLabelDataset`, map-style: exact shuffles by the DataLoader's sampler, one frame read per item
+  (for runs of the papers' size, ~80k frames);
+- `PoseLabelStream` (`label_store/stream.py`), iterable: shards dealt to ranks and workers, read whole in
+  one pass, shuffled through a buffer (for runs of any size; `labels bench-feed` compares them).
+Both open the run through its index (`label_store/index.py`) and open shard files lazily in each worker.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import cv2
+import h5py
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from orpose.frames.decode import decode_color, decode_depth
-from orpose.frames.sources import depth_counts_to_mm
+from orpose.label_store.index import RunIndex, load_index, shard_index_part
 from orpose.label_store.reader import LabelRun
+from orpose.label_store.shard import read_dataset
 
-__all__ = ["PoseLabelDataset", "scale_keypoints", "scale_boxes", "scaled_size", "draw_factor"]
+__all__ = [
+    "PoseLabelDataset",
+    "RunSource",
+    "make_item",
+    "item_factor",
+    "scale_keypoints",
+    "scale_boxes",
+    "scaled_size",
+    "draw_factor",
+    "FRAME_COLUMNS",
+    "person_columns",
+]
 
 
 def scaled_size(width: int, height: int, factor: float) -> tuple[int, int]:
@@ -50,71 +73,197 @@ def draw_factor(rng: np.random.Generator) -> float:
     return float(rng.uniform(8.0, 12.0))
 
 
+# The columns an item is made of: what a reader takes from a shard, and nothing else.
+FRAME_COLUMNS = ("frame_id", "color_path", "depth_path", "depth_unit_mm", "color_size", "depth_size")
+_PERSON_COLUMNS = {
+    "color": ("box", "keypoints_2d", "hard_mask", "hard_valid"),
+    "depth": ("box", "keypoints_2d", "hard_mask", "hard_valid", "depth_keypoints", "depth_flag"),
+}
+IMAGE_DTYPES = ("float32", "native")
+
+
+def person_columns(modality: str) -> tuple[str, ...]:
+    return _PERSON_COLUMNS[modality]
+
+
+def check_item_settings(modality: str, factor, image_dtype: str) -> None:
+    if modality not in _PERSON_COLUMNS:
+        raise ValueError(f"modality must be 'color' or 'depth', got {modality!r}")
+    if factor != "random" and (not isinstance(factor, (int, float)) or factor < 1):
+        raise ValueError(f"factor must be >= 1 or 'random', got {factor!r}")
+    if image_dtype not in IMAGE_DTYPES:
+        raise ValueError(f"image_dtype must be one of {IMAGE_DTYPES}, got {image_dtype!r}")
+
+
+def item_factor(factor, seed: int, epoch: int, position: int) -> float:
+    """The item's down-sampling factor; "random" draws seed 000's schedule from (seed, epoch, the frame's
+    position in the run index): the same frame gets the same factor from both readers, another each epoch."""
+    if factor == "random":
+        return draw_factor(np.random.default_rng([seed, epoch, position]))
+    return float(factor)
+
+
+def make_item(
+    frame: dict,
+    persons: dict,
+    factor: float,
+    modality: str,
+    depth_range_mm: tuple[float, float] | None,
+    image_dtype: str = "float32",
+) -> dict:
+    """One training item from a frame's row and its persons' rows (see `PoseLabelDataset`)."""
+    if modality == "color":
+        image = decode_color(frame["color_path"], frame["frame_id"])[:, :, ::-1]  # RGB, uint8
+        keypoints, boxes = persons["keypoints_2d"][..., :2], persons["box"]
+        interpolation = cv2.INTER_LINEAR
+    else:
+        image = decode_depth(frame["depth_path"], frame["frame_id"]).astype(np.float32) * np.float32(
+            frame["depth_unit_mm"]
+        )  # millimetres
+        keypoints = persons["depth_keypoints"]
+        # color boxes onto the depth grid, each axis by its own ratio (pixel-edge coordinates)
+        (cw, ch), (dw, dh) = frame["color_size"], frame["depth_size"]
+        boxes = scale_boxes(persons["box"], dw / cw, dh / ch)
+        interpolation = cv2.INTER_CUBIC
+    if image_dtype == "float32" or modality == "depth":
+        image = image.astype(np.float32)
+    h, w = image.shape[:2]
+    new_w, new_h = scaled_size(w, h, factor)
+    if (new_w, new_h) != (w, h):
+        image = cv2.resize(np.ascontiguousarray(image), (new_w, new_h), interpolation=interpolation)
+    if modality == "depth":
+        if depth_range_mm is not None:
+            lo, hi = depth_range_mm
+            image = np.clip((image - lo) / (hi - lo), 0.0, 1.0) * 255.0
+            if image_dtype == "native":
+                image = np.rint(image).astype(np.uint8)
+        elif image_dtype == "native":
+            image = np.clip(np.rint(image), 0, 65535).astype(np.uint16)
+    sx, sy = new_w / w, new_h / h
+    image = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+    if image_dtype == "float32":
+        image = image.astype(np.float32, copy=False)
+    item = {
+        "image": torch.from_numpy(np.ascontiguousarray(image)),
+        "frame_id": frame["frame_id"],
+        "factor": factor,
+        "boxes": torch.from_numpy(scale_boxes(boxes, sx, sy).astype(np.float32)),
+        "keypoints": torch.from_numpy(
+            np.concatenate([scale_keypoints(keypoints, sx, sy), persons["keypoints_2d"][..., 2:]], axis=-1).astype(
+                np.float32
+            )
+        ),
+        "hard_mask": torch.from_numpy(np.array(persons["hard_mask"], dtype=bool)),
+        "hard_valid": torch.from_numpy(np.array(persons["hard_valid"], dtype=bool)),
+    }
+    if modality == "depth":
+        item["depth_flag"] = torch.from_numpy(np.array(persons["depth_flag"], dtype=np.int8))
+    return item
+
+
+class RunSource:
+    """A run (or one shard file) as its index plus shard files opened on demand, at most `max_open` at a time,
+    in the process that reads them: h5py handles never cross a fork, and the object pickles (for DataLoader
+    workers started with spawn or forkserver) without them."""
+
+    def __init__(self, run: LabelRun | str | Path, max_open: int = 8):
+        path = Path(run.path if isinstance(run, LabelRun) else run)
+        self.path, self.max_open = path, max_open
+        if path.is_file():  # a single shard
+            part = shard_index_part(path, 0)
+            self.index = RunIndex(**part, shards=np.zeros(1, np.int32))
+        else:
+            if not (path / "manifest").is_dir():
+                raise FileNotFoundError(f"{path}: neither a shard file nor a run directory with a manifest/")
+            self.index = load_index(path)
+        self._handles: dict[int, h5py.File] = {}
+        self._pid = None
+
+    def shard_path(self, shard: int) -> Path:
+        return self.path if self.path.is_file() else self.path / "shards" / f"shard-{shard:05d}.h5"
+
+    def handle(self, shard: int) -> h5py.File:
+        if self._pid != os.getpid():  # a forked copy: the parent's handles are not ours to use
+            self._handles, self._pid = {}, os.getpid()
+        handle = self._handles.pop(shard, None)
+        if handle is None:
+            if len(self._handles) >= self.max_open:
+                oldest = next(iter(self._handles))
+                self._handles.pop(oldest).close()
+            handle = h5py.File(self.shard_path(shard), "r")
+        self._handles[shard] = handle  # most recently used last
+        return handle
+
+    def read_frame(self, position: int, modality: str) -> tuple[dict, dict]:
+        """The item's columns of one frame: its row of each frame column, its persons' rows."""
+        handle = self.handle(int(self.index.shard[position]))
+        row = int(self.index.row[position])
+        frames, persons = handle["frames"], handle["persons"]
+        lo, hi = (int(v) for v in frames["person_offset"][row : row + 2])
+        frame = {name: _value(frames[name], row) for name in FRAME_COLUMNS}
+        return frame, {name: persons[name][lo:hi] for name in person_columns(modality)}
+
+    def read_shard(self, shard: int, modality: str) -> tuple[dict, dict, np.ndarray]:
+        """The item's columns of a whole shard, one read per column."""
+        handle = self.handle(shard)
+        frames, persons = handle["frames"], handle["persons"]
+        return (
+            {name: read_dataset(frames[name]) for name in FRAME_COLUMNS},
+            {name: read_dataset(persons[name]) for name in person_columns(modality)},
+            read_dataset(frames["person_offset"]),
+        )
+
+    def __getstate__(self):
+        return {**self.__dict__, "_handles": {}, "_pid": None}
+
+
+def _value(dataset: h5py.Dataset, row: int):
+    value = dataset[row]
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class PoseLabelDataset(Dataset):
-    """Items: {"image": (C, h, w) float32 tensor, "frame_id", "factor", "boxes" (P, 4),
-    "keypoints" (P, 17, 3) soft set (x, y, confidence), "hard_mask" (P, 17), "hard_valid" (P,),
-    and for depth items "depth_flag" (P, 17)}. Coordinates are those of the returned image."""
+    """Items: {"image": (C, h, w) tensor, "frame_id", "factor", "boxes" (P, 4), "keypoints" (P, 17, 3) soft
+    set (x, y, confidence), "hard_mask" (P, 17), "hard_valid" (P,), and for depth items "depth_flag"
+    (P, 17)}. Coordinates are those of the returned image.
+
+    `image_dtype`: "float32" (default; color RGB 0-255, depth in mm or mapped to 0-255 over
+    `depth_range_mm`) or "native" (color uint8, depth uint16 mm, or uint8 when mapped), for normalising on
+    the GPU. Map-style: the DataLoader's sampler shuffles exactly; each item reads its own rows. Holds the
+    run index's arrays only (no Python object per frame), opens shards lazily in each worker, pickles
+    for spawn. Call `set_epoch(epoch)` each epoch: `factor="random"` then draws anew."""
 
     def __init__(
         self,
-        run: LabelRun | str,
+        run: LabelRun | str | Path,
         modality: str = "color",
         factor: float | str = 1.0,
         seed: int = 0,
         depth_range_mm: tuple[float, float] | None = (0.0, 6000.0),
+        image_dtype: str = "float32",
     ):
-        if modality not in ("color", "depth"):
-            raise ValueError(f"modality must be 'color' or 'depth', got {modality!r}")
-        if factor != "random" and (not isinstance(factor, (int, float)) or factor < 1):
-            raise ValueError(f"factor must be >= 1 or 'random', got {factor!r}")
-        self.run = run if isinstance(run, LabelRun) else LabelRun(run)
+        check_item_settings(modality, factor, image_dtype)
+        self.source = RunSource(run)
         self.modality, self.factor, self.seed, self.epoch = modality, factor, seed, 0
-        self.depth_range_mm = depth_range_mm
-        self.frame_ids = [f.frame_id for f in self.run if f.labelled and (modality == "color" or f.frame["depth_path"])]
+        self.depth_range_mm, self.image_dtype = depth_range_mm, image_dtype
+        index = self.source.index
+        eligible = index.status == 0
+        if modality == "depth":
+            eligible &= index.has_depth
+        self.positions = np.flatnonzero(eligible)  # positions in the run index of the training items
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.frame_ids)
+        return len(self.positions)
+
+    @property
+    def frame_ids(self) -> list[str]:
+        return [self.source.index.frame_id_at(p) for p in self.positions]
 
     def __getitem__(self, index: int) -> dict:
-        labels = self.run.get(self.frame_ids[index])
-        frame, persons = labels.frame, labels.persons
-        factor = (
-            draw_factor(np.random.default_rng([self.seed, self.epoch, index]))
-            if self.factor == "random"
-            else float(self.factor)
-        )
-        if self.modality == "color":
-            image = decode_color(frame["color_path"], frame["frame_id"])[:, :, ::-1].astype(np.float32)  # RGB
-            keypoints, boxes = persons["keypoints_2d"][..., :2], persons["box"]
-            interpolation = cv2.INTER_LINEAR
-        else:
-            image = depth_counts_to_mm(decode_depth(frame["depth_path"], frame["frame_id"]), frame["depth_unit_mm"])
-            keypoints = persons["depth_keypoints"]
-            ratio = frame["depth_size"][0] / frame["color_size"][0]
-            boxes = persons["box"] * ratio
-            interpolation = cv2.INTER_CUBIC
-        h, w = image.shape[:2]
-        new_w, new_h = scaled_size(w, h, factor)
-        if (new_w, new_h) != (w, h):
-            image = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-        if self.modality == "depth" and self.depth_range_mm is not None:
-            lo, hi = self.depth_range_mm
-            image = np.clip((image - lo) / (hi - lo), 0.0, 1.0) * 255.0
-        sx, sy = new_w / w, new_h / h
-        image = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
-        item = {
-            "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
-            "frame_id": frame["frame_id"],
-            "factor": factor,
-            "boxes": torch.from_numpy(scale_boxes(boxes, sx, sy).astype(np.float32)),
-            "keypoints": torch.from_numpy(
-                np.concatenate([scale_keypoints(keypoints, sx, sy), persons["keypoints_2d"][..., 2:]], axis=-1).astype(
-                    np.float32
-                )
-            ),
-            "hard_mask": torch.from_numpy(persons["hard_mask"].copy()),
-            "hard_valid": torch.from_numpy(persons["hard_valid"].copy()),
-        }
-        if self.modality == "depth":
-            item["depth_flag"] = torch.from_numpy(persons["depth_flag"].copy())
-        return item
+        position = int(self.positions[index])
+        frame, persons = self.source.read_frame(position, self.modality)
+        factor = item_factor(self.factor, self.seed, self.epoch, position)
+        return make_item(frame, persons, factor, self.modality, self.depth_range_mm, self.image_dtype)

@@ -14,7 +14,7 @@ from orpose.label_store.plan import PLAN_DIR, PlanError, read_plan
 from orpose.label_store.reader import LabelRun
 from orpose.label_store.shard import manifest_entries, verify_shard
 
-__all__ = ["inspect_labels", "format_inspection", "verify_run"]
+__all__ = ["inspect_labels", "format_inspection", "verify_run", "verify_index"]
 
 
 def inspect_labels(path: str | Path) -> dict:
@@ -99,6 +99,7 @@ def verify_run(path: str | Path) -> list[str]:
     for shard in sorted((path / "shards").glob("shard-*.h5")) if (path / "shards").exists() else []:
         if shard.resolve() not in listed:
             problems.append(f"{shard}: not in the manifest (an uncommitted leftover; the next run redoes it)")
+    problems += verify_index(path)
     try:
         plan = read_plan(path)
     except PlanError as error:
@@ -117,4 +118,43 @@ def verify_run(path: str | Path) -> list[str]:
     extra = sorted(set(by_index) - set(range(plan.num_shards)))
     if extra:
         problems.append(f"{path}: shards {extra} are not in the plan")
+    return problems
+
+
+def verify_index(path: str | Path) -> list[str]:
+    """The run index (label_store/index.py) against the shards: each shard's part, and the consolidated
+    index where there is one, must list the shard's frames in its rows with their status, camera, person
+    count and depth. A run written before the index has none to check (`labels index RUN` adds it)."""
+    import numpy as np
+
+    from orpose.label_store.index import INDEX_COLUMNS, committed_shard_indices, shard_index_part
+
+    path = Path(path)
+    folder = path / "index"
+    if not folder.is_dir():
+        return []
+    problems, truth = [], {}
+    for shard_index in committed_shard_indices(path):
+        shard = path / "shards" / f"shard-{shard_index:05d}.h5"
+        if not shard.exists():
+            continue  # reported above
+        truth[int(shard_index)] = expected = shard_index_part(shard, int(shard_index))
+        part = folder / f"shard-{shard_index:05d}.npz"
+        if not part.exists():
+            problems.append(f"{part}: missing for committed shard {shard_index} (`labels index {path}` rebuilds it)")
+            continue
+        with np.load(part) as data:
+            bad = [name for name in INDEX_COLUMNS if not np.array_equal(data[name], expected[name])]
+        if bad:
+            problems.append(f"{part}: {', '.join(bad)} differ from {shard.name} (`labels index {path}` rebuilds it)")
+    consolidated = folder / "index.npz"
+    if consolidated.exists() and truth:
+        with np.load(consolidated) as data:
+            shards = data["shards"]
+            # one that covers other shards is stale (a run resumed since): readers then use the parts
+            if np.array_equal(shards, sorted(truth)):
+                for name in INDEX_COLUMNS:
+                    expected = np.concatenate([truth[k][name] for k in sorted(truth)])
+                    if not np.array_equal(data[name], expected):
+                        problems.append(f"{consolidated}: column {name!r} differs from the shards")
     return problems

@@ -28,6 +28,7 @@ import numpy as np
 
 from orpose.errors import OrPoseError
 from orpose.frames.files import sha256_file
+from orpose.label_store.index import index_part, write_index_part
 from orpose.label_store.schema import (
     FRAME_FIELDS,
     PERSON_FIELDS,
@@ -332,6 +333,11 @@ def commit_shard(
             raise
         _link_exclusive(temporary, final)
 
+    # the run index's part for this shard (label_store/index.py), in place before the entry makes it count
+    with disk_full_as_error(run_dir / "index", "run index"):
+        write_index_part(
+            run_dir, shard_index, index_part(shard_index, [r.frame for r in records], [r.num_persons for r in records])
+        )
     entry = {
         "index": shard_index,
         "file": f"shards/{name}.h5",

@@ -26,6 +26,7 @@ from orpose.configs.schema import TeacherConfig
 from orpose.errors import OrPoseError
 from orpose.frames.files import sha256_file
 from orpose.frames.sources import FrameSource
+from orpose.label_store.index import consolidate_index
 from orpose.label_store.plan import Plan, pending_frames
 from orpose.label_store.provenance import make_provenance
 from orpose.label_store.shard import commit_shard
@@ -243,6 +244,8 @@ def run_labels(
         summary.pending_frames = pending.num_frames
         if plan_only or not len(pending.shards):
             summary.plan_only = plan_only
+            if not plan_only:
+                consolidate_index(run_dir)  # a run finished by a version without the index gets one
             summary.wall_seconds = time.perf_counter() - started
             return summary
 
@@ -284,6 +287,7 @@ def run_labels(
                     f"{len(leftover)} shards could not be completed after {attempts} attempts "
                     f"(first: {leftover[0]}); run the same command again to finish them"
                 )
+        consolidate_index(run_dir)  # one file for readers to open (label_store/index.py)
         summary.wall_seconds = time.perf_counter() - started
         summary.gpu_peak_mb = gpu_peak_mb()
         return summary

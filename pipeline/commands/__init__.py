@@ -9,6 +9,7 @@ COMMANDS = (
     "bench_plan",
     "inspect",
     "verify",
+    "index",
     "show",
     "stats",
     "report",

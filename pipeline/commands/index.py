@@ -1,0 +1,34 @@
+"""`labels index`: write a run's index (for runs written before it, or to rebuild it)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "index",
+        help="write a run's frame index (index/index.npz), which the student datasets open",
+        description="Write the run index: one row per frame (id, shard, row, status, camera, person count, "
+        "depth) as arrays in RUN/index/index.npz, which PoseLabelStream and PoseLabelDataset open in a fixed "
+        "number of file reads whatever the run's size. `labels run` writes it as it commits; this command adds "
+        "it to runs written before it (from the shards' own columns), or rebuilds it with --rebuild. "
+        "`labels verify` checks it against the shards.",
+    )
+    parser.add_argument("run", help="run directory")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild every shard's part from the shard itself")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from orpose.label_store.index import consolidate_index
+
+    started = time.perf_counter()
+    index = consolidate_index(args.run, rebuild=args.rebuild)
+    print(
+        f"indexed {len(index)} frames ({len(index.labelled())} labelled) of {len(index.shards)} shards into "
+        f"{Path(args.run) / 'index' / 'index.npz'} in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
