@@ -126,31 +126,52 @@ class PoseLabelStream(IterableDataset):
         rank, world_size = self._rank()
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        pending = (
+            item for shard in self.worker_shards(rank, world_size, worker, workers) for item in self._shard_items(shard)
+        )
+        for item in self._buffered(pending, rank, worker):
+            yield self._item(item)  # decoded only now, as it leaves the buffer
+
+    def epoch_positions(self, rank: int = 0, world_size: int = 1, worker: int = 0, workers: int = 1) -> np.ndarray:
+        """The run-index positions one worker yields this epoch, in order, without reading a shard or an image
+        (for measuring the shuffle; the same order as iterating)."""
+
+        def positions():
+            for shard in self.worker_shards(rank, world_size, worker, workers):
+                yield from self._shard_positions(int(shard))
+
+        return np.fromiter(self._buffered(positions(), rank, worker), dtype=np.int64)
+
+    def _buffered(self, items: Iterator, rank: int, worker: int) -> Iterator:
+        """The buffer shuffle: once `buffer_size` items wait, each new one sends a random one out."""
+        if not self.shuffle:
+            yield from items
+            return
         rng = np.random.default_rng([self.seed, self.epoch, rank, worker, 1])
-        buffer: list[tuple] = []
-        for shard in self.worker_shards(rank, world_size, worker, workers):
-            for pending in self._shard_items(int(shard)):
-                if not self.shuffle:
-                    yield self._item(pending)
-                    continue
-                if len(buffer) < self.buffer_size:
-                    buffer.append(pending)
-                    continue
-                pick = int(rng.integers(len(buffer)))
-                buffer[pick], pending = pending, buffer[pick]
-                yield self._item(pending)
+        buffer: list = []
+        for item in items:
+            if len(buffer) < self.buffer_size:
+                buffer.append(item)
+                continue
+            pick = int(rng.integers(len(buffer)))
+            buffer[pick], item = item, buffer[pick]
+            yield item
         while buffer:  # the end of the epoch: what is left, in random order
             pick = int(rng.integers(len(buffer)))
             buffer[pick], buffer[-1] = buffer[-1], buffer[pick]
-            yield self._item(buffer.pop())
+            yield buffer.pop()
+
+    def _shard_positions(self, shard: int) -> np.ndarray:
+        index = self.source.index
+        # the index lists shards in ascending order: a shard's rows are one contiguous range of it
+        lo, hi = np.searchsorted(index.shard, [shard, shard + 1])
+        return lo + np.flatnonzero(self._eligible[lo:hi])
 
     def _shard_items(self, shard: int) -> Iterator[tuple]:
         """(position, frame row, persons rows) of the shard's training items, from one read of each column."""
         index = self.source.index
-        # the index lists shards in ascending order: a shard's rows are one contiguous range of it
-        lo, hi = np.searchsorted(index.shard, [shard, shard + 1])
-        positions = lo + np.flatnonzero(self._eligible[lo:hi])
-        frames, persons, offsets = self.source.read_shard(shard, self.modality)
+        positions = self._shard_positions(int(shard))
+        frames, persons, offsets = self.source.read_shard(int(shard), self.modality)
         for position in positions:
             row = int(index.row[position])
             lo, hi = int(offsets[row]), int(offsets[row + 1])

@@ -7,6 +7,7 @@ COMMANDS = (
     "graph",
     "bench",
     "bench_plan",
+    "bench_feed",
     "inspect",
     "verify",
     "index",

@@ -136,3 +136,21 @@ def test_map_style_dataset_pickles_and_reads_in_spawned_workers(many_shards):
     items = list(loader)
     assert len(items) == len(dataset) and items[0]["image"].dtype == torch.uint8
     assert items[0]["image"].shape == (1, 48, 64)
+
+
+def same_shard_rate(shards: np.ndarray) -> float:
+    return float(np.mean(shards[1:] == shards[:-1]))
+
+
+def test_positions_are_the_iteration_order_and_the_buffer_mixes_shards(many_shards):
+    index = load_index(many_shards)
+    stream = PoseLabelStream(many_shards, buffer_size=1, factor=8)
+    stream.set_epoch(4)
+    positions = stream.epoch_positions()
+    assert [index.frame_id_at(p) for p in positions] == [item["frame_id"] for item in stream]
+    # a buffer of one lets items out in the order they came in: whole shards one after the other
+    shards = index.shard[positions]
+    assert same_shard_rate(shards) == (len(shards) - len(stream.shards)) / (len(shards) - 1)
+    mixed = PoseLabelStream(many_shards, buffer_size=16, factor=8)
+    mixed.set_epoch(4)
+    assert same_shard_rate(index.shard[mixed.epoch_positions()]) < same_shard_rate(shards)
