@@ -15,6 +15,9 @@ torch (the teacher's stack, mmcv, mmdet, mmpose and Ray, is the `teacher` extra)
 
 - `LabelRun`, `FrameLabels`: a run (or one shard) read by frame id or in order (`orpose.label_store.reader`)
 - `PoseLabelDataset`: the labels as a torch map-style dataset for student training (`orpose.label_store.dataset`)
+- `PoseLabelStream`: the same items as a shard-aware shuffled IterableDataset, for runs of any size
+  (`orpose.label_store.stream`)
+- `load_index`: the run index, one row per frame as arrays (`orpose.label_store.index`)
 - `run_labels`: label a frame source into a run, as `labels run` does (`orpose.pipeline.run`)
 - `evaluate`: score a run against COCO-style ground truth, as `labels evaluate` does (`orpose.evaluation.evaluate`)
 """
@@ -37,6 +40,8 @@ _PUBLIC = {
     "LabelRun": "orpose.label_store.reader",
     "FrameLabels": "orpose.label_store.reader",
     "PoseLabelDataset": "orpose.label_store.dataset",
+    "PoseLabelStream": "orpose.label_store.stream",
+    "load_index": "orpose.label_store.index",
     "run_labels": "orpose.pipeline.run",
     "evaluate": "orpose.evaluation.evaluate",
 }
