@@ -14,6 +14,7 @@ __all__ = [
     "COCO_SKELETON",
     "COCO_SIGMAS",
     "H36M_JOINTS",
+    "H36M_FLIP_PAIRS",
     "SURFACE_OFFSET_MM",
     "MVOR_JOINTS",
     "H36M_SKELETON",
@@ -114,6 +115,8 @@ H36M_SKELETON = (
     (14, 15),
     (15, 16),
 )
+# left/right pairs of H36M_JOINTS (for flipping 3D poses)
+H36M_FLIP_PAIRS = ((1, 4), (2, 5), (3, 6), (11, 14), (12, 15), (13, 16))
 MVOR_JOINTS = (
     "head",
     "neck",

@@ -19,7 +19,9 @@ Both open the run through its index (`label_store/index.py`) and open shard file
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import h5py
@@ -30,12 +32,15 @@ from torch.utils.data import Dataset
 from orpose.frames.decode import decode_color, decode_depth
 from orpose.label_store.index import RunIndex, load_index, shard_index_part
 from orpose.label_store.reader import LabelRun
+from orpose.label_store.schema import STATUS_LABELLED
 from orpose.label_store.shard import read_dataset
 
 __all__ = [
     "PoseLabelDataset",
     "RunSource",
     "make_item",
+    "ItemSpec",
+    "eligible_frames",
     "item_factor",
     "scale_keypoints",
     "scale_boxes",
@@ -74,25 +79,60 @@ def draw_factor(rng: np.random.Generator) -> float:
 
 
 # The columns an item is made of: what a reader takes from a shard, and nothing else.
-FRAME_COLUMNS = ("frame_id", "color_path", "depth_path", "depth_unit_mm", "color_size", "depth_size")
+FRAME_COLUMNS = ("frame_id", "camera_id", "color_path", "depth_path", "depth_unit_mm", "color_size", "depth_size")
+_COMMON_PERSON_COLUMNS = (
+    "box",
+    "score",
+    "keypoints_2d",
+    "hard_mask",
+    "hard_valid",
+    "pose3d_soft",
+    "pose3d_hard",
+    "pose3d_camera",
+)
 _PERSON_COLUMNS = {
-    "color": ("box", "keypoints_2d", "hard_mask", "hard_valid"),
-    "depth": ("box", "keypoints_2d", "hard_mask", "hard_valid", "depth_keypoints", "depth_flag"),
+    "color": _COMMON_PERSON_COLUMNS,
+    "depth": (*_COMMON_PERSON_COLUMNS, "depth_keypoints", "depth_flag"),
 }
 IMAGE_DTYPES = ("float32", "native")
+DEPTH_NORMS = ("0_255", "centered", "mm")
+LABEL_SETS = ("soft", "hard")
 
 
 def person_columns(modality: str) -> tuple[str, ...]:
     return _PERSON_COLUMNS[modality]
 
 
-def check_item_settings(modality: str, factor, image_dtype: str) -> None:
-    if modality not in _PERSON_COLUMNS:
-        raise ValueError(f"modality must be 'color' or 'depth', got {modality!r}")
+@dataclass(frozen=True)
+class ItemSpec:
+    """What an item holds, as `PoseLabelDataset` and `PoseLabelStream` are asked for it (their arguments of
+    the same names, docs/reading_labels.md). Checked on construction."""
+
+    modality: str = "color"
+    depth_range_mm: tuple[float, float] | None = (0.0, 6000.0)
+    depth_norm: str | Callable[[np.ndarray], np.ndarray] = "0_255"
+    image_dtype: str = "float32"
+    label_set: str = "soft"
+    min_score: float | None = None
+
+    def __post_init__(self):
+        if self.modality not in _PERSON_COLUMNS:
+            raise ValueError(f"modality must be 'color' or 'depth', got {self.modality!r}")
+        if self.image_dtype not in IMAGE_DTYPES:
+            raise ValueError(f"image_dtype must be one of {IMAGE_DTYPES}, got {self.image_dtype!r}")
+        if not callable(self.depth_norm) and self.depth_norm not in DEPTH_NORMS:
+            raise ValueError(f"depth_norm must be one of {DEPTH_NORMS} or a callable, got {self.depth_norm!r}")
+        if self.depth_norm in ("0_255", "centered") and self.depth_range_mm is None and self.modality == "depth":
+            object.__setattr__(self, "depth_norm", "mm")  # no range: millimetres, as before depth_norm existed
+        if self.image_dtype == "native" and self.modality == "depth" and self.depth_norm not in ("0_255", "mm"):
+            raise ValueError("image_dtype='native' gives integers: depth_norm '0_255' (uint8) or 'mm' (uint16)")
+        if self.label_set not in LABEL_SETS:
+            raise ValueError(f"label_set must be one of {LABEL_SETS}, got {self.label_set!r}")
+
+
+def check_factor(factor) -> None:
     if factor != "random" and (not isinstance(factor, (int, float)) or factor < 1):
         raise ValueError(f"factor must be >= 1 or 'random', got {factor!r}")
-    if image_dtype not in IMAGE_DTYPES:
-        raise ValueError(f"image_dtype must be one of {IMAGE_DTYPES}, got {image_dtype!r}")
 
 
 def item_factor(factor, seed: int, epoch: int, position: int) -> float:
@@ -103,16 +143,30 @@ def item_factor(factor, seed: int, epoch: int, position: int) -> float:
     return float(factor)
 
 
-def make_item(
-    frame: dict,
-    persons: dict,
-    factor: float,
-    modality: str,
-    depth_range_mm: tuple[float, float] | None,
-    image_dtype: str = "float32",
-) -> dict:
-    """One training item from a frame's row and its persons' rows (see `PoseLabelDataset`)."""
-    if modality == "color":
+def _normalise_depth(image_mm: np.ndarray, spec: ItemSpec) -> np.ndarray:
+    if callable(spec.depth_norm):
+        return spec.depth_norm(image_mm)
+    if spec.depth_norm == "mm":
+        return image_mm
+    lo, hi = spec.depth_range_mm
+    unit = np.clip((image_mm - lo) / (hi - lo), 0.0, 1.0)
+    return unit * 255.0 if spec.depth_norm == "0_255" else unit - 0.5  # "centered": [-0.5, 0.5] (seed 003)
+
+
+def _kept_persons(persons: dict, spec: ItemSpec) -> np.ndarray:
+    keep = np.ones(len(persons["box"]), dtype=bool)
+    if spec.label_set == "hard":
+        keep &= np.asarray(persons["hard_valid"], dtype=bool)
+    if spec.min_score is not None:
+        keep &= np.asarray(persons["score"]) >= spec.min_score
+    return keep
+
+
+def make_item(frame: dict, persons: dict, factor: float, spec: ItemSpec) -> dict:
+    """One training item from a frame's row and its persons' rows (keys: docs/reading_labels.md)."""
+    keep = _kept_persons(persons, spec)
+    persons = {name: np.asarray(column)[keep] for name, column in persons.items()}
+    if spec.modality == "color":
         image = decode_color(frame["color_path"], frame["frame_id"])[:, :, ::-1]  # RGB, uint8
         keypoints, boxes = persons["keypoints_2d"][..., :2], persons["box"]
         interpolation = cv2.INTER_LINEAR
@@ -125,39 +179,42 @@ def make_item(
         (cw, ch), (dw, dh) = frame["color_size"], frame["depth_size"]
         boxes = scale_boxes(persons["box"], dw / cw, dh / ch)
         interpolation = cv2.INTER_CUBIC
-    if image_dtype == "float32" or modality == "depth":
+    if spec.image_dtype == "float32" or spec.modality == "depth":
         image = image.astype(np.float32)
     h, w = image.shape[:2]
     new_w, new_h = scaled_size(w, h, factor)
     if (new_w, new_h) != (w, h):
         image = cv2.resize(np.ascontiguousarray(image), (new_w, new_h), interpolation=interpolation)
-    if modality == "depth":
-        if depth_range_mm is not None:
-            lo, hi = depth_range_mm
-            image = np.clip((image - lo) / (hi - lo), 0.0, 1.0) * 255.0
-            if image_dtype == "native":
-                image = np.rint(image).astype(np.uint8)
-        elif image_dtype == "native":
-            image = np.clip(np.rint(image), 0, 65535).astype(np.uint16)
+    if spec.modality == "depth":
+        image = _normalise_depth(image, spec)
+        if spec.image_dtype == "native":  # integers for normalising on the GPU
+            image = np.clip(np.rint(image), 0, 65535).astype(np.uint8 if spec.depth_norm == "0_255" else np.uint16)
     sx, sy = new_w / w, new_h / h
     image = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
-    if image_dtype == "float32":
+    if spec.image_dtype == "float32":
         image = image.astype(np.float32, copy=False)
+
+    def tensor(values, dtype):
+        return torch.from_numpy(np.ascontiguousarray(values, dtype=dtype))
+
     item = {
         "image": torch.from_numpy(np.ascontiguousarray(image)),
         "frame_id": frame["frame_id"],
+        "camera_id": frame["camera_id"],
         "factor": factor,
-        "boxes": torch.from_numpy(scale_boxes(boxes, sx, sy).astype(np.float32)),
-        "keypoints": torch.from_numpy(
-            np.concatenate([scale_keypoints(keypoints, sx, sy), persons["keypoints_2d"][..., 2:]], axis=-1).astype(
-                np.float32
-            )
+        "boxes": tensor(scale_boxes(boxes, sx, sy), np.float32),
+        "scores": tensor(persons["score"], np.float32),
+        "keypoints": tensor(
+            np.concatenate([scale_keypoints(keypoints, sx, sy), persons["keypoints_2d"][..., 2:]], axis=-1), np.float32
         ),
-        "hard_mask": torch.from_numpy(np.array(persons["hard_mask"], dtype=bool)),
-        "hard_valid": torch.from_numpy(np.array(persons["hard_valid"], dtype=bool)),
+        "hard_mask": tensor(persons["hard_mask"], bool),
+        "hard_valid": tensor(persons["hard_valid"], bool),
+        "pose3d_soft": tensor(persons["pose3d_soft"], np.float32),
+        "pose3d_hard": tensor(persons["pose3d_hard"], np.float32),
+        "pose3d_camera": tensor(persons["pose3d_camera"], np.float32),
     }
-    if modality == "depth":
-        item["depth_flag"] = torch.from_numpy(np.array(persons["depth_flag"], dtype=np.int8))
+    if spec.modality == "depth":
+        item["depth_flag"] = tensor(persons["depth_flag"], np.int8)
     return item
 
 
@@ -223,15 +280,11 @@ def _value(dataset: h5py.Dataset, row: int):
 
 
 class PoseLabelDataset(Dataset):
-    """Items: {"image": (C, h, w) tensor, "frame_id", "factor", "boxes" (P, 4), "keypoints" (P, 17, 3) soft
-    set (x, y, confidence), "hard_mask" (P, 17), "hard_valid" (P,), and for depth items "depth_flag"
-    (P, 17)}. Coordinates are those of the returned image.
-
-    `image_dtype`: "float32" (default; color RGB 0-255, depth in mm or mapped to 0-255 over
-    `depth_range_mm`) or "native" (color uint8, depth uint16 mm, or uint8 when mapped), for normalising on
-    the GPU. Map-style: the DataLoader's sampler shuffles exactly; each item reads its own rows. Holds the
-    run index's arrays only (no Python object per frame), opens shards lazily in each worker, pickles
-    for spawn. Call `set_epoch(epoch)` each epoch: `factor="random"` then draws anew."""
+    """Map-style: the DataLoader's sampler shuffles exactly; each item reads its own frame's rows. Items and
+    arguments: docs/reading_labels.md (the same as `PoseLabelStream`'s). Holds the run index's arrays only
+    (no Python object per frame), opens shards lazily in each worker, pickles for spawn. Call
+    `set_epoch(epoch)` each epoch: `factor="random"` then draws anew. `transform(item) -> item` sees the
+    image and every target together (`orpose.label_store.transforms`)."""
 
     def __init__(
         self,
@@ -241,16 +294,16 @@ class PoseLabelDataset(Dataset):
         seed: int = 0,
         depth_range_mm: tuple[float, float] | None = (0.0, 6000.0),
         image_dtype: str = "float32",
+        depth_norm: str | Callable = "0_255",
+        label_set: str = "soft",
+        min_score: float | None = None,
+        transform: Callable[[dict], dict] | None = None,
     ):
-        check_item_settings(modality, factor, image_dtype)
+        check_factor(factor)
+        self.spec = ItemSpec(modality, depth_range_mm, depth_norm, image_dtype, label_set, min_score)
         self.source = RunSource(run)
-        self.modality, self.factor, self.seed, self.epoch = modality, factor, seed, 0
-        self.depth_range_mm, self.image_dtype = depth_range_mm, image_dtype
-        index = self.source.index
-        eligible = index.status == 0
-        if modality == "depth":
-            eligible &= index.has_depth
-        self.positions = np.flatnonzero(eligible)  # positions in the run index of the training items
+        self.modality, self.factor, self.seed, self.epoch, self.transform = modality, factor, seed, 0, transform
+        self.positions = np.flatnonzero(eligible_frames(self.source.index, modality))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -265,5 +318,11 @@ class PoseLabelDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         position = int(self.positions[index])
         frame, persons = self.source.read_frame(position, self.modality)
-        factor = item_factor(self.factor, self.seed, self.epoch, position)
-        return make_item(frame, persons, factor, self.modality, self.depth_range_mm, self.image_dtype)
+        item = make_item(frame, persons, item_factor(self.factor, self.seed, self.epoch, position), self.spec)
+        return self.transform(item) if self.transform else item
+
+
+def eligible_frames(index: RunIndex, modality: str) -> np.ndarray:
+    """Mask of the run index's training frames: labelled, and with a depth image for depth items."""
+    eligible = index.status == STATUS_LABELLED
+    return eligible & index.has_depth if modality == "depth" else eligible

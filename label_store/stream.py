@@ -25,15 +25,14 @@ The items equal `PoseLabelDataset`'s for the same frame, factor, seed and epoch 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from orpose.label_store.dataset import RunSource, check_item_settings, item_factor, make_item
+from orpose.label_store.dataset import ItemSpec, RunSource, check_factor, eligible_frames, item_factor, make_item
 from orpose.label_store.reader import LabelRun
-from orpose.label_store.schema import STATUS_LABELLED
 
 __all__ = ["PoseLabelStream", "DEFAULT_BUFFER_SIZE", "deal_shards"]
 
@@ -72,27 +71,28 @@ class PoseLabelStream(IterableDataset):
         seed: int = 0,
         depth_range_mm: tuple[float, float] | None = (0.0, 6000.0),
         image_dtype: str = "float32",
+        depth_norm: str | Callable = "0_255",
+        label_set: str = "soft",
+        min_score: float | None = None,
+        transform: Callable[[dict], dict] | None = None,
         shuffle: bool = True,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         rank: int | None = None,
         world_size: int | None = None,
     ):
-        check_item_settings(modality, factor, image_dtype)
+        check_factor(factor)
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
         if (rank is None) != (world_size is None) or (world_size is not None and not 0 <= rank < world_size):
             raise ValueError(f"give rank and world_size together, 0 <= rank < world_size (got {rank}, {world_size})")
+        self.spec = ItemSpec(modality, depth_range_mm, depth_norm, image_dtype, label_set, min_score)
         self.source = RunSource(run)
-        self.modality, self.factor, self.seed, self.epoch = modality, factor, seed, 0
-        self.depth_range_mm, self.image_dtype = depth_range_mm, image_dtype
+        self.modality, self.factor, self.seed, self.epoch, self.transform = modality, factor, seed, 0, transform
         self.shuffle, self.buffer_size = shuffle, buffer_size
         self.rank, self.world_size = rank, world_size
         index = self.source.index
-        eligible = index.status == STATUS_LABELLED
-        if modality == "depth":
-            eligible &= index.has_depth
-        self._eligible = eligible
-        self.items_per_shard = np.bincount(index.shard[eligible], minlength=int(index.shards.max(initial=-1)) + 1)
+        self._eligible = eligible_frames(index, modality)
+        self.items_per_shard = np.bincount(index.shard[self._eligible], minlength=int(index.shards.max(initial=-1)) + 1)
         self.shards = np.flatnonzero(self.items_per_shard)  # shards with at least one training item
 
     def set_epoch(self, epoch: int) -> None:
@@ -183,5 +183,5 @@ class PoseLabelStream(IterableDataset):
 
     def _item(self, pending: tuple) -> dict:
         position, frame, persons = pending
-        factor = item_factor(self.factor, self.seed, self.epoch, position)
-        return make_item(frame, persons, factor, self.modality, self.depth_range_mm, self.image_dtype)
+        item = make_item(frame, persons, item_factor(self.factor, self.seed, self.epoch, position), self.spec)
+        return self.transform(item) if self.transform else item

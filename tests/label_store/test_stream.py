@@ -154,3 +154,20 @@ def test_positions_are_the_iteration_order_and_the_buffer_mixes_shards(many_shar
     mixed = PoseLabelStream(many_shards, buffer_size=16, factor=8)
     mixed.set_epoch(4)
     assert same_shard_rate(index.shard[mixed.epoch_positions()]) < same_shard_rate(shards)
+
+
+def test_items_carry_3d_targets_and_the_hard_set_keeps_hard_persons(many_shards):
+    from orpose.label_store.transforms import HorizontalFlip
+
+    soft = PoseLabelDataset(many_shards, factor=8)
+    hard = PoseLabelDataset(many_shards, factor=8, label_set="hard", min_score=0.5)
+    for i in range(len(soft)):
+        a, b = soft[i], hard[i]
+        assert {"camera_id", "scores", "pose3d_soft", "pose3d_hard", "pose3d_camera"} <= set(a)
+        assert a["pose3d_soft"].shape == (len(a["boxes"]), 17, 3)
+        keep = a["hard_valid"] & (a["scores"] >= 0.5)
+        assert torch.equal(b["keypoints"], a["keypoints"][keep]) and torch.equal(
+            b["pose3d_hard"], a["pose3d_hard"][keep]
+        )
+    flipped = PoseLabelDataset(many_shards, factor=8, transform=HorizontalFlip())
+    assert torch.equal(flipped[0]["keypoints"], HorizontalFlip()(soft[0])["keypoints"])
