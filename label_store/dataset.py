@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from orpose.frames.calibration import Intrinsics, load_calibration
 from orpose.frames.decode import decode_color, decode_depth
 from orpose.label_store.index import RunIndex, load_index, shard_index_part
 from orpose.label_store.reader import LabelRun
@@ -39,6 +40,7 @@ __all__ = [
     "PoseLabelDataset",
     "RunSource",
     "make_item",
+    "scaled_intrinsics",
     "ItemSpec",
     "eligible_frames",
     "item_factor",
@@ -162,8 +164,21 @@ def _kept_persons(persons: dict, spec: ItemSpec) -> np.ndarray:
     return keep
 
 
-def make_item(frame: dict, persons: dict, factor: float, spec: ItemSpec) -> dict:
-    """One training item from a frame's row and its persons' rows (keys: docs/reading_labels.md)."""
+def scaled_intrinsics(intrinsics: Intrinsics, sx: float, sy: float) -> np.ndarray:
+    """The 3x3 K of an image resized by (sx, sy), in the pixel-index convention of the keypoints: a pixel
+    centre c maps to (c + 0.5) * s - 0.5, so the principal point does too and the focal lengths scale."""
+    return np.array(
+        [
+            [intrinsics.fx * sx, 0.0, (intrinsics.cx + 0.5) * sx - 0.5],
+            [0.0, intrinsics.fy * sy, (intrinsics.cy + 0.5) * sy - 0.5],
+            [0.0, 0.0, 1.0],
+        ]
+    )
+
+
+def make_item(frame: dict, persons: dict, factor: float, spec: ItemSpec, intrinsics: Intrinsics | None = None) -> dict:
+    """One training item from a frame's row and its persons' rows (keys: docs/reading_labels.md);
+    `intrinsics` of the image it decodes (the color camera's, or the depth grid's) add the item's K."""
     keep = _kept_persons(persons, spec)
     persons = {name: np.asarray(column)[keep] for name, column in persons.items()}
     if spec.modality == "color":
@@ -215,6 +230,8 @@ def make_item(frame: dict, persons: dict, factor: float, spec: ItemSpec) -> dict
     }
     if spec.modality == "depth":
         item["depth_flag"] = tensor(persons["depth_flag"], np.int8)
+    if intrinsics is not None:
+        item["intrinsics"] = tensor(scaled_intrinsics(intrinsics, sx, sy), np.float32)
     return item
 
 
@@ -233,8 +250,18 @@ class RunSource:
             if not (path / "manifest").is_dir():
                 raise FileNotFoundError(f"{path}: neither a shard file nor a run directory with a manifest/")
             self.index = load_index(path)
+        calibration = (path.parent.parent if path.is_file() else path) / "calibration.json"
+        # the run's cameras (written by `labels run`): each item's intrinsics; None for runs without it
+        self.cameras = load_calibration(calibration) if calibration.exists() else None
         self._handles: dict[int, h5py.File] = {}
         self._pid = None
+
+    def intrinsics(self, camera_id: str, modality: str) -> Intrinsics | None:
+        """The intrinsics of the image an item decodes: the color camera's, or its depth grid's."""
+        camera = self.cameras.get(camera_id) if self.cameras else None
+        if camera is None:
+            return None
+        return camera.color if modality == "color" else camera.depth_grid
 
     def shard_path(self, shard: int) -> Path:
         return self.path if self.path.is_file() else self.path / "shards" / f"shard-{shard:05d}.h5"
@@ -318,7 +345,8 @@ class PoseLabelDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         position = int(self.positions[index])
         frame, persons = self.source.read_frame(position, self.modality)
-        item = make_item(frame, persons, item_factor(self.factor, self.seed, self.epoch, position), self.spec)
+        factor = item_factor(self.factor, self.seed, self.epoch, position)
+        item = make_item(frame, persons, factor, self.spec, self.source.intrinsics(frame["camera_id"], self.modality))
         return self.transform(item) if self.transform else item
 
 

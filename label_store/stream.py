@@ -183,5 +183,6 @@ class PoseLabelStream(IterableDataset):
 
     def _item(self, pending: tuple) -> dict:
         position, frame, persons = pending
-        item = make_item(frame, persons, item_factor(self.factor, self.seed, self.epoch, position), self.spec)
+        factor = item_factor(self.factor, self.seed, self.epoch, position)
+        item = make_item(frame, persons, factor, self.spec, self.source.intrinsics(frame["camera_id"], self.modality))
         return self.transform(item) if self.transform else item

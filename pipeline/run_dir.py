@@ -22,6 +22,7 @@ import numpy as np
 
 from orpose.configs.schema import TeacherConfig, labels_hash, to_dict
 from orpose.errors import OrPoseError
+from orpose.frames.calibration import save_calibration
 from orpose.frames.sources import FrameSource
 from orpose.label_store.plan import PLAN_DIR, Plan, id_hashes, read_plan, write_plan
 
@@ -103,6 +104,10 @@ def prepare_run_dir(
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_file, {**identity, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
+    if not (run_dir / "calibration.json").exists():
+        # the cameras' calibration beside the labels, so that readers give each item its intrinsics
+        # (docs/label_format.md); written once, like run.json
+        save_calibration(source.calibrations(), run_dir / "calibration.json")
     if (run_dir / "plan.json").exists():
         raise RunMismatchError(
             f"{run_dir / 'plan.json'}: this run was planned by an older version of the pipeline (one JSON plan); "

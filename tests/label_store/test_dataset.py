@@ -1,6 +1,7 @@
 """The student-facing reader: exact coordinates at every resolution, both modalities, COCO export."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -147,3 +148,69 @@ def test_the_format_document_describes_every_field():
         assert f"| `{f.name}` |" in doc and f.doc in doc, f.name
     for key in PROVENANCE_KEYS:
         assert f"`{key}`" in doc
+
+
+def test_scaled_intrinsics_project_as_the_scaled_keypoints():
+    """Intrinsics scale with the factor: projecting with the item's K equals scaling the full-size projection."""
+    from orpose.frames.calibration import Intrinsics
+    from orpose.label_store.dataset import scaled_intrinsics
+
+    intrinsics = Intrinsics(640, 480, 520.0, 515.0, 318.2, 242.7)
+    points = np.random.default_rng(0).uniform([-800, -600, 1500], [800, 600, 5000], size=(50, 3))
+
+    def project(k, xyz):
+        uvw = xyz @ k.T
+        return uvw[:, :2] / uvw[:, 2:]
+
+    for factor in (1, 8, 10, 12, 3.7):
+        sx, sy = (n / o for n, o in zip(scaled_size(640, 480, factor), (640, 480)))
+        np.testing.assert_allclose(
+            project(scaled_intrinsics(intrinsics, sx, sy), points),
+            scale_keypoints(project(intrinsics.matrix(), points), sx, sy),
+            atol=1e-9,
+        )
+
+
+def projection_errors(dataset) -> np.ndarray:
+    """Pixel distances between pose3d_camera projected with the item's K and the item's 2D keypoints, over
+    the joints both skeletons name (H36M-17 and COCO-17: shoulders, elbows, wrists, hips, knees, ankles)."""
+    from orpose.joints import COCO_KEYPOINTS, H36M_JOINTS
+
+    shared = [name for name in H36M_JOINTS if name in COCO_KEYPOINTS]
+    h36m = [H36M_JOINTS.index(n) for n in shared]
+    coco = [COCO_KEYPOINTS.index(n) for n in shared]
+    errors = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        k = item["intrinsics"].double().numpy()
+        pose = item["pose3d_camera"].double().numpy()[:, h36m]
+        seen = np.isfinite(pose).all(axis=-1)
+        uvw = pose @ k.T
+        projected = uvw[..., :2] / uvw[..., 2:]
+        errors.append(np.linalg.norm(projected - item["keypoints"].double().numpy()[:, coco, :2], axis=-1)[seen])
+    return np.concatenate(errors)
+
+
+@pytest.fixture(scope="module")
+def trained_sample_run(tmp_path_factory):
+    """The bundled sample labelled in this process by the trained tiny teacher (its committed weights):
+    3D that means something, unlike the seeded weights' of `sample_run`."""
+    from orpose.configs.schema import load_teacher_config
+    from orpose.frames.sources import open_source
+    from orpose.pipeline.run import run_labels
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    frames = Path(__file__).parents[2] / "data/sample/manifest.jsonl"
+    config = load_teacher_config("tiny", {"device": "cpu"})
+    run_labels(config, open_source(frames), str(frames), out, progress=False, executor="local")
+    return out
+
+
+def test_the_camera_frame_pose_projects_onto_the_keypoints_at_every_factor(trained_sample_run):
+    """pose3d_camera projected with each item's intrinsics lands near its 2D keypoints; the error in pixels
+    shrinks with the image (the same geometry on a smaller grid)."""
+    full = projection_errors(PoseLabelDataset(trained_sample_run, factor=1))
+    small = projection_errors(PoseLabelDataset(trained_sample_run, factor=10))
+    print(f"median projection error: {np.median(full):.1f} px at factor 1, {np.median(small):.2f} px at factor 10")
+    assert len(full) > 50 and np.median(full) < 30.0
+    np.testing.assert_allclose(np.median(small), np.median(full) / 10, rtol=0.1)
