@@ -95,6 +95,7 @@ _COMMON_PERSON_COLUMNS = (
 _PERSON_COLUMNS = {
     "color": _COMMON_PERSON_COLUMNS,
     "depth": (*_COMMON_PERSON_COLUMNS, "depth_keypoints", "depth_flag"),
+    "rgbd": (*_COMMON_PERSON_COLUMNS, "depth_keypoints", "depth_flag"),
 }
 IMAGE_DTYPES = ("float32", "native")
 DEPTH_NORMS = ("0_255", "centered", "mm")
@@ -116,17 +117,19 @@ class ItemSpec:
     image_dtype: str = "float32"
     label_set: str = "soft"
     min_score: float | None = None
+    keep_full: bool = False
+    upsample: bool = False
 
     def __post_init__(self):
         if self.modality not in _PERSON_COLUMNS:
-            raise ValueError(f"modality must be 'color' or 'depth', got {self.modality!r}")
+            raise ValueError(f"modality must be 'color', 'depth' or 'rgbd', got {self.modality!r}")
         if self.image_dtype not in IMAGE_DTYPES:
             raise ValueError(f"image_dtype must be one of {IMAGE_DTYPES}, got {self.image_dtype!r}")
         if not callable(self.depth_norm) and self.depth_norm not in DEPTH_NORMS:
             raise ValueError(f"depth_norm must be one of {DEPTH_NORMS} or a callable, got {self.depth_norm!r}")
-        if self.depth_norm in ("0_255", "centered") and self.depth_range_mm is None and self.modality == "depth":
+        if self.depth_norm in ("0_255", "centered") and self.depth_range_mm is None and self.modality != "color":
             object.__setattr__(self, "depth_norm", "mm")  # no range: millimetres, as before depth_norm existed
-        if self.image_dtype == "native" and self.modality == "depth" and self.depth_norm not in ("0_255", "mm"):
+        if self.image_dtype == "native" and self.modality != "color" and self.depth_norm not in ("0_255", "mm"):
             raise ValueError("image_dtype='native' gives integers: depth_norm '0_255' (uint8) or 'mm' (uint16)")
         if self.label_set not in LABEL_SETS:
             raise ValueError(f"label_set must be one of {LABEL_SETS}, got {self.label_set!r}")
@@ -176,62 +179,111 @@ def scaled_intrinsics(intrinsics: Intrinsics, sx: float, sy: float) -> np.ndarra
     )
 
 
-def make_item(frame: dict, persons: dict, factor: float, spec: ItemSpec, intrinsics: Intrinsics | None = None) -> dict:
-    """One training item from a frame's row and its persons' rows (keys: docs/reading_labels.md);
-    `intrinsics` of the image it decodes (the color camera's, or the depth grid's) add the item's K."""
-    keep = _kept_persons(persons, spec)
-    persons = {name: np.asarray(column)[keep] for name, column in persons.items()}
-    if spec.modality == "color":
-        image = decode_color(frame["color_path"], frame["frame_id"])[:, :, ::-1]  # RGB, uint8
-        keypoints, boxes = persons["keypoints_2d"][..., :2], persons["box"]
-        interpolation = cv2.INTER_LINEAR
-    else:
-        image = decode_depth(frame["depth_path"], frame["frame_id"]).astype(np.float32) * np.float32(
-            frame["depth_unit_mm"]
-        )  # millimetres
-        keypoints = persons["depth_keypoints"]
-        # color boxes onto the depth grid, each axis by its own ratio (pixel-edge coordinates)
-        (cw, ch), (dw, dh) = frame["color_size"], frame["depth_size"]
-        boxes = scale_boxes(persons["box"], dw / cw, dh / ch)
-        interpolation = cv2.INTER_CUBIC
-    if spec.image_dtype == "float32" or spec.modality == "depth":
-        image = image.astype(np.float32)
+@dataclass
+class _View:
+    """One image of an item and the targets on its grid, before resizing."""
+
+    image: np.ndarray  # (H, W, 3) RGB uint8 or (H, W) float32 mm
+    keypoints: np.ndarray  # (P, 17, 2) pixel-index coordinates of this image
+    boxes: np.ndarray  # (P, 4) pixel-edge coordinates of this image
+    interpolation: int
+    intrinsics: Intrinsics | None
+
+
+def _color_view(frame: dict, persons: dict, cameras) -> _View:
+    image = decode_color(frame["color_path"], frame["frame_id"])[:, :, ::-1]  # RGB, uint8
+    return _View(image, persons["keypoints_2d"][..., :2], persons["box"], cv2.INTER_LINEAR, cameras[0])
+
+
+def _depth_view(frame: dict, persons: dict, cameras) -> _View:
+    counts = decode_depth(frame["depth_path"], frame["frame_id"])
+    image = counts.astype(np.float32) * np.float32(frame["depth_unit_mm"])  # millimetres
+    # color boxes onto the depth grid, each axis by its own ratio (pixel-edge coordinates)
+    (cw, ch), (dw, dh) = frame["color_size"], frame["depth_size"]
+    boxes = scale_boxes(persons["box"], dw / cw, dh / ch)
+    return _View(image, persons["depth_keypoints"], boxes, cv2.INTER_CUBIC, cameras[1])
+
+
+def _render(view: _View, factor: float, spec: ItemSpec, depth: bool) -> dict:
+    """The view at `factor` (brought back to full size with `spec.upsample`), as tensors with its targets."""
+    image = view.image.astype(np.float32) if spec.image_dtype == "float32" or depth else view.image
     h, w = image.shape[:2]
     new_w, new_h = scaled_size(w, h, factor)
+    full = image
     if (new_w, new_h) != (w, h):
-        image = cv2.resize(np.ascontiguousarray(image), (new_w, new_h), interpolation=interpolation)
-    if spec.modality == "depth":
+        image = cv2.resize(np.ascontiguousarray(image), (new_w, new_h), interpolation=view.interpolation)
+        if spec.upsample:  # the degraded image at the original size: the targets keep the original grid
+            image = cv2.resize(image, (w, h), interpolation=view.interpolation)
+            new_w, new_h = w, h
+    sx, sy = new_w / w, new_h / h
+    out = {
+        "image": _image_tensor(image, spec, depth),
+        "keypoints": scale_keypoints(view.keypoints, sx, sy),
+        "boxes": scale_boxes(view.boxes, sx, sy),
+    }
+    if spec.keep_full:
+        out["image_full"] = _image_tensor(full, spec, depth)
+    if view.intrinsics is not None:
+        out["intrinsics"] = torch.from_numpy(scaled_intrinsics(view.intrinsics, sx, sy).astype(np.float32))
+    return out
+
+
+def _image_tensor(image: np.ndarray, spec: ItemSpec, depth: bool) -> torch.Tensor:
+    if depth:
         image = _normalise_depth(image, spec)
         if spec.image_dtype == "native":  # integers for normalising on the GPU
             image = np.clip(np.rint(image), 0, 65535).astype(np.uint8 if spec.depth_norm == "0_255" else np.uint16)
-    sx, sy = new_w / w, new_h / h
     image = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
     if spec.image_dtype == "float32":
         image = image.astype(np.float32, copy=False)
+    return torch.from_numpy(np.ascontiguousarray(image))
+
+
+def make_item(
+    frame: dict,
+    persons: dict,
+    factor: float,
+    spec: ItemSpec,
+    cameras: tuple[Intrinsics | None, Intrinsics | None] = (None, None),
+) -> dict:
+    """One training item from a frame's row and its persons' rows (keys: docs/reading_labels.md).
+    `cameras`: the intrinsics of the color image and of the depth grid (either None when unknown)."""
+    keep = _kept_persons(persons, spec)
+    persons = {name: np.asarray(column)[keep] for name, column in persons.items()}
 
     def tensor(values, dtype):
         return torch.from_numpy(np.ascontiguousarray(values, dtype=dtype))
 
+    confidence = persons["keypoints_2d"][..., 2:]
+    main = _color_view(frame, persons, cameras) if spec.modality != "depth" else _depth_view(frame, persons, cameras)
+    rendered = _render(main, factor, spec, depth=spec.modality == "depth")
     item = {
-        "image": torch.from_numpy(np.ascontiguousarray(image)),
+        "image": rendered["image"],
         "frame_id": frame["frame_id"],
         "camera_id": frame["camera_id"],
         "factor": factor,
-        "boxes": tensor(scale_boxes(boxes, sx, sy), np.float32),
+        "boxes": tensor(rendered["boxes"], np.float32),
         "scores": tensor(persons["score"], np.float32),
-        "keypoints": tensor(
-            np.concatenate([scale_keypoints(keypoints, sx, sy), persons["keypoints_2d"][..., 2:]], axis=-1), np.float32
-        ),
+        "keypoints": tensor(np.concatenate([rendered["keypoints"], confidence], axis=-1), np.float32),
         "hard_mask": tensor(persons["hard_mask"], bool),
         "hard_valid": tensor(persons["hard_valid"], bool),
         "pose3d_soft": tensor(persons["pose3d_soft"], np.float32),
         "pose3d_hard": tensor(persons["pose3d_hard"], np.float32),
         "pose3d_camera": tensor(persons["pose3d_camera"], np.float32),
     }
-    if spec.modality == "depth":
+    for key in ("image_full", "intrinsics"):
+        if key in rendered:
+            item[key] = rendered[key]
+    if spec.modality in ("depth", "rgbd"):
         item["depth_flag"] = tensor(persons["depth_flag"], np.int8)
-    if intrinsics is not None:
-        item["intrinsics"] = tensor(scaled_intrinsics(intrinsics, sx, sy), np.float32)
+    if spec.modality == "rgbd":  # the depth image at the same factor, with its own targets
+        depth = _render(_depth_view(frame, persons, cameras), factor, spec, depth=True)
+        item["depth"] = depth["image"]
+        item["depth_keypoints"] = tensor(np.concatenate([depth["keypoints"], confidence], axis=-1), np.float32)
+        item["depth_boxes"] = tensor(depth["boxes"], np.float32)
+        for key, name in (("image_full", "depth_full"), ("intrinsics", "depth_intrinsics")):
+            if key in depth:
+                item[name] = depth[key]
     return item
 
 
@@ -256,12 +308,10 @@ class RunSource:
         self._handles: dict[int, h5py.File] = {}
         self._pid = None
 
-    def intrinsics(self, camera_id: str, modality: str) -> Intrinsics | None:
-        """The intrinsics of the image an item decodes: the color camera's, or its depth grid's."""
+    def cameras_of(self, camera_id: str) -> tuple[Intrinsics | None, Intrinsics | None]:
+        """(the color camera's intrinsics, the depth grid's) of a camera; (None, None) when the run has none."""
         camera = self.cameras.get(camera_id) if self.cameras else None
-        if camera is None:
-            return None
-        return camera.color if modality == "color" else camera.depth_grid
+        return (camera.color, camera.depth_grid) if camera is not None else (None, None)
 
     def shard_path(self, shard: int) -> Path:
         return self.path if self.path.is_file() else self.path / "shards" / f"shard-{shard:05d}.h5"
@@ -325,9 +375,13 @@ class PoseLabelDataset(Dataset):
         label_set: str = "soft",
         min_score: float | None = None,
         transform: Callable[[dict], dict] | None = None,
+        keep_full: bool = False,
+        upsample: bool = False,
     ):
         check_factor(factor)
-        self.spec = ItemSpec(modality, depth_range_mm, depth_norm, image_dtype, label_set, min_score)
+        self.spec = ItemSpec(
+            modality, depth_range_mm, depth_norm, image_dtype, label_set, min_score, keep_full, upsample
+        )
         self.source = RunSource(run)
         self.modality, self.factor, self.seed, self.epoch, self.transform = modality, factor, seed, 0, transform
         self.positions = np.flatnonzero(eligible_frames(self.source.index, modality))
@@ -346,11 +400,11 @@ class PoseLabelDataset(Dataset):
         position = int(self.positions[index])
         frame, persons = self.source.read_frame(position, self.modality)
         factor = item_factor(self.factor, self.seed, self.epoch, position)
-        item = make_item(frame, persons, factor, self.spec, self.source.intrinsics(frame["camera_id"], self.modality))
+        item = make_item(frame, persons, factor, self.spec, self.source.cameras_of(frame["camera_id"]))
         return self.transform(item) if self.transform else item
 
 
 def eligible_frames(index: RunIndex, modality: str) -> np.ndarray:
     """Mask of the run index's training frames: labelled, and with a depth image for depth items."""
     eligible = index.status == STATUS_LABELLED
-    return eligible & index.has_depth if modality == "depth" else eligible
+    return eligible & index.has_depth if modality in ("depth", "rgbd") else eligible

@@ -75,6 +75,8 @@ class PoseLabelStream(IterableDataset):
         label_set: str = "soft",
         min_score: float | None = None,
         transform: Callable[[dict], dict] | None = None,
+        keep_full: bool = False,
+        upsample: bool = False,
         shuffle: bool = True,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         rank: int | None = None,
@@ -85,7 +87,9 @@ class PoseLabelStream(IterableDataset):
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
         if (rank is None) != (world_size is None) or (world_size is not None and not 0 <= rank < world_size):
             raise ValueError(f"give rank and world_size together, 0 <= rank < world_size (got {rank}, {world_size})")
-        self.spec = ItemSpec(modality, depth_range_mm, depth_norm, image_dtype, label_set, min_score)
+        self.spec = ItemSpec(
+            modality, depth_range_mm, depth_norm, image_dtype, label_set, min_score, keep_full, upsample
+        )
         self.source = RunSource(run)
         self.modality, self.factor, self.seed, self.epoch, self.transform = modality, factor, seed, 0, transform
         self.shuffle, self.buffer_size = shuffle, buffer_size
@@ -184,5 +188,5 @@ class PoseLabelStream(IterableDataset):
     def _item(self, pending: tuple) -> dict:
         position, frame, persons = pending
         factor = item_factor(self.factor, self.seed, self.epoch, position)
-        item = make_item(frame, persons, factor, self.spec, self.source.intrinsics(frame["camera_id"], self.modality))
+        item = make_item(frame, persons, factor, self.spec, self.source.cameras_of(frame["camera_id"]))
         return self.transform(item) if self.transform else item

@@ -6,6 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from orpose.frames.calibration import CameraCalibration, Intrinsics
 from orpose.frames.sources import Frame, FrameRef
@@ -214,3 +215,24 @@ def test_the_camera_frame_pose_projects_onto_the_keypoints_at_every_factor(train
     print(f"median projection error: {np.median(full):.1f} px at factor 1, {np.median(small):.2f} px at factor 10")
     assert len(full) > 50 and np.median(full) < 30.0
     np.testing.assert_allclose(np.median(small), np.median(full) / 10, rtol=0.1)
+
+
+def test_rgbd_items_pair_color_and_depth_at_one_factor_with_their_own_targets(blob_run):
+    run, _ = blob_run
+    pair = PoseLabelDataset(run, modality="rgbd", factor=8)[0]
+    color = PoseLabelDataset(run, modality="color", factor=8)[0]
+    depth = PoseLabelDataset(run, modality="depth", factor=8)[0]
+    assert torch.equal(pair["image"], color["image"]) and torch.equal(pair["keypoints"], color["keypoints"])
+    assert torch.equal(pair["depth"], depth["image"]) and torch.equal(pair["depth_keypoints"], depth["keypoints"])
+    assert torch.equal(pair["depth_boxes"], depth["boxes"]) and torch.equal(pair["depth_flag"], depth["depth_flag"])
+
+
+def test_keep_full_and_upsample_give_the_full_size_image_beside_or_instead(blob_run):
+    run, _ = blob_run
+    full = PoseLabelDataset(run, modality="depth", factor=1)[0]
+    kept = PoseLabelDataset(run, modality="depth", factor=10, keep_full=True)[0]
+    assert kept["image"].shape == (1, 48, 64) and torch.equal(kept["image_full"], full["image"])
+    back = PoseLabelDataset(run, modality="depth", factor=10, upsample=True)[0]
+    assert back["image"].shape == full["image"].shape and torch.equal(back["keypoints"], full["keypoints"])
+    difference = (back["image"] - full["image"]).abs()
+    assert 0 < difference.mean() < 2.0  # degraded (details lost at 64x48), on the original grid
