@@ -140,7 +140,6 @@ def test_export_coco_loads_in_pycocotools(tmp_path, records, provenance):
 
 
 def test_the_format_document_describes_every_field():
-    from pathlib import Path
 
     from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, PROVENANCE_KEYS
 
@@ -190,21 +189,6 @@ def projection_errors(dataset) -> np.ndarray:
         projected = uvw[..., :2] / uvw[..., 2:]
         errors.append(np.linalg.norm(projected - item["keypoints"].double().numpy()[:, coco, :2], axis=-1)[seen])
     return np.concatenate(errors)
-
-
-@pytest.fixture(scope="module")
-def trained_sample_run(tmp_path_factory):
-    """The bundled sample labelled in this process by the trained tiny teacher (its committed weights):
-    3D that means something, unlike the seeded weights' of `sample_run`."""
-    from orpose.configs.schema import load_teacher_config
-    from orpose.frames.sources import open_source
-    from orpose.pipeline.run import run_labels
-
-    out = tmp_path_factory.mktemp("trained") / "run"
-    frames = Path(__file__).parents[2] / "data/sample/manifest.jsonl"
-    config = load_teacher_config("tiny", {"device": "cpu"})
-    run_labels(config, open_source(frames), str(frames), out, progress=False, executor="local")
-    return out
 
 
 def test_the_camera_frame_pose_projects_onto_the_keypoints_at_every_factor(trained_sample_run):
