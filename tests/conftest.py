@@ -81,6 +81,21 @@ def sample_run(tmp_path_factory, tiny_weights) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def trained_sample_run(tmp_path_factory):
+    """The bundled sample labelled in this process by the trained tiny teacher (its committed weights):
+    3D that means something, unlike the seeded weights' of `sample_run`."""
+    from orpose.configs.schema import load_teacher_config
+    from orpose.frames.sources import open_source
+    from orpose.pipeline.run import run_labels
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    frames = Path(__file__).parents[1] / "data/sample/manifest.jsonl"
+    config = load_teacher_config("tiny", {"device": "cpu"})
+    run_labels(config, open_source(frames), str(frames), out, progress=False, executor="local")
+    return out
+
+
 MVOR_FIXTURES = Path(__file__).parent / "fixtures" / "mvor"
 
 
@@ -120,7 +135,7 @@ SYSTEM_MODULES = {
     "tests/regression/test_sample_regression.py",
 }
 # fixtures that build models or label frames in this process
-INTEGRATION_FIXTURES = {"sample_run", "tiny_weights", "synth_dir", "mvor_files"}
+INTEGRATION_FIXTURES = {"sample_run", "trained_sample_run", "tiny_weights", "synth_dir", "mvor_files"}
 TIERS = ("unit", "integration", "system")
 
 

@@ -22,4 +22,5 @@ COMMANDS = (
     "weights",
     "convert_detectron2",
     "export_coco",
+    "train_student",
 )

@@ -49,18 +49,3 @@ def provenance(tiny_config, tiny_weights):
         for spec in (tiny_config.detector, tiny_config.keypoints, tiny_config.lifter)
     }
     return make_provenance(tiny_config, checkpoints, code="test")
-
-
-@pytest.fixture(scope="session")
-def trained_sample_run(tmp_path_factory):
-    """The bundled sample labelled in this process by the trained tiny teacher (its committed weights):
-    3D that means something, unlike the seeded weights' of `sample_run`."""
-    from orpose.configs.schema import load_teacher_config
-    from orpose.frames.sources import open_source
-    from orpose.pipeline.run import run_labels
-
-    out = tmp_path_factory.mktemp("trained") / "run"
-    frames = SAMPLE / "manifest.jsonl"
-    config = load_teacher_config("tiny", {"device": "cpu"})
-    run_labels(config, open_source(frames), str(frames), out, progress=False, executor="local")
-    return out
