@@ -48,6 +48,10 @@ CONFIG_DIR = Path(__file__).parent
 
 
 class ConfigError(OrPoseError, ValueError):
+    """A config field that is missing, unknown or of the wrong type or value; names the file and the field."""
+
+    exit_code = USAGE
+
     def __init__(self, source: str, field_path: str, detail: str):
         self.source, self.field, self.detail = source, field_path, detail
         super().__init__(f"{source}: field {field_path!r}: {detail}")
@@ -56,8 +60,6 @@ class ConfigError(OrPoseError, ValueError):
 @dataclass(frozen=True)
 class DetectorSpec:
     """Person detector (mmdet) and its test-time augmentation."""
-
-    exit_code = USAGE
 
     mm_config: str  # mmdet config: "mmdet::<path under the package's configs>" or a file path
     checkpoint: str  # file name in the weights folder, or a path
