@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from orpose.frames.calibration import Intrinsics
 from orpose.frames.decode import decode_color, decode_depth
-from orpose.label_store.dataset import RunSource, eligible_frames
+from orpose.label_store.dataset import RunSource, eligible_frames, pack_item
 from orpose.label_store.reader import LabelRun
 from orpose.label_store.shard import read_dataset
 
@@ -147,7 +147,7 @@ class PersonCropDataset(Dataset):
             "valid": torch.from_numpy(inside & (keypoints[:, 2] > 0)),
             "score": float(persons["score"][person]),
         }
-        return self.transform(item) if self.transform else item
+        return pack_item(self.transform(item) if self.transform else item)
 
 
 def _matrix(intrinsics: Intrinsics | None) -> np.ndarray:

@@ -31,7 +31,15 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from orpose.label_store.dataset import ItemSpec, RunSource, check_factor, eligible_frames, item_factor, make_item
+from orpose.label_store.dataset import (
+    ItemSpec,
+    RunSource,
+    check_factor,
+    eligible_frames,
+    item_factor,
+    make_item,
+    pack_item,
+)
 from orpose.label_store.reader import LabelRun
 
 __all__ = ["PoseLabelStream", "DEFAULT_BUFFER_SIZE", "deal_shards"]
@@ -189,4 +197,4 @@ class PoseLabelStream(IterableDataset):
         position, frame, persons = pending
         factor = item_factor(self.factor, self.seed, self.epoch, position)
         item = make_item(frame, persons, factor, self.spec, self.source.cameras_of(frame["camera_id"]))
-        return self.transform(item) if self.transform else item
+        return pack_item(self.transform(item) if self.transform else item)

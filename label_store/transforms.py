@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 
 from orpose.joints import COCO_FLIP_PAIRS, H36M_FLIP_PAIRS, flip_permutation
+from orpose.label_store.dataset import pack_item
 
 __all__ = ["HorizontalFlip", "collate_poses", "person_count_sampler"]
 
@@ -58,7 +59,8 @@ class HorizontalFlip:
 def collate_poses(items: Sequence[dict]) -> dict:
     """A batch of items with ragged person counts: images stacked (they must share a size: one factor per
     batch, or a resize in `transform`), every per-person target padded to the batch's most persons, and
-    `person_mask` (B, P) true where a person is real. Strings and factors become lists."""
+    `person_mask` (B, P) true where a person is real. Strings and factors become lists. The batch's tensors
+    are views of one storage (`pack_item`)."""
     most = max((len(item["boxes"]) for item in items), default=0)
     batch = {"image": torch.stack([item["image"] for item in items])}
     mask = torch.zeros(len(items), most, dtype=torch.bool)
@@ -75,7 +77,7 @@ def collate_poses(items: Sequence[dict]) -> dict:
             batch[key] = padded
         else:
             batch[key] = [item[key] for item in items]
-    return batch
+    return pack_item(batch)  # one storage: a DataLoader worker hands it over in one shared-memory segment
 
 
 def person_count_sampler(dataset, num_samples: int | None = None, most: int = 8, seed: int = 0):

@@ -48,7 +48,7 @@ class DecodeOnly(Dataset):
 
         path = self.paths[i].decode()
         if self.modality == "color":
-            image = decode_color(path, path)[:, :, ::-1].astype(np.float32)
+            image = cv2.cvtColor(decode_color(path, path), cv2.COLOR_BGR2RGB).astype(np.float32)
         else:
             image = decode_depth(path, path).astype(np.float32)
         h, w = image.shape[:2]
@@ -72,7 +72,7 @@ class FeedFigures:
 class _WorkerWatch:
     """Samples the DataLoader workers (children of this process): peak summed PSS, their bytes read."""
 
-    def __init__(self, period: float = 0.25):
+    def __init__(self, period: float = 2.0):
         import psutil
 
         self.me, self.period = psutil.Process(), period
@@ -105,16 +105,43 @@ class _WorkerWatch:
         self._thread.join()
 
 
+def _size(batch) -> int:
+    """Items in what a DataLoader yields: one item, a list of items, or a collated batch."""
+    if isinstance(batch, list):
+        return len(batch)
+    if isinstance(batch, dict) and "person_mask" in batch:
+        return len(batch["person_mask"])
+    if isinstance(batch, torch.Tensor) and batch.dim() == 4:
+        return len(batch)
+    return 1
+
+
+def _stack_or_list(items):
+    """The limit's collate: its images stacked when they share a size (a fixed factor), else a list."""
+    if all(item.shape == items[0].shape for item in items):
+        return torch.stack(items)
+    return list(items)
+
+
+def _poses_or_list(items):
+    """The readers' collate: `collate_poses` when the images share a size, else the items as a list."""
+    from orpose.label_store.transforms import collate_poses
+
+    if all(item["image"].shape == items[0]["image"].shape for item in items):
+        return collate_poses(items)
+    return list(items)
+
+
 def _measure(name: str, loader: DataLoader, items: int) -> FeedFigures:
     started = time.perf_counter()
     first = None
     count = 0
     with _WorkerWatch() as watch:
         iterator = iter(loader)
-        for _ in iterator:
-            count += 1
+        for batch in iterator:
+            count += _size(batch)
             if first is None:
-                first = time.perf_counter()
+                first, first_count = time.perf_counter(), count
             if count >= items:
                 break
         watch._sample()  # before the workers are shut down
@@ -124,7 +151,7 @@ def _measure(name: str, loader: DataLoader, items: int) -> FeedFigures:
         name,
         count,
         (first or end) - started,
-        (count - 1) / max(end - first, 1e-9) if first else 0.0,
+        (count - first_count) / max(end - first, 1e-9) if first else 0.0,
         watch.peak_pss / 2**20,
         sum(watch.rchar.values()) / max(count, 1),
     )
@@ -143,6 +170,10 @@ def _paths(source: RunSource, positions: np.ndarray, modality: str) -> np.ndarra
         values = source.handle(int(shard))["frames"][column][...]
         out[order[lo:hi]] = [values[r] if isinstance(values[r], bytes) else values[r].encode() for r in rows]
     return out.astype(bytes)
+
+
+def _batching(batch_size: int | None, collate) -> dict:
+    return dict(batch_size=None) if batch_size is None else dict(batch_size=batch_size, collate_fn=collate)
 
 
 def shuffle_quality(stream: PoseLabelStream, workers: int) -> tuple[float, float]:
@@ -167,6 +198,7 @@ def bench_feed(
     seed: int = 0,
     keep: str | None = None,
     loaders: tuple[str, ...] = ("limit", "stream", "map"),
+    batch_size: int | None = None,
 ) -> list[str]:
     """The figures as printable lines (see the module docstring)."""
     from orpose.label_store.replicate import replicate_run
@@ -191,7 +223,8 @@ def bench_feed(
     index = stream.source.index
     lines.append(
         f"bench-feed: {run}: {len(index)} frames in {len(index.shards)} shards, {len(stream)} {modality} items; "
-        f"factor {factor}, {workers} workers, {items} items per loader, stream buffer {buffer_size}; "
+        f"factor {factor}, {workers} workers, batches of {batch_size or 'one item (batch_size=None)'}, "
+        f"{items} items per loader, stream buffer {buffer_size}; "
         f"{os.cpu_count()} CPUs; run opened in {open_s:.2f} s"
     )
     order = np.random.default_rng([seed, 7]).permutation(np.flatnonzero(stream._eligible))[: items * 2]
@@ -199,14 +232,14 @@ def bench_feed(
     for name in loaders:
         if name == "limit":
             dataset = DecodeOnly(_paths(stream.source, order, modality), order, modality, factor, seed)
-            loader = DataLoader(dataset, batch_size=None, num_workers=workers)
+            loader = DataLoader(dataset, num_workers=workers, **_batching(batch_size, _stack_or_list))
         elif name == "stream":
-            loader = DataLoader(stream, batch_size=None, num_workers=workers)
+            loader = DataLoader(stream, num_workers=workers, **_batching(batch_size, _poses_or_list))
         elif name == "map":
             dataset = PoseLabelDataset(run, modality=modality, factor=factor, seed=seed)
             where = {int(p): i for i, p in enumerate(dataset.positions)}
             sampler = [where[int(p)] for p in order]  # the limit's random order
-            loader = DataLoader(dataset, batch_size=None, num_workers=workers, sampler=sampler)
+            loader = DataLoader(dataset, num_workers=workers, sampler=sampler, **_batching(batch_size, _poses_or_list))
         else:
             raise ValueError(f"unknown loader {name!r} (known: limit, stream, map)")
         figures[name] = _measure(name, loader, items)

@@ -23,6 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--factor", default="8", help="down-sampling factor: a number or 'random' (default 8)")
     parser.add_argument("--modality", choices=("color", "depth"), default="color")
     parser.add_argument("--items", type=int, default=2000, help="items read per loader (default 2000)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="DataLoader batches of this many items, collated in the workers (collate_poses; the limit's images "
+        "stacked); default: one item at a time (batch_size=None)",
+    )
     parser.add_argument("--buffer", type=int, help="the stream's shuffle buffer (default: its default)")
     parser.add_argument("--loaders", default="limit,stream,map", help="which loaders, comma-separated")
     parser.add_argument("--keep", help="work folder to keep (the replicated run); default a temporary one")
@@ -44,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         buffer_size=args.buffer,
         keep=args.keep,
         loaders=tuple(name.strip() for name in args.loaders.split(",") if name.strip()),
+        batch_size=args.batch_size,
     )
     print("\n".join(lines))
     return 0
