@@ -78,3 +78,21 @@ def test_the_person_count_sampler_draws_each_count_equally_often():
     drawn = np.asarray(persons)[np.fromiter(iter(sampler), dtype=np.int64)]
     shares = [np.mean(drawn == k) for k in (1, 2, 5)]
     np.testing.assert_allclose(shares, [1 / 3] * 3, atol=0.02)
+
+
+def test_packed_items_keep_their_values_in_one_storage():
+    from orpose.label_store.dataset import pack_item
+
+    item = make_item(3)
+    item["hard_valid"] = torch.tensor([True, False, True])
+    item["depth_flag"] = torch.arange(51, dtype=torch.int8).reshape(3, 17)
+    packed = pack_item(item)
+    storages = {v.untyped_storage().data_ptr() for v in packed.values() if isinstance(v, torch.Tensor)}
+    assert len(storages) == 1
+    for key, value in item.items():
+        if isinstance(value, torch.Tensor):
+            assert packed[key].dtype == value.dtype and torch.equal(packed[key], value), key
+        else:
+            assert packed[key] == value
+    batch = collate_poses([make_item(2), make_item(1)])
+    assert len({v.untyped_storage().data_ptr() for v in batch.values() if isinstance(v, torch.Tensor)}) == 1
