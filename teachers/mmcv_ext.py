@@ -20,6 +20,7 @@ module does nothing.
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -188,6 +189,9 @@ def provided() -> bool:
 def stand_in() -> types.ModuleType:
     """A new stand-in module (what `install` registers)."""
     module = _Extension(MODULE, "mmcv's extension on torchvision's kernels (teachers.mmcv_ext)")
+    # A spec without a loader: importlib.util.find_spec and pkgutil.find_loader answer (mmengine's
+    # mmcv_full_available asks, and raised on a module without one) and say that no compiled mmcv is there.
+    module.__spec__ = importlib.machinery.ModuleSpec(MODULE, loader=None)
     for name, function in KERNELS.items():
         setattr(module, name, function)
     return module

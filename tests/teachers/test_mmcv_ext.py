@@ -149,3 +149,26 @@ def test_the_stand_in_is_in_place_exactly_where_compiled_mmcv_is_not():
 
     assert mmcv_ext.provided() != mmcv_ext.compiled_mmcv()
     assert mmcv_ext.install() == mmcv_ext.provided()  # idempotent
+
+
+def test_the_stand_in_answers_importlib_and_says_no_compiled_mmcv():
+    """mmengine's Runner asks `pkgutil.find_loader("mmcv._ext")` (mmcv_full_available): it raised on a module
+    without a spec and stopped every training on mmcv-lite. The stand-in has a spec without a loader."""
+    import importlib.util
+    import pkgutil
+    import sys
+
+    module = mmcv_ext.stand_in()
+    previous = sys.modules.get("mmcv._ext")
+    sys.modules["mmcv._ext"] = module
+    try:
+        assert importlib.util.find_spec("mmcv._ext").name == "mmcv._ext"
+        assert pkgutil.find_loader("mmcv._ext") is None
+        from mmengine.utils.dl_utils import mmcv_full_available
+
+        assert mmcv_full_available() is False
+    finally:
+        if previous is None:
+            sys.modules.pop("mmcv._ext", None)
+        else:
+            sys.modules["mmcv._ext"] = previous
