@@ -19,7 +19,6 @@ from the shards themselves where a part is missing; `labels index RUN` then cons
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import h5py
 import numpy as np
 
 from orpose.label_store.schema import STATUS_LABELLED
+from orpose.label_store.shard import committed_shards, read_dataset, shard_path
 
 __all__ = [
     "INDEX_COLUMNS",
@@ -36,13 +36,13 @@ __all__ = [
     "index_part",
     "shard_index_part",
     "write_index_part",
+    "part_path",
     "committed_shard_indices",
     "load_index",
     "consolidate_index",
 ]
 
 INDEX_COLUMNS = ("frame_id", "shard", "row", "status", "camera_id", "persons", "has_depth")
-_ENTRY = re.compile(r"^shard-(\d+)\.json$")
 
 
 @dataclass(frozen=True)
@@ -97,18 +97,20 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
         raise
 
 
+def part_path(run_dir: str | Path, shard_index: int) -> Path:
+    """Where a shard's part of the index lives: RUN/index/<its shard's name>.npz."""
+    return Path(run_dir) / "index" / shard_path(run_dir, shard_index).with_suffix(".npz").name
+
+
 def write_index_part(run_dir: str | Path, shard_index: int, part: dict[str, np.ndarray]) -> Path:
-    folder = Path(run_dir) / "index"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"shard-{shard_index:05d}.npz"
+    path = part_path(run_dir, shard_index)
+    path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_savez(path, part)
     return path
 
 
 def shard_index_part(path: Path, shard_index: int) -> dict[str, np.ndarray]:
     """A part rebuilt from a shard's own columns (a run written before the index, or a lost part)."""
-    from orpose.label_store.shard import read_dataset
-
     with h5py.File(path, "r") as handle:
         group = handle["frames"]
         columns = {name: read_dataset(group[name]) for name in ("frame_id", "camera_id", "depth_path", "status")}
@@ -120,9 +122,19 @@ def shard_index_part(path: Path, shard_index: int) -> dict[str, np.ndarray]:
 
 
 def committed_shard_indices(run_dir: str | Path) -> np.ndarray:
-    """The committed shards' indices, from one listing of the manifest folder."""
-    names = os.listdir(Path(run_dir) / "manifest")
-    return np.array(sorted(int(m.group(1)) for m in map(_ENTRY.match, names) if m), dtype=np.int32)
+    """The committed shards' indices (`shard.committed_shards`: one listing of the manifest folder), as int32."""
+    return committed_shards(run_dir).astype(np.int32)
+
+
+def _current_consolidated(run_dir: Path, shards: np.ndarray) -> RunIndex | None:
+    """`index/index.npz` when it covers exactly `shards`, else None (absent, or stale since a resume)."""
+    consolidated = run_dir / "index" / "index.npz"
+    if not consolidated.exists():
+        return None
+    with np.load(consolidated) as data:
+        if not np.array_equal(data["shards"], shards):
+            return None
+        return RunIndex(**{name: data[name] for name in (*INDEX_COLUMNS, "shards")})
 
 
 def _concatenate(parts: Iterable[dict[str, np.ndarray]], shards: np.ndarray) -> RunIndex:
@@ -137,19 +149,17 @@ def load_index(run_dir: str | Path) -> RunIndex:
     """The index of a run's committed shards (see the module docstring for which files it reads)."""
     run_dir = Path(run_dir)
     shards = committed_shard_indices(run_dir)
-    consolidated = run_dir / "index" / "index.npz"
-    if consolidated.exists():
-        with np.load(consolidated) as data:
-            if np.array_equal(data["shards"], shards):
-                return RunIndex(**{name: data[name] for name in (*INDEX_COLUMNS, "shards")})
+    current = _current_consolidated(run_dir, shards)
+    if current is not None:
+        return current
     parts = []
     for shard_index in shards:
-        path = run_dir / "index" / f"shard-{shard_index:05d}.npz"  # shard.shard_name's pattern
+        path = part_path(run_dir, shard_index)
         if path.exists():
             with np.load(path) as data:
                 parts.append({name: data[name] for name in INDEX_COLUMNS})
         else:
-            parts.append(shard_index_part(run_dir / "shards" / f"shard-{shard_index:05d}.h5", int(shard_index)))
+            parts.append(shard_index_part(shard_path(run_dir, shard_index), int(shard_index)))
     return _concatenate(parts, shards)
 
 
@@ -157,17 +167,16 @@ def consolidate_index(run_dir: str | Path, rebuild: bool = False) -> RunIndex:
     """Write `index/index.npz` for the committed shards (`labels index RUN`, and the end of `labels run`).
     A shard without its part gets one from its own columns; `rebuild` rewrites every part that way."""
     run_dir = Path(run_dir)
-    consolidated = run_dir / "index" / "index.npz"
     committed = committed_shard_indices(run_dir)
-    if not rebuild and consolidated.exists():
-        with np.load(consolidated) as data:
-            if np.array_equal(data["shards"], committed):  # current already: nothing to write
-                return RunIndex(**{name: data[name] for name in (*INDEX_COLUMNS, "shards")})
+    current = None if rebuild else _current_consolidated(run_dir, committed)
+    if current is not None:  # nothing to write
+        return current
     for shard_index in committed:
-        part = run_dir / "index" / f"shard-{shard_index:05d}.npz"
-        if rebuild or not part.exists():
-            shard = run_dir / "shards" / f"shard-{shard_index:05d}.h5"
-            write_index_part(run_dir, int(shard_index), shard_index_part(shard, int(shard_index)))
+        if rebuild or not part_path(run_dir, shard_index).exists():
+            write_index_part(
+                run_dir, int(shard_index), shard_index_part(shard_path(run_dir, shard_index), int(shard_index))
+            )
+    consolidated = run_dir / "index" / "index.npz"
     if rebuild:
         consolidated.unlink(missing_ok=True)
     index = load_index(run_dir)

@@ -127,7 +127,8 @@ def verify_index(path: str | Path) -> list[str]:
     count and depth. A run written before the index has none to check (`labels index RUN` adds it)."""
     import numpy as np
 
-    from orpose.label_store.index import INDEX_COLUMNS, committed_shard_indices, shard_index_part
+    from orpose.label_store.index import INDEX_COLUMNS, committed_shard_indices, part_path, shard_index_part
+    from orpose.label_store.shard import shard_path
 
     path = Path(path)
     folder = path / "index"
@@ -135,11 +136,11 @@ def verify_index(path: str | Path) -> list[str]:
         return []
     problems, truth = [], {}
     for shard_index in committed_shard_indices(path):
-        shard = path / "shards" / f"shard-{shard_index:05d}.h5"
+        shard = shard_path(path, shard_index)
         if not shard.exists():
             continue  # reported above
         truth[int(shard_index)] = expected = shard_index_part(shard, int(shard_index))
-        part = folder / f"shard-{shard_index:05d}.npz"
+        part = part_path(path, shard_index)
         if not part.exists():
             problems.append(f"{part}: missing for committed shard {shard_index} (`labels index {path}` rebuilds it)")
             continue

@@ -28,7 +28,6 @@ import numpy as np
 
 from orpose.errors import OrPoseError
 from orpose.frames.files import sha256_file
-from orpose.label_store.index import index_part, write_index_part
 from orpose.label_store.schema import (
     FRAME_FIELDS,
     PERSON_FIELDS,
@@ -82,6 +81,11 @@ class ShardEntry:
 
 def shard_name(index: int) -> str:
     return f"shard-{index:05d}"
+
+
+def shard_path(run_dir: str | Path, index: int) -> Path:
+    """A run's shard file: RUN/shards/<shard_name(index)>.h5."""
+    return Path(run_dir) / "shards" / f"{shard_name(index)}.h5"
 
 
 _ENTRY_NAME = re.compile(r"^shard-(\d+)\.json$")  # manifest/<shard_name(index)>.json
@@ -313,7 +317,7 @@ def commit_shard(
     if entry_path.exists():
         return read_manifest_entry(entry_path)
 
-    final = shards / f"{name}.h5"
+    final = shard_path(run_dir, shard_index)
     frame_ids = [r.frame["frame_id"] for r in records]
     if final.exists():  # a writer died between linking the shard and writing its entry
         if verify_shard(final) or _frame_ids(final) != frame_ids:
@@ -333,7 +337,10 @@ def commit_shard(
             raise
         _link_exclusive(temporary, final)
 
-    # the run index's part for this shard (label_store/index.py), in place before the entry makes it count
+    # the run index's part for this shard, in place before the entry makes it count (index.py builds on this
+    # module, so it is imported here)
+    from orpose.label_store.index import index_part, write_index_part
+
     with disk_full_as_error(run_dir / "index", "run index"):
         write_index_part(
             run_dir, shard_index, index_part(shard_index, [r.frame for r in records], [r.num_persons for r in records])
