@@ -34,12 +34,13 @@ from orpose.frames.decode import decode_color, decode_depth
 from orpose.label_store.index import RunIndex, load_index, shard_index_part
 from orpose.label_store.reader import LabelRun
 from orpose.label_store.schema import STATUS_LABELLED
-from orpose.label_store.shard import read_dataset
+from orpose.label_store.shard import read_dataset, shard_path
 
 __all__ = [
     "PoseLabelDataset",
     "RunSource",
     "make_item",
+    "ItemReader",
     "pack_item",
     "scaled_intrinsics",
     "ItemSpec",
@@ -340,7 +341,7 @@ class RunSource:
         return (camera.color, camera.depth_grid) if camera is not None else (None, None)
 
     def shard_path(self, shard: int) -> Path:
-        return self.path if self.path.is_file() else self.path / "shards" / f"shard-{shard:05d}.h5"
+        return self.path if self.path.is_file() else shard_path(self.path, shard)
 
     def handle(self, shard: int) -> h5py.File:
         if self._pid != os.getpid():  # a forked copy: the parent's handles are not ours to use
@@ -382,7 +383,27 @@ def _value(dataset: h5py.Dataset, row: int):
     return value.decode() if isinstance(value, bytes) else value
 
 
-class PoseLabelDataset(Dataset):
+class ItemReader:
+    """What `PoseLabelDataset` and `PoseLabelStream` share: the run, the item settings, the epoch, which
+    frames are training items (`eligible`, a mask over the run index), and making one item of a frame."""
+
+    def _open(self, run, modality: str, factor, seed: int, spec: ItemSpec, transform) -> None:
+        check_factor(factor)
+        self.spec, self.source = spec, RunSource(run)
+        self.modality, self.factor, self.seed, self.epoch, self.transform = modality, factor, seed, 0, transform
+        self.eligible = eligible_frames(self.source.index, modality)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _make(self, position: int, frame: dict, persons: dict) -> dict:
+        """The item of the frame at `position` in the run index, from its rows: transformed, then packed."""
+        factor = item_factor(self.factor, self.seed, self.epoch, position)
+        item = make_item(frame, persons, factor, self.spec, self.source.cameras_of(frame["camera_id"]))
+        return pack_item(self.transform(item) if self.transform else item)
+
+
+class PoseLabelDataset(ItemReader, Dataset):
     """Map-style: the DataLoader's sampler shuffles exactly; each item reads its own frame's rows. Items and
     arguments: docs/reading_labels.md (the same as `PoseLabelStream`'s). Holds the run index's arrays only
     (no Python object per frame), opens shards lazily in each worker, pickles for spawn. Call
@@ -404,16 +425,9 @@ class PoseLabelDataset(Dataset):
         keep_full: bool = False,
         upsample: bool = False,
     ):
-        check_factor(factor)
-        self.spec = ItemSpec(
-            modality, depth_range_mm, depth_norm, image_dtype, label_set, min_score, keep_full, upsample
-        )
-        self.source = RunSource(run)
-        self.modality, self.factor, self.seed, self.epoch, self.transform = modality, factor, seed, 0, transform
-        self.positions = np.flatnonzero(eligible_frames(self.source.index, modality))
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        spec = ItemSpec(modality, depth_range_mm, depth_norm, image_dtype, label_set, min_score, keep_full, upsample)
+        self._open(run, modality, factor, seed, spec, transform)
+        self.positions = np.flatnonzero(self.eligible)  # positions in the run index of the training items
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -424,10 +438,7 @@ class PoseLabelDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         position = int(self.positions[index])
-        frame, persons = self.source.read_frame(position, self.modality)
-        factor = item_factor(self.factor, self.seed, self.epoch, position)
-        item = make_item(frame, persons, factor, self.spec, self.source.cameras_of(frame["camera_id"]))
-        return pack_item(self.transform(item) if self.transform else item)
+        return self._make(position, *self.source.read_frame(position, self.modality))
 
 
 def eligible_frames(index: RunIndex, modality: str) -> np.ndarray:

@@ -31,15 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from orpose.label_store.dataset import (
-    ItemSpec,
-    RunSource,
-    check_factor,
-    eligible_frames,
-    item_factor,
-    make_item,
-    pack_item,
-)
+from orpose.label_store.dataset import ItemReader, ItemSpec
 from orpose.label_store.reader import LabelRun
 
 __all__ = ["PoseLabelStream", "DEFAULT_BUFFER_SIZE", "deal_shards"]
@@ -66,7 +58,7 @@ def deal_shards(
     return order[rank::world_size][worker::workers]
 
 
-class PoseLabelStream(IterableDataset):
+class PoseLabelStream(ItemReader, IterableDataset):
     """Items as `PoseLabelDataset` makes them (same arguments), streamed shard by shard; see the module
     docstring. `shuffle=False` keeps run order (each worker's shards in turn). Call `set_epoch(epoch)`
     before each epoch; `rank` / `world_size` override torch.distributed's."""
@@ -90,29 +82,21 @@ class PoseLabelStream(IterableDataset):
         rank: int | None = None,
         world_size: int | None = None,
     ):
-        check_factor(factor)
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
         if (rank is None) != (world_size is None) or (world_size is not None and not 0 <= rank < world_size):
             raise ValueError(f"give rank and world_size together, 0 <= rank < world_size (got {rank}, {world_size})")
-        self.spec = ItemSpec(
-            modality, depth_range_mm, depth_norm, image_dtype, label_set, min_score, keep_full, upsample
-        )
-        self.source = RunSource(run)
-        self.modality, self.factor, self.seed, self.epoch, self.transform = modality, factor, seed, 0, transform
+        spec = ItemSpec(modality, depth_range_mm, depth_norm, image_dtype, label_set, min_score, keep_full, upsample)
+        self._open(run, modality, factor, seed, spec, transform)
         self.shuffle, self.buffer_size = shuffle, buffer_size
         self.rank, self.world_size = rank, world_size
         index = self.source.index
-        self._eligible = eligible_frames(index, modality)
-        self.items_per_shard = np.bincount(index.shard[self._eligible], minlength=int(index.shards.max(initial=-1)) + 1)
+        self.items_per_shard = np.bincount(index.shard[self.eligible], minlength=int(index.shards.max(initial=-1)) + 1)
         self.shards = np.flatnonzero(self.items_per_shard)  # shards with at least one training item
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         """Training items over all ranks and workers, per epoch."""
-        return int(self._eligible.sum())
+        return int(self.eligible.sum())
 
     def _rank(self) -> tuple[int, int]:
         return (self.rank, self.world_size) if self.world_size is not None else distributed_rank()
@@ -177,7 +161,7 @@ class PoseLabelStream(IterableDataset):
         index = self.source.index
         # the index lists shards in ascending order: a shard's rows are one contiguous range of it
         lo, hi = np.searchsorted(index.shard, [shard, shard + 1])
-        return lo + np.flatnonzero(self._eligible[lo:hi])
+        return lo + np.flatnonzero(self.eligible[lo:hi])
 
     def _shard_items(self, shard: int) -> Iterator[tuple]:
         """(position, frame row, persons rows) of the shard's training items, from one read of each column."""
@@ -194,7 +178,4 @@ class PoseLabelStream(IterableDataset):
             )
 
     def _item(self, pending: tuple) -> dict:
-        position, frame, persons = pending
-        factor = item_factor(self.factor, self.seed, self.epoch, position)
-        item = make_item(frame, persons, factor, self.spec, self.source.cameras_of(frame["camera_id"]))
-        return pack_item(self.transform(item) if self.transform else item)
+        return self._make(*pending)

@@ -181,7 +181,7 @@ def shuffle_quality(stream: PoseLabelStream, workers: int) -> tuple[float, float
     index = stream.source.index
     positions = stream.epoch_positions(0, 1, 0, workers)
     stream_rate = float(np.mean(index.shard[positions][1:] == index.shard[positions][:-1]))
-    everything = np.flatnonzero(stream._eligible)
+    everything = np.flatnonzero(stream.eligible)
     permuted = index.shard[np.random.default_rng(0).permutation(everything)]
     return stream_rate, float(np.mean(permuted[1:] == permuted[:-1]))
 
@@ -227,7 +227,7 @@ def bench_feed(
         f"{items} items per loader, stream buffer {buffer_size}; "
         f"{os.cpu_count()} CPUs; run opened in {open_s:.2f} s"
     )
-    order = np.random.default_rng([seed, 7]).permutation(np.flatnonzero(stream._eligible))[: items * 2]
+    order = np.random.default_rng([seed, 7]).permutation(np.flatnonzero(stream.eligible))[: items * 2]
     figures = {}
     for name in loaders:
         if name == "limit":
