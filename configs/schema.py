@@ -144,10 +144,11 @@ class RunSpec:
     # Intra-op threads per model actor of the Ray executor, and per model thread of the in-process
     # executor when it runs several (run.detector_actors > 1); one model thread takes every core.
     torch_threads: int = 1
-    # One Ray actor per device holds detector, keypoint model and lifter (stages.graph.fuse_models).
-    # None: fused when the model actors run on CPUs (measured with `labels bench`: faster start, less
-    # memory, same steady state), separate pools when they reserve GPUs (not measured yet).
-    fuse_models: bool | None = None
+    # One Ray actor per device holds detector, keypoint model and lifter (stages.graph.fuse_models); "whole":
+    # each model actor runs decode and assemble too (no CPU actor pools). None: on CPUs "whole" under Ray and
+    # fused in process (measured with `labels bench`: faster start, less memory, same steady state); separate
+    # pools when they reserve GPUs (not measured yet).
+    fuse_models: bool | Literal["whole"] | None = None
     max_rejected_fraction: float = 0.2  # stop the run when more frames than this are rejected
 
     @property

@@ -9,7 +9,8 @@ numbers (`detector.roi_align`, `.nms`, `.deform_conv`, teachers/kernels.py), and
 once more with those so that the report splits the ratio between the two. On a GPU both use the
 pipeline's kernels (mmcv's ops are built for CPU only).
 The pipeline runs as each variant of `PIPELINES`: the Ray executor with one actor pool per model
-stage, the Ray executor with the three models fused into one actor, and the in-process executor.
+stage, the Ray executor with the three models fused into one actor, the Ray executor with the whole
+graph in each model actor (the default on CPUs), and the in-process executor.
 Each side runs in its own process; peak resident memory is sampled over the whole process tree
 (the Ray runs' includes Ray and its workers). Memory is also measured at N and
 `memory_factor` x N frames: flat memory means nothing accumulates with the frame count.
@@ -91,7 +92,9 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
     import cv2
     import h5py
 
-    import orpose.teachers  # noqa: F401  (first: it puts mmcv's extension in place where mmcv-lite is installed)
+    import orpose.teachers  # first: it puts mmcv's extension in place where mmcv-lite is installed
+
+    orpose.teachers.quiet_optimizer_notice()
 
     # isort: split
     from mmdet.apis import inference_detector
@@ -267,7 +270,12 @@ def _naive_labels(path: Path) -> dict:
 
 
 # Pipeline variants the bench runs beside the naive loop: executor and whether the three models share one actor.
-PIPELINES = {"ray": ("ray", False), "ray-fused": ("ray", True), "local": ("local", False)}
+PIPELINES = {
+    "ray": ("ray", False),
+    "ray-fused": ("ray", True),
+    "ray-whole": ("ray", "whole"),
+    "local": ("local", False),
+}
 
 
 def _kernels_text(kernels: dict) -> str:

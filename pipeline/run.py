@@ -36,7 +36,7 @@ from orpose.pipeline.run_lock import acquire_run_lock
 from orpose.stages.context import StageContext
 from orpose.stages.graph import StageGraph, default_graph, stage_resources
 from orpose.stages.rows import timing_column
-from orpose.teachers.kernels import check_kernels_available
+from orpose.teachers.install_check import check_kernels_available
 from orpose.teachers.weights import WeightsMissingError, checkpoint_path, missing_checkpoints, missing_message
 
 __all__ = ["RunSummary", "RunError", "run_labels", "run_graph", "TIMED_STAGES"]
@@ -198,13 +198,23 @@ def _checkpoint_digests(config: TeacherConfig, weights_dir: Path) -> dict[str, s
     }
 
 
-def run_graph(config: TeacherConfig) -> StageGraph:
-    """The stage graph a run of `config` executes: model stages fused into one actor or not (`run.fuse_models`)."""
+def run_graph(config: TeacherConfig, executor: str = "ray") -> StageGraph:
+    """The stage graph a run of `config` executes (`run.fuse_models`):
+
+    - true: the model stages fused into one actor per device (decode and assemble in actor pools of their own);
+    - false: one actor pool per stage;
+    - unset (the default): on GPUs, separate pools; on CPUs, fused, and under Ray the whole graph in each model
+      actor (decode and assemble too: on a CPU machine their two extra worker processes cost more start-up than
+      their overlap gains; measured in docs/benchmarks.md). The local executor keeps decode apart: it runs it
+      on threads a few batches ahead of the models.
+    """
     if config.run.fuse_models is not None:
         return default_graph(fused=config.run.fuse_models)
-    separate = default_graph(fused=False)  # default: fused unless a model stage reserves GPUs
+    separate = default_graph(fused=False)
     on_cpus = not any(stage_resources(spec, config.run).gpus for spec in separate.stages)
-    return default_graph(fused=True) if on_cpus else separate
+    if not on_cpus:
+        return separate
+    return default_graph(fused="whole" if executor == "ray" else True)
 
 
 def run_labels(
@@ -250,7 +260,7 @@ def run_labels(
             return summary
 
         provenance = make_provenance(config, checkpoints)
-        graph = graph or run_graph(config)
+        graph = graph or run_graph(config, executor)
         context = StageContext(config, weights_dir, dict(source.calibrations()))
         summary.model_work = True
         with make_executor(executor, graph, context, config.run.batch_size, address, verbose) as engine:

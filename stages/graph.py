@@ -62,7 +62,7 @@ class StageSpec:
 
     def build(self, context: StageContext):
         if self.parts:
-            return FusedModelStage(stages=[part.build(context) for part in self.parts])
+            return FusedModelStage(stages=[part.build(context) for part in self.parts], specs=self.parts)
         return self.cls.from_config(context)
 
 
@@ -111,29 +111,36 @@ def build_graph(stages: Sequence[StageSpec], source_columns: Sequence[str] = SOU
 
 
 class FusedModelStage:
-    """Runs several stages one after the other in one process (one actor holds every model)."""
+    """Runs several stages one after the other in one process (one actor holds every model, and on CPUs the
+    stages around them too). Each part is called as the executors call a stage (`stages.isolation.run_stage`):
+    a frame on which a part raises is rejected naming that part, and the rest of the batch goes on."""
 
-    def __init__(self, *, stages: Sequence):
-        self.stages = list(stages)
+    def __init__(self, *, stages: Sequence, specs: Sequence[StageSpec]):
+        self.stages, self.specs = list(stages), list(specs)
 
     def __call__(self, batch: dict) -> dict:
-        for stage in self.stages:
-            batch = stage(batch)
+        from orpose.stages.isolation import run_stage
+
+        for spec, stage in zip(self.specs, self.stages):
+            batch = run_stage(spec, stage, batch)
         return batch
 
 
-def fuse_models(graph: StageGraph) -> StageGraph:
-    """The same graph with its consecutive model stages run as one stage named FUSED_NAME."""
+def fuse_models(graph: StageGraph, whole: bool = False) -> StageGraph:
+    """The same graph with its consecutive model stages run as one stage named FUSED_NAME; `whole`: every
+    stage, the CPU stages around the models too, in that one stage (one process per model actor runs the
+    whole graph: no decode or assemble actors, no hand-over between them)."""
     stages: list[StageSpec] = []
     run: list[StageSpec] = []
 
     def flush():
         if len(run) > 1:
-            written = [c for spec in run for c in spec.writes]
-            dropped = [c for spec in run for c in spec.drops]
+            parts = tuple(part for spec in run for part in (spec.parts or (spec,)))  # a fused stage taken apart
+            written = [c for spec in parts for c in spec.writes]
+            dropped = [c for spec in parts for c in spec.drops]
             reads = []
-            for k, spec in enumerate(run):  # what the group reads from outside itself
-                inside = {c for earlier in run[:k] for c in earlier.writes}
+            for k, spec in enumerate(parts):  # what the group reads from outside itself
+                inside = {c for earlier in parts[:k] for c in earlier.writes}
                 reads += [c for c in spec.reads if c not in inside and c not in reads]
             stages.append(
                 StageSpec(
@@ -143,7 +150,7 @@ def fuse_models(graph: StageGraph) -> StageGraph:
                     tuple(reads),
                     tuple(c for c in written if c not in dropped),
                     tuple(c for c in dropped if c not in written),
-                    tuple(run),
+                    parts,
                 )
             )
         else:
@@ -151,7 +158,7 @@ def fuse_models(graph: StageGraph) -> StageGraph:
         run.clear()
 
     for spec in graph.stages:
-        if spec.kind == "model":
+        if spec.kind == "model" or whole:
             run.append(spec)
         else:
             flush()
@@ -160,8 +167,9 @@ def fuse_models(graph: StageGraph) -> StageGraph:
     return build_graph(stages, graph.source_columns)
 
 
-def default_graph(fused: bool = False) -> StageGraph:
-    """The teacher's graph: decode -> detect -> keypoints -> lift -> assemble (fused: decode -> models -> assemble)."""
+def default_graph(fused: bool | str = False) -> StageGraph:
+    """The teacher's graph: decode -> detect -> keypoints -> lift -> assemble (fused: decode -> models -> assemble;
+    fused="whole": one stage runs all five, `fuse_models(whole=True)`)."""
     from orpose.stages.assemble import PERSON_COLUMNS, AssembleStage
     from orpose.stages.decode import DecodeStage
 
@@ -218,7 +226,7 @@ def default_graph(fused: bool = False) -> StageGraph:
             ),
         ]
     )
-    return fuse_models(graph) if fused else graph
+    return fuse_models(graph, whole=fused == "whole") if fused else graph
 
 
 class _lazy:
@@ -237,6 +245,12 @@ class _lazy:
 
     def __repr__(self) -> str:
         return f"{self.module}.{self.__name__}"
+
+    def __eq__(self, other) -> bool:  # two declarations of one class are the same stage class
+        return isinstance(other, _lazy) and (self.module, self.__name__) == (other.module, other.__name__)
+
+    def __hash__(self) -> int:
+        return hash((self.module, self.__name__))
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,20 @@ warnings.filterwarnings("ignore", message=r"To copy construct from a tensor", mo
 #   on the modern stack the driver loads the models' mm configs before any run (teachers.kernels'
 #   check_kernels_available), so a run's console would carry it.
 warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated as an API", category=UserWarning)
-# - torch's notice about TorchScript optimizers, printed when mmengine imports torch.distributed.optim. torch
-#   issues it under simplefilter("always"), which no filter overrides; importing the module once here, with the
-#   warning recorded instead of shown, keeps it off the console.
-with warnings.catch_warnings(record=True):
-    try:
-        import torch.distributed.optim  # noqa: F401
-    except ImportError:  # a torch built without distributed: mmengine does not import it either
-        pass
+
+
+def quiet_optimizer_notice() -> None:
+    """Import `torch.distributed.optim` once with its notice recorded instead of shown: torch prints a notice
+    about TorchScript optimizers when mmengine imports that module, under simplefilter("always"), which no
+    filter overrides. Called where OpenMMLab models are built or trained (`teachers.mm`, `training`), not on
+    import of this package: a process that only reads configs or weights files (the Ray driver) stays
+    without torch."""
+    with warnings.catch_warnings(record=True):
+        try:
+            import torch.distributed.optim  # noqa: F401
+        except ImportError:  # a torch built without distributed: mmengine does not import it either
+            pass
+
 
 # mmcv-lite (no compiled ops) is the default install: its `mmcv._ext` is provided on torchvision's kernels
 # before any mmcv op module is imported, in every process that imports the teachers (teachers.mmcv_ext).

@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import torch
 
 from orpose.errors import OrPoseError
 from orpose.frames.files import sha256_file
+from orpose.teachers import quiet_optimizer_notice
+from orpose.teachers.mm_config import load_mm_config, resolve_mm_config
+
+quiet_optimizer_notice()  # before mmengine's model modules import torch.distributed.optim
 
 __all__ = [
     "describe_keys",
@@ -55,31 +59,6 @@ def describe_keys(title: str, groups: dict[str, list[str]], limit: int = 8) -> s
                 f"{label}: " + ", ".join(items[:limit]) + (f" ... ({len(items)} in all)" if len(items) > limit else "")
             )
     return "; ".join(parts)
-
-
-def resolve_mm_config(spec: str, config_root: Path | None = None) -> Path:
-    """`mmdet::a/b.py` -> the file inside the installed package; a relative path is taken from
-    `config_root` (the project's configs/ folder) or the working directory."""
-    if "::" in spec:
-        package, rel = spec.split("::", 1)
-        module = __import__(package)
-        path = Path(module.__file__).parent / ".mim" / "configs" / rel
-    else:
-        path = Path(spec)
-        if not path.is_absolute() and config_root is not None and (config_root / path).exists():
-            path = config_root / path
-    if not path.exists():
-        raise FileNotFoundError(f"model config {spec!r} not found (looked at {path})")
-    return path
-
-
-def load_mm_config(spec: str, cfg_options: Mapping[str, Any] | None = None, config_root: Path | None = None):
-    from mmengine.config import Config
-
-    cfg = Config.fromfile(str(resolve_mm_config(spec, config_root)))
-    if cfg_options:
-        cfg.merge_from_dict(dict(cfg_options))
-    return cfg
 
 
 def build_mm_model(scope: str, cfg) -> torch.nn.Module:

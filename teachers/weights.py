@@ -19,13 +19,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from orpose.checkout import source_checkout
 from orpose.configs.schema import CONFIG_DIR, TeacherConfig
 from orpose.errors import OrPoseError
 from orpose.frames.files import sha256_file
-from orpose.teachers.mm import build_mm_model, load_mm_config
 
 __all__ = [
     "PUBLISHED",
@@ -176,7 +173,10 @@ def init_seeded_weights(config: TeacherConfig, weights_dir: str | Path, seed: in
     without its published weights; they load through the same strict path as published files."""
     import logging
 
+    import torch
     from mmengine.logging import MMLogger
+
+    from orpose.teachers.mm import build_mm_model, load_mm_config
 
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights logs one line per parameter
     digests = {}

@@ -49,8 +49,9 @@ def stand_in(name: str, writes: tuple[str, ...], seconds: float = 0.0, fail_on: 
     return StandIn
 
 
-def stand_in_graph(seconds: dict | None = None, fail_on: dict | None = None, fused: bool = True):
-    """The default graph with each model stage replaced by a stand-in of its columns (fused into one actor)."""
+def stand_in_graph(seconds: dict | None = None, fail_on: dict | None = None, fused: bool | str = True):
+    """The default graph with each model stage replaced by a stand-in of its columns (fused into one actor;
+    fused="whole": decode and assemble in it too)."""
     seconds, fail_on = seconds or {}, fail_on or {}
     separate = default_graph(fused=False)
     stages = [
@@ -60,4 +61,4 @@ def stand_in_graph(seconds: dict | None = None, fail_on: dict | None = None, fus
         for spec in separate.stages
     ]
     graph = build_graph(stages, separate.source_columns)
-    return fuse_models(graph) if fused else graph
+    return fuse_models(graph, whole=fused == "whole") if fused else graph

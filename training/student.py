@@ -102,10 +102,13 @@ def train_student(
     config: str | Path, run: str | Path, work_dir: str | Path, iters: int | None = None, overrides: dict | None = None
 ) -> Path:
     """Train the student `config` (an mmpose config) on the run; returns the last checkpoint's path."""
+    import orpose.teachers  # first: mmcv's extension on torchvision where mmcv-lite is installed
+
+    orpose.teachers.quiet_optimizer_notice()
+
+    # isort: split
     from mmengine.config import Config
     from mmengine.runner import Runner
-
-    import orpose.teachers  # noqa: F401  (mmcv's extension on torchvision where mmcv-lite is installed)
 
     cfg = Config.fromfile(str(config))
     cfg.train_dataloader.dataset.run = str(Path(run).resolve())

@@ -33,9 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--pipelines",
-        default="ray,ray-fused,local",
-        help="pipeline variants to run, comma-separated (default ray,ray-fused,local: the Ray executor "
-        "with a pool per model stage, with the models fused in one actor, and the in-process executor)",
+        default="ray,ray-fused,ray-whole,local",
+        help="pipeline variants to run, comma-separated (default ray,ray-fused,ray-whole,local: the Ray "
+        "executor with a pool per model stage, with the models fused in one actor, with the whole graph in each "
+        "model actor (the default on CPUs), and the in-process executor)",
     )
     add_overrides(parser, "config overrides for both sides")
     parser.set_defaults(func=run)

@@ -30,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_teacher_config(args.config, parse_overrides(args.overrides))
     graph = run_graph(config)
-    fused = any(spec.parts for spec in graph.stages)
-    print(f"stage graph of teacher {config.name}" + (" (model stages fused into one actor)" if fused else ""))
+    fused = [spec for spec in graph.stages if spec.parts]
+    whole = fused and any(part.kind == "cpu" for part in fused[0].parts)
+    how = " (every stage in each model actor)" if whole else " (model stages fused into one actor)" if fused else ""
+    print(f"stage graph of teacher {config.name} on Ray{how}")
     print("\n".join(describe_graph(graph, config.run)))
     return 0

@@ -72,7 +72,7 @@ def test_an_unknown_pipeline_variant_is_refused_naming_the_known_ones(tmp_path):
     )
     assert (
         result.returncode == 2
-        and "unknown pipeline variant(s) ['warp'] (known: ray, ray-fused, local)" in result.stderr
+        and "unknown pipeline variant(s) ['warp'] (known: ray, ray-fused, ray-whole, local)" in result.stderr
     )
 
 

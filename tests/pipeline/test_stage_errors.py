@@ -9,18 +9,19 @@ import pytest
 from orpose.configs.schema import load_teacher_config
 from orpose.frames.sources import ManifestSource
 from orpose.label_store.reader import LabelRun
-from orpose.pipeline.executors import run_stage
 from orpose.pipeline.run import RunError, run_labels
 from orpose.stages.graph import StageSpec
+from orpose.stages.isolation import run_stage
 from tests.stand_ins import stand_in_graph
 
 SAMPLE = "data/sample/manifest.jsonl"
 
 
-@pytest.mark.parametrize("executor", ["local", "ray"])
-def test_an_exception_on_one_frame_rejects_that_frame_only(tmp_path, tiny_weights, executor):
+@pytest.mark.parametrize("executor, fused", [("local", True), ("ray", True), ("ray", "whole")])
+def test_an_exception_on_one_frame_rejects_that_frame_only(tmp_path, tiny_weights, executor, fused):
     config = load_teacher_config("tiny", {"run.batch_size": 4, "run.shard_size": 4, "run.detector_actors": 1})
-    graph = stand_in_graph(fail_on={"keypoints": "cam1/000002"})  # inside the fused model stage, mid-batch
+    # inside the fused model stage, mid-batch; "whole": decode runs in that stage too (the Ray default on CPUs)
+    graph = stand_in_graph(fail_on={"keypoints": "cam1/000002"}, fused=fused)
     summary = run_labels(
         config, ManifestSource(SAMPLE), SAMPLE, tmp_path, weights_dir=tiny_weights, progress=False,
         executor=executor, graph=graph,
@@ -29,7 +30,8 @@ def test_an_exception_on_one_frame_rejects_that_frame_only(tmp_path, tiny_weight
     run = LabelRun(tmp_path)
     bad = run.get("day1/cam1/000002").frame
     assert bad["reject_reason"] == "stage_error"
-    assert "stage 'models' raised ZeroDivisionError: injected into day1/cam1/000002" in bad["reject_detail"]
+    # the part of the fused stage that raised is named
+    assert "stage 'keypoints' raised ZeroDivisionError: injected into day1/cam1/000002" in bad["reject_detail"]
     for neighbour in ("day1/cam1/000001", "day1/cam1/000003", "day1/cam2/000002"):
         assert run.get(neighbour).labelled, neighbour
 
@@ -44,7 +46,7 @@ def test_a_stage_failing_on_every_frame_stops_the_run_naming_it(tmp_path, tiny_w
         )  # fmt: skip
     message = str(caught.value)
     assert "8 x stage_error" in message and "run.max_rejected_fraction" in message
-    assert "stage 'models' raised ZeroDivisionError" in message
+    assert "stage 'lift' raised ZeroDivisionError" in message
     assert "run the same command again" not in message
 
 

@@ -61,6 +61,16 @@ def test_fusing_the_model_stages_keeps_the_columns_and_the_per_stage_timings():
     assert fuse_models(fused) == fused  # idempotent: nothing left to fuse
 
 
+def test_the_whole_graph_in_one_stage_reads_the_source_and_writes_what_the_stages_did():
+    plain, whole = default_graph(), default_graph(fused="whole")
+    assert whole.names == (FUSED_NAME,) and whole.stages[0].kind == "model"
+    assert [p.name for p in whole.stages[0].parts] == ["decode", "detect", "keypoints", "lift", "assemble"]
+    assert set(whole.stages[0].reads) <= set(plain.source_columns)
+    assert set(whole.output_columns()) == set(plain.output_columns())
+    assert whole.timed_stages == plain.timed_stages
+    assert fuse_models(default_graph(fused=True), whole=True) == whole  # a fused stage's parts are taken apart
+
+
 def test_resources_follow_the_run_settings():
     run = RunSpec(detector_actors=3, keypoint_actors=2, gpus_per_actor=0.5, cpus_per_actor=2.0, cpu_tasks=4)
     by_name = {spec.name: stage_resources(spec, run) for spec in default_graph().stages}
