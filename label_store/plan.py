@@ -12,7 +12,7 @@ name and renamed: a killed planner leaves no half plan.
 
 What is pending is decided from file names alone (`manifest/shard-N.json` is a shard's commit
 point, `label_store.shard`), and the pending frames are read back from the parts that hold pending
-shards: by Ray's Parquet reader on the workers (`PendingFrames.ray_dataset`), or as a stream in
+shards: by Ray's read tasks on the workers (`pipeline.executors.plan_dataset`), or as a stream in
 this process (`PendingFrames.iter_batches`, the local executor).
 """
 
@@ -43,6 +43,7 @@ __all__ = [
     "PlanError",
     "id_hashes",
     "PendingFrames",
+    "pending_rows",
     "write_plan",
     "read_plan",
     "pending_frames",
@@ -287,24 +288,15 @@ class PendingFrames:
                 for name, column in zip(batch.schema.names, batch.columns)
             }
 
-    def ray_dataset(self):
-        """A Ray Dataset of the pending rows: one read task per plan part, run on Ray's workers, each reading
-        its part and keeping the pending shards' rows. Ray Data merges a task's output into blocks of up to
-        128 MiB, so a part comes out as one block: the executor cuts it into batches
-        (`pipeline.executors.RayExecutor`). A read task takes one CPU (Ray's default): the executor reserves
-        it beside the actor pools (`pipeline.executors.READ_CPUS`)."""
-        import ray.data
-
-        parts = [{"part": str(self.plan.folder / part.file)} for part in self.plan.parts_of(self.shards)]
-        return ray.data.from_items(parts, override_num_blocks=len(parts)).map_batches(
-            _read_pending_part, fn_kwargs=dict(shards=self.shards), batch_size=1, batch_format="pyarrow"
-        )
+    def part_files(self) -> list[str]:
+        """The plan parts (Parquet files) that hold pending frames: one read task each on Ray
+        (`pipeline.executors.plan_dataset`), each keeping the pending rows (`pending_rows`)."""
+        return [str(self.plan.folder / part.file) for part in self.plan.parts_of(self.shards)]
 
 
-def _read_pending_part(batch: pa.Table, shards: np.ndarray) -> pa.Table:
-    """The rows of the pending `shards` in the plan part named by the batch's one row (a Ray read task)."""
-    (path,) = batch.column("part").to_pylist()
-    return _rows_of(pq.read_table(path), shards)
+def pending_rows(part_file: str, shards: np.ndarray) -> pa.Table:
+    """The rows of the pending `shards` in the plan part `part_file`."""
+    return _rows_of(pq.read_table(part_file), shards)
 
 
 def pending_frames(run_dir: str | Path, plan: Plan) -> PendingFrames:

@@ -1,12 +1,11 @@
 """Two executors of one stage graph (`stages.graph`): Ray Data, and in-process.
 
-Both take the pending frames of a run's plan (`label_store.plan.PendingFrames`; or source rows,
-`stages.rows.rows_from_refs`, in tests) and yield the graph's output batches (position, frame_id,
-shard_index, record, seconds_<stage>), in any order; the driver (`pipeline.run`)
-commits shards from them the same way whichever executor ran.
+Both take the pending frames of a run's plan (`label_store.plan.PendingFrames`) and yield the graph's
+output batches (position, frame_id, shard_index, record, seconds_<stage>), in any order; the driver
+(`pipeline.run`) commits shards from them the same way whichever executor ran.
 
 - `RayExecutor` (`labels run`, the default): one Ray Data `map_batches` per stage, an actor pool
-  sized and reserved as `stages.graph.stage_resources` says; a local Ray by default, a cluster at
+  sized and reserved as `pipeline.resources.stage_resources` says; a local Ray by default, a cluster at
   `address` / RAY_ADDRESS.
 - `LocalExecutor` (`labels run --executor local`, tests, notebooks, `labels bench`): every stage
   built once in this process; the CPU stages before the first model stage (decode) run on a small
@@ -30,10 +29,11 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 import numpy as np
 
 from orpose.configs.schema import TeacherConfig
+from orpose.pipeline.resources import CPU_STAGE_CPUS, stage_resources
 from orpose.stages.context import StageContext
-from orpose.stages.graph import CPU_STAGE_CPUS, StageGraph, StageSpec, stage_resources
+from orpose.stages.graph import StageGraph, StageSpec
 from orpose.stages.isolation import check_written, run_stage
-from orpose.stages.rows import REJECT_DETAIL, REJECT_REASON, batch_from_rows, objects
+from orpose.stages.rows import REJECT_DETAIL, REJECT_REASON, objects
 
 if TYPE_CHECKING:
     from orpose.label_store.plan import PendingFrames
@@ -149,10 +149,10 @@ class LocalExecutor:
     def log_location(self) -> str | None:
         return None
 
-    def batches(self, frames: "PendingFrames | list[dict]") -> Iterator[dict]:
+    def batches(self, frames: "PendingFrames") -> Iterator[dict]:
         """The graph's output batches, in the order they finish; the frames are read as a stream and at most
         decode_threads + model_threads + 1 batches are decoded ahead (bounded memory whatever their number)."""
-        chunks = _source_batches(frames, self.batch_size)
+        chunks = frames.iter_batches(self.batch_size)
 
         with (
             ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as decode_pool,
@@ -220,15 +220,6 @@ class LocalExecutor:
         batch = self._run(models, batch, isolate=False)  # a caller's own images: their errors are raised to it
         written = [c for spec in models for c in spec.writes]
         return [{column: batch[column][i] for column in written} for i in range(n)]
-
-
-def _source_batches(frames: "PendingFrames | list[dict]", batch_size: int) -> Iterator[dict]:
-    """Source batches of `batch_size` rows: read from the plan as a stream, or cut from rows in memory (tests)."""
-    if isinstance(frames, list):
-        for start in range(0, len(frames), batch_size):
-            yield batch_from_rows(frames[start : start + batch_size])
-    else:
-        yield from frames.iter_batches(batch_size)
 
 
 # The CPU of the task that reads a plan part and cuts it into batches (RayExecutor.batches): on top of what the
@@ -320,9 +311,9 @@ class RayExecutor:
 
             ray.shutdown()
 
-    def batches(self, frames: "PendingFrames | list[dict]") -> Iterator[dict]:
+    def batches(self, frames: "PendingFrames") -> Iterator[dict]:
         """The graph's output batches. The pending frames are read from the plan's Parquet parts by Ray's
-        workers (a list of rows, in tests, is handed over from memory).
+        workers (`plan_dataset`).
 
         Actors are not restarted by Ray (max_restarts=0): Ray Data passes each actor's constructor arguments
         as objects in the object store, which a restart after the loss of their node could not read back.
@@ -339,10 +330,7 @@ class RayExecutor:
         data_context = ray.data.DataContext.get_current()
         data_context.enable_progress_bars = False  # the driver shows one bar with per-stage figures
         data_context.execution_options.preserve_order = False
-        if isinstance(frames, list):
-            ds = ray.data.from_items(frames)
-        else:
-            ds = frames.ray_dataset()
+        ds = plan_dataset(frames)
         # Blocks of batch_size rows. Ray Data merges what one task yields into blocks up to
         # DataContext.target_max_block_size (128 MiB): a plan part's rows (paths: a few MB for 262,144 frames)
         # became one block, which one actor labelled whole and sent back at its end. A streaming repartition
@@ -373,6 +361,27 @@ class RayExecutor:
         # arrived (its sliding window fetches ahead before yielding), so the driver would lag one batch
         # behind the models; each block is one small batch of records, nothing worth prefetching.
         yield from ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0)
+
+
+def plan_dataset(frames: "PendingFrames"):
+    """A Ray Dataset of the pending rows: one read task per plan part, run on Ray's workers, each reading
+    its part and keeping the pending shards' rows (`label_store.plan.pending_rows`). Ray Data merges a task's
+    output into blocks of up to 128 MiB, so a part comes out as one block: `RayExecutor.batches` cuts it into
+    batches. A read task takes one CPU (Ray's default), reserved beside the actor pools (READ_CPUS)."""
+    import ray.data
+
+    parts = [{"part": path} for path in frames.part_files()]
+    return ray.data.from_items(parts, override_num_blocks=len(parts)).map_batches(
+        _read_pending_part, fn_kwargs=dict(shards=frames.shards), batch_size=1, batch_format="pyarrow"
+    )
+
+
+def _read_pending_part(batch, shards: np.ndarray):
+    """The pending rows of the plan part named by the batch's one row (a Ray read task)."""
+    from orpose.label_store.plan import pending_rows
+
+    (path,) = batch.column("part").to_pylist()
+    return pending_rows(path, shards)
 
 
 def _is_lost_work(error: BaseException | None) -> bool:

@@ -31,10 +31,11 @@ from orpose.label_store.plan import Plan, pending_frames
 from orpose.label_store.provenance import make_provenance
 from orpose.label_store.shard import commit_shard
 from orpose.pipeline.executors import LABELLED_AT, make_executor, worker_column
+from orpose.pipeline.resources import stage_resources
 from orpose.pipeline.run_dir import prepare_run_dir
 from orpose.pipeline.run_lock import acquire_run_lock
 from orpose.stages.context import StageContext
-from orpose.stages.graph import StageGraph, default_graph, stage_resources
+from orpose.stages.graph import StageGraph, default_graph
 from orpose.stages.rows import timing_column
 from orpose.teachers.install_check import check_kernels_available
 from orpose.teachers.weights import WeightsMissingError, checkpoint_path, missing_checkpoints, missing_message

@@ -9,9 +9,10 @@ import numpy as np
 from orpose.frames.calibration import CameraCalibration
 from orpose.frames.decode import decode_depth_bytes
 from orpose.frames.sources import depth_counts_to_mm
+from orpose.stages.base import Stage
 from orpose.stages.context import StageContext
 from orpose.stages.records import labelled_record, rejected_record
-from orpose.stages.rows import REJECT_DETAIL, REJECT_REASON, Timer, num_rows, objects, ref_from_row
+from orpose.stages.rows import REJECT_DETAIL, REJECT_REASON, num_rows, objects, ref_from_row
 
 __all__ = ["AssembleStage", "PERSON_COLUMNS"]
 
@@ -29,9 +30,23 @@ PERSON_COLUMNS = (
 )
 
 
-class AssembleStage:
-    """record (a label_store FrameRecord) per row; drops depth_encoded and the per-person columns
-    (columns: `stages.graph`)."""
+class AssembleStage(Stage):
+    """record (a label_store FrameRecord) per row; drops depth_encoded and the per-person columns."""
+
+    name, kind = "assemble", "cpu"
+    reads = (
+        "frame_id",
+        "camera_id",
+        "color_path",
+        "depth_path",
+        "timestamp",
+        "depth_encoded",
+        REJECT_REASON,
+        REJECT_DETAIL,
+        *PERSON_COLUMNS,
+    )
+    writes = ("record",)
+    drops = ("depth_encoded", *PERSON_COLUMNS)
 
     def __init__(self, *, calibrations: Mapping[str, CameraCalibration], depth_radius_px: float):
         self.calibrations = dict(calibrations)
@@ -42,7 +57,7 @@ class AssembleStage:
         return cls(calibrations=context.calibrations, depth_radius_px=context.config.thresholds.depth_radius_px)
 
     def __call__(self, batch: dict) -> dict:
-        with Timer("assemble") as timer:
+        with self.timer() as timer:
             records = []
             for i in range(num_rows(batch)):
                 ref = ref_from_row(batch, i)
@@ -65,6 +80,6 @@ class AssembleStage:
                 records.append(
                     labelled_record(ref, calibration, depth_mm, depth_radius_px=self.depth_radius_px, **people)
                 )
-            batch = {k: v for k, v in batch.items() if k not in PERSON_COLUMNS and k != "depth_encoded"}
+            batch = {k: v for k, v in batch.items() if k not in self.drops}
             batch["record"] = objects(records)
         return timer.stamp(batch)

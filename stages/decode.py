@@ -10,8 +10,9 @@ import numpy as np
 from orpose.frames.calibration import CameraCalibration
 from orpose.frames.errors import FrameError, StageError
 from orpose.frames.sources import load_frame
+from orpose.stages.base import Stage
 from orpose.stages.context import StageContext
-from orpose.stages.rows import REJECT_DETAIL, REJECT_REASON, Timer, num_rows, objects, ref_from_row
+from orpose.stages.rows import REJECT_DETAIL, REJECT_REASON, num_rows, objects, ref_from_row
 
 __all__ = ["DecodeStage", "REJECTED_COLOR"]
 
@@ -20,14 +21,18 @@ log = logging.getLogger(__name__)
 REJECTED_COLOR = np.zeros((0, 0, 3), np.uint8)  # the color of a frame that did not decode
 
 
-class DecodeStage:
-    """Strict decoding of each frame of the batch (columns: `stages.graph`).
+class DecodeStage(Stage):
+    """Strict decoding of each frame of the batch.
 
     color is H x W x 3 uint8 BGR (0 x 0 x 3 for a rejected frame); depth_encoded is the depth
     image's validated file bytes (b"" for color-only frames): every later stage carries this
     column and only the last one needs the depth, so it travels compressed, ~1/10 of the decoded
     counts. A frame that fails gets its FrameError's reason tag and message, once, here.
     """
+
+    name, kind = "decode", "cpu"
+    reads = ("frame_id", "camera_id", "color_path", "depth_path", "timestamp")
+    writes = ("color", "depth_encoded", REJECT_REASON, REJECT_DETAIL)
 
     def __init__(self, *, calibrations: Mapping[str, CameraCalibration]):
         self.calibrations = dict(calibrations)
@@ -37,7 +42,7 @@ class DecodeStage:
         return cls(calibrations=context.calibrations)
 
     def __call__(self, batch: dict) -> dict:
-        with Timer("decode") as timer:
+        with self.timer() as timer:
             colors, depths, reasons, details = [], [], [], []
             for i in range(num_rows(batch)):
                 ref = ref_from_row(batch, i)
@@ -54,7 +59,9 @@ class DecodeStage:
                         caught
                         if isinstance(caught, FrameError)
                         else StageError(
-                            ref.frame_id, ref.color_path, f"stage 'decode' raised {type(caught).__name__}: {caught}"
+                            ref.frame_id,
+                            ref.color_path,
+                            f"stage '{self.name}' raised {type(caught).__name__}: {caught}",
                         )
                     )
                     if not isinstance(caught, FrameError):

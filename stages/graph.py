@@ -7,8 +7,10 @@ Both executors run this declaration: the Ray executor (`pipeline.executors.RayEx
 actor pool per stage) and the in-process one (`pipeline.executors.LocalExecutor`). Building a
 graph checks its contract: every column a stage reads is a source column or written by a stage
 upstream and not dropped since; a broken contract fails at build time naming the stage and the
-column (`ContractError`). `fuse_models` turns the consecutive model stages into one stage, so
-that one process (one Ray actor per device) holds all three models. `labels graph` prints it.
+column (`ContractError`). Each stage declares its contract on its class (`stages.base.Stage`); the
+resources a stage's workers reserve are the executors' policy (`pipeline.resources`). `fuse_models` turns
+the consecutive model stages into one stage, so that one process (one Ray actor per device) holds all
+three models. `labels graph` prints it.
 """
 
 from __future__ import annotations
@@ -16,10 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-from orpose.configs.schema import RunSpec
 from orpose.errors import OrPoseError
 from orpose.stages.context import StageContext
-from orpose.stages.rows import REJECT_DETAIL, REJECT_REASON, SOURCE_COLUMNS, timing_column
+from orpose.stages.rows import SOURCE_COLUMNS, timing_column
 
 __all__ = [
     "StageSpec",
@@ -29,9 +30,6 @@ __all__ = [
     "default_graph",
     "fuse_models",
     "FusedModelStage",
-    "Resources",
-    "stage_resources",
-    "describe_graph",
     "FUSED_NAME",
 ]
 
@@ -169,127 +167,13 @@ def fuse_models(graph: StageGraph, whole: bool = False) -> StageGraph:
 
 def default_graph(fused: bool | str = False) -> StageGraph:
     """The teacher's graph: decode -> detect -> keypoints -> lift -> assemble (fused: decode -> models -> assemble;
-    fused="whole": one stage runs all five, `fuse_models(whole=True)`)."""
-    from orpose.stages.assemble import PERSON_COLUMNS, AssembleStage
+    fused="whole": one stage runs all five, `fuse_models(whole=True)`). Each stage's columns are declared on its
+    class (`stages.base.Stage`)."""
+    from orpose.stages.assemble import AssembleStage
     from orpose.stages.decode import DecodeStage
+    from orpose.stages.detect import DetectStage
+    from orpose.stages.keypoints import KeypointStage
+    from orpose.stages.lift import LiftStage
 
-    # The model stages import torch and mmcv: the graph is declared with their classes by name and
-    # resolved on first use, so that `labels graph` and the CPU workers do not pay for the import.
-    graph = build_graph(
-        [
-            StageSpec(
-                "decode",
-                DecodeStage,
-                "cpu",
-                reads=("frame_id", "camera_id", "color_path", "depth_path", "timestamp"),
-                writes=("color", "depth_encoded", REJECT_REASON, REJECT_DETAIL),
-            ),
-            StageSpec(
-                "detect",
-                _lazy("orpose.stages.detect", "DetectStage"),
-                "model",
-                reads=("color", REJECT_REASON),
-                writes=("boxes", "scores", "mask_rle"),
-            ),
-            StageSpec(
-                "keypoints",
-                _lazy("orpose.stages.keypoints", "KeypointStage"),
-                "model",
-                reads=("color", "boxes", REJECT_REASON),
-                writes=("keypoints", "spread"),
-                drops=("color",),
-            ),
-            StageSpec(
-                "lift",
-                _lazy("orpose.stages.lift", "LiftStage"),
-                "model",
-                reads=("keypoints", "boxes"),
-                writes=("hard_mask", "hard_valid", "pose_soft", "pose_hard"),
-            ),
-            StageSpec(
-                "assemble",
-                AssembleStage,
-                "cpu",
-                reads=(
-                    "frame_id",
-                    "camera_id",
-                    "color_path",
-                    "depth_path",
-                    "timestamp",
-                    "depth_encoded",
-                    REJECT_REASON,
-                    REJECT_DETAIL,
-                    *PERSON_COLUMNS,
-                ),
-                writes=("record",),
-                drops=("depth_encoded", *PERSON_COLUMNS),
-            ),
-        ]
-    )
+    graph = build_graph([cls.spec() for cls in (DecodeStage, DetectStage, KeypointStage, LiftStage, AssembleStage)])
     return fuse_models(graph, whole=fused == "whole") if fused else graph
-
-
-class _lazy:
-    """A stage class named by module and attribute, imported when the stage is built."""
-
-    def __init__(self, module: str, name: str):
-        self.module, self.__name__ = module, name
-
-    def resolve(self) -> type:
-        import importlib
-
-        return getattr(importlib.import_module(self.module), self.__name__)
-
-    def from_config(self, context: StageContext):
-        return self.resolve().from_config(context)
-
-    def __repr__(self) -> str:
-        return f"{self.module}.{self.__name__}"
-
-    def __eq__(self, other) -> bool:  # two declarations of one class are the same stage class
-        return isinstance(other, _lazy) and (self.module, self.__name__) == (other.module, other.__name__)
-
-    def __hash__(self) -> int:
-        return hash((self.module, self.__name__))
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What the Ray executor reserves for a stage: `actors` processes, each with `cpus` and `gpus`."""
-
-    actors: int
-    cpus: float
-    gpus: float
-
-
-CPU_STAGE_CPUS = 0.25  # decode and assemble are light; they share cores with the model actors
-
-
-def stage_resources(spec: StageSpec, run: RunSpec) -> Resources:
-    if spec.kind == "cpu":
-        return Resources(run.cpu_actors, CPU_STAGE_CPUS, 0.0)
-    actors = {"detect": run.detector_actors, "keypoints": run.keypoint_actors, "lift": run.lifter_actors}
-    gpus = {"detect": run.detector_gpus, "keypoints": run.keypoint_gpus, "lift": run.lifter_gpus}.get(spec.name)
-    return Resources(
-        actors.get(spec.name, run.detector_actors), run.cpus_per_actor, run.gpus_per_actor if gpus is None else gpus
-    )
-
-
-def describe_graph(graph: StageGraph, run: RunSpec | None = None) -> list[str]:
-    """Printable lines: each stage with its kind, resources, columns read, written and dropped."""
-    run = run or RunSpec()
-    lines = [f"source columns: {', '.join(graph.source_columns)}"]
-    for k, spec in enumerate(graph.stages, 1):
-        r = stage_resources(spec, run)
-        parts = f" = {' -> '.join(p.name for p in spec.parts)} in one process" if spec.parts else ""
-        lines.append(
-            f"{k}. {spec.name} ({spec.kind}{parts}; Ray: {r.actors} actor(s) x {r.cpus:g} CPU"
-            + (f" + {r.gpus:g} GPU" if r.gpus else "")
-            + f"; class {getattr(spec.cls, '__name__', spec.cls)})"
-        )
-        lines.append(f"     reads  : {', '.join(spec.reads)}")
-        lines.append(f"     writes : {', '.join((*spec.writes, *spec.timings))}")
-        if spec.drops:
-            lines.append(f"     drops  : {', '.join(spec.drops)}")
-    lines.append(f"to the driver: {', '.join(graph.output_columns())}")
-    return lines

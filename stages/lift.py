@@ -6,23 +6,29 @@ columns hard_mask and hard_valid: the lifter's hard input and the shard's hard f
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from orpose.configs.schema import CONFIG_DIR
-from orpose.stages._batching import release_freed_heap, with_oom_backoff
+from orpose.stages._batching import release_freed_heap
+from orpose.stages.base import Stage
 from orpose.stages.context import StageContext
 from orpose.stages.label_sets import hard_keypoints
-from orpose.stages.rows import Timer, objects
-from orpose.teachers.lifter import Lifter
-from orpose.teachers.mm import pick_device
-from orpose.teachers.weights import checkpoint_path
+from orpose.stages.rows import objects
+
+if TYPE_CHECKING:
+    from orpose.teachers.lifter import Lifter
 
 __all__ = ["LiftStage"]
 
 
-class LiftStage:
+class LiftStage(Stage):
     """hard_mask (P, 17), hard_valid (P,), pose_soft (P, 17, 3) lifted from every keypoint and
-    pose_hard (P, 17, 3) lifted from the hard keypoints (columns: `stages.graph`)."""
+    pose_hard (P, 17, 3) lifted from the hard keypoints."""
+
+    name, kind = "lift", "model"
+    reads = ("keypoints", "boxes")
+    writes = ("hard_mask", "hard_valid", "pose_soft", "pose_hard")
 
     def __init__(self, *, lifter: Lifter, keypoint_score: float, min_keypoints: int):
         self.lifter = lifter
@@ -30,6 +36,11 @@ class LiftStage:
 
     @classmethod
     def from_config(cls, context: StageContext) -> "LiftStage":
+        from orpose.configs.schema import CONFIG_DIR
+        from orpose.teachers.lifter import Lifter
+        from orpose.teachers.mm import pick_device
+        from orpose.teachers.weights import checkpoint_path
+
         context.set_torch_threads()
         config = context.config
         lifter = Lifter(
@@ -59,13 +70,13 @@ class LiftStage:
         return list(zip(np.split(soft, splits), np.split(hard, splits)))
 
     def __call__(self, batch: dict) -> dict:
-        with Timer("lift") as timer:
+        with self.timer() as timer:
             keypoints = [np.asarray(k, np.float32).reshape(-1, 17, 3) for k in batch["keypoints"]]
             hard = [hard_keypoints(k, self.keypoint_score, self.min_keypoints) for k in keypoints]
             items = [
                 (k, np.asarray(b).reshape(-1, 4), mask) for k, b, (mask, _) in zip(keypoints, batch["boxes"], hard)
             ]
-            results = with_oom_backoff(self._lift, items, "lift")
+            results = self.within_memory(self._lift, items)
             batch = dict(
                 batch,
                 hard_mask=objects([m for m, _ in hard]),

@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from orpose.configs.schema import load_teacher_config, parse_overrides
+    from orpose.pipeline.resources import describe_graph
     from orpose.pipeline.run import run_graph
-    from orpose.stages.graph import describe_graph
 
     config = load_teacher_config(args.config, parse_overrides(args.overrides))
     graph = run_graph(config)

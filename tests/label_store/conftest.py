@@ -13,8 +13,8 @@ from orpose.pipeline.executors import LocalExecutor
 from orpose.stages.context import StageContext
 from orpose.stages.graph import default_graph
 from orpose.stages.records import rejected_record
-from orpose.stages.rows import rows_from_refs
 from orpose.teachers.weights import checkpoint_path
+from tests.plans import pending_from_refs
 
 SAMPLE = Path(__file__).parents[2] / "data" / "sample"
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "bad_frames"
@@ -26,12 +26,13 @@ def tiny_config():
 
 
 @pytest.fixture(scope="session")
-def records(tiny_config, tiny_weights):
+def records(tiny_config, tiny_weights, tmp_path_factory):
     source = open_source(SAMPLE / "manifest.jsonl")
     executor = LocalExecutor(
         default_graph(), StageContext(tiny_config, tiny_weights, source.calibrations()), batch_size=3
     )
-    batch = next(executor.batches(rows_from_refs((ref, 0) for ref in source.refs()[:3])))
+    planned = tmp_path_factory.mktemp("records")
+    batch = next(executor.batches(pending_from_refs(planned, source.refs()[:3])))
     recs = list(batch["record"])
     bad = ManifestSource(FIXTURES / "manifest.jsonl")
     ref = next(r for r in bad.refs() if r.frame_id == "truncated_png")

@@ -13,8 +13,8 @@ from orpose.label_store.plan import (
     PLAN_DIR,
     PendingFrames,
     PlanError,
-    _read_pending_part,
     pending_frames,
+    pending_rows,
     read_plan,
     write_plan,
 )
@@ -86,9 +86,12 @@ def test_pending_shards_come_from_the_manifest_file_names(tmp_path):
 
 def test_a_read_task_keeps_the_pending_rows_of_its_part(tmp_path):
     plan = write_plan(tmp_path, batches(IDS, 10), 3, None, "src", frames_per_part=6)
-    task_input = pa.table({"part": [str(plan.folder / plan.parts[0].file)]})
-    assert _read_pending_part(task_input, np.array([0, 1])).column("frame_id").to_pylist() == IDS[0:6]
-    rows = _read_pending_part(task_input, np.array([1, 2]))  # shard 2 is in part 1
+    files = [str(plan.folder / part.file) for part in plan.parts]
+    assert PendingFrames(plan, np.array([1])).part_files() == files[:1]  # shards 0-1 are part 0
+    assert PendingFrames(plan, np.array([1, 2])).part_files() == files[:2]
+    part = str(plan.folder / plan.parts[0].file)
+    assert pending_rows(part, np.array([0, 1])).column("frame_id").to_pylist() == IDS[0:6]
+    rows = pending_rows(part, np.array([1, 2]))  # shard 2 is in part 1
     assert rows.column("frame_id").to_pylist() == IDS[3:6]
     assert set(rows.schema.names) == set(["position", "shard_index", *REF_COLUMNS])
 

@@ -87,6 +87,7 @@ def test_model_actors_asking_for_gpus_get_their_own_and_place_their_models_there
     from orpose.pipeline.executors import RayExecutor
     from orpose.stages.context import StageContext
     from orpose.stages.graph import StageSpec, build_graph
+    from tests.plans import pending_from_ids
 
     log = tmp_path / "placements.jsonl"
     names = ("detect", "keypoints", "lift")
@@ -101,7 +102,7 @@ def test_model_actors_asking_for_gpus_get_their_own_and_place_their_models_there
     ray.init(address="local", num_cpus=4, num_gpus=3, include_dashboard=False, log_to_driver=False)
     try:
         with RayExecutor(graph, StageContext(config, tmp_path), batch_size=2) as executor:
-            batches = list(executor.batches([{"frame_id": f"f{i}"} for i in range(12)]))
+            batches = list(executor.batches(pending_from_ids(tmp_path / "planned", [f"f{i}" for i in range(12)])))
     finally:
         ray.shutdown()
     assert sum(len(b["frame_id"]) for b in batches) == 12 and all(b[f"seen_{n}"].all() for b in batches for n in names)

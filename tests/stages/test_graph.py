@@ -1,20 +1,18 @@
 """The stage graph: its contract check catches a broken graph at build time, naming the stage and
-the column; fusing the model stages keeps the contract; the printed graph names every stage."""
+the column; fusing the model stages keeps the contract; each stage's contract is the one its class declares."""
 
+import numpy as np
 import pytest
 
-from orpose.configs.schema import RunSpec
+from orpose.stages.base import Stage
 from orpose.stages.graph import (
     FUSED_NAME,
     ContractError,
     StageSpec,
     build_graph,
     default_graph,
-    describe_graph,
     fuse_models,
-    stage_resources,
 )
-from orpose.stages.rows import SOURCE_COLUMNS
 
 
 def test_the_default_graph_hands_the_driver_frame_shard_record_and_every_timing():
@@ -71,17 +69,22 @@ def test_the_whole_graph_in_one_stage_reads_the_source_and_writes_what_the_stage
     assert fuse_models(default_graph(fused=True), whole=True) == whole  # a fused stage's parts are taken apart
 
 
-def test_resources_follow_the_run_settings():
-    run = RunSpec(detector_actors=3, keypoint_actors=2, gpus_per_actor=0.5, cpus_per_actor=2.0, cpu_tasks=4)
-    by_name = {spec.name: stage_resources(spec, run) for spec in default_graph().stages}
-    assert (by_name["detect"].actors, by_name["detect"].cpus, by_name["detect"].gpus) == (3, 2.0, 0.5)
-    assert by_name["keypoints"].actors == 2 and by_name["decode"].gpus == 0.0 and by_name["assemble"].actors == 4
+def test_each_stage_of_the_graph_is_its_class_declaration_and_times_itself_under_its_name():
+    for spec in default_graph().stages:
+        assert issubclass(spec.cls, Stage) and spec == spec.cls.spec()
+        assert spec.timings == (f"seconds_{spec.cls.name}",)
 
 
-def test_the_printed_graph_lists_stages_resources_and_columns():
-    lines = describe_graph(default_graph(), RunSpec(gpus_per_actor=1.0))
-    text = "\n".join(lines)
-    assert lines[0] == "source columns: " + ", ".join(SOURCE_COLUMNS)
-    for name in ("decode", "detect", "keypoints", "lift", "assemble"):
-        assert f". {name} (" in text
-    assert "x 0.5 CPU + 1 GPU" in text and "drops  : color" in text and lines[-1].startswith("to the driver: ")
+def test_a_stage_writing_less_than_it_declares_is_caught_after_its_call():
+    from orpose.stages.isolation import run_stage
+
+    class Forgetful(Stage):
+        name, kind, reads, writes = "forgetful", "cpu", ("frame_id",), ("boxes",)
+
+        def __call__(self, batch):
+            with self.timer() as timer:
+                pass
+            return timer.stamp(dict(batch))
+
+    with pytest.raises(RuntimeError, match="stage 'forgetful' did not write the column.*boxes"):
+        run_stage(Forgetful.spec(), Forgetful(), {"frame_id": np.array(["a"], dtype=object)})
