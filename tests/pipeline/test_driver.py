@@ -22,6 +22,7 @@ from orpose.label_store.schema import STATUS_LABELLED
 from orpose.label_store.shard import FrameRecord, manifest_entries
 from orpose.pipeline.executors import start_ray
 from orpose.stages.records import frame_row, rejected_record
+from orpose.teachers.weights import checkpoint_path
 
 CALIBRATION = CameraCalibration("cam", Intrinsics(64, 48, 60.0, 60.0, 31.5, 23.5), None, False, None, 1.0)
 
@@ -82,11 +83,11 @@ class FakeDataset:
 
 
 @pytest.fixture
-def driver(monkeypatch):
-    """run_labels with the dataset replaced; returns (run, the row lists each attempt was given)."""
+def driver(tmp_path_factory):
+    """run_labels with an executor handed in (`engine=`) that yields what `make_dataset` makes; returns (run, the
+    row lists each attempt was given). The checkpoints are stand-in files: hashed for the run's identity, never
+    loaded (no model runs)."""
     attempts = []
-    monkeypatch.setattr(run_module, "missing_checkpoints", lambda config, weights_dir: [])
-    monkeypatch.setattr(run_module, "_checkpoint_digests", lambda config, weights_dir: {"c": "0"})
 
     class FakeExecutor:
         def __init__(self, make_dataset):
@@ -109,12 +110,17 @@ def driver(monkeypatch):
             attempts.append([r["frame_id"] for r in rows])
             return self.make_dataset(rows, len(attempts)).batches()
 
+    weights = tmp_path_factory.mktemp("weights")  # apart from the run: a test may run on a tiny file system
     def run(tmp_path, frames: int, make_dataset, plan_only: bool = False, **overrides):
-        monkeypatch.setattr(run_module, "make_executor", lambda *args, **kwargs: FakeExecutor(make_dataset))
         config = load_teacher_config("tiny", {"run.shard_size": 5, **overrides})
+        for spec in (config.detector, config.keypoints, config.lifter):
+            path = checkpoint_path(weights, spec.checkpoint)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"stand-in")
         return run_module.run_labels(
-            config, Source(frames), "test", tmp_path / "run", weights_dir=tmp_path, progress=False, plan_only=plan_only
-        )
+            config, Source(frames), "test", tmp_path / "run", weights_dir=weights, progress=False,
+            plan_only=plan_only, engine=FakeExecutor(make_dataset),
+        )  # fmt: skip
 
     return run, attempts
 
