@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import h5py
@@ -240,7 +240,9 @@ def _image_tensor(image: np.ndarray, spec: ItemSpec, depth: bool) -> torch.Tenso
     image = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
     if spec.image_dtype == "float32":
         image = image.astype(np.float32, copy=False)
-    return torch.from_numpy(np.ascontiguousarray(image))
+    # a channels-first view, not copied here: `pack_item` makes the item's one contiguous copy (a 640x480
+    # float image is 3.7 MB; copying it twice cost the readers about 1 ms an item at factor 1)
+    return torch.from_numpy(image)
 
 
 def make_item(
@@ -251,7 +253,9 @@ def make_item(
     cameras: tuple[Intrinsics | None, Intrinsics | None] = (None, None),
 ) -> dict:
     """One training item from a frame's row and its persons' rows (keys: docs/reading_labels.md).
-    `cameras`: the intrinsics of the color image and of the depth grid (either None when unknown)."""
+    `cameras`: the intrinsics of the color image and of the depth grid (either None when unknown). Its
+    images may be strided views (channels first over the decoded channels-last array); `pack_item`, which
+    the readers apply, makes every tensor of the item contiguous in one storage."""
     keep = _kept_persons(persons, spec)
     persons = {name: np.asarray(column)[keep] for name, column in persons.items()}
 
@@ -291,26 +295,38 @@ def make_item(
     return item
 
 
-def pack_item(item: dict) -> dict:
-    """The item's tensors copied into one storage, each a view of it. A DataLoader worker hands a tensor to
-    the training process through shared memory, one segment per storage: an item of 13 separate tensors
-    cost about 6.7 ms in transfer on this machine (149 items/s at most, whatever the decoding), one storage
-    0.7 ms (`labels bench-feed` measures the readers with it). The views behave as the tensors did."""
-    tensors = {key: value for key, value in item.items() if isinstance(value, torch.Tensor)}
+def pack_item(item: dict, stacked: Sequence[str] = ()) -> dict:
+    """The item's tensors copied into one storage, each a contiguous view of it. A DataLoader worker hands a
+    tensor to the training process through shared memory, one segment per storage: an item of 13 separate
+    tensors cost about 6.7 ms in transfer on this machine (149 items/s at most, whatever the decoding), one
+    storage 0.7 ms (`labels bench-feed` measures the readers with it). The views behave as the tensors did.
+    `stacked`: keys whose value is a list of same-shaped tensors, stacked on a new first axis as they are
+    copied (a batch's images: one copy instead of `torch.stack` and then this one)."""
+    shapes = {}
+    for key, value in item.items():
+        if key in stacked:
+            shapes[key] = ((len(value), *value[0].shape), value[0].dtype)
+        elif isinstance(value, torch.Tensor):
+            shapes[key] = (tuple(value.shape), value.dtype)
     offsets, total = {}, 0
-    for key, value in tensors.items():
+    for key, (shape, dtype) in shapes.items():
         total = -(-total // 16) * 16  # every view starts 16-byte aligned, whatever its dtype
         offsets[key] = total
-        total += value.numel() * value.element_size()
+        total += int(np.prod(shape)) * torch.empty(0, dtype=dtype).element_size()
     buffer = torch.empty(total, dtype=torch.uint8)
     memory = buffer.numpy()  # the same bytes: numpy copies small arrays with less overhead than torch
     packed = dict(item)
-    for key, value in tensors.items():
-        size = value.numel() * value.element_size()
-        start = offsets[key]
-        source = value.numpy()
-        memory[start : start + size].view(source.dtype).reshape(source.shape)[...] = source
-        packed[key] = buffer[start : start + size].view(value.dtype).view(value.shape)
+    for key, (shape, dtype) in shapes.items():
+        parts = item[key] if key in stacked else [item[key]]
+        source = parts[0].numpy()
+        size = int(np.prod(shape)) * source.itemsize
+        target = memory[offsets[key] : offsets[key] + size].view(source.dtype).reshape(shape)
+        if key in stacked:
+            for i, part in enumerate(parts):
+                target[i] = part.numpy()
+        else:
+            target[...] = source
+        packed[key] = buffer[offsets[key] : offsets[key] + size].view(dtype).view(shape)
     return packed
 
 

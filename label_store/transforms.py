@@ -62,7 +62,13 @@ def collate_poses(items: Sequence[dict]) -> dict:
     `person_mask` (B, P) true where a person is real. Strings and factors become lists. The batch's tensors
     are views of one storage (`pack_item`)."""
     most = max((len(item["boxes"]) for item in items), default=0)
-    batch = {"image": torch.stack([item["image"] for item in items])}
+    if any(item["image"].shape != items[0]["image"].shape for item in items):
+        raise ValueError(
+            "collate_poses: the batch's images differ in size "
+            f"({sorted({tuple(item['image'].shape) for item in items})}): use one factor per batch, or a transform "
+            "that resizes"
+        )
+    batch = {"image": [item["image"] for item in items]}  # stacked as it is packed (one copy)
     mask = torch.zeros(len(items), most, dtype=torch.bool)
     for i, item in enumerate(items):
         mask[i, : len(item["boxes"])] = True
@@ -77,7 +83,7 @@ def collate_poses(items: Sequence[dict]) -> dict:
             batch[key] = padded
         else:
             batch[key] = [item[key] for item in items]
-    return pack_item(batch)  # one storage: a DataLoader worker hands it over in one shared-memory segment
+    return pack_item(batch, stacked=("image",))  # one storage: one shared-memory segment for a DataLoader worker
 
 
 def person_count_sampler(dataset, num_samples: int | None = None, most: int = 8, seed: int = 0):

@@ -176,10 +176,27 @@ def _batching(batch_size: int | None, collate) -> dict:
     return dict(batch_size=None) if batch_size is None else dict(batch_size=batch_size, collate_fn=collate)
 
 
+def _loader(name: str, run, stream: PoseLabelStream, order: np.ndarray, workers: int, batch_size: int | None):
+    """The DataLoader of loader `name` over the same items (`order`: the limit's and the map-style's order)."""
+    if name == "limit":
+        dataset = DecodeOnly(
+            _paths(stream.source, order, stream.modality), order, stream.modality, stream.factor, stream.seed
+        )
+        return DataLoader(dataset, num_workers=workers, **_batching(batch_size, _stack_or_list))
+    if name == "stream":
+        return DataLoader(stream, num_workers=workers, **_batching(batch_size, _poses_or_list))
+    if name == "map":
+        dataset = PoseLabelDataset(run, modality=stream.modality, factor=stream.factor, seed=stream.seed)
+        where = {int(p): i for i, p in enumerate(dataset.positions)}
+        sampler = [where[int(p)] for p in order]  # the limit's random order
+        return DataLoader(dataset, num_workers=workers, sampler=sampler, **_batching(batch_size, _poses_or_list))
+    raise ValueError(f"unknown loader {name!r} (known: limit, stream, map)")
+
+
 def shuffle_quality(stream: PoseLabelStream, workers: int) -> tuple[float, float]:
     """(consecutive items of one worker from the same shard: the stream, a full random permutation)."""
     index = stream.source.index
-    positions = stream.epoch_positions(0, 1, 0, workers)
+    positions = stream.epoch_positions(0, 1, 0, max(workers, 1))  # --workers 0: the items are read in process
     stream_rate = float(np.mean(index.shard[positions][1:] == index.shard[positions][:-1]))
     everything = np.flatnonzero(stream.eligible)
     permuted = index.shard[np.random.default_rng(0).permutation(everything)]
@@ -199,8 +216,11 @@ def bench_feed(
     keep: str | None = None,
     loaders: tuple[str, ...] = ("limit", "stream", "map"),
     batch_size: int | None = None,
+    repeats: int = 1,
 ) -> list[str]:
-    """The figures as printable lines (see the module docstring)."""
+    """The figures as printable lines (see the module docstring). `repeats`: the loaders measured that many
+    times in turn; the lines give medians, and each ratio to the limit is the median of the ratios within
+    a turn."""
     from orpose.label_store.replicate import replicate_run
     from orpose.label_store.stream import DEFAULT_BUFFER_SIZE
 
@@ -228,29 +248,30 @@ def bench_feed(
         f"{os.cpu_count()} CPUs; run opened in {open_s:.2f} s"
     )
     order = np.random.default_rng([seed, 7]).permutation(np.flatnonzero(stream.eligible))[: items * 2]
-    figures = {}
-    for name in loaders:
-        if name == "limit":
-            dataset = DecodeOnly(_paths(stream.source, order, modality), order, modality, factor, seed)
-            loader = DataLoader(dataset, num_workers=workers, **_batching(batch_size, _stack_or_list))
-        elif name == "stream":
-            loader = DataLoader(stream, num_workers=workers, **_batching(batch_size, _poses_or_list))
-        elif name == "map":
-            dataset = PoseLabelDataset(run, modality=modality, factor=factor, seed=seed)
-            where = {int(p): i for i, p in enumerate(dataset.positions)}
-            sampler = [where[int(p)] for p in order]  # the limit's random order
-            loader = DataLoader(dataset, num_workers=workers, sampler=sampler, **_batching(batch_size, _poses_or_list))
-        else:
-            raise ValueError(f"unknown loader {name!r} (known: limit, stream, map)")
-        figures[name] = _measure(name, loader, items)
-    limit = figures.get("limit")
+    turns = [  # per repeat: loader name -> its figures, the loaders one after the other
+        {name: _measure(name, _loader(name, run, stream, order, workers, batch_size), items) for name in loaders}
+        for _ in range(repeats)
+    ]
     lines.append("loader  | items/s (after the first) | of the limit | first batch | workers' PSS | read per item")
-    for f in figures.values():
-        ratio = f"{f.items_per_s / limit.items_per_s:.2f}" if limit and limit.items_per_s else "-"
-        lines.append(
-            f"{f.name:7} | {f.items_per_s:8.1f} ({f.items} items)        | {ratio:>12} | {f.first_batch_s:9.2f} s "
-            f"| {f.workers_pss_mb:9.0f} MB | {f.read_bytes_per_item / 1024:8.1f} KB"
+    for name in loaders:
+        ratios = [
+            t[name].items_per_s / t["limit"].items_per_s for t in turns if "limit" in t and t["limit"].items_per_s
+        ]
+        f = turns[0][name]
+        rate, first = (
+            float(np.median([t[name].items_per_s for t in turns])),
+            float(np.median([t[name].first_batch_s for t in turns])),
         )
+        ratio = f"{np.median(ratios):.2f}" if ratios else "-"
+        lines.append(
+            f"{name:7} | {rate:8.1f} ({f.items} items)        | {ratio:>12} | {first:9.2f} s "
+            f"| {max(t[name].workers_pss_mb for t in turns):9.0f} MB | {f.read_bytes_per_item / 1024:8.1f} KB"
+        )
+    if repeats > 1:
+        for name in loaders:
+            if name != "limit" and "limit" in loaders:
+                each = ", ".join(f"{t[name].items_per_s / t['limit'].items_per_s:.2f}" for t in turns)
+                lines.append(f"  {name} of the limit, turn by turn: {each} (median above)")
     same, random_same = shuffle_quality(stream, workers)
     lines.append(
         f"shuffle : consecutive items of one worker from the same shard: stream {same:.3f} (buffer {buffer_size}), "

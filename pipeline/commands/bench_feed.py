@@ -31,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--buffer", type=int, help="the stream's shuffle buffer (default: its default)")
     parser.add_argument("--loaders", default="limit,stream,map", help="which loaders, comma-separated")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="measure the loaders this many times in turn and print the medians: each ratio is taken within one "
+        "turn, the loaders a few seconds apart, so that a slow spell of a shared machine weighs on all (default 1)",
+    )
     parser.add_argument("--keep", help="work folder to keep (the replicated run); default a temporary one")
     parser.set_defaults(func=run)
 
@@ -51,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         keep=args.keep,
         loaders=tuple(name.strip() for name in args.loaders.split(",") if name.strip()),
         batch_size=args.batch_size,
+        repeats=args.repeats,
     )
     print("\n".join(lines))
     return 0

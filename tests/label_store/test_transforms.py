@@ -1,6 +1,7 @@
 """Item transforms, collate and sampler (issue 34): known answers on hand-made items."""
 
 import numpy as np
+import pytest
 import torch
 
 from orpose.joints import COCO_KEYPOINTS, H36M_JOINTS
@@ -96,3 +97,23 @@ def test_packed_items_keep_their_values_in_one_storage():
             assert packed[key] == value
     batch = collate_poses([make_item(2), make_item(1)])
     assert len({v.untyped_storage().data_ptr() for v in batch.values() if isinstance(v, torch.Tensor)}) == 1
+
+
+def test_packing_makes_strided_images_contiguous_and_stacks_a_batch_in_one_copy():
+    from orpose.label_store.dataset import pack_item
+
+    hwc = torch.arange(2 * 3 * 4 * 3, dtype=torch.float32).reshape(2, 3, 4, 3)
+    views = [image.permute(2, 0, 1) for image in hwc]  # channels first over channels last: strided
+    packed = pack_item({"image": views[0], "frame_id": "a"})
+    assert packed["image"].is_contiguous() and torch.equal(packed["image"], views[0])
+    batch = pack_item({"images": views, "mask": torch.ones(2, 1, dtype=torch.bool)}, stacked=("images",))
+    assert batch["images"].shape == (2, 3, 3, 4) and batch["images"].is_contiguous()
+    assert torch.equal(batch["images"], torch.stack(views)) and batch["mask"].all()
+    assert batch["images"].untyped_storage().data_ptr() == batch["mask"].untyped_storage().data_ptr()
+
+
+def test_a_batch_of_images_of_different_sizes_is_refused_naming_the_sizes():
+    small, large = make_item(1), make_item(1)
+    large["image"] = torch.zeros(3, 8, 8)
+    with pytest.raises(ValueError, match=r"images differ in size .*one factor per batch"):
+        collate_poses([small, large])

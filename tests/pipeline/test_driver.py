@@ -111,6 +111,7 @@ def driver(tmp_path_factory):
             return self.make_dataset(rows, len(attempts)).batches()
 
     weights = tmp_path_factory.mktemp("weights")  # apart from the run: a test may run on a tiny file system
+
     def run(tmp_path, frames: int, make_dataset, plan_only: bool = False, **overrides):
         config = load_teacher_config("tiny", {"run.shard_size": 5, **overrides})
         for spec in (config.detector, config.keypoints, config.lifter):
