@@ -293,11 +293,42 @@ def bench(
     pipelines: tuple[str, ...] = tuple(PIPELINES),
 ) -> list[str]:
     """Run the naive loop and each pipeline variant (`PIPELINES`), each in its own process; return the report lines."""
+    config, common, folder, small, large = _bench_inputs(
+        config_name, frames, overrides, weights_dir, memory_factor, keep
+    )
+    naive = _naive_runs(config, common, folder, small)
+    compute = json.loads(
+        timed_command(
+            [
+                sys.executable,
+                "-m",
+                "orpose.pipeline.bench",
+                "--flops",
+                "--frames",
+                str(small / "manifest.jsonl"),
+                *common,
+            ]
+        )["stdout"]
+        .strip()
+        .splitlines()[-1]
+    )
+    runs = _pipeline_runs(pipelines, common, folder, small, large)
+    comparisons = _compare_with_naive(folder, runs, pipelines)
+    lines = _naive_lines(config, overrides, frames, memory_factor, folder, naive)
+    lines += _pipeline_lines(pipelines, runs, comparisons, frames, naive)
+    if naive["kernel_stats"] is not None:
+        lines.append(_kernel_line(folder, naive, runs, pipelines, frames))
+    lines.append(_compute_line(compute, runs, pipelines, peak_tflops))
+    for variant, c in comparisons.items():
+        lines += [f"  {variant}: {p}" for p in c.problems[:10]]
+    return lines
+
+
+def _bench_inputs(config_name: str, frames: int, overrides: list[str], weights_dir, memory_factor: int, keep):
+    """The config, the options every command of the bench gets, the work folder and its two synthetic sources
+    (N and memory_factor x N frames); the tiny teacher's seeded weights are made when missing."""
     from orpose.configs.schema import load_teacher_config, parse_overrides
-    from orpose.label_store.compare import Tolerances, compare, load_labels
     from orpose.synth.generate import SynthSettings, generate
-    from orpose.teachers.kernels import KERNEL_FIELDS
-    from orpose.teachers.mm import pick_device
     from orpose.teachers.weights import init_seeded_weights, missing_checkpoints
 
     config = load_teacher_config(config_name, parse_overrides(overrides))
@@ -314,14 +345,17 @@ def bench(
     for target, count in ((small, frames), (large, frames * memory_factor)):
         if not (target / "manifest.jsonl").exists():
             generate(target, SynthSettings(frames=count, seed=0, cameras=1, calibrated_depth=False), progress=False)
-    python = sys.executable
-    common = ["--config", config_name, "--weights-dir", str(wd), *overrides]
+    return config, ["--config", config_name, "--weights-dir", str(wd), *overrides], folder, small, large
 
-    # The naive loop runs the model as its mmdet config builds it: mmcv's kernels (RoIAlign, NMS,
-    # deformable convolution). When the pipeline uses other kernels, the loop runs a second time with
-    # them, so the report can say how much of the ratio is the kernels and how much the pipeline.
-    # mmcv's kernels run on CPU only (make setup builds its CPU ops): on a GPU both loops use the
-    # pipeline's kernels.
+
+def _naive_runs(config, common: list[str], folder: Path, small: Path) -> dict:
+    """The naive loop as its mmdet config builds the model: mmcv's kernels (RoIAlign, NMS, deformable
+    convolution). When the pipeline uses other kernels, the loop runs a second time with them, so the report
+    can say how much of the ratio is the kernels and how much the pipeline. mmcv's kernels run on CPU only
+    (make setup builds its CPU ops): on a GPU both loops use the pipeline's kernels."""
+    from orpose.teachers.kernels import KERNEL_FIELDS
+    from orpose.teachers.mm import pick_device
+
     pipeline_kernels = {field: getattr(config.detector, field) for field in KERNEL_FIELDS}
     on_cpu = str(pick_device(config.device)) == "cpu"
     stock_kernels = {field: "mmcv" for field in KERNEL_FIELDS} if on_cpu else pipeline_kernels
@@ -329,58 +363,46 @@ def bench(
     def naive_run(kernels: dict, name: str) -> tuple[dict, dict]:
         run = timed_command(
             [
-                python,
-                "-m",
-                "orpose.pipeline.bench",
-                "--naive",
-                "--frames",
-                str(small / "manifest.jsonl"),
-                "--naive-out",
-                str(folder / name),
-                *common,
-                *(f"detector.{field}={kernel}" for field, kernel in kernels.items()),
+                sys.executable, "-m", "orpose.pipeline.bench", "--naive",
+                "--frames", str(small / "manifest.jsonl"), "--naive-out", str(folder / name),
+                *common, *(f"detector.{field}={kernel}" for field, kernel in kernels.items()),
             ]
-        )
+        )  # fmt: skip
         return run, json.loads(run["stdout"].strip().splitlines()[-1])
 
-    naive, naive_stats = naive_run(stock_kernels, "naive.h5")
+    run, stats = naive_run(stock_kernels, "naive.h5")
     kernel = "+".join(sorted({k for k in pipeline_kernels.values()}))  # e.g. "torchvision"
-    naive_kernel_stats = None
+    kernel_stats = None
     if pipeline_kernels != stock_kernels:
-        naive_kernel_stats = naive_run(pipeline_kernels, f"naive-{kernel}.h5")[1]
-    compute = json.loads(
-        timed_command(
-            [python, "-m", "orpose.pipeline.bench", "--flops", "--frames", str(small / "manifest.jsonl"), *common]
-        )["stdout"]
-        .strip()
-        .splitlines()[-1]
-    )
-    runs: dict[str, dict] = {}
+        kernel_stats = naive_run(pipeline_kernels, f"naive-{kernel}.h5")[1]
+    return dict(
+        run=run, stats=stats, kernel_stats=kernel_stats, kernel=kernel,
+        stock_kernels=stock_kernels, pipeline_kernels=pipeline_kernels,
+    )  # fmt: skip
+
+
+def _pipeline_runs(pipelines, common: list[str], folder: Path, small: Path, large: Path) -> dict:
+    """(variant, "small" | "large") -> the `labels run` of that variant on that source, timed, with its summary."""
+    runs: dict = {}
     for variant in pipelines:
         executor, fused = PIPELINES[variant]
         for size, target in (("small", small), ("large", large)):
             out = folder / f"run-{variant}-{target.name}"
             run = timed_command(
                 [
-                    python,
-                    "-m",
-                    "orpose.pipeline.cli",
-                    "run",
-                    "--executor",
-                    executor,
-                    "--frames",
-                    str(target / "manifest.jsonl"),
-                    "--out",
-                    str(out),
-                    "--new-run",
-                    "--no-progress",
-                    "--summary-json",
-                    str(out) + ".json",
-                    *common,
-                    f"run.fuse_models={str(fused).lower()}",
+                    sys.executable, "-m", "orpose.pipeline.cli", "run", "--executor", executor,
+                    "--frames", str(target / "manifest.jsonl"), "--out", str(out), "--new-run", "--no-progress",
+                    "--summary-json", str(out) + ".json", *common, f"run.fuse_models={str(fused).lower()}",
                 ]
-            )
+            )  # fmt: skip
             runs[variant, size] = dict(run, run=out, summary=json.loads(Path(str(out) + ".json").read_text()))
+    return runs
+
+
+def _compare_with_naive(folder: Path, runs: dict, pipelines) -> dict:
+    """Each variant's labels of the small source against the naive loop's."""
+    from orpose.label_store.compare import Tolerances, compare, load_labels
+
     # Both sides run the same models on the same pixels; what differs is fp32 summation order
     # (crops batched vs one at a time). DARK's sub-pixel step divides by the heatmap's curvature and
     # turns those ~1e-6 differences into up to a few hundredths of a pixel on trained, peaked
@@ -389,30 +411,39 @@ def bench(
     # single-crop forwards (measured); 1e-3 is 1/50 of CI's regression bar.
     tolerances = Tolerances(keypoint_px=0.05, confidence=1e-3, box_px=0.01, pose3d_mm=0.5)
     naive_labels = _naive_labels(folder / "naive.h5")
-    comparisons = {
+    return {
         variant: compare(naive_labels, load_labels(runs[variant, "small"]["run"]), tolerances, fields=NAIVE_FIELDS)
         for variant in pipelines
     }
-    naive_fps = frames / naive["seconds"]
-    s = naive_stats["seconds"]
 
-    def steady_fps(stats: dict) -> float:
-        return frames / sum(v for k, v in stats["seconds"].items() if k != "load")
 
-    naive_steady = steady_fps(naive_stats)
-    lines = [
+def _steady_fps(stats: dict, frames: int) -> float:
+    """The naive loop's frames/s without its model loading."""
+    return frames / sum(v for k, v in stats["seconds"].items() if k != "load")
+
+
+def _naive_lines(config, overrides, frames: int, memory_factor: int, folder: Path, naive: dict) -> list[str]:
+    run, stats = naive["run"], naive["stats"]
+    s = stats["seconds"]
+    return [
         f"bench: teacher {config.name}, {frames} synthetic 640x480 frames, {os.cpu_count()} CPUs, "
         f"device {config.device}, overrides {overrides or 'none'}; work in {folder}",
-        f"naive loop : {naive_fps:.3f} frames/s (wall {naive['seconds']:.1f} s, models loaded in it; "
-        f"kernels: {_kernels_text(stock_kernels)}), peak RSS {naive['peak_rss_mb']:.0f} MB"
-        + (f", GPU {naive_stats['gpu_peak_mb']:.0f} MB" if naive_stats.get("gpu_peak_mb") is not None else "")
-        + f"; its loop alone {naive_steady:.3f} frames/s",
+        f"naive loop : {frames / run['seconds']:.3f} frames/s (wall {run['seconds']:.1f} s, models loaded in it; "
+        f"kernels: {_kernels_text(naive['stock_kernels'])}), peak RSS {run['peak_rss_mb']:.0f} MB"
+        + (f", GPU {stats['gpu_peak_mb']:.0f} MB" if stats.get("gpu_peak_mb") is not None else "")
+        + f"; its loop alone {_steady_fps(stats, frames):.3f} frames/s",
         f"  naive stages s: load {s['load']:.1f}, decode {s['decode']:.1f}, detect {s['detect']:.1f}, "
         f"keypoints {s['keypoints']:.1f}, lift {s['lift']:.1f}, write {s['write']:.1f}",
         f"pipelines  : end to end at {frames} frames (start-up included on both sides) | peak RSS at {frames} "
         f"frames (process tree) | at {frames * memory_factor} frames | steady state (after the first batch, "
         f"{frames * memory_factor}-frame run)",
     ]
+
+
+def _pipeline_lines(pipelines, runs: dict, comparisons: dict, frames: int, naive: dict) -> list[str]:
+    naive_fps, naive_rss = frames / naive["run"]["seconds"], naive["run"]["peak_rss_mb"]
+    naive_steady = _steady_fps(naive["stats"], frames)
+    lines = []
     for variant in pipelines:
         small_run, large_run = runs[variant, "small"], runs[variant, "large"]
         fps = frames / small_run["seconds"]
@@ -427,7 +458,7 @@ def bench(
         lines.append(
             f"  {variant:<10}: {fps:.3f} frames/s = {fps / naive_fps:.2f} x naive | "
             f"{small_run['peak_rss_mb']:.0f} MB = "
-            f"{small_run['peak_rss_mb'] / naive['peak_rss_mb']:.2f} x naive | {large_run['peak_rss_mb']:.0f} MB "
+            f"{small_run['peak_rss_mb'] / naive_rss:.2f} x naive | {large_run['peak_rss_mb']:.0f} MB "
             f"({growth:+.1f} %) | {steady_text}; labels "
             f"{'same' if c.ok else 'DIFFERENT'} ({c.matched} persons matched, {c.added} added, {c.removed} removed, "
             f"max keypoint difference {max(c.keypoint_px, default=0):.2g} px)"
@@ -442,32 +473,39 @@ def bench(
         lines.append(
             "      busy s per stage: " + ", ".join(f"{k} {v:.1f} ({100 * v / total:.0f} %)" for k, v in busy.items())
         )
-    if naive_kernel_stats is not None:
-        kernel_steady = steady_fps(naive_kernel_stats)
-        stock, swapped = _naive_labels(folder / "naive.h5"), _naive_labels(folder / f"naive-{kernel}.h5")
-        identical = stock.keys() == swapped.keys() and all(
-            np.array_equal(stock[frame]["persons"][key], swapped[frame]["persons"][key])
-            for frame in stock
-            for key in NAIVE_FIELDS
+    return lines
+
+
+def _kernel_line(folder: Path, naive: dict, runs: dict, pipelines, frames: int) -> str:
+    """The naive loop with the pipelines' kernels against its stock loop: the kernels' part of the ratios."""
+    kernel_steady, naive_steady = _steady_fps(naive["kernel_stats"], frames), _steady_fps(naive["stats"], frames)
+    stock, swapped = _naive_labels(folder / "naive.h5"), _naive_labels(folder / f"naive-{naive['kernel']}.h5")
+    identical = stock.keys() == swapped.keys() and all(
+        np.array_equal(stock[frame]["persons"][key], swapped[frame]["persons"][key])
+        for frame in stock
+        for key in NAIVE_FIELDS
+    )
+    return (
+        f"kernel     : the naive loop with the pipelines' kernels ({_kernels_text(naive['pipeline_kernels'])}) "
+        f"{kernel_steady:.3f} frames/s "
+        f"= {kernel_steady / naive_steady:.2f} x its stock loop, "
+        f"labels {'identical' if identical else 'DIFFERENT'} "
+        f"to the bit (the part of the steady ratios that is the kernel, not the pipeline); steady state over "
+        "that loop: "
+        + ", ".join(
+            f"{v} {runs[v, 'large']['summary']['steady_fps'] / kernel_steady:.2f} x"
+            if runs[v, "large"]["summary"]["steady_fps"]
+            else f"{v} none"
+            for v in pipelines
         )
-        lines.append(
-            f"kernel     : the naive loop with the pipelines' kernels ({_kernels_text(pipeline_kernels)}) "
-            f"{kernel_steady:.3f} frames/s "
-            f"= {kernel_steady / naive_steady:.2f} x its stock loop, "
-            f"labels {'identical' if identical else 'DIFFERENT'} "
-            f"to the bit (the part of the steady ratios that is the kernel, not the pipeline); steady state over "
-            "that loop: "
-            + ", ".join(
-                f"{v} {runs[v, 'large']['summary']['steady_fps'] / kernel_steady:.2f} x"
-                if runs[v, "large"]["summary"]["steady_fps"]
-                else f"{v} none"
-                for v in pipelines
-            )
-        )
+    )
+
+
+def _compute_line(compute: dict, runs: dict, pipelines, peak_tflops: float | None) -> str:
     peak = peak_tflops or dense_peak_tflops(compute["device"])
     best = max((runs[v, "large"]["summary"]["steady_fps"] or 0.0) for v in pipelines)
     achieved = compute["flops_per_frame"] * best / 1e12
-    lines.append(
+    return (
         f"compute    : {compute['flops_per_frame'] / 1e9:.1f} GFLOP per frame (convolutions and matrix products, "
         f"torch's flop counter, mean of {compute['frames']} frames); best steady state {achieved:.4f} TFLOP/s on "
         f"{compute['device']}: "
@@ -477,9 +515,6 @@ def bench(
             else "peak unknown (give --peak-tflops)"
         )
     )
-    for variant, c in comparisons.items():
-        lines += [f"  {variant}: {p}" for p in c.problems[:10]]
-    return lines
 
 
 def _main() -> int:
