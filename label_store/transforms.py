@@ -56,34 +56,40 @@ class HorizontalFlip:
         return out
 
 
+# Tensors an item holds once (images, camera matrices), stacked in a batch; every other tensor is per person.
+PER_ITEM = ("image", "image_full", "depth", "depth_full", "intrinsics", "depth_intrinsics")
+
+
 def collate_poses(items: Sequence[dict]) -> dict:
-    """A batch of items with ragged person counts: images stacked (they must share a size: one factor per
-    batch, or a resize in `transform`), every per-person target padded to the batch's most persons, and
-    `person_mask` (B, P) true where a person is real. Strings and factors become lists. The batch's tensors
-    are views of one storage (`pack_item`)."""
+    """A batch of items with ragged person counts: the per-item tensors (`PER_ITEM`: images, intrinsics)
+    stacked (images must share a size: one factor per batch, or a resize in `transform`), every per-person
+    target padded to the batch's most persons, and `person_mask` (B, P) true where a person is real. Strings
+    and factors become lists. The batch's tensors are views of one storage (`pack_item`), each image copied
+    once."""
+    for key in PER_ITEM:
+        shapes = {tuple(item[key].shape) for item in items if key in item}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"collate_poses: the batch's {key} tensors differ in size ({sorted(shapes)}): use one factor per "
+                "batch, or a transform that resizes"
+            )
     most = max((len(item["boxes"]) for item in items), default=0)
-    if any(item["image"].shape != items[0]["image"].shape for item in items):
-        raise ValueError(
-            "collate_poses: the batch's images differ in size "
-            f"({sorted({tuple(item['image'].shape) for item in items})}): use one factor per batch, or a transform "
-            "that resizes"
-        )
-    batch = {"image": [item["image"] for item in items]}  # stacked as it is packed (one copy)
     mask = torch.zeros(len(items), most, dtype=torch.bool)
     for i, item in enumerate(items):
         mask[i, : len(item["boxes"])] = True
-    batch["person_mask"] = mask
+    batch, stacked = {"person_mask": mask}, []
     for key, value in items[0].items():
-        if key == "image":
-            continue
-        if isinstance(value, torch.Tensor):  # per person: (P, ...)
+        if key in PER_ITEM and isinstance(value, torch.Tensor):
+            batch[key] = [item[key] for item in items]  # stacked as it is packed (one copy)
+            stacked.append(key)
+        elif isinstance(value, torch.Tensor):  # per person: (P, ...)
             padded = value.new_zeros((len(items), most, *value.shape[1:]))
             for i, item in enumerate(items):
                 padded[i, : len(item[key])] = item[key]
             batch[key] = padded
         else:
             batch[key] = [item[key] for item in items]
-    return pack_item(batch, stacked=("image",))  # one storage: one shared-memory segment for a DataLoader worker
+    return pack_item(batch, stacked=tuple(stacked))  # one storage: one shared-memory segment for a DataLoader worker
 
 
 def person_count_sampler(dataset, num_samples: int | None = None, most: int = 8, seed: int = 0):

@@ -115,5 +115,13 @@ def test_packing_makes_strided_images_contiguous_and_stacks_a_batch_in_one_copy(
 def test_a_batch_of_images_of_different_sizes_is_refused_naming_the_sizes():
     small, large = make_item(1), make_item(1)
     large["image"] = torch.zeros(3, 8, 8)
-    with pytest.raises(ValueError, match=r"images differ in size .*one factor per batch"):
+    with pytest.raises(ValueError, match=r"image tensors differ in size .*one factor per batch"):
         collate_poses([small, large])
+
+
+def test_a_batch_stacks_what_an_item_holds_once_and_pads_what_each_person_has():
+    one, three = make_item(1), make_item(3)  # fewer persons than an intrinsics matrix has rows
+    one["intrinsics"], three["intrinsics"] = torch.eye(3), 2 * torch.eye(3)
+    batch = collate_poses([one, three])
+    assert batch["intrinsics"].shape == (2, 3, 3) and torch.equal(batch["intrinsics"][1], 2 * torch.eye(3))
+    assert batch["boxes"].shape == (2, 3, 4) and batch["person_mask"].tolist() == [[True, False, False], [True] * 3]
