@@ -302,31 +302,30 @@ def pack_item(item: dict, stacked: Sequence[str] = ()) -> dict:
     storage 0.7 ms (`labels bench-feed` measures the readers with it). The views behave as the tensors did.
     `stacked`: keys whose value is a list of same-shaped tensors, stacked on a new first axis as they are
     copied (a batch's images: one copy instead of `torch.stack` and then this one)."""
-    shapes = {}
+    layout = {}  # key -> (shape, dtype, start, size in bytes)
+    total = 0
     for key, value in item.items():
         if key in stacked:
-            shapes[key] = ((len(value), *value[0].shape), value[0].dtype)
+            shape, dtype = (len(value), *value[0].shape), value[0].dtype
         elif isinstance(value, torch.Tensor):
-            shapes[key] = (tuple(value.shape), value.dtype)
-    offsets, total = {}, 0
-    for key, (shape, dtype) in shapes.items():
+            shape, dtype = tuple(value.shape), value.dtype
+        else:
+            continue
         total = -(-total // 16) * 16  # every view starts 16-byte aligned, whatever its dtype
-        offsets[key] = total
-        total += int(np.prod(shape)) * torch.empty(0, dtype=dtype).element_size()
+        size = int(np.prod(shape)) * dtype.itemsize
+        layout[key] = (shape, dtype, total, size)
+        total += size
     buffer = torch.empty(total, dtype=torch.uint8)
-    memory = buffer.numpy()  # the same bytes: numpy copies small arrays with less overhead than torch
     packed = dict(item)
-    for key, (shape, dtype) in shapes.items():
-        parts = item[key] if key in stacked else [item[key]]
-        source = parts[0].numpy()
-        size = int(np.prod(shape)) * source.itemsize
-        target = memory[offsets[key] : offsets[key] + size].view(source.dtype).reshape(shape)
+    for key, (shape, dtype, start, size) in layout.items():
+        view = buffer[start : start + size].view(dtype).view(shape)
+        target = view.numpy()  # the same bytes: numpy copies small arrays with less overhead than torch
         if key in stacked:
-            for i, part in enumerate(parts):
+            for i, part in enumerate(item[key]):
                 target[i] = part.numpy()
         else:
-            target[...] = source
-        packed[key] = buffer[offsets[key] : offsets[key] + size].view(dtype).view(shape)
+            target[...] = item[key].numpy()
+        packed[key] = view
     return packed
 
 

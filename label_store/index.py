@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 
 from orpose.label_store.schema import STATUS_LABELLED
-from orpose.label_store.shard import committed_shards, read_dataset, shard_path
+from orpose.label_store.shard import committed_shards, read_dataset, shard_name, shard_path
 
 __all__ = [
     "INDEX_COLUMNS",
@@ -99,7 +99,7 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def part_path(run_dir: str | Path, shard_index: int) -> Path:
     """Where a shard's part of the index lives: RUN/index/<its shard's name>.npz."""
-    return Path(run_dir) / "index" / shard_path(run_dir, shard_index).with_suffix(".npz").name
+    return Path(run_dir) / "index" / f"{shard_name(shard_index)}.npz"
 
 
 def write_index_part(run_dir: str | Path, shard_index: int, part: dict[str, np.ndarray]) -> Path:

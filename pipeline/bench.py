@@ -353,7 +353,7 @@ def _naive_runs(config, common: list[str], folder: Path, small: Path) -> dict:
     convolution). When the pipeline uses other kernels, the loop runs a second time with them, so the report
     can say how much of the ratio is the kernels and how much the pipeline. mmcv's kernels run on CPU only
     (make setup builds its CPU ops): on a GPU both loops use the pipeline's kernels."""
-    from orpose.teachers.kernels import KERNEL_FIELDS
+    from orpose.teachers.install_check import KERNEL_FIELDS
     from orpose.teachers.mm import pick_device
 
     pipeline_kernels = {field: getattr(config.detector, field) for field in KERNEL_FIELDS}

@@ -252,25 +252,26 @@ def bench_feed(
         {name: _measure(name, _loader(name, run, stream, order, workers, batch_size), items) for name in loaders}
         for _ in range(repeats)
     ]
+    ratios = {  # loader -> its ratio to the limit in each turn
+        name: [t[name].items_per_s / t["limit"].items_per_s for t in turns if "limit" in t and t["limit"].items_per_s]
+        for name in loaders
+    }
     lines.append("loader  | items/s (after the first) | of the limit | first batch | workers' PSS | read per item")
     for name in loaders:
-        ratios = [
-            t[name].items_per_s / t["limit"].items_per_s for t in turns if "limit" in t and t["limit"].items_per_s
-        ]
         f = turns[0][name]
         rate, first = (
             float(np.median([t[name].items_per_s for t in turns])),
             float(np.median([t[name].first_batch_s for t in turns])),
         )
-        ratio = f"{np.median(ratios):.2f}" if ratios else "-"
+        ratio = f"{np.median(ratios[name]):.2f}" if ratios[name] else "-"
         lines.append(
             f"{name:7} | {rate:8.1f} ({f.items} items)        | {ratio:>12} | {first:9.2f} s "
             f"| {max(t[name].workers_pss_mb for t in turns):9.0f} MB | {f.read_bytes_per_item / 1024:8.1f} KB"
         )
     if repeats > 1:
         for name in loaders:
-            if name != "limit" and "limit" in loaders:
-                each = ", ".join(f"{t[name].items_per_s / t['limit'].items_per_s:.2f}" for t in turns)
+            if name != "limit" and ratios[name]:
+                each = ", ".join(f"{r:.2f}" for r in ratios[name])
                 lines.append(f"  {name} of the limit, turn by turn: {each} (median above)")
     same, random_same = shuffle_quality(stream, workers)
     lines.append(

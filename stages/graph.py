@@ -60,7 +60,7 @@ class StageSpec:
 
     def build(self, context: StageContext):
         if self.parts:
-            return FusedModelStage(stages=[part.build(context) for part in self.parts], specs=self.parts)
+            return FusedModelStage(stages=[part.build(context) for part in self.parts])
         return self.cls.from_config(context)
 
 
@@ -110,17 +110,15 @@ def build_graph(stages: Sequence[StageSpec], source_columns: Sequence[str] = SOU
 
 class FusedModelStage:
     """Runs several stages one after the other in one process (one actor holds every model, and on CPUs the
-    stages around them too). Each part is called as the executors call a stage (`stages.isolation.run_stage`):
-    a frame on which a part raises is rejected naming that part, and the rest of the batch goes on."""
+    stages around them too). The executors call each part in turn (`stages.isolation.run_stage`), so that a
+    frame on which a part raises is rejected naming that part."""
 
-    def __init__(self, *, stages: Sequence, specs: Sequence[StageSpec]):
-        self.stages, self.specs = list(stages), list(specs)
+    def __init__(self, *, stages: Sequence):
+        self.stages = list(stages)
 
     def __call__(self, batch: dict) -> dict:
-        from orpose.stages.isolation import run_stage
-
-        for spec, stage in zip(self.specs, self.stages):
-            batch = run_stage(spec, stage, batch)
+        for stage in self.stages:
+            batch = stage(batch)
         return batch
 
 

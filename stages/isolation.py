@@ -1,8 +1,8 @@
 """A stage's own exception isolated to the frames that raise it (issue: one hostile file must not stop a run).
 
-`run_stage(spec, stage, batch)` is how every executor calls a stage, and how a fused stage calls each of its
-parts: a frame whose input makes the stage raise becomes a rejected row (`stage_error`, naming the stage and
-the exception), and the rest of its batch is labelled.
+`run_stage(spec, stage, batch)` is how every executor calls a stage, a fused stage part by part: a frame whose
+input makes the stage raise becomes a rejected row (`stage_error`, naming the stage and the exception), and
+the rest of its batch is labelled.
 """
 
 from __future__ import annotations
@@ -55,7 +55,12 @@ def run_stage(spec: StageSpec, stage, batch: dict) -> dict:
     down to them, they become rejected rows (`stage_error`, the stage, the exception's type and message; the
     traceback goes to the log), and the stage runs again on the batch, where it passes rejected rows through
     as it does decode's rejects. Every other frame of the batch is labelled. An error that no single frame
-    raises (the stage is broken whatever its input) is raised as it is."""
+    raises (the stage is broken whatever its input) is raised as it is. A fused stage (`spec.parts`) is run
+    part by part, each isolated so: its rejects name the part that raised."""
+    if spec.parts:
+        for part_spec, part in zip(spec.parts, stage.stages):
+            batch = run_stage(part_spec, part, batch)
+        return check_written(spec, batch)
     try:
         return check_written(spec, stage(batch))
     except Exception:

@@ -7,7 +7,7 @@ import warnings
 # - mmdet's mask head copies a tensor with new_tensor (mmdet 3.3, fcn_mask_head.py): an ordinary warning.
 warnings.filterwarnings("ignore", message=r"To copy construct from a tensor", module=r"mmdet\.")
 # - setuptools >= 80's notice that pkg_resources is deprecated, printed when mmengine (and mmdet, mmpose) import it:
-#   on the modern stack the driver loads the models' mm configs before any run (teachers.kernels'
+#   on the modern stack the driver loads the models' mm configs before any run (teachers.install_check's
 #   check_kernels_available), so a run's console would carry it.
 warnings.filterwarnings("ignore", message=r"pkg_resources is deprecated as an API", category=UserWarning)
 

@@ -21,7 +21,7 @@ How each switch is made:
 
 Where mmcv-lite is installed (the default), mmcv's extension itself is provided on these kernels
 (`teachers.mmcv_ext`): a config asking for "mmcv" then needs compiled mmcv and is refused before any
-frame is labelled (`require_compiled_ops`).
+frame is labelled (`teachers.install_check.require_compiled_ops`).
 """
 
 from __future__ import annotations
@@ -32,15 +32,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from orpose.teachers.install_check import KERNEL_FIELDS, check_kernels_available, require_compiled_ops
-
 __all__ = [
-    "KERNEL_FIELDS",
     "Kernel",
     "set_nms_kernel",
     "torchvision_nms_dets",
-    "require_compiled_ops",
-    "check_kernels_available",
     "set_deform_conv_kernel",
     "set_roi_align_kernel",
     "torchvision_deform_conv2d_pack",

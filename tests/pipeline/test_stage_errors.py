@@ -12,6 +12,7 @@ from orpose.label_store.reader import LabelRun
 from orpose.pipeline.run import RunError, run_labels
 from orpose.stages.graph import StageSpec
 from orpose.stages.isolation import run_stage
+from orpose.stages.rows import objects
 from tests.stand_ins import stand_in_graph
 
 SAMPLE = "data/sample/manifest.jsonl"
@@ -87,3 +88,20 @@ def test_bisection_finds_every_failing_row_and_keeps_the_others():
     spec = StageSpec("whole", WholeBatchOnly, "model", reads=("frame_id",), writes=("out",))
     with pytest.raises(RuntimeError, match="on no frame alone"):  # not a frame's fault: raised as it is
         run_stage(spec, WholeBatchOnly(), batch)
+
+
+def test_a_fused_stage_is_isolated_part_by_part_and_raises_when_called_as_it_is():
+    (models,) = [spec for spec in stand_in_graph(fail_on={"lift": "f1"}).stages if spec.parts]
+    stage = models.build(None)  # the stand-ins need no context
+    batch = {
+        "frame_id": np.array(["f0", "f1", "f2"], dtype=object),
+        "color": objects([np.zeros((2, 2, 3), np.uint8)] * 3),
+        "reject_reason": np.array([""] * 3, dtype=object),
+        "reject_detail": np.array([""] * 3, dtype=object),
+    }
+    out = run_stage(models, stage, dict(batch))
+    assert out["reject_reason"].tolist() == ["", "stage_error", ""]
+    assert "stage 'lift' raised ZeroDivisionError: injected into f1" in out["reject_detail"][1]
+    assert all(f"seconds_{part.name}" in out for part in models.parts)
+    with pytest.raises(ZeroDivisionError):  # called directly (label_images), a caller's own error is raised to it
+        stage(dict(batch))

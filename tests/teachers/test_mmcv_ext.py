@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from orpose.teachers import mmcv_ext
-from orpose.teachers.kernels import require_compiled_ops
+from orpose.teachers.install_check import require_compiled_ops
 from orpose.teachers.mmcv_ext import KERNELS, CompiledOpMissing, stand_in
 
 ROOT = Path(__file__).parents[2]
