@@ -91,6 +91,78 @@ def _leg_angles(rng: np.random.Generator, stepping: bool, front: bool) -> tuple[
     return rng.uniform(-5, 12), rng.uniform(0, 8), rng.uniform(0, 15)
 
 
+def _body_capsules(
+    joints: np.ndarray, feet: list, pelvis, thorax, head_center, head_radius: float, head, torso, scale: float
+) -> list[Capsule]:
+    """The capsules that render a person: head, trunk, limbs, hands, feet and the face's features."""
+    capsules = [
+        Capsule(head_center, head_center, head_radius, "head"),
+        Capsule(thorax, head_center - head @ np.array([0, 0, 40]), 55 * scale, "neck"),
+        Capsule(pelvis, thorax - torso @ np.array([0, 0, 40]), 115 * scale, "torso"),
+    ]
+    for side in (-1, 1):
+        capsules.append(
+            Capsule(
+                pelvis + torso @ np.array([side * 80 * scale, 0, 40]),
+                thorax + torso @ np.array([side * 110 * scale, 0, -70 * scale]),
+                95 * scale,
+                "torso",
+            )
+        )
+    for a, b, r, part in (
+        (5, 7, 50, "upper_arm"),
+        (7, 9, 40, "forearm"),
+        (6, 8, 50, "upper_arm"),
+        (8, 10, 40, "forearm"),
+    ):
+        capsules.append(Capsule(joints[a], joints[b], r * scale, part))
+    for wrist_i, elbow_i in ((9, 7), (10, 8)):
+        direction = joints[wrist_i] - joints[elbow_i]
+        direction /= np.linalg.norm(direction)
+        capsules.append(
+            Capsule(
+                joints[wrist_i] + direction * 70 * scale, joints[wrist_i] + direction * 70 * scale, 45 * scale, "hand"
+            )
+        )
+    for a, b, r in ((11, 13, 75), (13, 15, 55), (12, 14, 75), (14, 16, 55)):
+        capsules.append(Capsule(joints[a], joints[b], r * scale, "leg"))
+    for ankle_i, foot in zip((15, 16), feet):
+        capsules.append(Capsule(joints[ankle_i], foot, 45 * scale, "foot"))
+    capsules.append(
+        Capsule(
+            joints[0] - head @ np.array([0, 14, 0]) * scale,
+            joints[0] - head @ np.array([0, 14, 0]) * scale,
+            18 * scale,
+            "nose",
+        )
+    )
+    for eye_i in (1, 2):
+        center = head_center + (joints[eye_i] - head_center) * 0.93
+        capsules.append(Capsule(center, center, 13 * scale, "eye"))
+    for ear_i in (3, 4):
+        center = head_center + (joints[ear_i] - head_center) * 0.9
+        capsules.append(Capsule(center, center, 22 * scale, "ear"))
+
+    return capsules
+
+
+def _outfit(rng: np.random.Generator, masked: bool) -> dict:
+    """The colours of scrubs, skin, cap, mask, gloves and shoes (the draws in this order, after the pose's)."""
+    scrub = _SCRUBS[rng.integers(len(_SCRUBS))]
+    skin = _SKIN[rng.integers(len(_SKIN))]
+    colors = {
+        "scrub": scrub,
+        "skin": skin,
+        "cap": _CAPS[rng.integers(len(_CAPS))],
+        "mask": (215, 200, 150) if masked else skin,
+        "glove": (200, 215, 225) if rng.random() < 0.6 else skin,
+        "shoe": (60, 60, 60) if rng.random() < 0.5 else (230, 230, 230),
+        "eye": (40, 30, 30),
+        "pants": tuple(int(c * 0.8) for c in scrub),
+    }
+    return colors
+
+
 def sample_person(
     rng: np.random.Generator, position_xy: np.ndarray, yaw_deg: float, *, masked: bool | None = None
 ) -> Person:
@@ -152,68 +224,10 @@ def sample_person(
     pelvis = pelvis + offset
     feet = [f + offset for f in feet]
 
-    capsules = [
-        Capsule(head_center, head_center, head_radius, "head"),
-        Capsule(thorax, head_center - head @ np.array([0, 0, 40]), 55 * scale, "neck"),
-        Capsule(pelvis, thorax - torso @ np.array([0, 0, 40]), 115 * scale, "torso"),
-    ]
-    for side in (-1, 1):
-        capsules.append(
-            Capsule(
-                pelvis + torso @ np.array([side * 80 * scale, 0, 40]),
-                thorax + torso @ np.array([side * 110 * scale, 0, -70 * scale]),
-                95 * scale,
-                "torso",
-            )
-        )
-    for a, b, r, part in (
-        (5, 7, 50, "upper_arm"),
-        (7, 9, 40, "forearm"),
-        (6, 8, 50, "upper_arm"),
-        (8, 10, 40, "forearm"),
-    ):
-        capsules.append(Capsule(joints[a], joints[b], r * scale, part))
-    for wrist_i, elbow_i in ((9, 7), (10, 8)):
-        direction = joints[wrist_i] - joints[elbow_i]
-        direction /= np.linalg.norm(direction)
-        capsules.append(
-            Capsule(
-                joints[wrist_i] + direction * 70 * scale, joints[wrist_i] + direction * 70 * scale, 45 * scale, "hand"
-            )
-        )
-    for a, b, r in ((11, 13, 75), (13, 15, 55), (12, 14, 75), (14, 16, 55)):
-        capsules.append(Capsule(joints[a], joints[b], r * scale, "leg"))
-    for ankle_i, foot in zip((15, 16), feet):
-        capsules.append(Capsule(joints[ankle_i], foot, 45 * scale, "foot"))
-    capsules.append(
-        Capsule(
-            joints[0] - head @ np.array([0, 14, 0]) * scale,
-            joints[0] - head @ np.array([0, 14, 0]) * scale,
-            18 * scale,
-            "nose",
-        )
-    )
-    for eye_i in (1, 2):
-        center = head_center + (joints[eye_i] - head_center) * 0.93
-        capsules.append(Capsule(center, center, 13 * scale, "eye"))
-    for ear_i in (3, 4):
-        center = head_center + (joints[ear_i] - head_center) * 0.9
-        capsules.append(Capsule(center, center, 22 * scale, "ear"))
-
+    capsules = _body_capsules(joints, feet, pelvis, thorax, head_center, head_radius, head, torso, scale)
     if masked is None:
         masked = bool(rng.random() < 0.7)
-    scrub = _SCRUBS[rng.integers(len(_SCRUBS))]
-    skin = _SKIN[rng.integers(len(_SKIN))]
-    colors = {
-        "scrub": scrub,
-        "skin": skin,
-        "cap": _CAPS[rng.integers(len(_CAPS))],
-        "mask": (215, 200, 150) if masked else skin,
-        "glove": (200, 215, 225) if rng.random() < 0.6 else skin,
-        "shoe": (60, 60, 60) if rng.random() < 0.5 else (230, 230, 230),
-        "eye": (40, 30, 30),
-        "pants": tuple(int(c * 0.8) for c in scrub),
-    }
+    colors = _outfit(rng, masked)
     return Person(
         joints=joints,
         capsules=tuple(capsules),

@@ -19,7 +19,7 @@ CPU's float arithmetic may move a rendered pixel by a level (see tests/synth/sam
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -171,6 +171,150 @@ def _mvor_cameras_info(rigs, depth_unit_mm: float) -> tuple[dict, dict]:
     return cameras_info, dataset_info
 
 
+def _person_annotation(
+    person, p: int, owner: np.ndarray, depth: np.ndarray, rig, image_id: int, ann_id: int
+) -> dict | None:
+    """COCO annotation of person `p` in one view, or None when the camera does not see it."""
+    person_mask = owner == p
+    area = int(person_mask.sum())
+    if area == 0:
+        return None  # outside this camera's view
+    joints_cam = apply_rigid(rig.world_to_color, person.joints)
+    uv, flags = keypoint_visibility(joints_cam, rig.color, depth, owner, p)
+    rle = mask_utils.encode(np.asfortranarray(person_mask.astype(np.uint8)))
+    bbox = mask_utils.toBbox(rle).tolist()
+    keypoints = np.concatenate([uv, flags[:, None]], axis=1)
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": 1,
+        "iscrowd": 0,
+        "area": area,
+        "bbox": canonical(bbox, 2),
+        "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")},
+        "keypoints": [canonical([x])[0] if i % 3 < 2 else int(x) for i, x in enumerate(keypoints.ravel())],
+        "num_keypoints": int((flags > 0).sum()),
+        "keypoints_3d": canonical(joints_cam),
+        "person_id": p + 1,
+    }
+
+
+@dataclass
+class _Collected:
+    """What the views of all instants add to the annotation file and the manifests."""
+
+    images: list = field(default_factory=list)
+    annotations: list = field(default_factory=list)
+    multiview: list = field(default_factory=list)
+    manifest: list = field(default_factory=list)
+    manifest_calibrated: list = field(default_factory=list)
+
+
+def _render_view(
+    out: Path, settings: SynthSettings, scene, rig, camera_key: str, k: int, c: int, got: _Collected
+) -> int:
+    """Render and write camera `c`'s view of instant `k`; append its records to `got`; return its image id."""
+    stem = f"{k:06d}"
+    color_rel = f"{camera_key}/color/{stem}.png"
+    depth_rel = f"{camera_key}/depth/{stem}.png"
+    noise_rng = np.random.default_rng([settings.seed, 2, k, c])
+
+    view = render(scene.geometry, rig.color, rig.world_to_color)
+    _write_png(out / color_rel, shade(scene, view))
+    holes = sensor_holes(view.depth, noise_rng) if settings.holes else None
+    _write_png(out / depth_rel, _depth_counts(view.depth, settings.depth_unit_mm, holes))
+
+    image_id = len(got.images) + 1
+    frame_id = f"{camera_key}/{stem}"
+    timestamp = (k - 1) / FPS
+    got.images.append(
+        {
+            "id": image_id,
+            "file_name": color_rel,
+            "depth_file_name": depth_rel,
+            "width": rig.color.width,
+            "height": rig.color.height,
+            "frame_id": frame_id,
+            "camera_id": camera_key,
+            "timestamp": timestamp,
+        }
+    )
+    entry = {"frame_id": frame_id, "camera": camera_key, "color": color_rel, "depth": depth_rel, "timestamp": timestamp}
+    got.manifest.append(entry)
+
+    owner = np.where(view.kind == KIND_CAPSULE, scene.capsule_owner[view.index], -1)
+    for p, person in enumerate(scene.people):
+        annotation = _person_annotation(person, p, owner, view.depth, rig, image_id, len(got.annotations) + 1)
+        if annotation is not None:
+            got.annotations.append(annotation)
+
+    if rig.depth is not None:
+        calibrated_rel = f"{camera_key}/depth_calibrated/{stem}.png"
+        second = render(scene.geometry, rig.depth, rig.world_to_depth())
+        holes = sensor_holes(second.depth, noise_rng) if settings.holes else None
+        _write_png(out / calibrated_rel, _depth_counts(second.depth, settings.depth_unit_mm, holes))
+        # Paths relative to calibrated_rig/, where this manifest lives beside its calibration.
+        got.manifest_calibrated.append({**entry, "color": f"../{color_rel}", "depth": f"../{calibrated_rel}"})
+    return image_id
+
+
+def _ground_truth(settings: SynthSettings, rigs, got: _Collected) -> dict:
+    """The MVOR-shaped annotation file: COCO images and annotations plus MVOR's multi-view and camera tables."""
+    cameras_info, dataset_info = _mvor_cameras_info(rigs, settings.depth_unit_mm)
+    return {
+        "info": {
+            "description": "or-pose-labels synthetic OR scenes",
+            "generator_version": GENERATOR_VERSION,
+            "settings": asdict(settings),
+        },
+        "images": got.images,
+        "annotations": got.annotations,
+        "categories": [
+            {
+                "id": 1,
+                "name": "person",
+                "supercategory": "person",
+                "keypoints": list(COCO_KEYPOINTS),
+                "skeleton": [[a + 1, b + 1] for a, b in COCO_SKELETON],
+            }
+        ],
+        "multiview_images": got.multiview,
+        "cameras_info": cameras_info,
+        "dataset_info": dataset_info,
+    }
+
+
+def _write_jsonl(path: Path, entries: list[dict]) -> None:
+    # Camera-major, by frame id: the order of the MVOR tree source.
+    path.write_text("".join(json.dumps(e) + "\n" for e in sorted(entries, key=lambda e: e["frame_id"])))
+
+
+def _write_rig_files(out: Path, settings: SynthSettings, rigs, camera_keys: list[str], got: _Collected) -> None:
+    """calibration.json and manifest.jsonl, and their calibrated_rig/ twins when the rig has a depth camera."""
+    registered = {
+        key: CameraCalibration(key, _canonical_intrinsics(rig.color), None, True, None, settings.depth_unit_mm)
+        for key, rig in zip(camera_keys, rigs)
+    }
+    save_calibration(registered, out / "calibration.json")
+    _write_jsonl(out / "manifest.jsonl", got.manifest)
+    if not settings.calibrated_depth:
+        return
+    calibrated = {
+        key: CameraCalibration(
+            key,
+            _canonical_intrinsics(rig.color),
+            _canonical_intrinsics(rig.depth),
+            False,
+            _canonical_matrix(rig.depth_to_color),
+            settings.depth_unit_mm,
+        )
+        for key, rig in zip(camera_keys, rigs)
+    }
+    (out / "calibrated_rig").mkdir(exist_ok=True)
+    save_calibration(calibrated, out / "calibrated_rig" / "calibration.json")
+    _write_jsonl(out / "calibrated_rig" / "manifest.jsonl", got.manifest_calibrated)
+
+
 def generate(out_dir: str | Path, settings: SynthSettings, progress: bool = True) -> dict:
     """Render the data set into `out_dir`; returns counts (frames, images, persons)."""
     out = Path(out_dir)
@@ -182,138 +326,20 @@ def generate(out_dir: str | Path, settings: SynthSettings, progress: bool = True
         settings.height,
         settings.calibrated_depth,
     )
-    day = f"day{settings.day}"
-    camera_keys = [f"{day}/{rig.camera_id}" for rig in rigs]
+    camera_keys = [f"day{settings.day}/{rig.camera_id}" for rig in rigs]
 
-    images, annotations, multiview, manifest, manifest_calibrated = [], [], [], [], []
+    got = _Collected()
     for k in tqdm(range(1, settings.frames + 1), desc="synth", unit="instant", disable=not progress):
         scene = sample_scene(np.random.default_rng([settings.seed, 1, k]), settings.max_people)
-        view_ids = []
-        for c, (rig, camera_key) in enumerate(zip(rigs, camera_keys)):
-            stem = f"{k:06d}"
-            color_rel = f"{camera_key}/color/{stem}.png"
-            depth_rel = f"{camera_key}/depth/{stem}.png"
-            noise_rng = np.random.default_rng([settings.seed, 2, k, c])
+        view_ids = [
+            _render_view(out, settings, scene, rig, camera_key, k, c, got)
+            for c, (rig, camera_key) in enumerate(zip(rigs, camera_keys))
+        ]
+        got.multiview.append({"id": k, "image_ids": view_ids})
 
-            view = render(scene.geometry, rig.color, rig.world_to_color)
-            _write_png(out / color_rel, shade(scene, view))
-            holes = sensor_holes(view.depth, noise_rng) if settings.holes else None
-            _write_png(out / depth_rel, _depth_counts(view.depth, settings.depth_unit_mm, holes))
-
-            image_id = len(images) + 1
-            view_ids.append(image_id)
-            frame_id = f"{camera_key}/{stem}"
-            images.append(
-                {
-                    "id": image_id,
-                    "file_name": color_rel,
-                    "depth_file_name": depth_rel,
-                    "width": rig.color.width,
-                    "height": rig.color.height,
-                    "frame_id": frame_id,
-                    "camera_id": camera_key,
-                    "timestamp": (k - 1) / FPS,
-                }
-            )
-            entry = {
-                "frame_id": frame_id,
-                "camera": camera_key,
-                "color": color_rel,
-                "depth": depth_rel,
-                "timestamp": (k - 1) / FPS,
-            }
-            manifest.append(entry)
-
-            owner = np.where(view.kind == KIND_CAPSULE, scene.capsule_owner[view.index], -1)
-            for p, person in enumerate(scene.people):
-                person_mask = owner == p
-                area = int(person_mask.sum())
-                if area == 0:
-                    continue  # outside this camera's view
-                joints_cam = apply_rigid(rig.world_to_color, person.joints)
-                uv, flags = keypoint_visibility(joints_cam, rig.color, view.depth, owner, p)
-                rle = mask_utils.encode(np.asfortranarray(person_mask.astype(np.uint8)))
-                bbox = mask_utils.toBbox(rle).tolist()
-                keypoints = np.concatenate([uv, flags[:, None]], axis=1)
-                annotations.append(
-                    {
-                        "id": len(annotations) + 1,
-                        "image_id": image_id,
-                        "category_id": 1,
-                        "iscrowd": 0,
-                        "area": area,
-                        "bbox": canonical(bbox, 2),
-                        "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")},
-                        "keypoints": [
-                            canonical([x])[0] if i % 3 < 2 else int(x) for i, x in enumerate(keypoints.ravel())
-                        ],
-                        "num_keypoints": int((flags > 0).sum()),
-                        "keypoints_3d": canonical(joints_cam),
-                        "person_id": p + 1,
-                    }
-                )
-
-            if rig.depth is not None:
-                calibrated_rel = f"{camera_key}/depth_calibrated/{stem}.png"
-                second = render(scene.geometry, rig.depth, rig.world_to_depth())
-                holes = sensor_holes(second.depth, noise_rng) if settings.holes else None
-                _write_png(out / calibrated_rel, _depth_counts(second.depth, settings.depth_unit_mm, holes))
-                # Paths relative to calibrated_rig/, where this manifest lives beside its calibration.
-                manifest_calibrated.append({**entry, "color": f"../{color_rel}", "depth": f"../{calibrated_rel}"})
-        multiview.append({"id": k, "image_ids": view_ids})
-
-    cameras_info, dataset_info = _mvor_cameras_info(rigs, settings.depth_unit_mm)
-    ground_truth = {
-        "info": {
-            "description": "or-pose-labels synthetic OR scenes",
-            "generator_version": GENERATOR_VERSION,
-            "settings": asdict(settings),
-        },
-        "images": images,
-        "annotations": annotations,
-        "categories": [
-            {
-                "id": 1,
-                "name": "person",
-                "supercategory": "person",
-                "keypoints": list(COCO_KEYPOINTS),
-                "skeleton": [[a + 1, b + 1] for a, b in COCO_SKELETON],
-            }
-        ],
-        "multiview_images": multiview,
-        "cameras_info": cameras_info,
-        "dataset_info": dataset_info,
-    }
-    (out / "annotations.json").write_text(json.dumps(ground_truth, indent=1) + "\n")
-
-    registered = {
-        key: CameraCalibration(key, _canonical_intrinsics(rig.color), None, True, None, settings.depth_unit_mm)
-        for key, rig in zip(camera_keys, rigs)
-    }
-    save_calibration(registered, out / "calibration.json")
-
-    def by_id(entry: dict) -> str:  # camera-major, the order of the MVOR tree source
-        return entry["frame_id"]
-
-    (out / "manifest.jsonl").write_text("".join(json.dumps(e) + "\n" for e in sorted(manifest, key=by_id)))
-    if settings.calibrated_depth:
-        calibrated = {
-            key: CameraCalibration(
-                key,
-                _canonical_intrinsics(rig.color),
-                _canonical_intrinsics(rig.depth),
-                False,
-                _canonical_matrix(rig.depth_to_color),
-                settings.depth_unit_mm,
-            )
-            for key, rig in zip(camera_keys, rigs)
-        }
-        (out / "calibrated_rig").mkdir(exist_ok=True)
-        save_calibration(calibrated, out / "calibrated_rig" / "calibration.json")
-        (out / "calibrated_rig" / "manifest.jsonl").write_text(
-            "".join(json.dumps(e) + "\n" for e in sorted(manifest_calibrated, key=by_id))
-        )
+    (out / "annotations.json").write_text(json.dumps(_ground_truth(settings, rigs, got), indent=1) + "\n")
+    _write_rig_files(out, settings, rigs, camera_keys, got)
     (out / "synth.json").write_text(
         json.dumps({"generator_version": GENERATOR_VERSION, **asdict(settings)}, indent=1) + "\n"
     )
-    return {"instants": settings.frames, "images": len(images), "persons": len(annotations)}
+    return {"instants": settings.frames, "images": len(got.images), "persons": len(got.annotations)}
