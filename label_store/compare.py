@@ -278,63 +278,87 @@ def _compare_person(
             iou = _mask_iou(str(a), str(b), mask_size)
             if iou < limit:
                 result.problems.append(f"{here}: mask IoU {iou:.3f} (tolerance {limit})")
-            continue
-        a, b = np.asarray(a), np.asarray(b)
-        if rule == "flags":
-            differ = np.flatnonzero(np.atleast_1d(a != b))
-            if len(differ):
-                result.problems.append(
-                    f"{here}: {', '.join(_joint(names, k) for k in differ[:5]) if names else ''} "
-                    f"{np.atleast_1d(a)[differ[:5]].tolist()} -> {np.atleast_1d(b)[differ[:5]].tolist()}"
-                )
-            continue
-        a, b = a.astype(np.float64), b.astype(np.float64)
-        xy_a, xy_b = (a[..., :2], b[..., :2]) if rule == "position" else (a, b)
-        nan_a, nan_b = np.isnan(xy_a), np.isnan(xy_b)
-        if rule in ("position", "pose"):
-            nan_a, nan_b = nan_a.any(-1), nan_b.any(-1)
-        if np.any(nan_a != nan_b):
-            k = int(np.flatnonzero(np.atleast_1d(nan_a != nan_b))[0])
-            side = "B" if np.atleast_1d(nan_b)[k] else "A"
-            result.problems.append(f"{here} {_joint(names, k)}: NaN in {side} only")
-            continue
-        if rule == "box":
-            corner = np.abs(a - b).max()
-            result.signed.setdefault(name, []).append((b - a).reshape(2, 2))
-            if corner > limit:
-                result.problems.append(f"{here}: moved {corner:.2f} px (tolerance {limit})")
-        elif rule == "position":
-            move = np.linalg.norm(xy_a - xy_b, axis=-1)
-            result.signed.setdefault(name, []).append((xy_b - xy_a).reshape(-1, 2))
-            if name == "keypoints_2d":
-                result.keypoint_px.extend(move.tolist())
-            worst = int(np.nanargmax(move)) if np.isfinite(move).any() else None
-            if worst is not None and move[worst] > limit:
-                result.problems.append(
-                    f"{here} {_joint(names, worst)}: ({xy_a[worst, 0]:.1f}, {xy_a[worst, 1]:.1f}) -> "
-                    f"({xy_b[worst, 0]:.1f}, {xy_b[worst, 1]:.1f}), {move[worst]:.2f} px (tolerance {limit})"
-                )
-            if a.shape[-1] == 3:
-                change = np.abs(a[:, 2] - b[:, 2])
-                if np.isfinite(change).any() and np.nanmax(change) > t.confidence:
-                    k = int(np.nanargmax(change))
-                    result.problems.append(
-                        f"{here} {_joint(names, k)}: confidence changed by {change[k]:.3g} (tolerance {t.confidence})"
-                    )
-        elif rule == "pose":
-            change = np.linalg.norm(a - b, axis=-1)
-            if name == "pose3d_soft":
-                result.pose3d_mm.extend(change.tolist())
-            if np.isfinite(change).any() and np.nanmax(change) > limit:
-                k = int(np.nanargmax(change))
-                result.problems.append(f"{here} {_joint(names, k)}: moved {change[k]:.1f} mm (tolerance {limit})")
-        else:  # number
-            change = np.atleast_1d(np.abs(a - b))
-            if np.isfinite(change).any() and np.nanmax(change) > limit:
-                k = int(np.nanargmax(change))
-                result.problems.append(
-                    f"{here}{' ' + _joint(names, k) if names else ''}: changed by {change[k]:.3g} (tolerance {limit})"
-                )
+        elif rule == "flags":
+            _compare_flags(result, here, np.asarray(a), np.asarray(b), names)
+        else:
+            a, b = np.asarray(a).astype(np.float64), np.asarray(b).astype(np.float64)
+            if not _nan_agrees(result, here, rule, a, b, names):
+                continue
+            if rule == "position":
+                _compare_position(result, here, name, a, b, names, limit, t.confidence)
+            else:
+                _compare_values(result, here, name, rule, a, b, names, limit)
+
+
+def _compare_flags(result: Comparison, here: str, a: np.ndarray, b: np.ndarray, names) -> None:
+    differ = np.flatnonzero(np.atleast_1d(a != b))
+    if len(differ):
+        result.problems.append(
+            f"{here}: {', '.join(_joint(names, k) for k in differ[:5]) if names else ''} "
+            f"{np.atleast_1d(a)[differ[:5]].tolist()} -> {np.atleast_1d(b)[differ[:5]].tolist()}"
+        )
+
+
+def _nan_agrees(result: Comparison, here: str, rule: str, a: np.ndarray, b: np.ndarray, names) -> bool:
+    """Whether A and B have NaN at the same joints (a position's confidence column aside); else a problem."""
+    nan_a, nan_b = (np.isnan(a[..., :2]), np.isnan(b[..., :2])) if rule == "position" else (np.isnan(a), np.isnan(b))
+    if rule in ("position", "pose"):
+        nan_a, nan_b = nan_a.any(-1), nan_b.any(-1)
+    if not np.any(nan_a != nan_b):
+        return True
+    k = int(np.flatnonzero(np.atleast_1d(nan_a != nan_b))[0])
+    side = "B" if np.atleast_1d(nan_b)[k] else "A"
+    result.problems.append(f"{here} {_joint(names, k)}: NaN in {side} only")
+    return False
+
+
+def _compare_position(
+    result: Comparison, here: str, name: str, a: np.ndarray, b: np.ndarray, names, limit: float, confidence: float
+) -> None:
+    """Image positions (x, y[, confidence]): the largest move in pixels, and the confidence's change."""
+    xy_a, xy_b = a[..., :2], b[..., :2]
+    move = np.linalg.norm(xy_a - xy_b, axis=-1)
+    result.signed.setdefault(name, []).append((xy_b - xy_a).reshape(-1, 2))
+    if name == "keypoints_2d":
+        result.keypoint_px.extend(move.tolist())
+    worst = int(np.nanargmax(move)) if np.isfinite(move).any() else None
+    if worst is not None and move[worst] > limit:
+        result.problems.append(
+            f"{here} {_joint(names, worst)}: ({xy_a[worst, 0]:.1f}, {xy_a[worst, 1]:.1f}) -> "
+            f"({xy_b[worst, 0]:.1f}, {xy_b[worst, 1]:.1f}), {move[worst]:.2f} px (tolerance {limit})"
+        )
+    if a.shape[-1] == 3:
+        change = np.abs(a[:, 2] - b[:, 2])
+        if np.isfinite(change).any() and np.nanmax(change) > confidence:
+            k = int(np.nanargmax(change))
+            result.problems.append(
+                f"{here} {_joint(names, k)}: confidence changed by {change[k]:.3g} (tolerance {confidence})"
+            )
+
+
+def _compare_values(
+    result: Comparison, here: str, name: str, rule: str, a: np.ndarray, b: np.ndarray, names, limit: float
+) -> None:
+    """Boxes (largest corner move, px), 3D poses (largest joint move, mm) and plain numbers."""
+    if rule == "box":
+        corner = np.abs(a - b).max()
+        result.signed.setdefault(name, []).append((b - a).reshape(2, 2))
+        if corner > limit:
+            result.problems.append(f"{here}: moved {corner:.2f} px (tolerance {limit})")
+    elif rule == "pose":
+        change = np.linalg.norm(a - b, axis=-1)
+        if name == "pose3d_soft":
+            result.pose3d_mm.extend(change.tolist())
+        if np.isfinite(change).any() and np.nanmax(change) > limit:
+            k = int(np.nanargmax(change))
+            result.problems.append(f"{here} {_joint(names, k)}: moved {change[k]:.1f} mm (tolerance {limit})")
+    else:  # number
+        change = np.atleast_1d(np.abs(a - b))
+        if np.isfinite(change).any() and np.nanmax(change) > limit:
+            k = int(np.nanargmax(change))
+            result.problems.append(
+                f"{here}{' ' + _joint(names, k) if names else ''}: changed by {change[k]:.3g} (tolerance {limit})"
+            )
 
 
 # Fields read from the depth image at the keypoint's pixel (stages/depth_transfer.py).

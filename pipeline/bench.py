@@ -87,32 +87,35 @@ def timed_command(command: list[str]) -> dict:
     return {"seconds": time.perf_counter() - started, "peak_rss_mb": peak[0] / 2**20, "stdout": stdout}
 
 
-def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights_dir: str | None) -> dict:
-    """The per-frame loop; returns its timings. Writes `out` (one HDF5 group per frame)."""
-    import cv2
-    import h5py
+@dataclasses.dataclass
+class _NaiveTeacher:
+    """The three models as a user's script builds them, and mmdet's test pipeline for whole views."""
 
+    config: object
+    device: object
+    detector: object
+    keypoints: object
+    lifter: object
+    test_pipeline: object
+
+
+def _naive_teacher(config_name: str, overrides: dict, weights_dir: str | None) -> _NaiveTeacher:
+    """Build the models one crop and one pose per forward, from the same config and checkpoints."""
     import orpose.teachers  # first: it puts mmcv's extension in place where mmcv-lite is installed
 
     orpose.teachers.quiet_optimizer_notice()
 
     # isort: split
-    from mmdet.apis import inference_detector
+    from mmdet.utils import register_all_modules
     from mmengine.dataset import Compose
 
     from orpose.configs.schema import CONFIG_DIR, load_teacher_config
-    from orpose.frames.sources import open_source
-    from orpose.pipeline.commands.check_frames import peak_memory_mb
-    from orpose.pipeline.run import gpu_peak_mb
-    from orpose.stages.label_sets import hard_keypoints
-    from orpose.teachers.detector import PersonDetector, render_view
+    from orpose.teachers.detector import PersonDetector
     from orpose.teachers.keypoints import TopDownKeypoints
     from orpose.teachers.lifter import Lifter
-    from orpose.teachers.mm import forward_context, pick_device
-    from orpose.teachers.tta import boxes_from_view, detection_views
+    from orpose.teachers.mm import pick_device
     from orpose.teachers.weights import checkpoint_path
 
-    started = time.perf_counter()
     config = load_teacher_config(config_name, overrides)
     wd = weights_dir or config.weights_dir
     device = pick_device(config.device)
@@ -140,8 +143,6 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
         precision=config.precision,
     )
     # The views are made here as in the pipeline; mmdet's own test pipeline must not resize them again.
-    from mmdet.utils import register_all_modules
-
     register_all_modules(init_default_scope=True)
     test_pipeline = Compose(
         [
@@ -150,14 +151,71 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
             dict(type="mmdet.PackDetInputs"),
         ]
     )
-    seconds = {
-        "load": time.perf_counter() - started,
-        "decode": 0.0,
-        "detect": 0.0,
-        "keypoints": 0.0,
-        "lift": 0.0,
-        "write": 0.0,
-    }
+    return _NaiveTeacher(config, device, detector, keypoints, lifter, test_pipeline)
+
+
+def _naive_detect(teacher: _NaiveTeacher, color_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`inference_detector` on each TTA view, merged as the pipeline merges; (boxes, scores, masks)."""
+    import cv2
+    from mmdet.apis import inference_detector
+
+    from orpose.teachers.detector import render_view
+    from orpose.teachers.mm import forward_context
+    from orpose.teachers.tta import boxes_from_view, detection_views
+
+    spec, detector = teacher.config.detector, teacher.detector
+    h, w = color_bgr.shape[:2]
+    views, full_masks = [], []
+    for view in detection_views(w, h, spec.scales, spec.max_side, spec.flip):
+        with forward_context(teacher.device, teacher.config.precision):  # NMS kernel: chosen when built
+            result = inference_detector(
+                detector.model, render_view(color_bgr, view), test_pipeline=teacher.test_pipeline
+            )
+        pred = result.pred_instances
+        person = (pred.labels == detector.person_label).cpu().numpy()
+        views.append(
+            (
+                boxes_from_view(pred.bboxes.cpu().numpy()[person], view),
+                pred.scores.cpu().numpy()[person],
+                np.flatnonzero(person),
+                view,
+                len(views),
+                0,
+            )
+        )
+        full_masks.append(pred.masks.cpu().numpy())
+    boxes, scores, picks = detector.merge_views(views)
+    masks = np.zeros((len(picks), h, w), dtype=bool)
+    for k, (view, c, _, row) in enumerate(picks):
+        mask = full_masks[c][row][:, ::-1] if view.flip else full_masks[c][row]
+        masks[k] = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return boxes, scores, masks
+
+
+def _naive_lift(teacher: _NaiveTeacher, keypoints_2d: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Soft and hard 3D poses, the lifter called one person at a time."""
+    from orpose.stages.label_sets import hard_keypoints
+
+    lifter, thresholds = teacher.lifter, teacher.config.thresholds
+    soft = [lifter(keypoints_2d[p : p + 1], boxes[p : p + 1]) for p in range(len(boxes))]
+    hard_mask = hard_keypoints(keypoints_2d, thresholds.keypoint_score, thresholds.min_keypoints)[0]
+    hard = [lifter(keypoints_2d[p : p + 1], boxes[p : p + 1], hard_mask[p : p + 1]) for p in range(len(boxes))]
+    empty = np.zeros((0, 17, 3), np.float32)
+    return (np.concatenate(soft) if soft else empty), (np.concatenate(hard) if hard else empty)
+
+
+def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights_dir: str | None) -> dict:
+    """The per-frame loop; returns its timings. Writes `out` (one HDF5 group per frame)."""
+    import h5py
+
+    from orpose.frames.sources import open_source
+    from orpose.pipeline.commands.check_frames import peak_memory_mb
+    from orpose.pipeline.run import gpu_peak_mb
+
+    started = time.perf_counter()
+    teacher = _naive_teacher(config_name, overrides, weights_dir)
+    seconds = dict.fromkeys(("decode", "detect", "keypoints", "lift", "write"), 0.0)
+    seconds = {"load": time.perf_counter() - started, **seconds}
     source = open_source(frames)
     with h5py.File(out, "w") as store:
         for ref in source.refs():
@@ -165,43 +223,13 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
             frame = source.load(ref)
             seconds["decode"] += time.perf_counter() - t
             t = time.perf_counter()
-            h, w = frame.color_bgr.shape[:2]
-            views, full_masks = [], []
-            for view in detection_views(w, h, config.detector.scales, config.detector.max_side, config.detector.flip):
-                with forward_context(device, config.precision):  # NMS kernel: chosen when the detector was built
-                    result = inference_detector(
-                        detector.model, render_view(frame.color_bgr, view), test_pipeline=test_pipeline
-                    )
-                pred = result.pred_instances
-                person = (pred.labels == detector.person_label).cpu().numpy()
-                views.append(
-                    (
-                        boxes_from_view(pred.bboxes.cpu().numpy()[person], view),
-                        pred.scores.cpu().numpy()[person],
-                        np.flatnonzero(person),
-                        view,
-                        len(views),
-                        0,
-                    )
-                )
-                full_masks.append(pred.masks.cpu().numpy())
-            boxes, scores, picks = detector._merge(views)
-            masks = np.zeros((len(picks), h, w), dtype=bool)
-            for k, (view, c, _, row) in enumerate(picks):
-                mask = full_masks[c][row][:, ::-1] if view.flip else full_masks[c][row]
-                masks[k] = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+            boxes, scores, masks = _naive_detect(teacher, frame.color_bgr)
             seconds["detect"] += time.perf_counter() - t
             t = time.perf_counter()
-            people = keypoints([frame.color_bgr], [boxes])[0]
+            people = teacher.keypoints([frame.color_bgr], [boxes])[0]
             seconds["keypoints"] += time.perf_counter() - t
             t = time.perf_counter()
-            soft = [lifter(people.keypoints[p : p + 1], boxes[p : p + 1]) for p in range(len(boxes))]
-            hard_mask = hard_keypoints(
-                people.keypoints, config.thresholds.keypoint_score, config.thresholds.min_keypoints
-            )[0]
-            hard = [
-                lifter(people.keypoints[p : p + 1], boxes[p : p + 1], hard_mask[p : p + 1]) for p in range(len(boxes))
-            ]
+            soft, hard = _naive_lift(teacher, people.keypoints, boxes)
             seconds["lift"] += time.perf_counter() - t
             t = time.perf_counter()
             group = store.create_group(ref.frame_id)
@@ -209,8 +237,8 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
             group["score"] = scores
             group["mask"] = masks
             group["keypoints_2d"] = people.keypoints
-            group["pose3d_soft"] = np.concatenate(soft) if soft else np.zeros((0, 17, 3), np.float32)
-            group["pose3d_hard"] = np.concatenate(hard) if hard else np.zeros((0, 17, 3), np.float32)
+            group["pose3d_soft"] = soft
+            group["pose3d_hard"] = hard
             seconds["write"] += time.perf_counter() - t
     return {
         "seconds": seconds,

@@ -143,7 +143,7 @@ class PersonDetector:
                     )
                 )
 
-        merged = [self._merge(views) for views in per_frame]
+        merged = [self.merge_views(views) for views in per_frame]
         # Masks for the kept boxes only, each from its representative detection's own view.
         wanted = [[[] for _ in chunk] for chunk, _ in chunks]
         for _, _, picks in merged:
@@ -165,7 +165,7 @@ class PersonDetector:
             detections.append(Detections(boxes, scores, masks))
         return detections
 
-    def _merge(self, views):
+    def merge_views(self, views):
         """Merge one frame's views: (boxes, scores, [(view, chunk, position, row) per kept box])."""
         # Deterministic member order (by view, as configured), whatever order the batches ran in.
         views = sorted(views, key=lambda item: (item[3].width, item[3].flip))

@@ -94,32 +94,20 @@ def match_boxes(reference: torch.Tensor, ours: torch.Tensor, same_class=None):
     return index, best
 
 
-def compare_frame(d2_model, mm_model, image_bgr: np.ndarray, report: Report, label: str):
-    from mmdet.structures import DetDataSample
-    from mmdet.structures.bbox import bbox2roi
-
-    h, w = image_bgr.shape[:2]
-    chw = torch.from_numpy(np.ascontiguousarray(image_bgr)).permute(2, 0, 1)
-
-    # Preprocessing: each framework's own (channel order, normalisation, padding).
-    images = d2_model.preprocess_image([{"image": chw.float(), "height": h, "width": w}])
-    sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0)))
-    data = mm_model.data_preprocessor(dict(inputs=[chw], data_samples=[sample]), False)
-    samples, metas = data["data_samples"], [s.metainfo for s in data["data_samples"]]
-    report.tensors(f"{label} input (normalised, padded)", images.tensor, data["inputs"])
+def _compare_backbones(d2_model, mm_model, images, inputs, report: Report, label: str):
+    """Backbone stages and FPN levels; returns both sides' FPN features."""
+    from mmcv.ops import DeformConv2dPack
 
     captured, offsets = {}, []
     hook = d2_model.backbone.bottom_up.register_forward_hook(lambda m, i, o: captured.update(o))
     features = d2_model.backbone(images.tensor)
     hook.remove()
-    from mmcv.ops import DeformConv2dPack
-
     hooks = [
         m.conv_offset.register_forward_hook(lambda m, i, o: offsets.append(o.abs().mean()))
         for m in mm_model.backbone.modules()
         if isinstance(m, DeformConv2dPack)
     ]
-    mm_backbone = mm_model.backbone(data["inputs"])
+    mm_backbone = mm_model.backbone(inputs)
     for hook in hooks:
         hook.remove()
     print(
@@ -131,7 +119,11 @@ def compare_frame(d2_model, mm_model, image_bgr: np.ndarray, report: Report, lab
         report.tensors(f"{label} backbone {name}", captured[name], mm_backbone[index])
     for index, name in enumerate(("p2", "p3", "p4", "p5", "p6")):
         report.tensors(f"{label} FPN {name}", features[name], mm_features[index])
+    return features, mm_features
 
+
+def _compare_rpn(d2_model, mm_model, images, features, mm_features, samples, report: Report, label: str):
+    """RPN head outputs per level, then the proposals; returns both sides' proposals."""
     rpn = d2_model.proposal_generator
     objectness, deltas = rpn.rpn_head([features[f] for f in rpn.in_features])
     mm_objectness, mm_deltas = mm_model.rpn_head(mm_features)
@@ -162,12 +154,18 @@ def compare_frame(d2_model, mm_model, image_bgr: np.ndarray, report: Report, lab
         SCORE,
         "abs",
     )
+    return proposals, mm_proposals
 
-    # The cascade on the same proposals (detectron2's), stage by stage.
+
+def _compare_cascade(d2_model, mm_model, features, mm_features, proposals, meta: dict, report: Report, label: str):
+    """The cascade on the same proposals (detectron2's), stage by stage: scores, deltas, refined boxes."""
+    from mmdet.structures.bbox import bbox2roi
+
+    h, w = meta["img_shape"]
     heads = d2_model.roi_heads
     box_features = [features[f] for f in heads.box_in_features]
     stage_proposals, refined = proposals, None
-    rois = bbox2roi([d2_boxes])
+    rois = bbox2roi([proposals[0].proposal_boxes.tensor])
     for stage in range(heads.num_cascade_stages):
         if stage > 0:
             stage_proposals = heads._create_proposals_from_boxes(refined, [(h, w)])
@@ -178,7 +176,7 @@ def compare_frame(d2_model, mm_model, image_bgr: np.ndarray, report: Report, lab
         report.tensors(f"{label} cascade {stage + 1} box deltas", stage_deltas, mm_result["bbox_pred"])
         head = mm_model.roi_head.bbox_head[stage]
         labels = mm_result["cls_score"][:, :-1].argmax(dim=1)
-        mm_refined = head.regress_by_class(rois[:, 1:], labels, mm_result["bbox_pred"], metas[0])
+        mm_refined = head.regress_by_class(rois[:, 1:], labels, mm_result["bbox_pred"], meta)
         refined_clipped = refined[0].clone()
         refined_clipped[:, 0::2] = refined_clipped[:, 0::2].clamp(0, w)
         refined_clipped[:, 1::2] = refined_clipped[:, 1::2].clamp(0, h)
@@ -187,10 +185,9 @@ def compare_frame(d2_model, mm_model, image_bgr: np.ndarray, report: Report, lab
         )
         rois = torch.cat([rois[:, :1], mm_refined], dim=1)
 
-    # Final detections, each framework end to end from its own proposals.
-    d2_instances, _ = heads(images, features, proposals)
-    d2_det = d2_instances[0]
-    mm_det = mm_model.roi_head.predict(mm_features, mm_proposals, samples, rescale=False)[0]
+
+def _compare_detections(d2_det, mm_det, report: Report, label: str) -> None:
+    """Final detections, each framework end to end from its own proposals, matched by class and IoU."""
     a_boxes, a_scores, a_classes = d2_det.pred_boxes.tensor, d2_det.scores, d2_det.pred_classes
     b_boxes, b_scores, b_classes = mm_det.bboxes, mm_det.scores, mm_det.labels
     same = (a_classes[:, None] == b_classes[None, :]).float()
@@ -221,12 +218,37 @@ def compare_frame(d2_model, mm_model, image_bgr: np.ndarray, report: Report, lab
         "abs",
     )
 
+
+def compare_frame(d2_model, mm_model, image_bgr: np.ndarray, report: Report, label: str):
+    """Both models on one frame, stage by stage, into `report`; returns detectron2's detection count."""
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.bbox import bbox2roi
+
+    h, w = image_bgr.shape[:2]
+    chw = torch.from_numpy(np.ascontiguousarray(image_bgr)).permute(2, 0, 1)
+
+    # Preprocessing: each framework's own (channel order, normalisation, padding).
+    images = d2_model.preprocess_image([{"image": chw.float(), "height": h, "width": w}])
+    sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0)))
+    data = mm_model.data_preprocessor(dict(inputs=[chw], data_samples=[sample]), False)
+    samples = data["data_samples"]
+    report.tensors(f"{label} input (normalised, padded)", images.tensor, data["inputs"])
+
+    features, mm_features = _compare_backbones(d2_model, mm_model, images, data["inputs"], report, label)
+    proposals, mm_proposals = _compare_rpn(d2_model, mm_model, images, features, mm_features, samples, report, label)
+    _compare_cascade(d2_model, mm_model, features, mm_features, proposals, samples[0].metainfo, report, label)
+
+    heads = d2_model.roi_heads
+    d2_det = heads(images, features, proposals)[0][0]
+    mm_det = mm_model.roi_head.predict(mm_features, mm_proposals, samples, rescale=False)[0]
+    _compare_detections(d2_det, mm_det, report, label)
+
     # Mask logits for the same boxes (detectron2's final ones).
     mask_features = heads.mask_pooler([features[f] for f in heads.mask_in_features], [d2_det.pred_boxes])
     d2_masks = heads.mask_head.layers(mask_features)
-    mm_masks = mm_model.roi_head._mask_forward(0, mm_features, bbox2roi([a_boxes]))["mask_preds"]
+    mm_masks = mm_model.roi_head._mask_forward(0, mm_features, bbox2roi([d2_det.pred_boxes.tensor]))["mask_preds"]
     report.tensors(f"{label} mask logits", d2_masks, mm_masks)
-    return len(a_boxes)
+    return len(d2_det.pred_boxes.tensor)
 
 
 def compare_deform_conv(report: Report, seed: int):
@@ -260,26 +282,13 @@ def compare_deform_conv(report: Report, seed: int):
     report.tensors("deform conv: torchvision vs mmcv", tv, mmcv)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--frames", type=int, default=2, help="bundled sample frames to compare (default 2)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, help="also write the per-stage figures here")
-    parser.add_argument("--work", type=Path, help="folder for the seeded .pkl and converted .pth (default: a temp dir)")
-    args = parser.parse_args(argv)
-    torch.set_grad_enabled(False)
-
-    try:
-        from detectron2 import model_zoo
-        from detectron2.checkpoint import DetectionCheckpointer
-        from detectron2.config import get_cfg
-        from detectron2.modeling import build_model
-    except ImportError:
-        print("detectron2 is not installed: `make check-detectron2` builds it from ../shared/vendor", file=sys.stderr)
-        return 2
-    import cv2
+def _seeded_models(seed: int, work: Path, report: Report):
+    """detectron2's X-152 with seeded weights, written as its .pkl and loaded by detectron2's own reader,
+    and the mmdet model converted from that file; returns (d2_model, mm_model, figures for the JSON)."""
+    from detectron2 import model_zoo
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
 
     from orpose.configs.schema import CONFIG_DIR
     from orpose.teachers.convert_detectron2 import (
@@ -291,13 +300,11 @@ def main(argv=None) -> int:
     from orpose.teachers.mm import build_mm_model, load_mm_config
     from orpose.teachers.model_info import count_parameters
 
-    started = time.time()
     cfg = get_cfg()
     cfg.merge_from_file(model_zoo.get_config_file(D2_CONFIG))
     cfg.MODEL.DEVICE = "cpu"
     d2_model = build_model(cfg).eval()
-    state = seeded_detectron2_arrays({k: tuple(v.shape) for k, v in d2_model.state_dict().items()}, args.seed)
-    work = args.work or Path(tempfile.mkdtemp(prefix="check-detectron2-"))
+    state = seeded_detectron2_arrays({k: tuple(v.shape) for k, v in d2_model.state_dict().items()}, seed)
     pkl, pth = work / "seeded_x152_detectron2.pkl", work / "seeded_x152_mmdet.pth"
     write_detectron2_pickle(state, pkl, "tools/check_detectron2.py (seeded)")
     d2_model = build_model(cfg).eval()
@@ -316,8 +323,33 @@ def main(argv=None) -> int:
         f"mmdet {mm_params / 1e6:.2f} M parameters of which {frozen / 1e6:.2f} M frozen BatchNorm affine "
         f"(buffers in detectron2's FrozenBN): {(mm_params - frozen) / 1e6:.2f} M to compare"
     )
-    report = Report()
     report.add("parameters (mmdet - frozen BN) - detectron2", abs(mm_params - frozen - d2_params), 0, "count")
+    figures = dict(d2_parameters=d2_params, mm_parameters=mm_params, frozen_bn=frozen, meta=meta)
+    return d2_model, mm_model, figures
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--frames", type=int, default=2, help="bundled sample frames to compare (default 2)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the per-stage figures here")
+    parser.add_argument("--work", type=Path, help="folder for the seeded .pkl and converted .pth (default: a temp dir)")
+    args = parser.parse_args(argv)
+    torch.set_grad_enabled(False)
+
+    try:
+        import detectron2  # noqa: F401
+    except ImportError:
+        print("detectron2 is not installed: `make check-detectron2` builds it from ../shared/vendor", file=sys.stderr)
+        return 2
+    import cv2
+
+    started = time.time()
+    report = Report()
+    work = args.work or Path(tempfile.mkdtemp(prefix="check-detectron2-"))
+    d2_model, mm_model, figures = _seeded_models(args.seed, work, report)
 
     manifest = [json.loads(line) for line in (SAMPLE / "manifest.jsonl").read_text().splitlines() if line.strip()]
     # Frames from different cameras first: different scenes.
@@ -334,19 +366,7 @@ def main(argv=None) -> int:
         f"({time.time() - started:.0f} s){': FAILED ' + ', '.join(failed) if failed else ''}"
     )
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                dict(
-                    rows=report.rows,
-                    ok=report.ok,
-                    d2_parameters=d2_params,
-                    mm_parameters=mm_params,
-                    frozen_bn=frozen,
-                    meta=meta,
-                ),
-                indent=1,
-            )
-        )
+        args.json.write_text(json.dumps(dict(rows=report.rows, ok=report.ok, **figures), indent=1))
     return 0 if report.ok else 1
 
 

@@ -269,9 +269,7 @@ def _side_legend(ax) -> None:
     ax.legend(handles=handles, fontsize=8, loc="upper right")
 
 
-def _distributions(stats: RunStatistics, threshold: float, box_threshold: float | None) -> str:
-    figures = []
-
+def _score_figure(stats: RunStatistics, box_threshold: float | None) -> tuple[str, str]:
     figure, ax = plt.subplots(figsize=(6.5, 3.6))
     if stats.persons:
         edges = stats.score.edges
@@ -285,8 +283,10 @@ def _distributions(stats: RunStatistics, threshold: float, box_threshold: float 
     ax.set_ylabel("persons")
     ax.set_title(f"Detector score ({stats.persons} persons)")
     figure.tight_layout()
-    figures.append((_png(figure), "Detector score histogram"))
+    return _png(figure), "Detector score histogram"
 
+
+def _persons_per_frame_figure(stats: RunStatistics) -> tuple[str, str]:
     figure, ax = plt.subplots(figsize=(6.5, 3.6))
     per_frame = sorted(stats.persons_per_frame.items())
     if per_frame:
@@ -298,8 +298,12 @@ def _distributions(stats: RunStatistics, threshold: float, box_threshold: float 
     ax.set_ylabel("labelled frames")
     ax.set_title(f"Persons per frame ({stats.labelled} labelled frames)")
     figure.tight_layout()
-    figures.append((_png(figure), "Persons per frame"))
+    return _png(figure), "Persons per frame"
 
+
+def _per_joint_figures(stats: RunStatistics, threshold: float) -> list[tuple[str, str]]:
+    """Confidence and TTA spread per joint (box plots), and each joint's share of the hard set."""
+    figures = []
     figure, ax = plt.subplots(figsize=(12, 4.2))
     _per_joint_boxes(ax, stats.confidence, "keypoint confidence (0-1)")
     ax.axhline(threshold, color="red", linestyle="--", label=f"hard threshold keypoint_score {threshold}")
@@ -317,9 +321,8 @@ def _distributions(stats: RunStatistics, threshold: float, box_threshold: float 
     figures.append((_png(figure), "TTA spread per joint"))
 
     figure, ax = plt.subplots(figsize=(12, 4.2))
-    fraction = stats.hard_fraction_per_joint()
     if stats.persons:
-        ax.bar(range(17), fraction, color=COCO_JOINT_COLORS, alpha=0.8)
+        ax.bar(range(17), stats.hard_fraction_per_joint(), color=COCO_JOINT_COLORS, alpha=0.8)
     else:
         _no_data(ax, "no persons")
     ax.set_xticks(range(17), COCO_KEYPOINTS, rotation=60)
@@ -329,7 +332,10 @@ def _distributions(stats: RunStatistics, threshold: float, box_threshold: float 
     _side_legend(ax)
     figure.tight_layout()
     figures.append((_png(figure), "Fraction of each joint in the hard set"))
+    return figures
 
+
+def _depth_figure(stats: RunStatistics) -> tuple[str, str]:
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
     finite = int(stats.depth_consistency.total()[0])
     if finite:
@@ -345,19 +351,30 @@ def _distributions(stats: RunStatistics, threshold: float, box_threshold: float 
     right.set_ylabel("keypoints")
     right.set_title("Keypoints carried onto the depth frame")
     figure.tight_layout()
-    figures.append((_png(figure), "Depth consistency and depth flags"))
+    return _png(figure), "Depth consistency and depth flags"
 
-    parts = [f"<figure>{_img(uri, alt)}<figcaption>{_esc(alt)}</figcaption></figure>" for uri, alt in figures]
+
+def _per_joint_table(stats: RunStatistics) -> str:
     q_conf = stats.confidence.quantiles([0.1, 0.5, 0.9])
     q_spread = stats.spread.quantiles([0.5, 0.9])
+    fraction = stats.hard_fraction_per_joint()
     rows = [
         [name, *(_fmt(v) for v in q_conf[j]), *(_fmt(v, 2) for v in q_spread[j]), _fmt(fraction[j], 2)]
         for j, name in enumerate(COCO_KEYPOINTS)
     ]
-    parts.append("<h3>Per joint</h3>")
     header = ["joint", "confidence q10", "q50", "q90", "TTA spread q50 (px)", "q90 (px)", "hard share"]
-    parts.append(_table(header, rows, set(range(1, 7))))
-    return "".join(parts)
+    return "<h3>Per joint</h3>" + _table(header, rows, set(range(1, 7)))
+
+
+def _distributions(stats: RunStatistics, threshold: float, box_threshold: float | None) -> str:
+    figures = [
+        _score_figure(stats, box_threshold),
+        _persons_per_frame_figure(stats),
+        *_per_joint_figures(stats, threshold),
+        _depth_figure(stats),
+    ]
+    parts = [f"<figure>{_img(uri, alt)}<figcaption>{_esc(alt)}</figcaption></figure>" for uri, alt in figures]
+    return "".join(parts) + _per_joint_table(stats)
 
 
 def _verify(problems: list[str]) -> str:

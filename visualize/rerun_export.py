@@ -163,6 +163,25 @@ def _log_frame(rr, recording, labels, root: str, index: int, calib, threshold: f
             rr.TextLog(f"{labels.frame_id} rejected: {frame['reject_reason']}: {frame['reject_detail']}", level="WARN"),
         )
         return
+    _log_images(rr, recording, labels, root, calib, result)
+    if len(labels):
+        boxes = p["box"].astype(np.float64)
+        recording.log(
+            f"{root}/color/boxes",
+            rr.Boxes2D(
+                array=boxes,
+                array_format=rr.Box2DFormat.XYXY,
+                labels=[f"person {k}: score {s:.2f}" for k, s in enumerate(p["score"])],
+            ),
+        )
+    for k in range(len(labels)):
+        result.persons += 1
+        _log_person(rr, recording, p, k, root, threshold)
+
+
+def _log_images(rr, recording, labels, root: str, calib, result: RerunExport) -> None:
+    """The colour image, the depth image in metres and, with a calibration, its point cloud."""
+    frame = labels.frame
     if Path(frame["color_path"]).exists():
         recording.log(f"{root}/color", rr.EncodedImage(path=frame["color_path"]))
     depth_mm = None
@@ -178,65 +197,57 @@ def _log_frame(rr, recording, labels, root: str, index: int, calib, threshold: f
             gray = np.array([[150, 150, 150]], np.uint8)
             recording.log(f"{root}/points", rr.Points3D(cloud, colors=gray, radii=0.004))
             result.point_clouds += 1
-    if len(labels):
-        boxes = p["box"].astype(np.float64)
+
+
+def _log_person(rr, recording, p: dict, k: int, root: str, threshold: float) -> None:
+    """Person k: soft and hard 2D keypoints and limbs, its keypoints on the depth frame, its 3D skeleton."""
+    keypoints, hard = p["keypoints_2d"][k].astype(np.float64), p["hard_mask"][k]
+    confident = keypoints[:, 2] > threshold
+    person = f"{root}/color/persons/{k}"
+    recording.log(
+        f"{person}/soft",
+        rr.Points2D(
+            keypoints[:, :2],
+            colors=_COCO_JOINT_RGB,
+            radii=np.where(confident, 3.0, 1.5).astype(np.float32),
+            labels=list(COCO_KEYPOINTS),
+        ),
+        rr.AnyValues(
+            confidence=keypoints[:, 2].astype(np.float32),
+            tta_spread_px=p["keypoint_spread"][k].astype(np.float32),
+            hard=hard.astype(np.uint8),
+        ),
+    )
+    strips, chosen = _limbs(keypoints[:, :2], COCO_SKELETON, np.ones(17, bool))
+    recording.log(f"{person}/soft_limbs", rr.LineStrips2D(strips, colors=_COCO_LIMB_RGB[chosen], radii=0.75))
+    if hard.any():
         recording.log(
-            f"{root}/color/boxes",
-            rr.Boxes2D(
-                array=boxes,
-                array_format=rr.Box2DFormat.XYXY,
-                labels=[f"person {k}: score {s:.2f}" for k, s in enumerate(p["score"])],
-            ),
-        )
-    for k in range(len(labels)):
-        result.persons += 1
-        keypoints, hard = p["keypoints_2d"][k].astype(np.float64), p["hard_mask"][k]
-        confident = keypoints[:, 2] > threshold
-        person = f"{root}/color/persons/{k}"
-        recording.log(
-            f"{person}/soft",
+            f"{person}/hard",
             rr.Points2D(
-                keypoints[:, :2],
-                colors=_COCO_JOINT_RGB,
-                radii=np.where(confident, 3.0, 1.5).astype(np.float32),
-                labels=list(COCO_KEYPOINTS),
-            ),
-            rr.AnyValues(
-                confidence=keypoints[:, 2].astype(np.float32),
-                tta_spread_px=p["keypoint_spread"][k].astype(np.float32),
-                hard=hard.astype(np.uint8),
+                keypoints[hard, :2],
+                colors=_COCO_JOINT_RGB[hard],
+                radii=4.5,
+                labels=[n for n, h in zip(COCO_KEYPOINTS, hard) if h],
             ),
         )
-        strips, chosen = _limbs(keypoints[:, :2], COCO_SKELETON, np.ones(17, bool))
-        recording.log(f"{person}/soft_limbs", rr.LineStrips2D(strips, colors=_COCO_LIMB_RGB[chosen], radii=0.75))
-        if hard.any():
-            recording.log(
-                f"{person}/hard",
-                rr.Points2D(
-                    keypoints[hard, :2],
-                    colors=_COCO_JOINT_RGB[hard],
-                    radii=4.5,
-                    labels=[n for n, h in zip(COCO_KEYPOINTS, hard) if h],
-                ),
-            )
-            strips, chosen = _limbs(keypoints[:, :2], COCO_SKELETON, hard)
-            if strips:
-                recording.log(f"{person}/hard_limbs", rr.LineStrips2D(strips, colors=_COCO_LIMB_RGB[chosen], radii=2.0))
-        flag = p["depth_flag"][k]
-        seen = flag <= DEPTH_HOLE
-        if seen.any():
-            recording.log(
-                f"{root}/depth/persons/{k}",
-                rr.Points2D(p["depth_keypoints"][k][seen].astype(np.float64), colors=_COCO_JOINT_RGB[seen], radii=2.5),
-                rr.AnyValues(depth_flag=flag[seen].astype(np.uint8)),
-            )
-        pose = p["pose3d_camera"][k].astype(np.float64) / _MM
-        if np.isfinite(pose).all():
-            skeleton = f"{root}/skeletons3d/{k}"
-            recording.log(
-                f"{skeleton}/joints",
-                rr.Points3D(pose, colors=_H36M_JOINT_RGB, radii=0.02, labels=list(H36M_JOINTS)),
-                rr.AnyValues(depth_consistency_coco=p["depth_consistency"][k].astype(np.float32)),
-            )
-            strips, chosen = _limbs(pose, H36M_SKELETON, np.ones(17, bool))
-            recording.log(f"{skeleton}/limbs", rr.LineStrips3D(strips, colors=_H36M_LIMB_RGB[chosen], radii=0.01))
+        strips, chosen = _limbs(keypoints[:, :2], COCO_SKELETON, hard)
+        if strips:
+            recording.log(f"{person}/hard_limbs", rr.LineStrips2D(strips, colors=_COCO_LIMB_RGB[chosen], radii=2.0))
+    flag = p["depth_flag"][k]
+    seen = flag <= DEPTH_HOLE
+    if seen.any():
+        recording.log(
+            f"{root}/depth/persons/{k}",
+            rr.Points2D(p["depth_keypoints"][k][seen].astype(np.float64), colors=_COCO_JOINT_RGB[seen], radii=2.5),
+            rr.AnyValues(depth_flag=flag[seen].astype(np.uint8)),
+        )
+    pose = p["pose3d_camera"][k].astype(np.float64) / _MM
+    if np.isfinite(pose).all():
+        skeleton = f"{root}/skeletons3d/{k}"
+        recording.log(
+            f"{skeleton}/joints",
+            rr.Points3D(pose, colors=_H36M_JOINT_RGB, radii=0.02, labels=list(H36M_JOINTS)),
+            rr.AnyValues(depth_consistency_coco=p["depth_consistency"][k].astype(np.float32)),
+        )
+        strips, chosen = _limbs(pose, H36M_SKELETON, np.ones(17, bool))
+        recording.log(f"{skeleton}/limbs", rr.LineStrips3D(strips, colors=_H36M_LIMB_RGB[chosen], radii=0.01))
