@@ -31,7 +31,8 @@ from torch.utils.data import Dataset
 
 from orpose.frames.calibration import Intrinsics
 from orpose.frames.decode import decode_color, decode_depth
-from orpose.label_store.dataset import RunSource, eligible_frames, pack_item
+from orpose.label_store.dataset import RunSource, eligible_frames
+from orpose.label_store.packing import pack_item
 from orpose.label_store.reader import LabelRun
 from orpose.label_store.shard import read_dataset
 

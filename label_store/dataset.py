@@ -21,17 +21,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import cv2
 import h5py
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from orpose.frames.calibration import Intrinsics, load_calibration
 from orpose.frames.decode import decode_color, decode_depth
 from orpose.label_store.index import RunIndex, load_index, shard_index_part
+from orpose.label_store.packing import PackedItem, pack, pack_item
 from orpose.label_store.reader import LabelRun
 from orpose.label_store.schema import STATUS_LABELLED
 from orpose.label_store.shard import read_dataset, shard_path
@@ -41,7 +41,6 @@ __all__ = [
     "RunSource",
     "make_item",
     "ItemReader",
-    "pack_item",
     "scaled_intrinsics",
     "ItemSpec",
     "eligible_frames",
@@ -209,7 +208,7 @@ def _depth_view(frame: dict, persons: dict, cameras) -> _View:
 
 
 def _render(view: _View, factor: float, spec: ItemSpec, depth: bool) -> dict:
-    """The view at `factor` (brought back to full size with `spec.upsample`), as tensors with its targets."""
+    """The view at `factor` (brought back to full size with `spec.upsample`), as arrays with its targets."""
     image = view.image.astype(np.float32) if spec.image_dtype == "float32" or depth else view.image
     h, w = image.shape[:2]
     new_w, new_h = scaled_size(w, h, factor)
@@ -221,28 +220,43 @@ def _render(view: _View, factor: float, spec: ItemSpec, depth: bool) -> dict:
             new_w, new_h = w, h
     sx, sy = new_w / w, new_h / h
     out = {
-        "image": _image_tensor(image, spec, depth),
+        "image": _image_array(image, spec, depth),
         "keypoints": scale_keypoints(view.keypoints, sx, sy),
         "boxes": scale_boxes(view.boxes, sx, sy),
     }
     if spec.keep_full:
-        out["image_full"] = _image_tensor(full, spec, depth)
+        out["image_full"] = _image_array(full, spec, depth)
     if view.intrinsics is not None:
-        out["intrinsics"] = torch.from_numpy(scaled_intrinsics(view.intrinsics, sx, sy).astype(np.float32))
+        out["intrinsics"] = scaled_intrinsics(view.intrinsics, sx, sy)
     return out
 
 
-def _image_tensor(image: np.ndarray, spec: ItemSpec, depth: bool) -> torch.Tensor:
+def _image_array(image: np.ndarray, spec: ItemSpec, depth: bool) -> np.ndarray:
+    """Channels first, as a view where it can be: the packing makes the item's one contiguous copy (a 640x480
+    float image is 3.7 MB; copying it twice cost the readers about 1 ms an item at factor 1)."""
     if depth:
         image = _normalise_depth(image, spec)
         if spec.image_dtype == "native":  # integers for normalising on the GPU
             image = np.clip(np.rint(image), 0, 65535).astype(np.uint8 if spec.depth_norm == "0_255" else np.uint16)
-    image = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
-    if spec.image_dtype == "float32":
-        image = image.astype(np.float32, copy=False)
-    # a channels-first view, not copied here: `pack_item` makes the item's one contiguous copy (a 640x480
-    # float image is 3.7 MB; copying it twice cost the readers about 1 ms an item at factor 1)
-    return torch.from_numpy(image)
+    return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+
+
+# The dtype of each array an item holds (the images keep theirs: float32, or uint8/uint16 with "native").
+_ITEM_DTYPES = {
+    "boxes": np.float32,
+    "scores": np.float32,
+    "keypoints": np.float32,
+    "hard_mask": np.bool_,
+    "hard_valid": np.bool_,
+    "pose3d_soft": np.float32,
+    "pose3d_hard": np.float32,
+    "pose3d_camera": np.float32,
+    "intrinsics": np.float32,
+    "depth_flag": np.int8,
+    "depth_keypoints": np.float32,
+    "depth_boxes": np.float32,
+    "depth_intrinsics": np.float32,
+}
 
 
 def make_item(
@@ -251,16 +265,14 @@ def make_item(
     factor: float,
     spec: ItemSpec,
     cameras: tuple[Intrinsics | None, Intrinsics | None] = (None, None),
-) -> dict:
+) -> PackedItem:
     """One training item from a frame's row and its persons' rows (keys: docs/reading_labels.md).
     `cameras`: the intrinsics of the color image and of the depth grid (either None when unknown). Its
-    images may be strided views (channels first over the decoded channels-last array); `pack_item`, which
-    the readers apply, makes every tensor of the item contiguous in one storage."""
+    tensors are contiguous views of one buffer (`orpose.label_store.packing`): one copy of each array, and
+    one shared-memory segment when a DataLoader worker sends it."""
     keep = _kept_persons(persons, spec)
-    persons = {name: np.asarray(column)[keep] for name, column in persons.items()}
-
-    def tensor(values, dtype):
-        return torch.from_numpy(np.ascontiguousarray(values, dtype=dtype))
+    if not keep.all():
+        persons = {name: np.asarray(column)[keep] for name, column in persons.items()}
 
     confidence = persons["keypoints_2d"][..., 2:]
     main = _color_view(frame, persons, cameras) if spec.modality != "depth" else _depth_view(frame, persons, cameras)
@@ -270,63 +282,29 @@ def make_item(
         "frame_id": frame["frame_id"],
         "camera_id": frame["camera_id"],
         "factor": factor,
-        "boxes": tensor(rendered["boxes"], np.float32),
-        "scores": tensor(persons["score"], np.float32),
-        "keypoints": tensor(np.concatenate([rendered["keypoints"], confidence], axis=-1), np.float32),
-        "hard_mask": tensor(persons["hard_mask"], bool),
-        "hard_valid": tensor(persons["hard_valid"], bool),
-        "pose3d_soft": tensor(persons["pose3d_soft"], np.float32),
-        "pose3d_hard": tensor(persons["pose3d_hard"], np.float32),
-        "pose3d_camera": tensor(persons["pose3d_camera"], np.float32),
+        "boxes": rendered["boxes"],
+        "scores": persons["score"],
+        "keypoints": np.concatenate([rendered["keypoints"], confidence], axis=-1),
+        "hard_mask": persons["hard_mask"],
+        "hard_valid": persons["hard_valid"],
+        "pose3d_soft": persons["pose3d_soft"],
+        "pose3d_hard": persons["pose3d_hard"],
+        "pose3d_camera": persons["pose3d_camera"],
     }
     for key in ("image_full", "intrinsics"):
         if key in rendered:
             item[key] = rendered[key]
     if spec.modality in ("depth", "rgbd"):
-        item["depth_flag"] = tensor(persons["depth_flag"], np.int8)
+        item["depth_flag"] = persons["depth_flag"]
     if spec.modality == "rgbd":  # the depth image at the same factor, with its own targets
         depth = _render(_depth_view(frame, persons, cameras), factor, spec, depth=True)
         item["depth"] = depth["image"]
-        item["depth_keypoints"] = tensor(np.concatenate([depth["keypoints"], confidence], axis=-1), np.float32)
-        item["depth_boxes"] = tensor(depth["boxes"], np.float32)
+        item["depth_keypoints"] = np.concatenate([depth["keypoints"], confidence], axis=-1)
+        item["depth_boxes"] = depth["boxes"]
         for key, name in (("image_full", "depth_full"), ("intrinsics", "depth_intrinsics")):
             if key in depth:
                 item[name] = depth[key]
-    return item
-
-
-def pack_item(item: dict, stacked: Sequence[str] = ()) -> dict:
-    """The item's tensors copied into one storage, each a contiguous view of it. A DataLoader worker hands a
-    tensor to the training process through shared memory, one segment per storage: an item of 13 separate
-    tensors cost about 6.7 ms in transfer on this machine (149 items/s at most, whatever the decoding), one
-    storage 0.7 ms (`labels bench-feed` measures the readers with it). The views behave as the tensors did.
-    `stacked`: keys whose value is a list of same-shaped tensors, stacked on a new first axis as they are
-    copied (a batch's images: one copy instead of `torch.stack` and then this one)."""
-    layout = {}  # key -> (shape, dtype, start, size in bytes)
-    total = 0
-    for key, value in item.items():
-        if key in stacked:
-            shape, dtype = (len(value), *value[0].shape), value[0].dtype
-        elif isinstance(value, torch.Tensor):
-            shape, dtype = tuple(value.shape), value.dtype
-        else:
-            continue
-        total = -(-total // 16) * 16  # every view starts 16-byte aligned, whatever its dtype
-        size = int(np.prod(shape)) * dtype.itemsize
-        layout[key] = (shape, dtype, total, size)
-        total += size
-    buffer = torch.empty(total, dtype=torch.uint8)
-    packed = dict(item)
-    for key, (shape, dtype, start, size) in layout.items():
-        view = buffer[start : start + size].view(dtype).view(shape)
-        target = view.numpy()  # the same bytes: numpy copies small arrays with less overhead than torch
-        if key in stacked:
-            for i, part in enumerate(item[key]):
-                target[i] = part.numpy()
-        else:
-            target[...] = item[key].numpy()
-        packed[key] = view
-    return packed
+    return pack({key: np.asarray(value) if key in _ITEM_DTYPES else value for key, value in item.items()}, _ITEM_DTYPES)
 
 
 class RunSource:
@@ -415,7 +393,7 @@ class ItemReader:
         """The item of the frame at `position` in the run index, from its rows: transformed, then packed."""
         factor = item_factor(self.factor, self.seed, self.epoch, position)
         item = make_item(frame, persons, factor, self.spec, self.source.cameras_of(frame["camera_id"]))
-        return pack_item(self.transform(item) if self.transform else item)
+        return pack_item(self.transform(item)) if self.transform else item
 
 
 class PoseLabelDataset(ItemReader, Dataset):

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 
 from orpose.joints import COCO_FLIP_PAIRS, H36M_FLIP_PAIRS, flip_permutation
-from orpose.label_store.dataset import pack_item
+from orpose.label_store.packing import pack_item
 
 __all__ = ["HorizontalFlip", "collate_poses", "person_count_sampler"]
 

@@ -82,7 +82,7 @@ def test_the_person_count_sampler_draws_each_count_equally_often():
 
 
 def test_packed_items_keep_their_values_in_one_storage():
-    from orpose.label_store.dataset import pack_item
+    from orpose.label_store.packing import pack_item
 
     item = make_item(3)
     item["hard_valid"] = torch.tensor([True, False, True])
@@ -100,7 +100,7 @@ def test_packed_items_keep_their_values_in_one_storage():
 
 
 def test_packing_makes_strided_images_contiguous_and_stacks_a_batch_in_one_copy():
-    from orpose.label_store.dataset import pack_item
+    from orpose.label_store.packing import pack_item
 
     hwc = torch.arange(2 * 3 * 4 * 3, dtype=torch.float32).reshape(2, 3, 4, 3)
     views = [image.permute(2, 0, 1) for image in hwc]  # channels first over channels last: strided
