@@ -49,7 +49,7 @@ __all__ = [
     "scale_boxes",
     "scaled_size",
     "draw_factor",
-    "FRAME_COLUMNS",
+    "frame_columns",
     "person_columns",
 ]
 
@@ -60,10 +60,7 @@ def scaled_size(width: int, height: int, factor: float) -> tuple[int, int]:
 
 def scale_keypoints(xy: np.ndarray, sx: float, sy: float) -> np.ndarray:
     """Pixel-index coordinates under a resize by (sx, sy): pixel centres map to pixel centres."""
-    out = np.array(xy, dtype=np.float64, copy=True)
-    out[..., 0] = (out[..., 0] + 0.5) * sx - 0.5
-    out[..., 1] = (out[..., 1] + 0.5) * sy - 0.5
-    return out
+    return (np.asarray(xy, dtype=np.float64) + 0.5) * np.array([sx, sy]) - 0.5
 
 
 def scale_boxes(boxes: np.ndarray, sx: float, sy: float) -> np.ndarray:
@@ -81,8 +78,14 @@ def draw_factor(rng: np.random.Generator) -> float:
     return float(rng.uniform(8.0, 12.0))
 
 
-# The columns an item is made of: what a reader takes from a shard, and nothing else.
-FRAME_COLUMNS = ("frame_id", "camera_id", "color_path", "depth_path", "depth_unit_mm", "color_size", "depth_size")
+# The columns an item is made of: what a reader takes from a shard, and nothing else (a column read costs
+# 0.4-0.8 ms whatever its size: a fifth of a 64-frame shard's read went to the depth columns of color items).
+_COLOR_FRAME_COLUMNS = ("frame_id", "camera_id", "color_path")
+_FRAME_COLUMNS = {
+    "color": _COLOR_FRAME_COLUMNS,
+    "depth": (*_COLOR_FRAME_COLUMNS, "depth_path", "depth_unit_mm", "color_size", "depth_size"),
+    "rgbd": (*_COLOR_FRAME_COLUMNS, "depth_path", "depth_unit_mm", "color_size", "depth_size"),
+}
 _COMMON_PERSON_COLUMNS = (
     "box",
     "score",
@@ -105,6 +108,10 @@ LABEL_SETS = ("soft", "hard")
 
 def person_columns(modality: str) -> tuple[str, ...]:
     return _PERSON_COLUMNS[modality]
+
+
+def frame_columns(modality: str) -> tuple[str, ...]:
+    return _FRAME_COLUMNS[modality]
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,7 @@ def scaled_intrinsics(intrinsics: Intrinsics, sx: float, sy: float) -> np.ndarra
 class _View:
     """One image of an item and the targets on its grid, before resizing."""
 
-    image: np.ndarray  # (H, W, 3) RGB uint8 or (H, W) float32 mm
+    image: np.ndarray  # (H, W, 3) BGR uint8, as decoded, or (H, W) float32 mm
     keypoints: np.ndarray  # (P, 17, 2) pixel-index coordinates of this image
     boxes: np.ndarray  # (P, 4) pixel-edge coordinates of this image
     interpolation: int
@@ -192,9 +199,9 @@ class _View:
 
 
 def _color_view(frame: dict, persons: dict, cameras) -> _View:
-    # RGB, uint8, contiguous: converting a channel-reversed view to float32 took 1.65 ms a 640x480 frame,
-    # the swap and then the conversion 0.5 ms, with the same values
-    image = cv2.cvtColor(decode_color(frame["color_path"], frame["frame_id"]), cv2.COLOR_BGR2RGB)
+    # BGR as decoded: the channels are swapped to RGB by the item's one copy into its buffer (`_image_array`),
+    # which costs nothing more, where a cv2.cvtColor cost 0.19 ms a 640x480 frame
+    image = decode_color(frame["color_path"], frame["frame_id"])
     return _View(image, persons["keypoints_2d"][..., :2], persons["box"], cv2.INTER_LINEAR, cameras[0])
 
 
@@ -232,13 +239,14 @@ def _render(view: _View, factor: float, spec: ItemSpec, depth: bool) -> dict:
 
 
 def _image_array(image: np.ndarray, spec: ItemSpec, depth: bool) -> np.ndarray:
-    """Channels first, as a view where it can be: the packing makes the item's one contiguous copy (a 640x480
-    float image is 3.7 MB; copying it twice cost the readers about 1 ms an item at factor 1)."""
+    """Channels first and RGB (a decoded color image is BGR), as a view: the packing makes the item's one
+    contiguous copy (a 640x480 float image is 3.7 MB; copying it twice cost the readers about 1 ms an item at
+    factor 1)."""
     if depth:
         image = _normalise_depth(image, spec)
         if spec.image_dtype == "native":  # integers for normalising on the GPU
             image = np.clip(np.rint(image), 0, 65535).astype(np.uint8 if spec.depth_norm == "0_255" else np.uint16)
-    return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+    return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)[::-1]
 
 
 # The dtype of each array an item holds (the images keep theirs: float32, or uint8/uint16 with "native").
@@ -354,7 +362,7 @@ class RunSource:
         row = int(self.index.row[position])
         frames, persons = handle["frames"], handle["persons"]
         lo, hi = (int(v) for v in frames["person_offset"][row : row + 2])
-        frame = {name: _value(frames[name], row) for name in FRAME_COLUMNS}
+        frame = {name: _value(frames[name], row) for name in frame_columns(modality)}
         return frame, {name: persons[name][lo:hi] for name in person_columns(modality)}
 
     def read_shard(self, shard: int, modality: str) -> tuple[dict, dict, np.ndarray]:
@@ -362,7 +370,7 @@ class RunSource:
         handle = self.handle(shard)
         frames, persons = handle["frames"], handle["persons"]
         return (
-            {name: read_dataset(frames[name]) for name in FRAME_COLUMNS},
+            {name: read_dataset(frames[name]) for name in frame_columns(modality)},
             {name: read_dataset(persons[name]) for name in person_columns(modality)},
             read_dataset(frames["person_offset"]),
         )

@@ -42,7 +42,7 @@ class PackedItem(dict):
     """A dict whose tensors (`layout`'s keys) are views of one uint8 `buffer`; pickles as that buffer."""
 
     _buffer: torch.Tensor | None = None
-    _layout: dict | None = None  # key -> (torch dtype, shape, byte offset)
+    _layout: dict | None = None  # key -> (torch dtype, shape, strides, byte offset)
     _views: dict | None = None  # key -> the view this item was made with
 
     def intact(self) -> bool:
@@ -62,11 +62,11 @@ def _rebuild(buffer: torch.Tensor, layout: dict, rest: dict, order: tuple) -> Pa
 
 def _assemble(buffer: torch.Tensor, layout: dict, rest: Mapping, order: Sequence[str]) -> PackedItem:
     views, typed = {}, {}  # typed: the buffer viewed as each dtype once (as_strided on it is the cheapest view)
-    for key, (dtype, shape, start) in layout.items():
+    for key, (dtype, shape, strides, start) in layout.items():
         base = typed.get(dtype)
         if base is None:
             base = typed[dtype] = buffer.view(dtype)
-        views[key] = base.as_strided(shape, _contiguous_strides(shape), start // dtype.itemsize)
+        views[key] = base.as_strided(shape, strides, start // dtype.itemsize)
     item = PackedItem((key, views[key] if key in views else rest[key]) for key in order)
     item._buffer, item._layout, item._views = buffer, layout, views
     return item
@@ -98,12 +98,12 @@ def pack(values: Mapping, dtypes: Mapping[str, np.dtype] | None = None, stacked:
             continue
         total = -(-total // _ALIGN) * _ALIGN
         sources[key] = (parts, dtype)
-        layout[key] = (_TORCH_DTYPE[dtype], tuple(shape), total)
+        layout[key] = (_TORCH_DTYPE[dtype], tuple(shape), _contiguous_strides(shape), total)
         total += math.prod(shape) * dtype.itemsize
     buffer = torch.empty(-(-total // _ALIGN) * _ALIGN, dtype=torch.uint8)  # viewable as any dtype
     memory = buffer.numpy()
     for key, (parts, dtype) in sources.items():
-        _, shape, start = layout[key]
+        _, shape, _, start = layout[key]
         target = np.ndarray(shape, dtype, memory, start)  # numpy copies small arrays with less overhead than torch
         if key in stacked:
             for i, part in enumerate(parts):

@@ -7,18 +7,26 @@ Three loaders, side by side in one run, each a torch DataLoader with the same wo
 - `stream`: `PoseLabelStream` (shards dealt to workers, read whole, mixed in its buffer);
 - `map`: `PoseLabelDataset` through a shuffling sampler (one frame's rows read per item).
 
-For each: items/s after the first batch and its ratio to the limit, the time to the first batch, the
-summed proportional set size (PSS) of the workers at its peak, and the bytes the workers read per item
-(`rchar` from /proc: every read, page cache included). Then the shuffle's quality: how often two
-consecutive items of one worker come from the same shard, against a full random permutation of the
-same items. The ratios are the figures to read: absolute rates move with the machine's load.
+The loaders are measured interleaved: all three are started, and then read in turns of `segment` items
+each (limit, stream, map, limit, ...), each keeping its workers between its turns. A slow spell of a
+shared machine, which lasts seconds, so falls on every loader alike, where measuring one loader after the
+other moved a ratio by up to 0.4 from one repeat to the next on this project's 2-core machine. A loader
+that waits for its turn has at most its prefetched batches in flight; they are made while another
+loader's turn runs and read at the start of its own, so each turn gains and loses about as many items'
+work, and the turns are kept long (60 batches) against that.
+
+For each: items/s after the first batch (its items over the seconds of its turns) and its ratio to the
+limit, the spread of that ratio over the turns, the time to the first batch, the summed proportional set
+size (PSS) of its workers at its peak, and the bytes its workers read per item (`rchar` from /proc: every
+read, page cache included). Then the shuffle's quality: how often two consecutive items of one worker
+come from the same shard, against a full random permutation of the same items. The ratios are the
+figures to read: absolute rates move with the machine's load.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,14 +56,14 @@ class DecodeOnly(Dataset):
 
         path = self.paths[i].decode()
         if self.modality == "color":
-            image = cv2.cvtColor(decode_color(path, path), cv2.COLOR_BGR2RGB).astype(np.float32)
+            image = decode_color(path, path).astype(np.float32)  # BGR: the channels swap in the last copy
         else:
             image = decode_depth(path, path).astype(np.float32)
         h, w = image.shape[:2]
         size = scaled_size(w, h, item_factor(self.factor, self.seed, 0, int(self.positions[i])))
         if size != (w, h):
             image = cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_LINEAR)
-        image = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+        image = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)[::-1]  # RGB, channels first
         return torch.from_numpy(np.ascontiguousarray(image))
 
 
@@ -69,40 +77,64 @@ class FeedFigures:
     read_bytes_per_item: float
 
 
-class _WorkerWatch:
-    """Samples the DataLoader workers (children of this process): peak summed PSS, their bytes read."""
+class _LoaderTurns:
+    """One loader, started once and read in turns: its workers are the processes that appeared when its
+    iterator started (sampled after each turn: peak summed PSS, bytes read)."""
 
-    def __init__(self, period: float = 2.0):
+    def __init__(self, name: str, loader: DataLoader):
         import psutil
 
-        self.me, self.period = psutil.Process(), period
+        self.name, self.me = name, psutil.Process()
+        before = {child.pid for child in self.me.children(recursive=True)}
+        started = time.perf_counter()
+        self.iterator = iter(loader)  # starts the workers
+        self.workers = [child for child in self.me.children(recursive=True) if child.pid not in before]
+        self.items, self.seconds, self.rates, self.done = 0, 0.0, [], False
         self.peak_pss, self.rchar = 0, {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        first = next(self.iterator, None)
+        self.first_batch_s = time.perf_counter() - started
+        self.first_items = _size(first) if first is not None else 0
+        self.done = first is None
+
+    def turn(self, items: int) -> None:
+        """Read `items` more (or to the end of the epoch) and time them."""
+        started, count = time.perf_counter(), 0
+        while count < items:
+            batch = next(self.iterator, None)
+            if batch is None:
+                self.done = True
+                break
+            count += _size(batch)
+        seconds = time.perf_counter() - started
+        if count:
+            self.items, self.seconds = self.items + count, self.seconds + seconds
+            self.rates.append(count / max(seconds, 1e-9))
+        self._sample()
 
     def _sample(self) -> None:
+        import psutil
+
         total = 0
-        for child in self.me.children(recursive=True):
+        for worker in self.workers:
             try:
-                total += child.memory_full_info().pss
-                with open(f"/proc/{child.pid}/io") as handle:
-                    self.rchar[child.pid] = int(next(line for line in handle if line.startswith("rchar")).split()[1])
-            except (OSError, StopIteration, ValueError, AttributeError):
+                total += worker.memory_full_info().pss
+                with open(f"/proc/{worker.pid}/io") as handle:
+                    self.rchar[worker.pid] = int(next(line for line in handle if line.startswith("rchar")).split()[1])
+            except (psutil.Error, OSError, StopIteration, ValueError, AttributeError):
                 continue  # a worker that just exited
         self.peak_pss = max(self.peak_pss, total)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            self._sample()
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
+    def close(self) -> FeedFigures:
         self._sample()
-        self._stop.set()
-        self._thread.join()
+        del self.iterator  # shuts its workers down
+        return FeedFigures(
+            self.name,
+            self.first_items + self.items,
+            self.first_batch_s,
+            self.items / max(self.seconds, 1e-9) if self.items else 0.0,
+            self.peak_pss / 2**20,
+            sum(self.rchar.values()) / max(self.first_items + self.items, 1),
+        )
 
 
 def _size(batch) -> int:
@@ -132,29 +164,17 @@ def _poses_or_list(items):
     return list(items)
 
 
-def _measure(name: str, loader: DataLoader, items: int) -> FeedFigures:
-    started = time.perf_counter()
-    first = None
-    count = 0
-    with _WorkerWatch() as watch:
-        iterator = iter(loader)
-        for batch in iterator:
-            count += _size(batch)
-            if first is None:
-                first, first_count = time.perf_counter(), count
-            if count >= items:
-                break
-        watch._sample()  # before the workers are shut down
-        del iterator
-    end = time.perf_counter()
-    return FeedFigures(
-        name,
-        count,
-        (first or end) - started,
-        (count - first_count) / max(end - first, 1e-9) if first else 0.0,
-        watch.peak_pss / 2**20,
-        sum(watch.rchar.values()) / max(count, 1),
-    )
+def measure_interleaved(loaders: dict[str, DataLoader], items: int, segment: int) -> tuple[list, dict]:
+    """Each loader's figures, and per loader the ratio of its rate to the first loader's in each round of
+    turns (see the module docstring)."""
+    runs = [_LoaderTurns(name, loader) for name, loader in loaders.items()]
+    while any(not run.done and run.items < items for run in runs):
+        for run in runs:
+            if not run.done and run.items < items:
+                run.turn(min(segment, items - run.items))
+    reference = runs[0]
+    ratios = {run.name: [rate / base for rate, base in zip(run.rates, reference.rates) if base > 0] for run in runs[1:]}
+    return [run.close() for run in runs], ratios
 
 
 def _paths(source: RunSource, positions: np.ndarray, modality: str) -> np.ndarray:
@@ -216,66 +236,65 @@ def bench_feed(
     keep: str | None = None,
     loaders: tuple[str, ...] = ("limit", "stream", "map"),
     batch_size: int | None = None,
-    repeats: int = 1,
+    turn_batches: int = 60,
 ) -> list[str]:
-    """The figures as printable lines (see the module docstring). `repeats`: the loaders measured that many
-    times in turn; the lines give medians, and each ratio to the limit is the median of the ratios within
-    a turn."""
-    from orpose.label_store.replicate import replicate_run
+    """The figures as printable lines (see the module docstring). `turn_batches`: batches a loader reads in
+    one turn."""
     from orpose.label_store.stream import DEFAULT_BUFFER_SIZE
 
     lines = []
-    work = Path(keep or tempfile.mkdtemp(prefix="labels-bench-feed-"))
-    if replicate:
-        target = work / f"replicated-{replicate}-{shard_size}"
-        if not (target / "index" / "index.npz").exists():
-            started = time.perf_counter()
-            replicate_run(run, target, replicate, shard_size, progress=True)
-            lines.append(
-                f"replicated {run} to {replicate} frames in shards of {shard_size}: {target} "
-                f"({time.perf_counter() - started:.0f} s)"
-            )
-        run = target
+    run = _replicated(run, replicate, shard_size, keep, lines)
     buffer_size = buffer_size or DEFAULT_BUFFER_SIZE
     started = time.perf_counter()
     stream = PoseLabelStream(run, modality=modality, factor=factor, seed=seed, buffer_size=buffer_size)
     open_s = time.perf_counter() - started
     index = stream.source.index
+    turn = turn_batches * (batch_size or 1)
     lines.append(
         f"bench-feed: {run}: {len(index)} frames in {len(index.shards)} shards, {len(stream)} {modality} items; "
         f"factor {factor}, {workers} workers, batches of {batch_size or 'one item (batch_size=None)'}, "
-        f"{items} items per loader, stream buffer {buffer_size}; "
+        f"{items} items per loader in turns of {turn}, stream buffer {buffer_size}; "
         f"{os.cpu_count()} CPUs; run opened in {open_s:.2f} s"
     )
     order = np.random.default_rng([seed, 7]).permutation(np.flatnonzero(stream.eligible))[: items * 2]
-    turns = [  # per repeat: loader name -> its figures, the loaders one after the other
-        {name: _measure(name, _loader(name, run, stream, order, workers, batch_size), items) for name in loaders}
-        for _ in range(repeats)
-    ]
-    ratios = {  # loader -> its ratio to the limit in each turn
-        name: [t[name].items_per_s / t["limit"].items_per_s for t in turns if "limit" in t and t["limit"].items_per_s]
-        for name in loaders
-    }
-    lines.append("loader  | items/s (after the first) | of the limit | first batch | workers' PSS | read per item")
-    for name in loaders:
-        f = turns[0][name]
-        rate, first = (
-            float(np.median([t[name].items_per_s for t in turns])),
-            float(np.median([t[name].first_batch_s for t in turns])),
-        )
-        ratio = f"{np.median(ratios[name]):.2f}" if ratios[name] else "-"
+    names = sorted(loaders, key=lambda name: name != "limit")  # the limit first: the others' ratios are to it
+    figures, ratios = measure_interleaved(
+        {name: _loader(name, run, stream, order, workers, batch_size) for name in names}, items, turn
+    )
+    limit = next((f for f in figures if f.name == "limit"), None)
+    lines.append(
+        "loader  | items/s (after the first) | of the limit | turn by turn (q25-q75) | first batch | "
+        "workers' PSS | read per item"
+    )
+    for f in figures:
+        ratio = f"{f.items_per_s / limit.items_per_s:.2f}" if limit and limit.items_per_s else "-"
+        spread = ratios.get(f.name, []) if limit else []
+        quartiles = f"{np.quantile(spread, 0.25):.2f}-{np.quantile(spread, 0.75):.2f}" if spread else "-"
         lines.append(
-            f"{name:7} | {rate:8.1f} ({f.items} items)        | {ratio:>12} | {first:9.2f} s "
-            f"| {max(t[name].workers_pss_mb for t in turns):9.0f} MB | {f.read_bytes_per_item / 1024:8.1f} KB"
+            f"{f.name:7} | {f.items_per_s:8.1f} ({f.items} items)        | {ratio:>12} | {quartiles:>22} "
+            f"| {f.first_batch_s:9.2f} s | {f.workers_pss_mb:9.0f} MB | {f.read_bytes_per_item / 1024:8.1f} KB"
         )
-    if repeats > 1:
-        for name in loaders:
-            if name != "limit" and ratios[name]:
-                each = ", ".join(f"{r:.2f}" for r in ratios[name])
-                lines.append(f"  {name} of the limit, turn by turn: {each} (median above)")
     same, random_same = shuffle_quality(stream, workers)
     lines.append(
         f"shuffle : consecutive items of one worker from the same shard: stream {same:.3f} (buffer {buffer_size}), "
         f"a full random permutation {random_same:.3f}"
     )
     return lines
+
+
+def _replicated(run, replicate: int | None, shard_size: int, keep: str | None, lines: list[str]):
+    """The run, or its copy grown to `replicate` frames (made once in the work folder, reused when there)."""
+    from orpose.label_store.replicate import replicate_run
+
+    if not replicate:
+        return run
+    work = Path(keep or tempfile.mkdtemp(prefix="labels-bench-feed-"))
+    target = work / f"replicated-{replicate}-{shard_size}"
+    if not (target / "index" / "index.npz").exists():
+        started = time.perf_counter()
+        replicate_run(run, target, replicate, shard_size, progress=True)
+        lines.append(
+            f"replicated {run} to {replicate} frames in shards of {shard_size}: {target} "
+            f"({time.perf_counter() - started:.0f} s)"
+        )
+    return target

@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the student readers (stream, map-style) against the decode-only limit, side by side",
         description="Read a run's training items three ways with the same DataLoader workers: decoding and "
         "resizing the images only, in a random order (the limit), PoseLabelStream, and PoseLabelDataset through "
-        "a shuffling sampler. Prints items/s and each one's ratio to the limit, the time to the first batch, "
+        "a shuffling sampler, read interleaved in turns. Prints items/s and each one's ratio to the limit (and "
+        "its spread over the turns), the time to the first batch, "
         "the workers' summed PSS and the bytes they read per item, and the shuffle's quality (consecutive "
         "items from one shard, against a full random permutation). --replicate N first copies the run's "
         "frames into a run of N frames (kept with --keep, reused when there).",
@@ -32,11 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--buffer", type=int, help="the stream's shuffle buffer (default: its default)")
     parser.add_argument("--loaders", default="limit,stream,map", help="which loaders, comma-separated")
     parser.add_argument(
-        "--repeats",
+        "--turn",
         type=int,
-        default=1,
-        help="measure the loaders this many times in turn and print the medians: each ratio is taken within one "
-        "turn, the loaders a few seconds apart, so that a slow spell of a shared machine weighs on all (default 1)",
+        default=60,
+        help="batches a loader reads in one turn: the loaders are read interleaved, turn by turn, so that a slow "
+        "spell of a shared machine weighs on all alike (default 60)",
     )
     parser.add_argument("--keep", help="work folder to keep (the replicated run); default a temporary one")
     parser.set_defaults(func=run)
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         keep=args.keep,
         loaders=tuple(name.strip() for name in args.loaders.split(",") if name.strip()),
         batch_size=args.batch_size,
-        repeats=args.repeats,
+        turn_batches=args.turn,
     )
     print("\n".join(lines))
     return 0
