@@ -251,19 +251,19 @@ def _image_array(image: np.ndarray, spec: ItemSpec, depth: bool) -> np.ndarray:
 
 # The dtype of each array an item holds (the images keep theirs: float32, or uint8/uint16 with "native").
 _ITEM_DTYPES = {
-    "boxes": np.float32,
-    "scores": np.float32,
-    "keypoints": np.float32,
-    "hard_mask": np.bool_,
-    "hard_valid": np.bool_,
-    "pose3d_soft": np.float32,
-    "pose3d_hard": np.float32,
-    "pose3d_camera": np.float32,
-    "intrinsics": np.float32,
-    "depth_flag": np.int8,
-    "depth_keypoints": np.float32,
-    "depth_boxes": np.float32,
-    "depth_intrinsics": np.float32,
+    "boxes": np.dtype(np.float32),
+    "scores": np.dtype(np.float32),
+    "keypoints": np.dtype(np.float32),
+    "hard_mask": np.dtype(np.bool_),
+    "hard_valid": np.dtype(np.bool_),
+    "pose3d_soft": np.dtype(np.float32),
+    "pose3d_hard": np.dtype(np.float32),
+    "pose3d_camera": np.dtype(np.float32),
+    "intrinsics": np.dtype(np.float32),
+    "depth_flag": np.dtype(np.int8),
+    "depth_keypoints": np.dtype(np.float32),
+    "depth_boxes": np.dtype(np.float32),
+    "depth_intrinsics": np.dtype(np.float32),
 }
 
 

@@ -14,6 +14,7 @@ replaced, it pickles as a plain dict (each tensor on its own), so nothing stale 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Mapping, Sequence
 
@@ -49,6 +50,15 @@ class PackedItem(dict):
         """Whether every packed key still holds its view (a replaced tensor is not in the buffer)."""
         return self._views is not None and all(self.get(key) is view for key, view in self._views.items())
 
+    def __copy__(self) -> PackedItem:
+        # A shallow copy holds the same views, so it stays intact. The DataLoader's default_convert (batch_size=
+        # None) and pin_memory copy a mapping and then update the copy with its converted values: with the
+        # copy made by __reduce__ (new views) that update left it not intact, and a worker sent every tensor
+        # on its own again.
+        clone = PackedItem(self)
+        clone._buffer, clone._layout, clone._views = self._buffer, self._layout, self._views
+        return clone
+
     def __reduce__(self):
         if not self.intact():
             return dict, (dict(self),)
@@ -72,6 +82,7 @@ def _assemble(buffer: torch.Tensor, layout: dict, rest: Mapping, order: Sequence
     return item
 
 
+@functools.lru_cache(maxsize=1024)  # an item's shapes repeat: (P, 17, 3) for a few person counts P
 def _contiguous_strides(shape: tuple) -> tuple:
     strides, step = [], 1
     for size in reversed(shape):
@@ -86,24 +97,26 @@ def pack(values: Mapping, dtypes: Mapping[str, np.dtype] | None = None, stacked:
     values kept as they are. `stacked`: keys whose value is a list of same-shaped arrays or tensors, stacked on
     a new first axis as they are copied (a batch's images: one copy instead of a stack and then this one)."""
     dtypes = dtypes or {}
-    sources, layout, total = {}, {}, 0
+    sources, layout, total = [], {}, 0
     for key, value in values.items():
         if key in stacked:
             parts = [_as_array(part) for part in value]
             shape, dtype = (len(parts), *parts[0].shape), np.dtype(dtypes.get(key, parts[0].dtype))
-        elif isinstance(value, (np.ndarray, torch.Tensor)):
-            parts = _as_array(value)
+        elif isinstance(value, np.ndarray):
+            parts, shape = value, value.shape
+            dtype = np.dtype(dtypes.get(key, value.dtype))
+        elif isinstance(value, torch.Tensor):
+            parts = value.numpy()
             shape, dtype = parts.shape, np.dtype(dtypes.get(key, parts.dtype))
         else:
             continue
         total = -(-total // _ALIGN) * _ALIGN
-        sources[key] = (parts, dtype)
-        layout[key] = (_TORCH_DTYPE[dtype], tuple(shape), _contiguous_strides(shape), total)
+        sources.append((key, parts, dtype, shape, total))
+        layout[key] = (_TORCH_DTYPE[dtype], shape, _contiguous_strides(shape), total)
         total += math.prod(shape) * dtype.itemsize
     buffer = torch.empty(-(-total // _ALIGN) * _ALIGN, dtype=torch.uint8)  # viewable as any dtype
     memory = buffer.numpy()
-    for key, (parts, dtype) in sources.items():
-        _, shape, _, start = layout[key]
+    for key, parts, dtype, shape, start in sources:
         target = np.ndarray(shape, dtype, memory, start)  # numpy copies small arrays with less overhead than torch
         if key in stacked:
             for i, part in enumerate(parts):

@@ -87,6 +87,16 @@ def test_pack_item_returns_an_intact_item_as_it_is_and_copies_anything_else():
     assert repacked["image"].data_ptr() != item["image"].data_ptr()
 
 
+def test_the_dataloaders_conversion_keeps_an_item_one_buffer():
+    from torch.utils.data._utils.collate import default_convert  # what batch_size=None applies in a worker
+
+    item = pack(_values())
+    converted = default_convert(item)
+    assert isinstance(converted, PackedItem) and converted.intact()
+    tensors = [a for a in converted.__reduce__()[1] if isinstance(a, torch.Tensor)]
+    assert len(tensors) == 1 and tensors[0] is item._buffer
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_items_from_dataloader_workers_equal_the_items_made_in_process(workers):
     class Items(torch.utils.data.Dataset):
@@ -101,6 +111,7 @@ def test_items_from_dataloader_workers_equal_the_items_made_in_process(workers):
     made = [Items()[i] for i in range(4)]
     got = list(torch.utils.data.DataLoader(Items(), batch_size=None, num_workers=workers))
     for a, b in zip(made, got):
+        assert isinstance(b, PackedItem) and b.intact() and len(_tensor_storages(b)) == 1
         assert list(a) == list(b)
         for key, value in a.items():
             assert torch.equal(b[key], value) if isinstance(value, torch.Tensor) else b[key] == value
