@@ -279,8 +279,8 @@ def make_item(
     tensors are contiguous views of one buffer (`orpose.label_store.packing`): one copy of each array, and
     one shared-memory segment when a DataLoader worker sends it."""
     keep = _kept_persons(persons, spec)
-    if not keep.all():
-        persons = {name: np.asarray(column)[keep] for name, column in persons.items()}
+    every = bool(keep.all())  # the common case: no person dropped, nothing to index
+    persons = {name: np.asarray(column) if every else np.asarray(column)[keep] for name, column in persons.items()}
 
     confidence = persons["keypoints_2d"][..., 2:]
     main = _color_view(frame, persons, cameras) if spec.modality != "depth" else _depth_view(frame, persons, cameras)
