@@ -312,7 +312,7 @@ def make_item(
         for key, name in (("image_full", "depth_full"), ("intrinsics", "depth_intrinsics")):
             if key in depth:
                 item[name] = depth[key]
-    return pack({key: np.asarray(value) if key in _ITEM_DTYPES else value for key, value in item.items()}, _ITEM_DTYPES)
+    return pack(item, _ITEM_DTYPES)
 
 
 class RunSource:

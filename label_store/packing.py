@@ -63,11 +63,7 @@ class PackedItem(dict):
         if not self.intact():
             return dict, (dict(self),)
         rest = {key: value for key, value in self.items() if key not in self._layout}
-        return _rebuild, (self._buffer, self._layout, rest, tuple(self))
-
-
-def _rebuild(buffer: torch.Tensor, layout: dict, rest: dict, order: tuple) -> PackedItem:
-    return _assemble(buffer, layout, rest, order)
+        return _assemble, (self._buffer, self._layout, rest, tuple(self))
 
 
 def _assemble(buffer: torch.Tensor, layout: dict, rest: Mapping, order: Sequence[str]) -> PackedItem:

@@ -89,7 +89,7 @@ class _LoaderTurns:
         started = time.perf_counter()
         self.iterator = iter(loader)  # starts the workers
         self.workers = [child for child in self.me.children(recursive=True) if child.pid not in before]
-        self.items, self.seconds, self.rates, self.done = 0, 0.0, [], False
+        self.items, self.seconds, self.rates = 0, 0.0, []
         self.peak_pss, self.rchar = 0, {}
         first = next(self.iterator, None)
         self.first_batch_s = time.perf_counter() - started
