@@ -1,10 +1,10 @@
 """or-pose-labels: pseudo-labels for multi-person 2D/3D human pose from unlabeled RGB-D frames.
 
 Everything the project installs lives under this one name. The repository keeps its folders at the top
-(`pipeline/`, `stages/`, `teachers/`, `label_store/`, `configs/`, ...); `pyproject.toml` maps each of them
-into this namespace (`package-dir`, as detectron2 maps its `projects/`), so `label_store/reader.py` is
-`orpose.label_store.reader` in a wheel and in an editable install alike. A student's own `configs/` or
-`training/` never meets ours.
+(`pipeline/`, `stages/`, `teachers/`, `label_store/`, `configs/`, ...) and this folder holds a relative
+symlink to each (`orpose/label_store -> ../label_store`), so `label_store/reader.py` is
+`orpose.label_store.reader` in a wheel, in an editable install, in a checkout on `PYTHONPATH` and for
+every static tool alike. A student's own `configs/` or `training/` never meets ours.
 
 The public API, imported on first use so that reading labels needs no more than numpy, h5py, opencv and
 torch (the teacher's stack, mmcv, mmdet, mmpose and Ray, is the `teacher` extra):
@@ -22,19 +22,9 @@ torch (the teacher's stack, mmcv, mmdet, mmpose and Ray, is the `teacher` extra)
 - `evaluate`: score a run against COCO-style ground truth, as `labels evaluate` does (`orpose.evaluation.evaluate`)
 """
 
-import os
 from importlib import import_module
 
 __version__ = "0.1.0"
-
-# A source tree used without an install (PYTHONPATH=the checkout, as tools/gpu_check.sh does on a machine
-# with no registry, or `python -m orpose.pipeline.cli` from the repository root): the mapped folders sit
-# beside this one, so they are searched there. An install (editable or wheel) maps them itself.
-_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if not os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "label_store")) and os.path.isfile(
-    os.path.join(_parent, "label_store", "__init__.py")
-):
-    __path__.append(_parent)
 
 _PUBLIC = {
     "LabelRun": "orpose.label_store.reader",

@@ -1,10 +1,11 @@
 """The source checkout this package runs from, where there is one.
 
-Some commands use files that only a clone of the repository has: the committed tiny-teacher weights
-(`data/tiny_teacher/`), its git commit for provenance, the working directory of `labels bench`'s
-subprocesses. A wheel install has none of them. This is the one place that finds the checkout: the
-`ORPOSE_CHECKOUT` setting when given, else the folder above this package when it holds the project's
-`pyproject.toml` (an editable install or the source tree); None otherwise.
+Some commands use what only a clone of the repository has: its git commit for provenance, the working
+directory of `labels bench`'s subprocesses and of the tiny teacher's training (the tiny teacher's
+checkpoints ship with the package, `orpose/data`). A wheel install has none of them. This is the one
+place that finds the checkout: the `ORPOSE_CHECKOUT` setting when given, else the folder above this
+package when it holds the project's `pyproject.toml` (an editable install or the source tree); None
+otherwise.
 """
 
 import os

@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from orpose.checkout import source_checkout
+import orpose
 from orpose.configs.schema import CONFIG_DIR, TeacherConfig
 from orpose.errors import OrPoseError
 from orpose.frames.files import sha256_file
@@ -74,17 +74,21 @@ class WeightsMissingError(OrPoseError, FileNotFoundError):
     """Checkpoints that are needed and not on disk; the message says where to get them."""
 
 
+# The folder of the installed package: `orpose/data` ships the tiny teacher's trained checkpoints (a link to
+# the repository's `data/` in a checkout, package data in a wheel), so `data/tiny_teacher` resolves there.
+PACKAGE_DIR = Path(orpose.__file__).resolve().parent
+
+
 def checkpoint_path(weights_dir: str | Path, name: str) -> Path:
     """A checkpoint name is relative to the weights folder; an absolute path stays as it is. A
-    relative weights folder is taken from the working directory, or else from the repository
-    (where the committed tiny-teacher weights live)."""
+    relative weights folder is taken from the working directory, or else from the installed package
+    (where the tiny teacher's trained checkpoints ship: `data/tiny_teacher`)."""
     path = Path(name)
     if path.is_absolute():
         return path
     folder = Path(weights_dir)
-    checkout = source_checkout()
-    if not folder.is_absolute() and not (folder / path).exists() and checkout and (checkout / folder / path).exists():
-        folder = checkout / folder
+    if not folder.is_absolute() and not (folder / path).exists() and (PACKAGE_DIR / folder / path).exists():
+        folder = PACKAGE_DIR / folder
     return folder / path
 
 

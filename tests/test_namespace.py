@@ -3,11 +3,15 @@
 iterates a run, and its own packages stay its own. `import orpose` alone loads no heavy package."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).parents[1]
 
 STUDENT_PACKAGES = ("configs", "training", "evaluation", "frames", "joints")
 
@@ -52,17 +56,53 @@ def test_a_student_script_with_clashing_packages_reads_a_run(tmp_path, sample_ru
     assert str(tmp_path) not in seen["reader_file"]
 
 
-def test_the_installed_names_are_one_namespace():
-    """The wheel's packages are `orpose` and its subpackages, each mapped to a folder of the repository
-    that exists; every package folder of the repository but tests/ is among them."""
-    tomllib = pytest.importorskip("tomllib")
-    from pathlib import Path
+def repository_packages() -> set[str]:
+    """The repository's top-level package folders: everything installed under `orpose` but its own modules."""
+    folders = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file() and not p.is_symlink()}
+    return folders - {"tests", "orpose"}
 
-    root = Path(__file__).parents[1]
-    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
-    packages, folders = setuptools["packages"], setuptools["package-dir"]
-    assert all(name == "orpose" or name.startswith("orpose.") for name in packages)
-    assert set(folders) == set(packages)
-    assert all((root / folder / "__init__.py").is_file() for folder in folders.values())
-    package_folders = {p.name for p in root.iterdir() if (p / "__init__.py").is_file()} - {"tests"}
-    assert package_folders == set(folders.values())
+
+def test_orpose_links_every_package_folder_and_nothing_else():
+    """`orpose/X` is a relative link to `../X` for every package folder (so static tools and setuptools read
+    `orpose.X` as files), `orpose/data` ships the tiny teacher, and no other link exists."""
+    links = {p.name: os.readlink(p) for p in (ROOT / "orpose").iterdir() if p.is_symlink()}
+    assert links == {name: f"../{name}" for name in repository_packages() | {"data"}}
+
+
+def test_ruff_bans_every_bare_package_import():
+    """A bare `import frames` works from the repository root only (and loads a second copy of the module):
+    ruff refuses it for every package folder, and the ban list follows the folders."""
+    tomllib = pytest.importorskip("tomllib")
+    banned = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["lint"]["flake8-tidy-imports"]
+    assert set(banned["banned-api"]) == repository_packages()
+
+
+def test_orpose_resolves_through_its_own_folder(tmp_path):
+    """`orpose.label_store` is the folder `orpose/label_store`, with no search-path trick: from a plain checkout
+    on PYTHONPATH, a second copy of the package (`orpose.orpose`) or the tests (`orpose.tests`) never import."""
+    script = (
+        "import importlib.util, json, orpose, orpose.label_store.reader as r\n"
+        "print(json.dumps({'path': list(orpose.__path__), 'reader': r.__file__,\n"
+        "  'second_copy': importlib.util.find_spec('orpose.orpose') is not None,\n"
+        "  'tests': importlib.util.find_spec('orpose.tests') is not None}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", "import sys; sys.path.append(%r); exec(%r)" % (sysconfig_purelib(), script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["path"] == [str(ROOT / "orpose")]
+    assert seen["reader"] == str(ROOT / "orpose" / "label_store" / "reader.py")
+    assert not seen["second_copy"] and not seen["tests"]
+
+
+def sysconfig_purelib() -> str:
+    import sysconfig
+
+    return sysconfig.get_paths()["purelib"]
