@@ -25,7 +25,7 @@ TEACHER     ?= paper
 FRAMES      ?= data/sample/manifest.jsonl
 RUN_DIR     ?= runs/$(TEACHER)-sample
 
-.PHONY: setup test lint format labels bench sample tiny-weights tiny-teacher regression-reference clean-venv check-detectron2
+.PHONY: setup test lint format labels bench sample tiny-weights tiny-teacher regression-reference clean-venv check-detectron2 check-install
 
 ## setup: create the STACK's environment (.venv or .venv-modern) and install it (instant when already done)
 setup: $(SETUP_STAMP)
@@ -46,10 +46,12 @@ labels: setup
 test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## lint: ruff's checks and its format check over the tree (config in pyproject.toml); `make format` fixes what it can
+## lint: ruff's checks and its format check over the tree, mypy over the typed public API (configs in pyproject.toml);
+##       `make format` fixes what it can
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 ## format: apply ruff's import order, fixes and formatting
 format: setup
@@ -92,3 +94,9 @@ check-detectron2: setup
 	  { echo "no detectron2 source: set DETECTRON2_SRC=path/to/detectron2.tar.gz"; exit 2; }; \
 	  $(PY) -m pip install -q -c $(CONSTRAINTS) --no-build-isolation "$(DETECTRON2_SRC)"; }
 	$(PY) tools/check_detectron2.py --frames 2
+
+## check-install: what `pip install` gives a user: the sdist and the wheel built from this tree, the wheel installed with
+##         its teacher extra and mmcv-lite into an empty venv (pip downloads the stack), then labels run, read, verify
+##         there. (`make test` runs the same checks with the dependencies shared from the STACK's venv, in seconds.)
+check-install: setup
+	FRESH_INSTALL=1 $(PY) -m pytest -s -p no:cacheprovider tests/test_install.py

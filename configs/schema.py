@@ -173,11 +173,11 @@ class TeacherConfig:
     run: RunSpec = field(default_factory=RunSpec)  # execution settings of `labels run`
 
 
-def _type_name(tp) -> str:
+def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _check(value: Any, tp, path: str, source: str) -> Any:
+def _check(value: Any, tp: Any, path: str, source: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
@@ -232,7 +232,7 @@ def _check(value: Any, tp, path: str, source: str) -> Any:
     raise TypeError(f"schema type {_type_name(tp)} at {path} is not supported")
 
 
-def from_dict(cls, data: Any, path: str = "", source: str = "<config>"):
+def from_dict(cls: Any, data: Any, path: str = "", source: str = "<config>") -> Any:
     """Build dataclass `cls` from a dict, checking every field; errors name the dotted path."""
     if not isinstance(data, Mapping):
         raise ConfigError(source, path or cls.__name__, f"expected a dict, got {type(data).__name__}")
@@ -261,12 +261,12 @@ def from_dict(cls, data: Any, path: str = "", source: str = "<config>"):
     return cls(**values)
 
 
-def to_dict(config) -> dict:
+def to_dict(config: Any) -> dict:
     """Plain JSON-ready dict of a config (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def config_hash(config) -> str:
+def config_hash(config: Any) -> str:
     """sha256 of the canonical JSON of the resolved config."""
     return hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode()).hexdigest()
 
@@ -286,7 +286,7 @@ def labels_hash(config: "TeacherConfig") -> str:
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """`["detector.scales=[600,800]", "device=cpu"]` -> {"detector.scales": [600, 800], "device": "cpu"}."""
-    parsed = {}
+    parsed: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,9 @@ from orpose.label_store.reader import LabelRun
 __all__ = ["evaluate", "predictions_from_run", "predictions_from_results", "format_report"]
 
 
-def predictions_from_run(run: LabelRun | str, gt: dict, keypoint_set: str, label_set: str = "soft") -> list[dict]:
+def predictions_from_run(
+    run: LabelRun | str | Path, gt: dict, keypoint_set: str, label_set: str = "soft"
+) -> list[dict]:
     """A run's persons as predictions on the ground truth's images (matched by frame_id where the
     ground truth has them, else by the end of the color path); frames not in the ground truth are
     left out."""
@@ -61,7 +64,7 @@ def predictions_from_run(run: LabelRun | str, gt: dict, keypoint_set: str, label
     return predictions
 
 
-def _pose(value, path, n: int, name: str) -> np.ndarray | None:
+def _pose(value: Any, path: str | Path, n: int, name: str) -> np.ndarray | None:
     """A 17 x 3 pose of a results entry (null or NaN for joints it lacks), or None when absent."""
     if value is None:
         return None
@@ -134,11 +137,10 @@ def evaluate(
     if (run is None) == (results is None):
         raise ValueError("evaluate a run or a results file (one of them)")
     gt, keypoint_set, repairs = load_ground_truth(gt_path)
-    predictions = (
-        predictions_from_run(run, gt, keypoint_set, label_set)
-        if run is not None
-        else predictions_from_results(results, keypoint_set)
-    )
+    if run is not None:
+        predictions = predictions_from_run(run, gt, keypoint_set, label_set)
+    elif results is not None:
+        predictions = predictions_from_results(results, keypoint_set)
     return {
         "ground_truth": str(gt_path),
         "keypoint_set": keypoint_set,

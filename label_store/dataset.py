@@ -128,7 +128,7 @@ class ItemSpec:
     keep_full: bool = False
     upsample: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.modality not in _PERSON_COLUMNS:
             raise ValueError(f"modality must be 'color', 'depth' or 'rgbd', got {self.modality!r}")
         if self.image_dtype not in IMAGE_DTYPES:
@@ -143,12 +143,12 @@ class ItemSpec:
             raise ValueError(f"label_set must be one of {LABEL_SETS}, got {self.label_set!r}")
 
 
-def check_factor(factor) -> None:
+def check_factor(factor: float | str) -> None:
     if factor != "random" and (not isinstance(factor, (int, float)) or factor < 1):
         raise ValueError(f"factor must be >= 1 or 'random', got {factor!r}")
 
 
-def item_factor(factor, seed: int, epoch: int, position: int) -> float:
+def item_factor(factor: float | str, seed: int, epoch: int, position: int) -> float:
     """The item's down-sampling factor; "random" draws seed 000's schedule from (seed, epoch, the frame's
     position in the run index): the same frame gets the same factor from both readers, another each epoch."""
     if factor == "random":
@@ -161,6 +161,7 @@ def _normalise_depth(image_mm: np.ndarray, spec: ItemSpec) -> np.ndarray:
         return spec.depth_norm(image_mm)
     if spec.depth_norm == "mm":
         return image_mm
+    assert spec.depth_range_mm is not None  # ItemSpec turns a missing range into "mm"
     lo, hi = spec.depth_range_mm
     unit = np.clip((image_mm - lo) / (hi - lo), 0.0, 1.0)
     return unit * 255.0 if spec.depth_norm == "0_255" else unit - 0.5  # "centered": [-0.5, 0.5] (seed 003)
@@ -198,14 +199,14 @@ class _View:
     intrinsics: Intrinsics | None
 
 
-def _color_view(frame: dict, persons: dict, cameras) -> _View:
+def _color_view(frame: dict, persons: dict, cameras: tuple[Intrinsics | None, Intrinsics | None]) -> _View:
     # BGR as decoded: the channels are swapped to RGB by the item's one copy into its buffer (`_image_array`),
     # which costs nothing more, where a cv2.cvtColor cost 0.19 ms a 640x480 frame
     image = decode_color(frame["color_path"], frame["frame_id"])
     return _View(image, persons["keypoints_2d"][..., :2], persons["box"], cv2.INTER_LINEAR, cameras[0])
 
 
-def _depth_view(frame: dict, persons: dict, cameras) -> _View:
+def _depth_view(frame: dict, persons: dict, cameras: tuple[Intrinsics | None, Intrinsics | None]) -> _View:
     counts = decode_depth(frame["depth_path"], frame["frame_id"])
     image = counts.astype(np.float32) * np.float32(frame["depth_unit_mm"])  # millimetres
     # color boxes onto the depth grid, each axis by its own ratio (pixel-edge coordinates)
@@ -334,7 +335,7 @@ class RunSource:
         # the run's cameras (written by `labels run`): each item's intrinsics; None for runs without it
         self.cameras = load_calibration(calibration) if calibration.exists() else None
         self._handles: dict[int, h5py.File] = {}
-        self._pid = None
+        self._pid: int | None = None
 
     def cameras_of(self, camera_id: str) -> tuple[Intrinsics | None, Intrinsics | None]:
         """(the color camera's intrinsics, the depth grid's) of a camera; (None, None) when the run has none."""
@@ -375,11 +376,11 @@ class RunSource:
             read_dataset(frames["person_offset"]),
         )
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict:
         return {**self.__dict__, "_handles": {}, "_pid": None}
 
 
-def _value(dataset: h5py.Dataset, row: int):
+def _value(dataset: h5py.Dataset, row: int) -> object:
     value = dataset[row]
     return value.decode() if isinstance(value, bytes) else value
 
@@ -388,7 +389,15 @@ class ItemReader:
     """What `PoseLabelDataset` and `PoseLabelStream` share: the run, the item settings, the epoch, which
     frames are training items (`eligible`, a mask over the run index), and making one item of a frame."""
 
-    def _open(self, run, modality: str, factor, seed: int, spec: ItemSpec, transform) -> None:
+    def _open(
+        self,
+        run: LabelRun | str | Path,
+        modality: str,
+        factor: float | str,
+        seed: int,
+        spec: ItemSpec,
+        transform: Callable[[dict], dict] | None,
+    ) -> None:
         check_factor(factor)
         self.spec, self.source = spec, RunSource(run)
         self.modality, self.factor, self.seed, self.epoch, self.transform = modality, factor, seed, 0, transform

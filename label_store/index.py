@@ -72,7 +72,9 @@ class RunIndex:
         return {name: getattr(self, name) for name in (*INDEX_COLUMNS, "shards")}
 
 
-def index_part(shard_index: int, frames: Sequence[dict], persons_per_frame: Sequence[int]) -> dict[str, np.ndarray]:
+def index_part(
+    shard_index: int, frames: Sequence[dict], persons_per_frame: Sequence[int] | np.ndarray
+) -> dict[str, np.ndarray]:
     """One shard's index rows from its frames (the records being committed, or the shard's columns)."""
     n = len(frames)
     return {

@@ -84,7 +84,9 @@ class PoseLabelStream(ItemReader, IterableDataset):
     ):
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
-        if (rank is None) != (world_size is None) or (world_size is not None and not 0 <= rank < world_size):
+        if (rank is None) != (world_size is None) or (
+            rank is not None and world_size is not None and not 0 <= rank < world_size
+        ):
             raise ValueError(f"give rank and world_size together, 0 <= rank < world_size (got {rank}, {world_size})")
         spec = ItemSpec(modality, depth_range_mm, depth_norm, image_dtype, label_set, min_score, keep_full, upsample)
         self._open(run, modality, factor, seed, spec, transform)
@@ -99,7 +101,9 @@ class PoseLabelStream(ItemReader, IterableDataset):
         return int(self.eligible.sum())
 
     def _rank(self) -> tuple[int, int]:
-        return (self.rank, self.world_size) if self.world_size is not None else distributed_rank()
+        if self.rank is not None and self.world_size is not None:
+            return self.rank, self.world_size
+        return distributed_rank()
 
     def min_items_per_rank(self, workers: int = 1) -> int:
         """The fewest items a rank gets in this epoch (to stop every rank after as many steps)."""
@@ -132,7 +136,7 @@ class PoseLabelStream(ItemReader, IterableDataset):
         """The run-index positions one worker yields this epoch, in order, without reading a shard or an image
         (for measuring the shuffle; the same order as iterating)."""
 
-        def positions():
+        def positions() -> Iterator[int]:
             for shard in self.worker_shards(rank, world_size, worker, workers):
                 yield from self._shard_positions(int(shard))
 

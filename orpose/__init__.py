@@ -38,12 +38,12 @@ _PUBLIC = {
 __all__ = [*_PUBLIC, "__version__"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # PEP 562: the API's modules load on first use (`import orpose` alone imports nothing heavy)
     if name in _PUBLIC:
         return getattr(import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'orpose' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(__all__)

@@ -24,7 +24,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping, Protocol
 
 import numpy as np
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from orpose.label_store.plan import PendingFrames
 
 __all__ = [
+    "Executor",
     "LocalExecutor",
     "RayExecutor",
     "make_executor",
@@ -103,6 +104,21 @@ class TestGate:
         if seen > self.after:
             while not os.path.exists(self.path):
                 time.sleep(0.1)
+
+
+class Executor(Protocol):
+    """What the driver asks of an executor (LocalExecutor, RayExecutor, or one a test or a program hands to
+    `run_labels(engine=...)`): used as a context manager, it labels the pending frames batch by batch."""
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def batches(self, frames: PendingFrames) -> Iterator[dict]: ...
+
+    def lost_work(self, error: BaseException) -> bool: ...
+
+    def log_location(self) -> str | None: ...
 
 
 class LocalExecutor:
@@ -446,7 +462,7 @@ def make_executor(
     batch_size: int,
     address: str | None = None,
     verbose: bool = False,
-):
+) -> Executor:
     """The executor named `kind` ("ray" or "local") over `graph`; use it as a context manager.
 
     Torch's intra-op threads: Ray's actors share the machine, each takes run.torch_threads. In-process,

@@ -26,10 +26,10 @@ from orpose.configs.schema import TeacherConfig
 from orpose.frames.files import sha256_file
 from orpose.frames.sources import FrameSource
 from orpose.label_store.index import consolidate_index
-from orpose.label_store.plan import Plan, pending_frames
+from orpose.label_store.plan import PendingFrames, Plan, pending_frames
 from orpose.label_store.provenance import make_provenance
 from orpose.pipeline.commit import ProgressHook, RejectGuard, ShardCommitter, SummaryHook, commit_batches
-from orpose.pipeline.executors import make_executor
+from orpose.pipeline.executors import Executor, make_executor
 from orpose.pipeline.resources import stage_resources
 from orpose.pipeline.run_dir import prepare_run_dir
 from orpose.pipeline.run_lock import acquire_run_lock
@@ -87,7 +87,7 @@ class LabelJob:
     attempts: int = 3
     verbose: bool = False
     graph: StageGraph | None = None
-    engine: object | None = None
+    engine: Executor | None = None
 
     def check(self, plan_only: bool = False) -> None:
         """Refuse, before any work: missing checkpoints (each named with where it comes from), and a kernel
@@ -129,13 +129,15 @@ class LabelJob:
         summary.gpu_peak_mb = gpu_peak_mb()
         return summary
 
-    def _make_engine(self, graph: StageGraph):
+    def _make_engine(self, graph: StageGraph) -> Executor:
         if self.engine is not None:
             return self.engine
         context = StageContext(self.config, self.weights_dir, dict(self.source.calibrations()))
         return make_executor(self.executor, graph, context, self.config.run.batch_size, self.address, self.verbose)
 
-    def _label(self, plan: Plan, pending, provenance: dict, summary: RunSummary, started_at: float) -> None:
+    def _label(
+        self, plan: Plan, pending: PendingFrames, provenance: dict, summary: RunSummary, started_at: float
+    ) -> None:
         """Attempts until every pending shard is committed: an attempt that loses work (a node, a worker, an actor
         or its objects) is followed by one over the shards still uncommitted; any other error stops the run."""
         graph = self.graph or run_graph(self.config, self.executor)
@@ -162,7 +164,16 @@ class LabelJob:
                 f"(first: {pending.shards[0]}); run the same command again to finish them"
             )
 
-    def _attempt(self, engine, pending, plan: Plan, provenance: dict, summary: RunSummary, models, started_at) -> None:
+    def _attempt(
+        self,
+        engine: Executor,
+        pending: PendingFrames,
+        plan: Plan,
+        provenance: dict,
+        summary: RunSummary,
+        models: dict[str, tuple[str, ...]],
+        started_at: float,
+    ) -> None:
         total = pending.num_frames
         hooks = [
             SummaryHook(summary, models, started_at),
@@ -187,7 +198,7 @@ def run_labels(
     plan_only: bool = False,
     verbose: bool = False,
     graph: StageGraph | None = None,
-    engine: object | None = None,
+    engine: Executor | None = None,
 ) -> RunSummary:
     """Label every planned frame that is not yet in a committed shard (`LabelJob`; see the module docstring).
     `plan_only`: write (or check) the plan and count what is pending, load no model."""

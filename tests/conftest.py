@@ -129,6 +129,7 @@ SYSTEM_MODULES = {
     "tests/pipeline/test_executors.py",
     "tests/test_cli.py",
     "tests/test_namespace.py",
+    "tests/test_install.py",
     "tests/evaluation/test_commands.py",
     "tests/visualize/test_report.py",
     "tests/visualize/test_rerun_export.py",

@@ -106,3 +106,67 @@ def sysconfig_purelib() -> str:
     import sysconfig
 
     return sysconfig.get_paths()["purelib"]
+
+
+PUBLIC_IMPORTS = (  # the five imports issue 39 found no editor could follow: code, name, its file, what mypy reveals
+    ("from orpose.label_store.reader import LabelRun", "LabelRun", "label_store/reader.py", "LabelRun()"),
+    ("from orpose.pipeline.run import run_labels", "run_labels", "pipeline/run.py", "run_labels"),
+    ("import orpose.stages.graph", "graph", "stages/graph.py", "orpose.stages.graph.default_graph"),
+    ("from orpose.teachers.detector import PersonDetector", "PersonDetector", "teachers/detector.py", "PersonDetector"),
+    (
+        "from orpose.label_store.stream import PoseLabelStream",
+        "PoseLabelStream",
+        "label_store/stream.py",
+        "PoseLabelStream",
+    ),
+)
+# what mypy reveals of each (the types are the files' own: an import it could not resolve would reveal Any)
+REVEALED = (
+    "orpose.label_store.reader.LabelRun",
+    "-> orpose.pipeline.summary.RunSummary",
+    "-> orpose.stages.graph.StageGraph",
+    "orpose.teachers.detector.PersonDetector",
+    "orpose.label_store.stream.PoseLabelStream",
+)
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory) -> Path:
+    """A virtual environment with nothing installed: the plain checkout is found through PYTHONPATH only."""
+    venv = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    return venv / "bin" / "python"
+
+
+@pytest.mark.parametrize("where", ["development environment", "checkout on PYTHONPATH"])
+def test_an_editor_follows_the_public_imports(where, bare_python, tmp_path):
+    """Jedi, the engine behind many editors, goes to the definition of each import by reading files, in the
+    environment `make setup` builds and in an empty one with the checkout on its search path."""
+    jedi = pytest.importorskip("jedi")
+    python, added = (sys.executable, []) if where.startswith("development") else (str(bare_python), [str(ROOT)])
+    environment = jedi.create_environment(python, safe=False)
+    project = jedi.Project(path=tmp_path, added_sys_path=added)
+    for code, name, path, _ in PUBLIC_IMPORTS:
+        found = jedi.Script(code, path=tmp_path / "x.py", environment=environment, project=project).goto(
+            1, code.rindex(name) + 1, follow_imports=True
+        )
+        assert [Path(d.module_path).resolve() for d in found if d.module_path] == [ROOT / path], code
+
+
+@pytest.mark.parametrize("where", ["development environment", "checkout on PYTHONPATH"])
+def test_mypy_resolves_the_public_imports(where, bare_python, tmp_path):
+    """mypy, which finds modules by their files as pyright and Pylance do, types each import: in the environment
+    `make setup` builds and from a plain checkout (MYPYPATH)."""
+    pytest.importorskip("mypy")
+    uses = tmp_path / "uses.py"
+    uses.write_text("".join(f"{code}\nreveal_type({expression})\n" for code, _, _, expression in PUBLIC_IMPORTS))
+    python, env = sys.executable, dict(os.environ)
+    if not where.startswith("development"):
+        python, env = str(bare_python), env | {"MYPYPATH": str(ROOT)}
+    command = [sys.executable, "-m", "mypy", "--python-executable", python, "--follow-imports=silent"]
+    command += ["--ignore-missing-imports", "--no-incremental", str(uses)]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    revealed = [line for line in result.stdout.splitlines() if "Revealed type" in line]
+    assert len(revealed) == len(PUBLIC_IMPORTS), result.stdout[-3000:]
+    for line, expected in zip(revealed, REVEALED):
+        assert expected in line and '"Any"' not in line, line

@@ -107,7 +107,10 @@ if [ "$STACK" = modern ] && ! "$VENV/bin/python" -c "import xtcocotools._mask" 2
 fi
 
 step "the project and the rest of the stack"
-"${PIP[@]}" -q -e ".[teacher,test,rerun]"
+# Editable in setuptools' compat mode: a plain path in a .pth file (the repository root), which editors, jedi,
+# mypy and pyright read, where the default mode installs an import hook that only runs in Python. `orpose/`
+# links the package folders, so `orpose.X` resolves through that one path; ruff refuses a bare `import X`.
+"${PIP[@]}" -q -e ".[teacher,test,rerun]" --config-settings editable_mode=compat
 
 # detectron2 is a test-only extra (tests/teachers/test_detectron2_equivalence.py and
 # `make check-detectron2` compare the converted X-152 with it); the product never imports it. It
