@@ -444,7 +444,7 @@ class PoseLabelDataset(ItemReader, Dataset):
 
     @property
     def frame_ids(self) -> list[str]:
-        return [self.source.index.frame_id_at(p) for p in self.positions]
+        return [self.source.index.frame_id_at(int(p)) for p in self.positions]
 
     def __getitem__(self, index: int) -> dict:
         position = int(self.positions[index])

@@ -22,7 +22,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import h5py
 import numpy as np
@@ -88,7 +88,7 @@ def index_part(
     }
 
 
-def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def _atomic_savez(path: Path, arrays: dict[str, Any]) -> None:
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.npz")
     try:
         with open(temporary, "wb") as handle:
