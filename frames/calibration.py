@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from orpose.frames import durable
 from orpose.frames.errors import CalibrationError
 from orpose.frames.geometry import apply_rigid, invert_rigid
 
@@ -289,4 +290,4 @@ def calibration_to_dict(cameras: Mapping[str, CameraCalibration]) -> dict[str, A
 
 
 def save_calibration(cameras: Mapping[str, CameraCalibration], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(calibration_to_dict(cameras), indent=2) + "\n")
+    durable.write_durable(path, (json.dumps(calibration_to_dict(cameras), indent=2) + "\n").encode())

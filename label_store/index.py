@@ -18,8 +18,7 @@ from the shards themselves where a part is missing; `labels index RUN` then cons
 
 from __future__ import annotations
 
-import os
-import uuid
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -27,6 +26,7 @@ from typing import Any, Iterable, Sequence
 import h5py
 import numpy as np
 
+from orpose.frames import durable
 from orpose.label_store.schema import STATUS_LABELLED
 from orpose.label_store.shard import committed_shards, read_dataset, shard_name, shard_path
 
@@ -40,6 +40,7 @@ __all__ = [
     "committed_shard_indices",
     "load_index",
     "consolidate_index",
+    "invalidate_consolidated",
 ]
 
 INDEX_COLUMNS = ("frame_id", "shard", "row", "status", "camera_id", "persons", "has_depth")
@@ -88,15 +89,21 @@ def index_part(
     }
 
 
-def _atomic_savez(path: Path, arrays: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.npz")
+def _savez_durable(path: Path, arrays: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    durable.write_durable(path, buffer.getbuffer())
+
+
+def invalidate_consolidated(run_dir: str | Path) -> None:
+    """Drop `index/index.npz`: the run's committed shards are changing (a commit, an uncommit), so it no
+    longer describes them; readers index from the parts until `labels run` or `labels index` writes it again."""
+    consolidated = Path(run_dir) / "index" / "index.npz"
     try:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        durable.IO.unlink(consolidated)
+    except FileNotFoundError:
+        return
+    durable.fsync_directory(consolidated.parent)
 
 
 def part_path(run_dir: str | Path, shard_index: int) -> Path:
@@ -107,7 +114,7 @@ def part_path(run_dir: str | Path, shard_index: int) -> Path:
 def write_index_part(run_dir: str | Path, shard_index: int, part: dict[str, np.ndarray]) -> Path:
     path = part_path(run_dir, shard_index)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_savez(path, part)
+    _savez_durable(path, part)
     return path
 
 
@@ -182,5 +189,5 @@ def consolidate_index(run_dir: str | Path, rebuild: bool = False) -> RunIndex:
     if rebuild:
         consolidated.unlink(missing_ok=True)
     index = load_index(run_dir)
-    _atomic_savez(consolidated, index.columns())
+    _savez_durable(consolidated, index.columns())
     return index

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orpose.errors import OrPoseError
+from orpose.frames import durable
 from orpose.frames.errors import SourceError
 from orpose.frames.sources import REF_COLUMNS
 from orpose.label_store.shard import committed_shards
@@ -213,8 +214,10 @@ def write_plan(
             if duplicate:
                 raise SourceError(source_name, duplicate)
             plan = Plan(final, shard_size, position, -(-position // shard_size), tuple(parts), fingerprint)
+            for part in parts:  # Arrow wrote them: synced here, before the folder gets its name
+                durable.fsync_file(temporary / part.file)
             _write_plan_json(temporary / "plan.json", plan)
-            os.replace(temporary, final)  # the plan appears whole or not at all
+            durable.rename_durable(temporary, final)  # the plan appears whole or not at all
             return plan
     finally:
         bar.close()
@@ -227,21 +230,16 @@ def write_plan(
 
 
 def _write_plan_json(path: Path, plan: Plan) -> None:
-    path.write_text(
-        json.dumps(
-            {
-                "format": PLAN_FORMAT,
-                "version": PLAN_VERSION,
-                "shard_size": plan.shard_size,
-                "num_frames": plan.num_frames,
-                "num_shards": plan.num_shards,
-                "fingerprint": plan.fingerprint,
-                "parts": [vars(p) for p in plan.parts],
-            },
-            indent=1,
-        )
-        + "\n"
-    )
+    document = {
+        "format": PLAN_FORMAT,
+        "version": PLAN_VERSION,
+        "shard_size": plan.shard_size,
+        "num_frames": plan.num_frames,
+        "num_shards": plan.num_shards,
+        "fingerprint": plan.fingerprint,
+        "parts": [vars(p) for p in plan.parts],
+    }
+    durable.write_durable(path, (json.dumps(document, indent=1) + "\n").encode())
 
 
 def read_plan(run_dir: str | Path) -> Plan | None:

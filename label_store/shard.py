@@ -1,19 +1,26 @@
 """Writing, verifying and committing HDF5 shards.
 
-Commit protocol (a killed writer leaves no visible partial shard; Ray may run a batch twice):
-1. write the shard under a temporary name in `shards/`, close it;
-2. reopen it and verify schema, counts and per-dataset checksums;
-3. `os.link` it to its final name: atomic, and it fails if the name exists, so two attempts at
-   the same shard can never both commit, and a committed shard is never replaced;
-4. write the manifest entry `manifest/shard-NNNNN.json` the same way (temp file, then link).
-The manifest entry is the commit point: readers trust only shards that have one. A final file
-without an entry (a writer killed between steps 3 and 4) is adopted if it verifies and holds
-the planned frames, else replaced.
+Commit protocol (nothing lost and nothing stale at any fault: a killed writer, a full disk, a power cut; Ray may
+run a batch twice). Every file goes through `frames.durable.write_durable` (temporary file, space reserved, every
+byte written, fsync, read back and compared, linked, directory fsynced):
+1. build the shard in memory (h5py's core driver without a backing store: HDF5 touches no disk, so a full disk
+   can never fail inside HDF5, where h5py cannot recover) and verify the image: schema, counts, checksums;
+2. write its bytes durably and link them to `shards/shard-NNNNN.h5`: exclusive, so two attempts at the same
+   shard can never both commit and a committed shard is never replaced;
+3. drop the consolidated run index (it no longer covers the run) and write the shard's index part durably;
+4. write the manifest entry `manifest/shard-NNNNN.json` durably (exclusive link): **the commit point**. It records
+   the shard file's size and sha256.
+Readers trust only shards that have an entry. At resume (`check_commits`) an entry that does not parse or whose
+shard file is missing or has another size than recorded (a torn write the file system did not report, bytes
+lost at a power cut) is uncommitted and its shard labelled again; leftover temporary files are removed. A final
+shard file without an entry (a writer killed between steps 2 and 4) is adopted if it verifies and holds the
+planned frames, its index part and entry then built from the file itself, else replaced.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -27,6 +34,7 @@ import h5py
 import numpy as np
 
 from orpose.errors import OrPoseError
+from orpose.frames import durable
 from orpose.frames.files import sha256_file
 from orpose.label_store.schema import (
     FRAME_FIELDS,
@@ -43,7 +51,10 @@ __all__ = [
     "FrameRecord",
     "write_shard",
     "verify_shard",
+    "shard_image",
     "commit_shard",
+    "check_commits",
+    "uncommit_shard",
     "shard_name",
     "manifest_entries",
     "committed_shards",
@@ -77,6 +88,7 @@ class ShardEntry:
     num_persons: int
     sha256: str
     rejected: dict  # frame id -> reason
+    size: int | None = None  # bytes of the shard file (entries written before it was recorded: None)
 
 
 def shard_name(index: int) -> str:
@@ -140,38 +152,52 @@ def _write(group: h5py.Group, name: str, values: np.ndarray) -> None:
     data.attrs["sha256"] = _digest(values)
 
 
-def write_shard(
-    path: str | Path, records: Sequence[FrameRecord], provenance: Mapping[str, str], shard_index: int
-) -> None:
-    """Write a whole shard in one go: every dataset as one array (one h5py call each)."""
+def _fill(handle: h5py.File, records: Sequence[FrameRecord], provenance: Mapping[str, str], shard_index: int) -> None:
+    """Every dataset of a shard as one array (one h5py call each)."""
     missing = [k for k in PROVENANCE_KEYS if k not in provenance]
     if missing:
         raise ValueError(f"provenance lacks {missing}")
     person_counts = [r.num_persons for r in records]
     offsets = np.concatenate([[0], np.cumsum(person_counts)]).astype(np.int64)
-    with h5py.File(path, "w") as handle:
-        handle.attrs.update(
-            format=SHARD_FORMAT,
-            version=SHARD_VERSION,
-            shard_index=shard_index,
-            num_frames=len(records),
-            num_persons=int(offsets[-1]),
-        )
-        frames = handle.create_group("frames")
-        for f in FRAME_FIELDS:
-            _write(frames, f.name, _column(f, [r.frame[f.name] for r in records]))
-        _write(frames, "person_offset", offsets)
-        persons = handle.create_group("persons")
-        frame_index = np.repeat(np.arange(len(records), dtype=np.int32), person_counts)
-        for f in PERSON_FIELDS:
-            if f.name == "frame_index":
-                column = frame_index
-            else:
-                parts = [_column(f, r.persons[f.name]) for r in records if r.num_persons]
-                column = np.concatenate(parts) if parts else _empty(f, 0)
-            _write(persons, f.name, column)
-        prov = handle.create_group("provenance")
-        prov.attrs.update({k: str(provenance[k]) for k in PROVENANCE_KEYS})
+    handle.attrs.update(
+        format=SHARD_FORMAT,
+        version=SHARD_VERSION,
+        shard_index=shard_index,
+        num_frames=len(records),
+        num_persons=int(offsets[-1]),
+    )
+    frames = handle.create_group("frames")
+    for f in FRAME_FIELDS:
+        _write(frames, f.name, _column(f, [r.frame[f.name] for r in records]))
+    _write(frames, "person_offset", offsets)
+    persons = handle.create_group("persons")
+    frame_index = np.repeat(np.arange(len(records), dtype=np.int32), person_counts)
+    for f in PERSON_FIELDS:
+        if f.name == "frame_index":
+            column = frame_index
+        else:
+            parts = [_column(f, r.persons[f.name]) for r in records if r.num_persons]
+            column = np.concatenate(parts) if parts else _empty(f, 0)
+        _write(persons, f.name, column)
+    prov = handle.create_group("provenance")
+    prov.attrs.update({k: str(provenance[k]) for k in PROVENANCE_KEYS})
+
+
+def shard_image(records: Sequence[FrameRecord], provenance: Mapping[str, str], shard_index: int) -> bytes:
+    """A shard file's bytes, built in memory by HDF5's core driver with no backing store (no disk touched).
+    Memory: the image once, about the size of the shard file (docs/label_format.md, "Commits")."""
+    name = f"shard-{shard_index}-{uuid.uuid4().hex}.h5"  # HDF5 knows open files by name: one per image
+    with h5py.File(name, "w", driver="core", backing_store=False) as handle:
+        _fill(handle, records, provenance, shard_index)
+        handle.flush()
+        return bytes(handle.id.get_file_image())
+
+
+def write_shard(
+    path: str | Path, records: Sequence[FrameRecord], provenance: Mapping[str, str], shard_index: int
+) -> durable.DurableFile:
+    """A shard written durably at `path` (replacing a file there): built in memory, then our own write."""
+    return durable.write_durable(path, shard_image(records, provenance, shard_index))
 
 
 class ShardReadError(OrPoseError, OSError):
@@ -194,11 +220,12 @@ def read_dataset(dataset: h5py.Dataset) -> np.ndarray:
         ) from None
 
 
-def verify_shard(path: str | Path) -> list[str]:
-    """Every problem of a shard file, as readable lines; [] when it is sound."""
+def verify_shard(path: str | Path, image: bytes | None = None) -> list[str]:
+    """Every problem of a shard file, as readable lines; [] when it is sound. `image`: the file's bytes in
+    memory (a shard not yet written), `path` then only names it."""
     problems: list[str] = []
     try:
-        handle = h5py.File(path, "r")
+        handle = h5py.File(io.BytesIO(image) if image is not None else path, "r")
     except (OSError, ValueError) as error:
         return [f"{path}: cannot be opened as HDF5 ({error})"]
     with handle:
@@ -258,20 +285,13 @@ def verify_shard(path: str | Path) -> list[str]:
     return problems
 
 
-def _frame_ids(path: Path) -> list[str]:
+def _shard_summary(path: Path) -> tuple[list[str], int, dict[str, str]]:
+    """(frame ids, persons, rejected frame id -> reason) of a shard file, read from the file itself."""
     with h5py.File(path, "r") as handle:
-        return list(read_dataset(handle["frames/frame_id"]))
-
-
-def _link_exclusive(temporary: Path, final: Path) -> bool:
-    """Give `temporary` the name `final` unless that exists; True if this call did it."""
-    try:
-        os.link(temporary, final)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        temporary.unlink(missing_ok=True)
+        frame_ids = list(read_dataset(handle["frames/frame_id"]))
+        reasons = read_dataset(handle["frames/reject_reason"])
+        num_persons = int(handle.attrs["num_persons"])
+    return frame_ids, num_persons, {f: str(r) for f, r in zip(frame_ids, reasons) if r}
 
 
 def read_manifest_entry(path: Path) -> ShardEntry:
@@ -283,6 +303,7 @@ def read_manifest_entry(path: Path) -> ShardEntry:
         data["num_persons"],
         data["sha256"],
         data.get("rejected", {}),
+        data.get("size"),
     )
 
 
@@ -303,11 +324,28 @@ def manifest_entries(run_dir: str | Path) -> list[ShardEntry]:
     return sorted((read_manifest_entry(p) for p in folder.glob("shard-*.json")), key=lambda e: e.index)
 
 
+def _remove(path: Path) -> bool:
+    """Delete a file of the run through the durable layer's I/O (True if it was there)."""
+    try:
+        durable.IO.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _adoptable(final: Path, frame_ids: list[str]) -> bool:
+    """A final shard file without its entry (a writer killed between link and entry) that verifies and holds
+    the planned frames: kept, and committed from its own content."""
+    return final.exists() and not verify_shard(final) and _shard_summary(final)[0] == frame_ids
+
+
 def commit_shard(
     run_dir: str | Path, shard_index: int, records: Sequence[FrameRecord], provenance: Mapping[str, str]
 ) -> ShardEntry:
     """Write, verify and commit one shard (see the module docstring). Idempotent: committing a
     shard that is already committed returns the existing entry and writes nothing."""
+    from orpose.label_store.index import index_part, invalidate_consolidated, write_index_part  # (index builds on us)
+
     run_dir = Path(run_dir)
     name = shard_name(shard_index)
     shards, manifest = run_dir / "shards", run_dir / "manifest"
@@ -319,49 +357,93 @@ def commit_shard(
 
     final = shard_path(run_dir, shard_index)
     frame_ids = [r.frame["frame_id"] for r in records]
-    if final.exists():  # a writer died between linking the shard and writing its entry
-        if verify_shard(final) or _frame_ids(final) != frame_ids:
-            final.unlink()
-    if not final.exists():
-        temporary = shards / f".{name}.{os.getpid()}.{uuid.uuid4().hex}.h5.tmp"
-        try:
-            with disk_full_as_error(final, "shard"):
-                write_shard(temporary, records, provenance, shard_index)
-                problems = verify_shard(temporary)
-                if problems:
-                    raise RuntimeError("shard failed verification after writing: " + "; ".join(problems))
-                with open(temporary, "rb") as handle:
-                    os.fsync(handle.fileno())  # on disk before it gets its visible name
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        _link_exclusive(temporary, final)
-
-    # the run index's part for this shard, in place before the entry makes it count (index.py builds on this
-    # module, so it is imported here)
-    from orpose.label_store.index import index_part, write_index_part
+    adopted = _adoptable(final, frame_ids)
+    if not adopted:
+        if _remove(final):  # a leftover that is damaged or holds other frames
+            durable.fsync_directory(shards)
+        image = shard_image(records, provenance, shard_index)
+        problems = verify_shard(final, image)
+        if problems:
+            raise RuntimeError("shard failed verification after building it: " + "; ".join(problems))
+        with disk_full_as_error(final, "shard"):
+            written = durable.write_durable(final, image, exclusive=True)
+        adopted = not written.created  # another attempt at this shard linked first: its file stands
+    if adopted:
+        ids, num_persons, rejected = _shard_summary(final)
+        size, digest = final.stat().st_size, sha256_file(final)
+        part = index_part_of_file(final, shard_index)
+    else:
+        num_persons = int(sum(r.num_persons for r in records))
+        rejected = {r.frame["frame_id"]: r.frame["reject_reason"] for r in records if r.frame["reject_reason"]}
+        size, digest, ids = written.size, written.sha256, frame_ids
+        part = index_part(shard_index, [r.frame for r in records], [r.num_persons for r in records])
 
     with disk_full_as_error(run_dir / "index", "run index"):
-        write_index_part(
-            run_dir, shard_index, index_part(shard_index, [r.frame for r in records], [r.num_persons for r in records])
-        )
+        invalidate_consolidated(run_dir)  # it covers the run without this shard (or with an older one)
+        write_index_part(run_dir, shard_index, part)
     entry = {
         "index": shard_index,
         "file": f"shards/{name}.h5",
-        "frame_ids": frame_ids,
-        "num_persons": int(sum(r.num_persons for r in records)),
-        "sha256": sha256_file(final),
-        "rejected": {r.frame["frame_id"]: r.frame["reject_reason"] for r in records if r.frame["reject_reason"]},
+        "frame_ids": list(ids),
+        "num_persons": num_persons,
+        "size": size,
+        "sha256": digest,
+        "rejected": rejected,
         "committed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    temporary_entry = manifest / f".{name}.{os.getpid()}.{uuid.uuid4().hex}.json.tmp"
-    try:
-        with disk_full_as_error(entry_path, "manifest entry"):
-            temporary_entry.write_text(json.dumps(entry, indent=1) + "\n")
-            with open(temporary_entry, "rb") as handle:
-                os.fsync(handle.fileno())
-    except BaseException:
-        temporary_entry.unlink(missing_ok=True)
-        raise
-    _link_exclusive(temporary_entry, entry_path)
+    with disk_full_as_error(entry_path, "manifest entry"):
+        durable.write_durable(entry_path, (json.dumps(entry, indent=1) + "\n").encode(), exclusive=True)
     return read_manifest_entry(entry_path)
+
+
+def index_part_of_file(path: Path, shard_index: int) -> dict[str, np.ndarray]:
+    from orpose.label_store.index import shard_index_part
+
+    return shard_index_part(path, shard_index)
+
+
+def uncommit_shard(run_dir: str | Path, shard_index: int) -> None:
+    """Take a shard out of the run so that a resume labels it again: its entry first (the commit point), then
+    its file, its index part and the consolidated index."""
+    from orpose.label_store.index import invalidate_consolidated, part_path
+
+    run_dir = Path(run_dir)
+    if _remove(run_dir / "manifest" / f"{shard_name(shard_index)}.json"):
+        durable.fsync_directory(run_dir / "manifest")
+    _remove(shard_path(run_dir, shard_index))
+    _remove(part_path(run_dir, shard_index))
+    invalidate_consolidated(run_dir)
+
+
+def _commit_problem(run_dir: Path, shard_index: int) -> str | None:
+    """Why a committed shard cannot be trusted, or None."""
+    entry_path = run_dir / "manifest" / f"{shard_name(shard_index)}.json"
+    try:
+        entry = read_manifest_entry(entry_path)
+        if entry.index != shard_index:
+            return f"{entry_path}: names shard {entry.index}"
+        size = (run_dir / entry.file).stat().st_size
+    except FileNotFoundError as error:
+        return f"{error.filename}: missing"
+    except (ValueError, KeyError, TypeError) as error:
+        return f"{entry_path}: unreadable entry ({type(error).__name__}: {error})"
+    if entry.size is not None and size != entry.size:
+        return f"{run_dir / entry.file}: {size} bytes on disk, {entry.size} committed"
+    return None
+
+
+def check_commits(run_dir: str | Path) -> list[str]:
+    """At resume: every committed shard whose entry does not parse, or whose file is missing or not the size its
+    entry records, is uncommitted (`uncommit_shard`) so that the run labels it again; temporary files of killed
+    writers are removed. Returns a line for each shard uncommitted. Cost: one entry read and one stat per
+    committed shard (the sha256 is checked by `labels verify`, and every read checks the chunks' fletcher32)."""
+    run_dir = Path(run_dir)
+    for folder in ("shards", "manifest", "index", "plan"):
+        durable.remove_temporaries(run_dir / folder)
+    problems = []
+    for shard_index in committed_shards(run_dir):
+        problem = _commit_problem(run_dir, int(shard_index))
+        if problem is not None:
+            problems.append(problem)
+            uncommit_shard(run_dir, int(shard_index))
+    return problems

@@ -28,6 +28,7 @@ from orpose.frames.sources import FrameSource
 from orpose.label_store.index import consolidate_index
 from orpose.label_store.plan import PendingFrames, Plan, pending_frames
 from orpose.label_store.provenance import make_provenance
+from orpose.label_store.shard import check_commits
 from orpose.pipeline.commit import ProgressHook, RejectGuard, ShardCommitter, SummaryHook, commit_batches
 from orpose.pipeline.executors import Executor, make_executor
 from orpose.pipeline.resources import stage_resources
@@ -113,6 +114,8 @@ class LabelJob:
                 self.new_run,
                 self.progress,
             )
+            for problem in check_commits(self.run_dir):  # torn or lost shards: labelled again, never trusted
+                print(f"labels run: {problem}; its shard is labelled again", file=sys.stderr)
             pending = pending_frames(self.run_dir, plan)
             summary = RunSummary(
                 str(self.run_dir), plan.num_frames, plan.num_shards, plan.num_shards - len(pending.shards),

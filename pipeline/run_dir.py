@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from orpose.configs.schema import TeacherConfig, labels_hash, to_dict
 from orpose.errors import OrPoseError
+from orpose.frames import durable
 from orpose.frames.calibration import save_calibration
 from orpose.frames.sources import FrameSource
 from orpose.label_store.plan import PLAN_DIR, Plan, id_hashes, read_plan, write_plan
@@ -36,9 +36,8 @@ class RunMismatchError(OrPoseError, RuntimeError):
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(temporary, path)
+    """A JSON file of the run, durably (frames.durable: it appears whole, and stays after a power cut)."""
+    durable.write_durable(path, (json.dumps(data, indent=1) + "\n").encode())
 
 
 def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -81,10 +80,13 @@ def prepare_run_dir(
     identity = _identity(config, checkpoints, source_description)
     run_file = run_dir / "run.json"
     if run_file.exists() and new_run:
-        for part in ("shards", "manifest", PLAN_DIR):
+        # the commit points first: a discard cut short leaves no entry that trusts a file of the old run
+        for part in ("manifest", "shards", "index", PLAN_DIR):
             shutil.rmtree(run_dir / part, ignore_errors=True)
+        for name in ("calibration.json", "plan.json"):  # the old source's cameras; a version-1 plan
+            (run_dir / name).unlink(missing_ok=True)
         run_file.unlink()
-        (run_dir / "plan.json").unlink(missing_ok=True)  # a version-1 plan
+        durable.fsync_directory(run_dir)
     if run_file.exists():
         old = json.loads(run_file.read_text())
         differences = []

@@ -170,18 +170,19 @@ def test_verify_names_missing_and_malformed_parts(tmp_path, records, provenance)
 def test_the_loser_of_two_attempts_at_one_shard_commits_nothing_of_its_own(tmp_path, records, provenance, monkeypatch):
     """Ray may run a batch twice: two attempts write the same shard at once. The second to link
     finds the name taken, removes its own file and returns the winner's entry."""
-    import orpose.label_store.shard as shard
+    from orpose.frames import durable
 
     winner = {}
-    real_link = shard._link_exclusive
+    real_io = durable.IO
 
-    def link_after_the_other_attempt(temporary, final):
-        if not winner and final.suffix == ".h5":  # the other attempt commits first, in the middle of ours
-            monkeypatch.setattr(shard, "_link_exclusive", real_link)
-            winner["entry"] = commit_shard(tmp_path, 0, records[:2], provenance)
-        return real_link(temporary, final)
+    class OtherAttemptFirst(durable.SystemIO):
+        def link(self, source, target):
+            if not winner and target.suffix == ".h5":  # the other attempt commits first, in the middle of ours
+                monkeypatch.setattr(durable, "IO", real_io)
+                winner["entry"] = commit_shard(tmp_path, 0, records[:2], provenance)
+            return real_io.link(source, target)
 
-    monkeypatch.setattr(shard, "_link_exclusive", link_after_the_other_attempt)
+    monkeypatch.setattr(durable, "IO", OtherAttemptFirst())
     loser = commit_shard(tmp_path, 0, records, provenance)
     assert loser == winner["entry"] and len(loser.frame_ids) == 2  # the winner's content stands
     assert sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["shard-00000.h5"]  # no temporary left

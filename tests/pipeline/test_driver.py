@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,22 +222,23 @@ def test_frames_handed_over_twice_are_committed_once_in_source_order(tmp_path, d
 def test_a_full_disk_stops_the_run_naming_the_path_and_the_free_space_and_a_rerun_completes(
     tmp_path, driver, monkeypatch
 ):
-    """ENOSPC injected at the HDF5 write of the second shard, after part of the file was written."""
+    """ENOSPC injected at the write of the second shard's bytes, after part of the file was written."""
     import errno
 
-    import orpose.label_store.shard as shard_module
+    from orpose.frames import durable
     from orpose.label_store.space import DiskFullError
 
     run, attempts = driver
-    real_write = shard_module.write_shard
+    real_io = durable.IO
 
-    def write_until_full(path, records, provenance, shard_index):
-        if shard_index == 1:
-            Path(path).write_bytes(b"\x89HDF partial")  # what a write cut off by a full disk leaves
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real_write(path, records, provenance, shard_index)
+    class FullAtTheSecondShard(durable.SystemIO):
+        def write(self, fd, data):
+            if "shard-00001.h5" in os.readlink(f"/proc/self/fd/{fd}"):
+                os.write(fd, bytes(data[:100]))  # what a write cut off by a full disk leaves
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_io.write(fd, data)
 
-    monkeypatch.setattr(shard_module, "write_shard", write_until_full)
+    monkeypatch.setattr(durable, "IO", FullAtTheSecondShard())
     with pytest.raises(DiskFullError) as error:
         run(tmp_path, 12, lambda rows, attempt: FakeDataset(rows, batch=5))
     message = str(error.value)
@@ -249,7 +249,7 @@ def test_a_full_disk_stops_the_run_naming_the_path_and_the_free_space_and_a_reru
     assert sorted(p.name for p in (run_dir / "shards").iterdir()) == ["shard-00000.h5"]  # no partial, no temp file
     assert sorted(p.name for p in (run_dir / "manifest").iterdir()) == ["shard-00000.json"]
 
-    monkeypatch.setattr(shard_module, "write_shard", real_write)  # space freed
+    monkeypatch.setattr(durable, "IO", real_io)  # space freed
     summary = run(tmp_path, 12, lambda rows, attempt: FakeDataset(rows, batch=5))
     assert summary.shards_done_before == 1 and summary.shards_committed == 2
     counts = committed_frames(run_dir)
