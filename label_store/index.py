@@ -29,6 +29,7 @@ import numpy as np
 from orpose.frames import durable
 from orpose.label_store.schema import STATUS_LABELLED
 from orpose.label_store.shard import committed_shards, read_dataset, shard_name, shard_path
+from orpose.label_store.space import disk_full_as_error
 
 __all__ = [
     "INDEX_COLUMNS",
@@ -180,14 +181,15 @@ def consolidate_index(run_dir: str | Path, rebuild: bool = False) -> RunIndex:
     current = None if rebuild else _current_consolidated(run_dir, committed)
     if current is not None:  # nothing to write
         return current
-    for shard_index in committed:
-        if rebuild or not part_path(run_dir, shard_index).exists():
-            write_index_part(
-                run_dir, int(shard_index), shard_index_part(shard_path(run_dir, shard_index), int(shard_index))
-            )
     consolidated = run_dir / "index" / "index.npz"
-    if rebuild:
-        consolidated.unlink(missing_ok=True)
-    index = load_index(run_dir)
-    _savez_durable(consolidated, index.columns())
+    with disk_full_as_error(consolidated, "run index"):
+        for shard_index in committed:
+            if rebuild or not part_path(run_dir, shard_index).exists():
+                write_index_part(
+                    run_dir, int(shard_index), shard_index_part(shard_path(run_dir, shard_index), int(shard_index))
+                )
+        if rebuild:
+            consolidated.unlink(missing_ok=True)
+        index = load_index(run_dir)
+        _savez_durable(consolidated, index.columns())
     return index

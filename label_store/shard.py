@@ -343,10 +343,17 @@ def commit_shard(
     run_dir: str | Path, shard_index: int, records: Sequence[FrameRecord], provenance: Mapping[str, str]
 ) -> ShardEntry:
     """Write, verify and commit one shard (see the module docstring). Idempotent: committing a
-    shard that is already committed returns the existing entry and writes nothing."""
+    shard that is already committed returns the existing entry and writes nothing. A failed write raises
+    DiskFullError or StoreWriteError naming the file."""
+    with disk_full_as_error(shard_path(run_dir, shard_index), "shard"):
+        return _commit(Path(run_dir), shard_index, records, provenance)
+
+
+def _commit(
+    run_dir: Path, shard_index: int, records: Sequence[FrameRecord], provenance: Mapping[str, str]
+) -> ShardEntry:
     from orpose.label_store.index import index_part, invalidate_consolidated, write_index_part  # (index builds on us)
 
-    run_dir = Path(run_dir)
     name = shard_name(shard_index)
     shards, manifest = run_dir / "shards", run_dir / "manifest"
     shards.mkdir(parents=True, exist_ok=True)
@@ -438,12 +445,13 @@ def check_commits(run_dir: str | Path) -> list[str]:
     writers are removed. Returns a line for each shard uncommitted. Cost: one entry read and one stat per
     committed shard (the sha256 is checked by `labels verify`, and every read checks the chunks' fletcher32)."""
     run_dir = Path(run_dir)
-    for folder in ("shards", "manifest", "index", "plan"):
-        durable.remove_temporaries(run_dir / folder)
     problems = []
-    for shard_index in committed_shards(run_dir):
-        problem = _commit_problem(run_dir, int(shard_index))
-        if problem is not None:
-            problems.append(problem)
-            uncommit_shard(run_dir, int(shard_index))
+    with disk_full_as_error(run_dir / "manifest", "the run's commits"):
+        for folder in ("shards", "manifest", "index", "plan"):
+            durable.remove_temporaries(run_dir / folder)
+        for shard_index in committed_shards(run_dir):
+            problem = _commit_problem(run_dir, int(shard_index))
+            if problem is not None:
+                problems.append(problem)
+                uncommit_shard(run_dir, int(shard_index))
     return problems

@@ -15,11 +15,16 @@ from typing import Iterator
 
 from orpose.errors import OrPoseError
 
-__all__ = ["DiskFullError", "is_disk_full", "disk_full_as_error"]
+__all__ = ["DiskFullError", "StoreWriteError", "is_disk_full", "disk_full_as_error"]
 
 
 class DiskFullError(OrPoseError, OSError):
     """A write failed for lack of space; the message names the path and the space left."""
+
+
+class StoreWriteError(OrPoseError, OSError):
+    """Any other failed write of the run directory (an I/O error, a file-size limit, a vanished folder); the
+    message names the path, what was being written and the system's error."""
 
 
 def is_disk_full(error: BaseException) -> bool:
@@ -40,13 +45,20 @@ def _free_space(path: Path) -> str:
 
 @contextmanager
 def disk_full_as_error(path: str | Path, what: str) -> Iterator[None]:
-    """Around a write of `what` to `path`: an out-of-space error becomes DiskFullError naming both."""
+    """Around a write of `what` to `path`: an out-of-space error becomes DiskFullError naming both, any other
+    OSError a StoreWriteError naming both (the project's own errors pass as they are)."""
     try:
         yield
-    except DiskFullError:
+    except OrPoseError:
         raise
     except Exception as error:
         if not is_disk_full(error):
+            if isinstance(error, OSError):
+                raise StoreWriteError(
+                    error.errno,
+                    f"could not write {what} {path} ({type(error).__name__}: {error}); nothing partial was kept: "
+                    "fix the cause and run the same command again (committed shards are kept)",
+                ) from error
             raise
         path = Path(path)
         raise DiskFullError(
