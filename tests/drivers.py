@@ -118,15 +118,17 @@ def make_driver(weights):
             attempts.append([r["frame_id"] for r in rows])
             return self.make_dataset(rows, len(attempts)).batches()
 
-    def run(tmp_path, frames: int, make_dataset, plan_only: bool = False, **overrides):
+    def run(
+        tmp_path, frames: int, make_dataset, plan_only: bool = False, new_run: bool = False, source=None, **overrides
+    ):
         config = load_teacher_config("tiny", {"run.shard_size": 5, **overrides})
         for spec in (config.detector, config.keypoints, config.lifter):
             path = checkpoint_path(weights, spec.checkpoint)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"stand-in")
         return run_module.run_labels(
-            config, Source(frames), "test", tmp_path / "run", weights_dir=weights, progress=False,
-            plan_only=plan_only, engine=FakeExecutor(make_dataset),
+            config, source or Source(frames), "test", tmp_path / "run", weights_dir=weights, progress=False,
+            plan_only=plan_only, new_run=new_run, engine=FakeExecutor(make_dataset),
         )  # fmt: skip
 
     return run, attempts
