@@ -25,11 +25,14 @@ import numpy as np
 
 from orpose.frames.calibration import Intrinsics
 from orpose.frames.errors import (
+    TRANSIENT_ERRNOS,
     ColorFormatError,
     CorruptImageError,
     DepthFormatError,
     EmptyFileError,
     FileTooLargeError,
+    FrameError,
+    FrameStoreError,
     MissingFileError,
     NotARegularFileError,
     SizeMismatchError,
@@ -71,6 +74,16 @@ def max_file_bytes(expected: Intrinsics | None, channels: int, bytes_per_sample:
     return 2 * pixels * channels * bytes_per_sample + 2**20
 
 
+def _raise_if_the_store_failed(error: OSError, frame_id: str, path: Path) -> None:
+    """An I/O error of the storage (EIO, a stale network handle, a timeout) is not the frame's: FrameStoreError."""
+    if isinstance(error, FrameError) or error.errno not in TRANSIENT_ERRNOS:
+        return
+    raise FrameStoreError(
+        error.errno,
+        f"frame '{frame_id}': reading {path} failed ({error.strerror or error}): the storage, not the frame",
+    ) from error
+
+
 def read_image_bytes(path: str | Path, frame_id: str, max_bytes: int | None = None) -> bytes:
     """The file's bytes, after checking it is a regular file of at most `max_bytes` bytes, not empty, and a
     complete PNG or JPEG."""
@@ -83,6 +96,7 @@ def read_image_bytes(path: str | Path, frame_id: str, max_bytes: int | None = No
     except IsADirectoryError:
         raise NotARegularFileError(frame_id, path, "is a directory, not an image file") from None
     except OSError as error:  # permission, I/O error on a network share, a socket
+        _raise_if_the_store_failed(error, frame_id, path)
         raise MissingFileError(frame_id, path, f"cannot be read: {error.strerror or error}") from None
     try:
         info = os.fstat(fd)
@@ -97,6 +111,7 @@ def read_image_bytes(path: str | Path, frame_id: str, max_bytes: int | None = No
         with os.fdopen(fd, "rb", closefd=False) as file:
             data = file.read(limit + 1)  # bounded even when the size changes under us
     except OSError as error:
+        _raise_if_the_store_failed(error, frame_id, path)
         raise MissingFileError(frame_id, path, f"cannot be read: {error.strerror or error}") from None
     finally:
         os.close(fd)

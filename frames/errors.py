@@ -7,6 +7,7 @@ in the run's rejected list and labels the neighbouring frames; it never catches 
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 from orpose.errors import USAGE, OrPoseError
@@ -23,6 +24,8 @@ __all__ = [
     "NotARegularFileError",
     "FileTooLargeError",
     "StageError",
+    "FrameStoreError",
+    "TRANSIENT_ERRNOS",
     "CalibrationError",
     "SourceError",
 ]
@@ -91,6 +94,23 @@ class StageError(FrameError):
     the rest of its batch is labelled; the traceback is in the log (`pipeline.executors`)."""
 
     reason = "stage_error"
+
+
+# I/O errors of the storage under the frames (a network share, a disk) rather than of one frame's file: the same
+# read may well succeed a moment later, so they are retried and never stored as a frame's reject reason.
+TRANSIENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "EIO", "ESTALE", "ETIMEDOUT", "ENOTCONN", "ECONNRESET", "ECONNABORTED", "EHOSTDOWN", "EHOSTUNREACH",
+        "ENETDOWN", "ENETUNREACH", "ENETRESET", "EAGAIN", "ENOMEM", "ENOLINK", "EREMOTEIO", "ECOMM",
+    )
+    if hasattr(errno, name)
+)  # fmt: skip
+
+
+class FrameStoreError(OrPoseError, OSError):
+    """Reading a frame failed because of the storage, not the frame (`TRANSIENT_ERRNOS`): the batch is retried,
+    and if it keeps failing the run stops; no frame is rejected for it."""
 
 
 class CalibrationError(OrPoseError, ValueError):

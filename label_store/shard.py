@@ -55,6 +55,7 @@ __all__ = [
     "commit_shard",
     "check_commits",
     "uncommit_shard",
+    "uncommit_rejected",
     "shard_name",
     "manifest_entries",
     "committed_shards",
@@ -455,3 +456,17 @@ def check_commits(run_dir: str | Path) -> list[str]:
                 problems.append(problem)
                 uncommit_shard(run_dir, int(shard_index))
     return problems
+
+
+def uncommit_rejected(run_dir: str | Path, reasons: Sequence[str]) -> tuple[int, int]:
+    """Uncommit every shard holding a frame rejected with one of the reason tags `reasons` (`labels run
+    --retry-rejected`), so that the run labels those shards again. Returns (shards, rejected frames)."""
+    run_dir, wanted = Path(run_dir), set(reasons)
+    shards = frames = 0
+    with disk_full_as_error(run_dir / "manifest", "the run's commits"):
+        for entry in manifest_entries(run_dir):
+            hits = sum(reason in wanted for reason in entry.rejected.values())
+            if hits:
+                uncommit_shard(run_dir, entry.index)
+                shards, frames = shards + 1, frames + hits
+    return shards, frames

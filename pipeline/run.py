@@ -28,7 +28,7 @@ from orpose.frames.sources import FrameSource
 from orpose.label_store.index import consolidate_index
 from orpose.label_store.plan import PendingFrames, Plan, pending_frames
 from orpose.label_store.provenance import make_provenance
-from orpose.label_store.shard import check_commits
+from orpose.label_store.shard import check_commits, uncommit_rejected
 from orpose.pipeline.commit import ProgressHook, RejectGuard, ShardCommitter, SummaryHook, commit_batches
 from orpose.pipeline.executors import Executor, make_executor
 from orpose.pipeline.resources import stage_resources
@@ -89,6 +89,7 @@ class LabelJob:
     verbose: bool = False
     graph: StageGraph | None = None
     engine: Executor | None = None
+    retry_rejected: tuple[str, ...] = ()
 
     def check(self, plan_only: bool = False) -> None:
         """Refuse, before any work: missing checkpoints (each named with where it comes from), and a kernel
@@ -116,6 +117,13 @@ class LabelJob:
             )
             for problem in check_commits(self.run_dir):  # torn or lost shards: labelled again, never trusted
                 print(f"labels run: {problem}; its shard is labelled again", file=sys.stderr)
+            if self.retry_rejected:
+                shards, frames = uncommit_rejected(self.run_dir, self.retry_rejected)
+                print(
+                    f"labels run: --retry-rejected {' '.join(self.retry_rejected)}: {frames} rejected frames in "
+                    f"{shards} shards; those shards are labelled again",
+                    file=sys.stderr,
+                )
             pending = pending_frames(self.run_dir, plan)
             summary = RunSummary(
                 str(self.run_dir), plan.num_frames, plan.num_shards, plan.num_shards - len(pending.shards),
@@ -202,13 +210,14 @@ def run_labels(
     verbose: bool = False,
     graph: StageGraph | None = None,
     engine: Executor | None = None,
+    retry_rejected: tuple[str, ...] = (),
 ) -> RunSummary:
     """Label every planned frame that is not yet in a committed shard (`LabelJob`; see the module docstring).
     `plan_only`: write (or check) the plan and count what is pending, load no model."""
     job = LabelJob(
         config, source, source_description, Path(run_dir), Path(weights_dir or config.weights_dir),
         executor=executor, address=address, new_run=new_run, progress=progress, attempts=attempts,
-        verbose=verbose, graph=graph, engine=engine,
+        verbose=verbose, graph=graph, engine=engine, retry_rejected=retry_rejected,
     )  # fmt: skip
     return job.run(plan_only)
 

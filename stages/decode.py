@@ -8,7 +8,7 @@ from typing import Mapping
 import numpy as np
 
 from orpose.frames.calibration import CameraCalibration
-from orpose.frames.errors import FrameError, StageError
+from orpose.frames.errors import FrameError, FrameStoreError, StageError
 from orpose.frames.sources import load_frame
 from orpose.stages.base import Stage
 from orpose.stages.context import StageContext
@@ -52,6 +52,8 @@ class DecodeStage(Stage):
                     depths.append(frame.depth_encoded or b"")
                     reasons.append("")
                     details.append("")
+                except FrameStoreError:
+                    raise  # the storage failed, not the frame: the batch is retried (stages.isolation)
                 except Exception as caught:
                     # A FrameError names its reason; any other exception of one frame (an input no check
                     # foresaw) is that frame's stage_error, its traceback in the log: the batch goes on.

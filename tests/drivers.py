@@ -119,7 +119,7 @@ def make_driver(weights):
             return self.make_dataset(rows, len(attempts)).batches()
 
     def run(
-        tmp_path, frames: int, make_dataset, plan_only: bool = False, new_run: bool = False, source=None, **overrides
+        tmp_path, frames: int, make_dataset, plan_only=False, new_run=False, source=None, retry_rejected=(), **overrides
     ):
         config = load_teacher_config("tiny", {"run.shard_size": 5, **overrides})
         for spec in (config.detector, config.keypoints, config.lifter):
@@ -128,7 +128,7 @@ def make_driver(weights):
             path.write_bytes(b"stand-in")
         return run_module.run_labels(
             config, source or Source(frames), "test", tmp_path / "run", weights_dir=weights, progress=False,
-            plan_only=plan_only, new_run=new_run, engine=FakeExecutor(make_dataset),
+            plan_only=plan_only, new_run=new_run, engine=FakeExecutor(make_dataset), retry_rejected=retry_rejected,
         )  # fmt: skip
 
     return run, attempts

@@ -23,10 +23,11 @@ EMPTY = {
 }
 
 
-def stand_in(name: str, writes: tuple[str, ...], seconds: float = 0.0, fail_on: str | None = None):
+def stand_in(name: str, writes: tuple[str, ...], seconds: float = 0.0, fail_on: str | None = None, raises=None):
     class StandIn:
         """Writes the columns of model stage `name` (no person found) after `seconds` of work per batch; raises
-        ZeroDivisionError when a frame id of the batch contains `fail_on` (passes rejected rows through)."""
+        when a frame id of the batch contains `fail_on` (passes rejected rows through): ZeroDivisionError, or what
+        `raises(frame_id)` returns (None: nothing this time)."""
 
         @classmethod
         def from_config(cls, context):
@@ -37,7 +38,9 @@ def stand_in(name: str, writes: tuple[str, ...], seconds: float = 0.0, fail_on: 
                 time.sleep(seconds)
                 for frame_id, reason in zip(batch["frame_id"], batch["reject_reason"]):
                     if fail_on is not None and fail_on in str(frame_id) and not reason:
-                        raise ZeroDivisionError(f"injected into {frame_id}")
+                        error = raises(frame_id) if raises else ZeroDivisionError(f"injected into {frame_id}")
+                        if error is not None:
+                            raise error
                 n = len(batch["frame_id"])
                 for column in writes:
                     batch[column] = objects([EMPTY[column]] * n)
@@ -49,13 +52,20 @@ def stand_in(name: str, writes: tuple[str, ...], seconds: float = 0.0, fail_on: 
     return StandIn
 
 
-def stand_in_graph(seconds: dict | None = None, fail_on: dict | None = None, fused: bool | str = True):
+def stand_in_graph(
+    seconds: dict | None = None, fail_on: dict | None = None, fused: bool | str = True, raises: dict | None = None
+):
     """The default graph with each model stage replaced by a stand-in of its columns (fused into one actor;
     fused="whole": decode and assemble in it too)."""
-    seconds, fail_on = seconds or {}, fail_on or {}
+    seconds, fail_on, raises = seconds or {}, fail_on or {}, raises or {}
     separate = default_graph(fused=False)
     stages = [
-        replace(spec, cls=stand_in(spec.name, spec.writes, seconds.get(spec.name, 0.0), fail_on.get(spec.name)))
+        replace(
+            spec,
+            cls=stand_in(
+                spec.name, spec.writes, seconds.get(spec.name, 0.0), fail_on.get(spec.name), raises.get(spec.name)
+            ),
+        )
         if spec.kind == "model"
         else spec
         for spec in separate.stages

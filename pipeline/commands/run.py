@@ -46,6 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_weights_dir(parser, "folder of checkpoint files (default: the config's weights_dir)")
     parser.add_argument("--new-run", action="store_true", help="discard what the run directory holds and start again")
     parser.add_argument(
+        "--retry-rejected",
+        metavar="REASON",
+        action="append",
+        default=[],
+        help="label again every committed shard holding a frame rejected with this reason tag (e.g. stage_error, "
+        "after fixing what made a stage raise; `labels inspect` lists the reasons); repeatable",
+    )
+    parser.add_argument(
         "--plan-only",
         action="store_true",
         help="write the plan (or check it against the source) and print its counts; loads no model",
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             executor=args.executor,
             plan_only=args.plan_only,
             verbose=args.verbose,
+            retry_rejected=tuple(args.retry_rejected),
         )
     except ValueError as error:
         if isinstance(error, OrPoseError):

@@ -109,3 +109,22 @@ def test_an_adopted_shard_is_committed_from_the_file_it_adopts(tmp_path, tmp_pat
     assert (index.status[5:10] == STATUS_LABELLED).all() and index.persons[5:10].sum() == first.num_persons
     assert json.loads((run_dir / "manifest" / "shard-00001.json").read_text())["size"] == first.size
     assert len(manifest_entries(run_dir)) == 3 and verify_run(run_dir) == []
+
+
+def test_retry_rejected_labels_again_only_the_shards_holding_that_reason(tmp_path, tmp_path_factory):
+    run, attempts = make_driver(tmp_path_factory.mktemp("weights"))
+    overrides = {"run.max_rejected_fraction": 1.0}
+    run(tmp_path, 12, lambda rows, attempt: FakeDataset(rows, persons=True, reject=lambda f: f == "f006"), **overrides)
+    assert read_manifest_entry(tmp_path / "run" / "manifest" / "shard-00001.json").rejected == {"f006": "corrupt_image"}
+    summary = run(
+        tmp_path,
+        12,
+        lambda rows, attempt: FakeDataset(rows, persons=True),  # the cause fixed
+        retry_rejected=("corrupt_image",),
+        **overrides,
+    )
+    assert attempts[-1] == [f"f{n:03d}" for n in range(5, 10)]  # shard 1 only
+    assert summary.shards_done_before == 2 and not summary.frames_rejected
+    assert all(not entry.rejected for entry in manifest_entries(tmp_path / "run"))
+    counts = committed_frames(tmp_path / "run")
+    assert len(counts) == 12 and set(counts.values()) == {1} and verify_run(tmp_path / "run") == []

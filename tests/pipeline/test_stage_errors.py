@@ -9,9 +9,11 @@ import pytest
 from orpose.configs.schema import load_teacher_config
 from orpose.frames.sources import ManifestSource
 from orpose.label_store.reader import LabelRun
-from orpose.pipeline.run import RunError, run_labels
+from orpose.label_store.shard import manifest_entries
+from orpose.pipeline.run import run_labels
+from orpose.stages import isolation
 from orpose.stages.graph import StageSpec
-from orpose.stages.isolation import run_stage
+from orpose.stages.isolation import BrokenStageError, TransientStageError, run_stage
 from orpose.stages.rows import objects
 from tests.stand_ins import stand_in_graph
 
@@ -38,17 +40,57 @@ def test_an_exception_on_one_frame_rejects_that_frame_only(tmp_path, tiny_weight
 
 
 def test_a_stage_failing_on_every_frame_stops_the_run_naming_it(tmp_path, tiny_weights):
+    """A stage that raises on every frame of a batch is broken: the run stops at the first batch, no frame is
+    committed as rejected for it."""
     config = load_teacher_config("tiny", {"run.batch_size": 4, "run.shard_size": 4, "run.detector_actors": 1})
     graph = stand_in_graph(fail_on={"lift": "day1"})  # every frame
-    with pytest.raises(RunError) as caught:
+    with pytest.raises(BrokenStageError) as caught:
         run_labels(
             config, ManifestSource(SAMPLE), SAMPLE, tmp_path, weights_dir=tiny_weights, progress=False,
             executor="local", graph=graph,
         )  # fmt: skip
     message = str(caught.value)
-    assert "8 x stage_error" in message and "run.max_rejected_fraction" in message
-    assert "stage 'lift' raised ZeroDivisionError" in message
+    assert "stage 'lift' raised on every one of the 4 frames of a batch (ZeroDivisionError: injected" in message
     assert "run the same command again" not in message
+    assert manifest_entries(tmp_path) == []
+
+
+CUDA_OOM = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.2 GiB total capacity)"
+
+
+def test_a_single_frame_out_of_memory_is_never_stored_as_a_label(tmp_path, tiny_weights, monkeypatch):
+    """Out of memory on one frame even alone (after the stage's own back-off): retried, then the run stops and
+    nothing of that batch is committed; with memory back, the same command labels every frame exactly once."""
+    monkeypatch.setattr(isolation, "RETRY_PAUSE_S", 0.0)
+    config = load_teacher_config("tiny", {"run.batch_size": 4, "run.shard_size": 4, "run.detector_actors": 1})
+    out_of_memory = stand_in_graph(
+        fail_on={"keypoints": "cam1/000002"}, raises={"keypoints": lambda f: RuntimeError(f"{CUDA_OOM} at {f}")}
+    )
+    with pytest.raises(TransientStageError, match=r"stage 'keypoints' failed 3 times .* RuntimeError: CUDA out of"):
+        run_labels(
+            config, ManifestSource(SAMPLE), SAMPLE, tmp_path, weights_dir=tiny_weights, progress=False,
+            executor="local", graph=out_of_memory,
+        )  # fmt: skip
+    assert all(not entry.rejected for entry in manifest_entries(tmp_path))  # no transient error became a reject
+    assert all("day1/cam1/000002" not in entry.frame_ids for entry in manifest_entries(tmp_path))
+    summary = run_labels(
+        config, ManifestSource(SAMPLE), SAMPLE, tmp_path, weights_dir=tiny_weights, progress=False,
+        executor="local", graph=stand_in_graph(),
+    )  # fmt: skip
+    assert summary.frames_labelled + summary.shards_done_before * 4 == 8 and not summary.frames_rejected
+    assert sorted(LabelRun(tmp_path).frame_ids()) == sorted(r.frame_id for r in ManifestSource(SAMPLE).refs())
+
+
+def test_an_out_of_memory_that_passes_is_retried_and_labels_every_frame(tmp_path, tiny_weights, monkeypatch):
+    monkeypatch.setattr(isolation, "RETRY_PAUSE_S", 0.0)
+    config = load_teacher_config("tiny", {"run.batch_size": 4, "run.shard_size": 4, "run.detector_actors": 1})
+    failures = iter([RuntimeError(CUDA_OOM)])  # once, then memory is free again
+    graph = stand_in_graph(fail_on={"keypoints": "cam1/000002"}, raises={"keypoints": lambda f: next(failures, None)})
+    summary = run_labels(
+        config, ManifestSource(SAMPLE), SAMPLE, tmp_path, weights_dir=tiny_weights, progress=False,
+        executor="local", graph=graph,
+    )  # fmt: skip
+    assert summary.frames_labelled == 8 and not summary.frames_rejected
 
 
 def test_bisection_finds_every_failing_row_and_keeps_the_others():
