@@ -21,10 +21,16 @@ __all__ = ["DiskFullError", "StoreWriteError", "is_disk_full", "disk_full_as_err
 class DiskFullError(OrPoseError, OSError):
     """A write failed for lack of space; the message names the path and the space left."""
 
+    def __str__(self) -> str:  # the message alone (OSError would put "[Errno 28]" before it)
+        return str(self.strerror)
+
 
 class StoreWriteError(OrPoseError, OSError):
     """Any other failed write of the run directory (an I/O error, a file-size limit, a vanished folder); the
     message names the path, what was being written and the system's error."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def is_disk_full(error: BaseException) -> bool:

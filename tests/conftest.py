@@ -130,6 +130,7 @@ SYSTEM_MODULES = {
     "tests/test_cli.py",
     "tests/test_namespace.py",
     "tests/test_install.py",
+    "tests/faults/test_full_disk.py",
     "tests/evaluation/test_commands.py",
     "tests/visualize/test_report.py",
     "tests/visualize/test_rerun_export.py",
