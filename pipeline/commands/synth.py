@@ -26,6 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--depth-unit-mm", type=float, default=1.0, help="millimetres per depth count (default 1.0)")
     parser.add_argument("--no-calibrated-depth", action="store_true", help="skip the second, calibrated depth camera")
     parser.add_argument("--no-holes", action="store_true", help="no sensor-like holes in the depth images")
+    parser.add_argument(
+        "--as-run",
+        metavar="RUN",
+        help="also write the ground truth as a run directory RUN (the labels schema, confidence 1, committed like a "
+        "teacher's run), so that students trained on ground truth and on pseudo-labels read the same way",
+    )
     parser.set_defaults(func=run)
 
 
@@ -48,4 +54,9 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {summary['images']} images ({summary['instants']} instants x {settings.cameras} cameras), "
         f"{summary['persons']} person annotations to {args.out}"
     )
+    if args.as_run:
+        from orpose.pipeline.ground_truth import ground_truth_run
+
+        run = ground_truth_run(args.out, args.as_run)
+        print(f"wrote the ground truth as a run: {run.frames_labelled} frames, {run.persons} persons in {args.as_run}")
     return 0
