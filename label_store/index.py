@@ -93,7 +93,8 @@ def index_part(
 def _savez_durable(path: Path, arrays: dict[str, Any]) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    durable.write_durable(path, buffer.getbuffer())
+    # a copy, not getbuffer(): that view, caught in a traceback's reference cycle, crashed CPython 3.12.1's GC
+    durable.write_durable(path, buffer.getvalue())
 
 
 def invalidate_consolidated(run_dir: str | Path) -> None:

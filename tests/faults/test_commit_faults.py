@@ -16,7 +16,7 @@ fsyncs) is recorded. Then, for every call k of that dry run:
   verified labels.
 
 CI runs a fixed-seed sample of at least 150 cases (`FAULT_CASES=all` runs the whole sweep); the counts by
-outcome are printed.
+outcome are printed. `FAULT_DEBUG=1` prints each case before it runs (a crash then names its case).
 """
 
 from __future__ import annotations
@@ -320,6 +320,8 @@ def test_every_io_call_of_a_commit_failed_or_cut_resumes_to_exactly_once_and_equ
         cases = random.Random(40).sample(cases, CI_CASES)
     started, outcomes, failures = time.perf_counter(), Counter(), []
     for n, case in enumerate(cases):
+        if os.environ.get("FAULT_DEBUG"):
+            print("CASE", n, case, flush=True)
         tmp = tmp_path / f"case{n}"
         if case[0] == "fault":
             _, k, code, persistent = case
