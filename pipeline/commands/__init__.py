@@ -23,4 +23,5 @@ COMMANDS = (
     "convert_detectron2",
     "export_coco",
     "train_student",
+    "probe",
 )
