@@ -25,6 +25,7 @@ __all__ = [
     "mpjpe_figures",
     "mpjpe_upper_body",
     "upper_body_errors",
+    "upper_body_joint_errors",
     "left_right_swaps",
     "UPPER_BODY_COCO",
     "UPPER_BODY_H36M",
@@ -165,6 +166,16 @@ def upper_body_errors(truth_coco: np.ndarray, guess_h36m: np.ndarray) -> np.ndar
     return np.linalg.norm(guess - truth, axis=-1).mean(-1)
 
 
+def upper_body_joint_errors(truth_h36m: np.ndarray, guess_h36m: np.ndarray) -> np.ndarray:
+    """(..., 17, 3) Human3.6M-17 truth and guesses (mm) -> (..., 8) error of each upper-body joint, each pose
+    taken relative to the mean of its hips."""
+    truth = np.asarray(truth_h36m, dtype=np.float64)
+    guess = np.asarray(guess_h36m, dtype=np.float64)
+    t = truth[..., UPPER_BODY_H36M, :] - truth[..., [4, 1], :].mean(-2, keepdims=True)
+    q = guess[..., UPPER_BODY_H36M, :] - guess[..., [4, 1], :].mean(-2, keepdims=True)
+    return np.linalg.norm(q - t, axis=-1)
+
+
 def _pairs_by_box_iou(anns: list[dict], preds: list[dict], min_iou: float):
     """(ground-truth index, prediction index) pairs of one image, greedily by box IoU >= min_iou."""
     if not anns or not preds:
@@ -204,10 +215,7 @@ def mpjpe_3d(truth_by_image: dict, predictions: list[dict], min_iou: float = 0.5
             pred = preds[p]
             relative = pred.get("pose3d") if pred.get("pose3d") is not None else pred.get("pose3d_camera")
             if relative is not None:
-                guess = np.asarray(relative, dtype=np.float64).reshape(17, 3)
-                t = truth[UPPER_BODY_H36M] - truth[[4, 1]].mean(0)
-                q = guess[UPPER_BODY_H36M] - guess[[4, 1]].mean(0)
-                errors = np.linalg.norm(q - t, axis=1)
+                errors = upper_body_joint_errors(truth, np.asarray(relative, dtype=np.float64).reshape(17, 3))
                 if np.isfinite(errors).any():
                     upper.append(float(np.nanmean(errors)))
                     upper_joints += int(np.isfinite(errors).sum())

@@ -31,7 +31,6 @@ from orpose.frames.errors import (
     DepthFormatError,
     EmptyFileError,
     FileTooLargeError,
-    FrameError,
     FrameStoreError,
     MissingFileError,
     NotARegularFileError,
@@ -76,7 +75,7 @@ def max_file_bytes(expected: Intrinsics | None, channels: int, bytes_per_sample:
 
 def _raise_if_the_store_failed(error: OSError, frame_id: str, path: Path) -> None:
     """An I/O error of the storage (EIO, a stale network handle, a timeout) is not the frame's: FrameStoreError."""
-    if isinstance(error, FrameError) or error.errno not in TRANSIENT_ERRNOS:
+    if error.errno not in TRANSIENT_ERRNOS:
         return
     raise FrameStoreError(
         error.errno,

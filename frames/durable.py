@@ -2,8 +2,9 @@
 crash or a power cut, or it does not appear at all.
 
 Every file of a run directory is written through `write_durable` (shards, manifest entries, index parts, the
-plan's files, `run.json`, `calibration.json`, the lock). The protocol, the one SQLite, LevelDB and etcd came to
-after the crash-consistency studies (ALICE, OSDI 2014; etcd issue 6368):
+plan's files, `run.json`, `calibration.json`; not the run lock, whose heartbeat is about liveness only). The
+protocol, the one SQLite, LevelDB and etcd came to after the crash-consistency studies (ALICE, OSDI 2014;
+etcd issue 6368):
 
 1. create a temporary file beside the target, exclusively (`O_EXCL`: two writers never share one);
 2. reserve its space (`posix_fallocate`, where the file system has it): a full disk fails here, before a byte
@@ -22,7 +23,7 @@ writing: `label_store.space.disk_full_as_error`). Leftover temporary files of a 
 and end with `.tmp`; `remove_temporaries` deletes them at resume.
 
 All I/O goes through `IO`, one object whose methods are the system calls used, so that the fault-injection
-tests (tests/label_store/test_faults.py) fail or record each call in turn.
+tests (tests/faults/test_commit_faults.py) fail or record each call in turn.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "fsync_directory",
     "fsync_file",
     "rename_durable",
+    "remove",
     "remove_temporaries",
     "TEMP_SUFFIX",
 ]
@@ -131,6 +133,16 @@ def rename_durable(source: str | Path, target: str | Path) -> None:
     """Rename a whole file or folder written and synced beforehand, and make the new name durable."""
     IO.rename(Path(source), Path(target))
     IO.fsync_directory(Path(target).parent)
+
+
+def remove(path: str | Path) -> bool:
+    """Delete a file through `IO` (so the fault tests see it); True if it was there. The caller syncs the folder
+    where the removal must be durable."""
+    try:
+        IO.unlink(Path(path))
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def temporary_name(target: Path) -> Path:

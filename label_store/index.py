@@ -101,11 +101,8 @@ def invalidate_consolidated(run_dir: str | Path) -> None:
     """Drop `index/index.npz`: the run's committed shards are changing (a commit, an uncommit), so it no
     longer describes them; readers index from the parts until `labels run` or `labels index` writes it again."""
     consolidated = Path(run_dir) / "index" / "index.npz"
-    try:
-        durable.IO.unlink(consolidated)
-    except FileNotFoundError:
-        return
-    durable.fsync_directory(consolidated.parent)
+    if durable.remove(consolidated):
+        durable.fsync_directory(consolidated.parent)
 
 
 def part_path(run_dir: str | Path, shard_index: int) -> Path:

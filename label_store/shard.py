@@ -49,7 +49,6 @@ from orpose.label_store.space import disk_full_as_error
 
 __all__ = [
     "FrameRecord",
-    "write_shard",
     "verify_shard",
     "shard_image",
     "commit_shard",
@@ -194,13 +193,6 @@ def shard_image(records: Sequence[FrameRecord], provenance: Mapping[str, str], s
         return bytes(handle.id.get_file_image())
 
 
-def write_shard(
-    path: str | Path, records: Sequence[FrameRecord], provenance: Mapping[str, str], shard_index: int
-) -> durable.DurableFile:
-    """A shard written durably at `path` (replacing a file there): built in memory, then our own write."""
-    return durable.write_durable(path, shard_image(records, provenance, shard_index))
-
-
 class ShardReadError(OrPoseError, OSError):
     """A shard's dataset cannot be read back as written: its chunk checksum (fletcher32) or its compression
     fails. Names the shard and the dataset; `labels verify` lists every such problem of a run."""
@@ -325,15 +317,6 @@ def manifest_entries(run_dir: str | Path) -> list[ShardEntry]:
     return sorted((read_manifest_entry(p) for p in folder.glob("shard-*.json")), key=lambda e: e.index)
 
 
-def _remove(path: Path) -> bool:
-    """Delete a file of the run through the durable layer's I/O (True if it was there)."""
-    try:
-        durable.IO.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
-
-
 def _adoptable(final: Path, frame_ids: list[str]) -> bool:
     """A final shard file without its entry (a writer killed between link and entry) that verifies and holds
     the planned frames: kept, and committed from its own content."""
@@ -353,7 +336,12 @@ def commit_shard(
 def _commit(
     run_dir: Path, shard_index: int, records: Sequence[FrameRecord], provenance: Mapping[str, str]
 ) -> ShardEntry:
-    from orpose.label_store.index import index_part, invalidate_consolidated, write_index_part  # (index builds on us)
+    from orpose.label_store.index import (  # (index builds on this module)
+        index_part,
+        invalidate_consolidated,
+        shard_index_part,
+        write_index_part,
+    )
 
     name = shard_name(shard_index)
     shards, manifest = run_dir / "shards", run_dir / "manifest"
@@ -367,7 +355,7 @@ def _commit(
     frame_ids = [r.frame["frame_id"] for r in records]
     adopted = _adoptable(final, frame_ids)
     if not adopted:
-        if _remove(final):  # a leftover that is damaged or holds other frames
+        if durable.remove(final):  # a leftover that is damaged or holds other frames
             durable.fsync_directory(shards)
         image = shard_image(records, provenance, shard_index)
         problems = verify_shard(final, image)
@@ -379,7 +367,7 @@ def _commit(
     if adopted:
         ids, num_persons, rejected = _shard_summary(final)
         size, digest = final.stat().st_size, sha256_file(final)
-        part = index_part_of_file(final, shard_index)
+        part = shard_index_part(final, shard_index)
     else:
         num_persons = int(sum(r.num_persons for r in records))
         rejected = {r.frame["frame_id"]: r.frame["reject_reason"] for r in records if r.frame["reject_reason"]}
@@ -404,22 +392,16 @@ def _commit(
     return read_manifest_entry(entry_path)
 
 
-def index_part_of_file(path: Path, shard_index: int) -> dict[str, np.ndarray]:
-    from orpose.label_store.index import shard_index_part
-
-    return shard_index_part(path, shard_index)
-
-
 def uncommit_shard(run_dir: str | Path, shard_index: int) -> None:
     """Take a shard out of the run so that a resume labels it again: its entry first (the commit point), then
     its file, its index part and the consolidated index."""
     from orpose.label_store.index import invalidate_consolidated, part_path
 
     run_dir = Path(run_dir)
-    if _remove(run_dir / "manifest" / f"{shard_name(shard_index)}.json"):
+    if durable.remove(run_dir / "manifest" / f"{shard_name(shard_index)}.json"):
         durable.fsync_directory(run_dir / "manifest")
-    _remove(shard_path(run_dir, shard_index))
-    _remove(part_path(run_dir, shard_index))
+    durable.remove(shard_path(run_dir, shard_index))
+    durable.remove(part_path(run_dir, shard_index))
     invalidate_consolidated(run_dir)
 
 

@@ -19,7 +19,6 @@ executor handed in yields, for each planned frame, the record its ground truth g
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +45,8 @@ def persons_of(annotations: list[dict], min_keypoints: int) -> dict[str, np.ndar
     """`labelled_record`'s person arguments from a frame's COCO annotations (see the module docstring)."""
     n = len(annotations)
     keypoints = np.zeros((n, 17, 3), dtype=np.float32)
-    pose = np.full((n, 17, 3), np.nan, dtype=np.float32)
+    camera = _camera_poses(annotations)
+    pose = (camera - camera[:, :1]).astype(np.float32)  # root-relative, the pelvis at the origin, as the lifter's
     boxes = np.zeros((n, 4), dtype=np.float32)
     masks = []
     for i, annotation in enumerate(annotations):
@@ -56,9 +56,6 @@ def persons_of(annotations: list[dict], min_keypoints: int) -> dict[str, np.ndar
         x, y, w, h = annotation["bbox"]
         boxes[i] = (x, y, x + w, y + h)
         masks.append(annotation["segmentation"]["counts"] if annotation.get("segmentation") else "")
-        if annotation.get("keypoints_3d") is not None:
-            h36m = coco_to_h36m_positions(np.asarray(annotation["keypoints_3d"], dtype=np.float64).reshape(17, 3))
-            pose[i] = h36m - h36m[0]  # root-relative, the pelvis at the origin, as the lifter's
     hard_mask = keypoints[..., 2] > 0
     return {
         "boxes": boxes,
@@ -109,7 +106,7 @@ class GroundTruthExecutor:
                     depth = depth_counts_to_mm(counts, calibration.depth_unit_mm)
                 people = persons_of(self.persons.get(ref.frame_id, []), self.config.thresholds.min_keypoints)
                 record = labelled_record(ref, calibration, depth, **people)
-                record.persons["pose3d_camera"] = _camera_poses(self.persons.get(ref.frame_id, []))
+                record.persons["pose3d_camera"] = _camera_poses(self.persons.get(ref.frame_id, [])).astype(np.float32)
                 records[i] = record
             yield {
                 "position": batch["position"],
@@ -122,7 +119,7 @@ class GroundTruthExecutor:
 
 def _camera_poses(annotations: list[dict]) -> np.ndarray:
     """The annotations' 3D in the camera frame (Human3.6M-17, mm); NaN where an annotation has none."""
-    poses = np.full((len(annotations), 17, 3), np.nan, dtype=np.float32)
+    poses = np.full((len(annotations), 17, 3), np.nan, dtype=np.float64)
     for i, annotation in enumerate(annotations):
         if annotation.get("keypoints_3d") is not None:
             poses[i] = coco_to_h36m_positions(np.asarray(annotation["keypoints_3d"], dtype=np.float64).reshape(17, 3))
@@ -136,10 +133,7 @@ def ground_truth_run(frames_dir: str | Path, out: str | Path, progress: bool = F
     annotations = json.loads((frames_dir / "annotations.json").read_text())
     source = ManifestSource(manifest)
     config = ground_truth_config()
-    started = time.perf_counter()
-    summary = run_labels(
+    return run_labels(
         config, source, f"{manifest} (ground truth)", out, progress=progress, executor="local",
         engine=GroundTruthExecutor(source, annotations, config),
     )  # fmt: skip
-    summary.wall_seconds = time.perf_counter() - started
-    return summary

@@ -86,6 +86,7 @@ class ProbeResult:
 def _scenes(work: Path, settings: ProbeSettings, progress: bool) -> None:
     from orpose.synth.generate import SynthSettings, generate
 
+    teacher = load_teacher_config(settings.teacher, {"device": "cpu"})
     for split, frames, seed in (
         ("train", settings.train_frames, settings.train_scene_seed),
         ("test", settings.test_frames, settings.test_scene_seed),
@@ -93,7 +94,6 @@ def _scenes(work: Path, settings: ProbeSettings, progress: bool) -> None:
         if not (work / split / "annotations.json").exists():
             generate(work / split, SynthSettings(frames=frames, seed=seed, cameras=settings.cameras), progress=False)
         ground_truth_run(work / split, work / f"{split}-ground-truth")
-        teacher = load_teacher_config(settings.teacher, {"device": "cpu"})
         manifest = work / split / "manifest.jsonl"
         run_labels(
             teacher, ManifestSource(manifest), str(manifest), work / f"{split}-teacher", progress=progress,

@@ -16,9 +16,8 @@ log = logging.getLogger(__name__)
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    import torch
-
-    if isinstance(error, torch.cuda.OutOfMemoryError):
+    # torch.cuda.OutOfMemoryError by name: the CPU stages' workers (stages.isolation) never import torch for this
+    if type(error).__name__ == "OutOfMemoryError":
         return True
     text = str(error).lower()
     return isinstance(error, (RuntimeError, MemoryError)) and (

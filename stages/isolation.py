@@ -22,6 +22,7 @@ import numpy as np
 
 from orpose.errors import OrPoseError
 from orpose.frames.errors import TRANSIENT_ERRNOS, FrameStoreError, StageError
+from orpose.stages._batching import is_out_of_memory
 from orpose.stages.rows import REJECT_DETAIL, REJECT_REASON
 
 if TYPE_CHECKING:
@@ -40,9 +41,7 @@ log = logging.getLogger(__name__)
 
 TRANSIENT_RETRIES = 2  # tries of a batch after the first, on a transient error
 RETRY_PAUSE_S = 2.0  # before the first retry; doubled before each next one
-_DEVICE_ERRORS = (
-    "out of memory",
-    "can't allocate memory",
+_DEVICE_ERRORS = (  # (out of memory: `stages._batching.is_out_of_memory`, the back-off's own test)
     "cuda error",
     "cuda driver",
     "cudnn",
@@ -65,7 +64,7 @@ class BrokenStageError(OrPoseError, RuntimeError):
 
 def is_transient(error: BaseException) -> bool:
     """Out of memory, a CUDA or device error, an I/O error of the storage: worth a retry, never a frame's label."""
-    if isinstance(error, (FrameStoreError, MemoryError)) or type(error).__name__ == "OutOfMemoryError":
+    if isinstance(error, (FrameStoreError, MemoryError)) or is_out_of_memory(error):
         return True
     if isinstance(error, OSError) and not isinstance(error, OrPoseError) and error.errno in TRANSIENT_ERRNOS:
         return True

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from orpose.configs.schema import CONFIG_DIR, LifterSpec
-from orpose.evaluation.metrics import UPPER_BODY_H36M
+from orpose.evaluation.metrics import upper_body_joint_errors
 from orpose.joints import coco_to_h36m_positions
 from orpose.label_store.reader import LabelRun
 from orpose.teachers.lifter import denormalise_lifted, normalise_for_lifter
@@ -152,11 +152,4 @@ def mpjpe_mm(lifted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     Human3.6M-17 root-relative mm."""
     lifted, truth = np.asarray(lifted, dtype=np.float64), np.asarray(truth, dtype=np.float64)
     all_joints = float(np.linalg.norm(lifted - truth, axis=-1).mean())
-    return {"mpjpe_mm": all_joints, "mpjpe_upper_body_mm": float(_upper_body(lifted, truth).mean())}
-
-
-def _upper_body(lifted: np.ndarray, truth_h36m: np.ndarray) -> np.ndarray:
-    # evaluation.metrics.upper_body_errors takes COCO-17 truth; ours is Human3.6M: the same joints in its order
-    truth = truth_h36m[..., UPPER_BODY_H36M, :] - truth_h36m[..., [4, 1], :].mean(-2, keepdims=True)
-    guess = lifted[..., UPPER_BODY_H36M, :] - lifted[..., [4, 1], :].mean(-2, keepdims=True)
-    return np.linalg.norm(guess - truth, axis=-1).mean(-1)
+    return {"mpjpe_mm": all_joints, "mpjpe_upper_body_mm": float(upper_body_joint_errors(truth, lifted).mean())}
