@@ -1,12 +1,17 @@
 """Training a student on the labels with mmengine's Runner: the shards as an mmpose dataset.
 
 `OrPoseKeypointDataset` (registered in mmpose's DATASETS) reads a run as a top-down keypoint dataset:
-one data info per person, its box, its 17 COCO keypoints and, as `keypoints_visible`, the weight each
-keypoint gets in the heatmap loss: the teacher's confidence (`label_set="soft"`, Srivastav et al. 2020's
-soft set) or 1 for hard keypoints and 0 otherwise (`label_set="hard"`). So a standard mmpose top-down
-config trains from the shards by naming this dataset type (`configs/students/`), and `labels
-train-student CONFIG --run RUN` runs it (`train_student`). Color images; depth students read the shards
-through `PoseLabelDataset` (docs/students.md).
+one data info per person, its box, its 17 COCO keypoints and the weight each keypoint gets in the heatmap loss:
+the teacher's confidence (`label_set="soft"`, Srivastav et al. 2020's soft set) or 1 for hard keypoints and 0
+otherwise (`label_set="hard"`). So a standard mmpose top-down config trains from the shards by naming this
+dataset type (`configs/students/`), and `labels train-student CONFIG --run RUN` runs it (`train_student`).
+Color images; depth students read the shards through `PoseLabelDataset` (docs/students.md).
+
+The weights travel as mmpose 1.x's two-channel `keypoints_visible` (N, K, 2): "labelled" (weight > 0) and the
+weight, which mmpose's flip carries with the keypoints and `GenerateTarget` splits off as
+`keypoints_visible_weights`; `ApplyKeypointWeights`, placed after `GenerateTarget`, multiplies the heatmap
+loss weights by it. (Handing the confidence to `GenerateTarget` as the visibility would draw no Gaussian for a
+keypoint below 0.5: a low-confidence keypoint would be trained towards an empty heatmap.)
 """
 
 from __future__ import annotations
@@ -20,8 +25,20 @@ __all__ = ["OrPoseKeypointDataset", "train_student", "logged_losses"]
 
 
 def _register():
+    from mmcv.transforms import BaseTransform
     from mmpose.datasets.datasets.base import BaseCocoStyleDataset
-    from mmpose.registry import DATASETS
+    from mmpose.registry import DATASETS, TRANSFORMS
+
+    @TRANSFORMS.register_module(name="ApplyKeypointWeights", force=True)
+    class ApplyKeypointWeights(BaseTransform):
+        """After `GenerateTarget`: the heatmap loss weight of each keypoint times its label weight (the second
+        channel of `keypoints_visible`, see the module docstring)."""
+
+        def transform(self, results: dict) -> dict:
+            weights = results.get("keypoints_visible_weights")
+            if weights is not None:
+                results["keypoint_weights"] = (results["keypoint_weights"] * weights).astype(np.float32)
+            return results
 
     @DATASETS.register_module(name="OrPoseKeypointDataset", force=True)
     class OrPoseKeypointDataset(BaseCocoStyleDataset):
@@ -63,7 +80,7 @@ def _register():
                                 "bbox_score": np.array([persons["score"][at]], dtype=np.float32),
                                 "num_keypoints": int((weights > 0).sum()),
                                 "keypoints": keypoints[None, :, :2].astype(np.float32),
-                                "keypoints_visible": weights[None].astype(np.float32),
+                                "keypoints_visible": np.stack([weights > 0, weights], axis=-1)[None].astype(np.float32),
                                 "area": np.array((x2 - x1) * (y2 - y1) * 0.53, dtype=np.float32),
                                 "iscrowd": 0,
                                 "segmentation": None,

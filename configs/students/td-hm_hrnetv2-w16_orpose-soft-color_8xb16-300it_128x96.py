@@ -51,6 +51,7 @@ train_dataloader = dict(
             dict(type="RandomBBoxTransform"),
             dict(type="TopdownAffine", input_size=codec["input_size"]),
             dict(type="GenerateTarget", encoder=codec),
+            dict(type="ApplyKeypointWeights"),  # the soft set's confidences (or the hard mask) as loss weights
             dict(type="PackPoseInputs"),
         ],
     ),
