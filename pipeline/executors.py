@@ -139,6 +139,11 @@ class LocalExecutor:
         self.decode_threads, self.model_threads = decode_threads, model_threads
         first_model = next((k for k, s in enumerate(graph.stages) if s.kind == "model"), len(graph.stages))
         self._ahead, self._rest = graph.stages[:first_model], graph.stages[first_model:]
+        import torch
+
+        # Model stages set torch's intra-op threads (process-wide) when built; the caller gets its own back on
+        # exit (a probe that labels, then trains students in the same process, would train on one thread).
+        self._caller_threads = torch.get_num_threads()
         self.stages = {spec.name: spec.build(context) for spec in graph.stages}
         self.gate = TestGate.from_env()  # in this process: N batches in all, counted at the first model stage
         self._gated = next((s.name for s in self._rest if s.kind == "model"), None)
@@ -147,7 +152,9 @@ class LocalExecutor:
         return self
 
     def __exit__(self, *exc) -> None:
-        return None
+        import torch
+
+        torch.set_num_threads(self._caller_threads)
 
     def _run(self, specs, batch: dict, isolate: bool = True) -> dict:
         for spec in specs:

@@ -184,3 +184,25 @@ def test_lost_work_is_told_from_a_stage_error_on_real_ray_errors():
     assert isinstance(errors["task"], ZeroDivisionError) and not _is_lost_work(errors["task"])
     assert isinstance(errors["actor"], ValueError) and not _is_lost_work(errors["actor"])
     assert isinstance(errors["killed actor"], ray.exceptions.RayActorError) and _is_lost_work(errors["killed actor"])
+
+
+def test_the_in_process_executor_gives_the_caller_its_torch_threads_back(tmp_path, tiny_weights):
+    """The tiny config's model stages take one intra-op thread each (run.detector_actors=2, torch_threads=1); a
+    caller that labels and then trains in the same process (`labels probe`) must get its own threads back."""
+    import torch
+
+    from orpose.configs.schema import load_teacher_config
+    from orpose.frames.sources import open_source
+    from orpose.pipeline.run import run_labels
+
+    config = load_teacher_config("tiny", {"device": "cpu"})
+    assert config.run.detector_actors > 1 and config.run.torch_threads == 1
+    frames = Path(__file__).parents[2] / "data/sample/manifest.jsonl"
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # not what any stage sets
+    try:
+        run_labels(config, open_source(frames), str(frames), tmp_path / "run", weights_dir=tiny_weights,
+                   progress=False, executor="local")  # fmt: skip
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
