@@ -21,8 +21,9 @@
 #           CUDA, compared with `labels diff` (the proof that kernels and placement are right)
 #   paper   paper_x101 and paper with full TTA at fp32, bf16 and fp32+channels-last (paper bf16 is the
 #           headline's, not run again), each one
-#           `labels bench` (seeded weights: no hub is reachable there, so scores differ from the real
-#           weights' and detector.max_persons is fixed so that the keypoint work is comparable)
+#           `labels bench` (seeded weights: no hub is reachable there, and seeded weights detect no one, so
+#           `--persons 6` keeps the detector's top 6 boxes a frame whatever their score: the keypoint and
+#           lifting stages then do the work of 6 persons a frame)
 #
 # The report (default $OUT/gpu_report.md where $OUT is set, else build/gpu_report.md) holds every
 # command and its output. Later phases need the setup's $SITE: run them in the same machine session.
@@ -85,8 +86,8 @@ bench_paper() {  # TEACHER VARIANT: one full-TTA `labels bench` of a paper teach
   section "$teacher, full TTA, $variant"
   # shellcheck disable=SC2086 (the variant is two overrides)
   record labels bench --config "$teacher" --frames "$((FRAMES / 4 > 0 ? FRAMES / 4 : 1))" --memory-factor 2 --pipelines local \
-    --weights-dir "$WORK/weights" --keep "$WORK/bench-$teacher-${variant//[ =]/_}" \
-    device="$DEVICE" detector.max_persons=6 thresholds.box_score=0.0 $variant
+    --weights-dir "$WORK/weights" --keep "$WORK/bench-$teacher-${variant//[ =]/_}" --persons 6 \
+    device="$DEVICE" $variant
 }
 
 phase_headline() { bench_paper paper "precision=bf16"; }
@@ -100,8 +101,8 @@ phase_tests() {
 phase_tiny() {
   section "tiny teacher: labels bench on $DEVICE"
   record labels weights --teacher tiny --init --if-missing
-  record labels bench --config tiny --frames "$FRAMES" --pipelines local --keep "$WORK/bench-tiny" \
-    device="$DEVICE" thresholds.box_score=0.3 detector.max_persons=6
+  record labels bench --config tiny --frames "$FRAMES" --pipelines local --keep "$WORK/bench-tiny" --persons 6 \
+    device="$DEVICE"
   section "tiny teacher: the bundled sample on CPU and on $DEVICE, compared"
   rm -rf "$WORK/tiny-cpu" "$WORK/tiny-cuda"
   record labels run --executor local --no-progress --config tiny --frames data/sample/manifest.jsonl --out "$WORK/tiny-cpu" device=cpu

@@ -38,6 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "executor with a pool per model stage, with the models fused in one actor, with the whole graph in each "
         "model actor (the default on CPUs), and the in-process executor)",
     )
+    parser.add_argument(
+        "--persons",
+        type=int,
+        help="keep the detector's top N boxes a frame whatever their score, so that a teacher with seeded weights "
+        "(which detects no one) sends N persons through the keypoint and lifting stages; the labels are then a "
+        "workload, not labels",
+    )
     add_overrides(parser, "config overrides for both sides")
     parser.set_defaults(func=run)
 
@@ -61,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
                 args.keep,
                 args.peak_tflops,
                 pipelines,
+                args.persons,
             )
         )
     )

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from orpose.pipeline.bench import dense_peak_tflops
@@ -30,8 +31,8 @@ def test_bench_reports_every_side_and_identical_labels(tmp_path, tiny_weights):
             str(tmp_path),
             "--pipelines",
             "ray-fused,local",
-            "thresholds.box_score=0.3",
-            "detector.max_persons=3",
+            "--persons",
+            "3",
         ],
         capture_output=True,
         text=True,
@@ -41,6 +42,7 @@ def test_bench_reports_every_side_and_identical_labels(tmp_path, tiny_weights):
     assert result.returncode == 0, result.stderr[-3000:]
     report = result.stdout
     for prefix in (
+        "persons    : the detector's top 3 boxes a frame",
         "naive loop :",
         "pipelines  :",
         "  ray-fused :",
@@ -60,6 +62,15 @@ def test_bench_reports_every_side_and_identical_labels(tmp_path, tiny_weights):
     assert (tmp_path / "run-local-frames-4" / "manifest").is_dir() and (
         tmp_path / "run-ray-fused-frames-2.json"
     ).exists()
+    # --persons: the seeded detector's boxes reach every stage, 3 a frame, each with its keypoints and 3D
+    from orpose.label_store.reader import LabelRun
+
+    frames = list(LabelRun(tmp_path / "run-local-frames-4"))
+    assert len(frames) == 4 and all(len(labels) == 3 for labels in frames)
+    for labels in frames:  # each person's keypoints were placed (not left at zero) and lifted
+        keypoints = labels.persons["keypoints_2d"]
+        assert np.isfinite(keypoints).all() and (keypoints[..., :2] != 0).any(axis=(1, 2)).all()
+        assert np.isfinite(labels.persons["pose3d_soft"]).all()
 
 
 def test_an_unknown_pipeline_variant_is_refused_naming_the_known_ones(tmp_path):
