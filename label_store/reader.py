@@ -2,6 +2,10 @@
 
 Only shards listed in the run's manifest are read: a file in `shards/` without a manifest entry
 is not part of the run. A path to a single `.h5` shard opens just that shard.
+
+A run opens through its index (`label_store.index`: `index/index.npz`, one file, or its parts): no shard is
+opened until a frame of it is read, and what stays in memory per frame is the index's columns. Iteration goes
+shard by shard; the first look-up by frame id sorts the ids once (an argsort over the index, no dict of ids).
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from typing import Iterator
 import h5py
 import numpy as np
 
+from orpose.label_store.index import RunIndex, load_index, shard_index_part
 from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STATUS_LABELLED
-from orpose.label_store.shard import manifest_entries, read_dataset
+from orpose.label_store.shard import read_dataset, shard_path
 
 __all__ = ["LabelRun", "FrameLabels", "ShardLabels"]
 
@@ -62,52 +67,77 @@ def _load_shard(path: str) -> tuple[dict, dict, np.ndarray, dict]:
 
 
 class LabelRun:
-    """A run directory (its manifest's shards) or a single shard file."""
+    """A run directory (its committed shards, through the run index) or a single shard file."""
 
     def __init__(self, path: str | Path, cache_shards: int = 4):
         self.path = Path(path)
         if self.path.is_file():
+            self.index = RunIndex(**shard_index_part(self.path, 0), shards=np.zeros(1, dtype=np.int32))
             self.shard_files = [self.path]
         elif (self.path / "manifest").is_dir():
-            self.shard_files = [self.path / e.file for e in manifest_entries(self.path)]
+            self.index = load_index(self.path)
+            self.shard_files = [shard_path(self.path, int(s)) for s in self.index.shards]
         else:
             raise FileNotFoundError(f"{self.path}: neither a shard file nor a run directory with a manifest/")
-        self._index: dict[str, tuple[int, int]] = {}
-        self._order: list[str] = []
-        for s, shard in enumerate(self.shard_files):
-            with h5py.File(shard, "r") as handle:
-                for row, frame_id in enumerate(read_dataset(handle["frames/frame_id"])):
-                    if frame_id in self._index:
-                        raise ValueError(
-                            f"{shard}: frame {frame_id!r} is also in {self.shard_files[self._index[frame_id][0]]}"
-                        )
-                    self._index[frame_id] = (s, row)
-                    self._order.append(frame_id)
+        # the index names shards by their index in the run; shard_files is in that order
+        self._file_of_shard = np.full(int(self.index.shards.max(initial=-1)) + 1, -1, dtype=np.int64)
+        self._file_of_shard[self.index.shards] = np.arange(len(self.index.shards))
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # (argsort of the ids, the ids sorted)
         self._load = lru_cache(maxsize=cache_shards)(lambda s: _load_shard(str(self.shard_files[s])))
 
     def __len__(self) -> int:
-        return len(self._order)
+        return len(self.index)
 
     def frame_ids(self) -> list[str]:
-        return list(self._order)
+        return [frame_id.decode() for frame_id in self.index.frame_id]
+
+    def _lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._sorted is None:
+            order = np.argsort(self.index.frame_id, kind="stable")
+            ids = self.index.frame_id[order]
+            twice = np.flatnonzero(ids[1:] == ids[:-1])
+            if len(twice):
+                first, second = order[twice[0]], order[twice[0] + 1]
+                raise ValueError(
+                    f"{self._file_at(second)}: frame {self.index.frame_id_at(second)!r} is also in "
+                    f"{self._file_at(first)}"
+                )
+            self._sorted = (order, ids)
+        return self._sorted
+
+    def _file_at(self, position: int) -> Path:
+        return self.shard_files[self._file_of_shard[self.index.shard[position]]]
+
+    def _position(self, frame_id: str) -> int | None:
+        order, ids = self._lookup()
+        key = np.array(frame_id.encode(), dtype=ids.dtype) if len(ids) else None
+        if key is None or len(frame_id.encode()) > ids.dtype.itemsize:
+            return None
+        at = int(np.searchsorted(ids, key))
+        return int(order[at]) if at < len(ids) and ids[at] == key else None
 
     def __contains__(self, frame_id: str) -> bool:
-        return frame_id in self._index
+        return self._position(frame_id) is not None
 
     def get(self, frame_id: str) -> FrameLabels:
-        if frame_id not in self._index:
+        position = self._position(frame_id)
+        if position is None:
             raise KeyError(f"frame {frame_id!r} is not in {self.path}")
-        shard, row = self._index[frame_id]
+        shard, row = int(self._file_of_shard[self.index.shard[position]]), int(self.index.row[position])
         frames, persons, offsets, _ = self._load(shard)
         lo, hi = offsets[row], offsets[row + 1]
         return FrameLabels({k: v[row] for k, v in frames.items()}, {k: v[lo:hi] for k, v in persons.items()})
 
     def __iter__(self) -> Iterator[FrameLabels]:
-        for frame_id in self._order:
-            yield self.get(frame_id)
+        """Every frame, shard by shard in the run's order (memory: one shard, whatever the run's size)."""
+        for shard in self.shards():
+            frames, persons, offsets = shard.frames, shard.persons, shard.person_offset
+            for row in range(len(offsets) - 1):
+                lo, hi = offsets[row], offsets[row + 1]
+                yield FrameLabels({k: v[row] for k, v in frames.items()}, {k: v[lo:hi] for k, v in persons.items()})
 
     def shards(self) -> Iterator[ShardLabels]:
-        """Every shard in manifest order, one at a time (memory: one shard, whatever the run's size)."""
+        """Every shard in the run's order, one at a time (memory: one shard, whatever the run's size)."""
         for path in self.shard_files:
             frames, persons, offsets, provenance = _load_shard(str(path))
             yield ShardLabels(path, frames, persons, offsets, _decode_provenance(provenance))
