@@ -3,49 +3,58 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
-
-import numpy as np
 
 from orpose.frames.files import sha256_file
 from orpose.joints import COCO_KEYPOINTS
 from orpose.label_store.plan import PLAN_DIR, PlanError, read_plan
 from orpose.label_store.reader import LabelRun
-from orpose.label_store.shard import manifest_entries, verify_shard
+from orpose.label_store.shard import ShardEntry, shard_path, verify_shard
 
 __all__ = ["inspect_labels", "format_inspection", "verify_run", "verify_index"]
 
 
-def inspect_labels(path: str | Path) -> dict:
+EXACT_QUANTILES_UP_TO = 200_000  # persons whose confidences are kept for exact quantiles (13.6 MB); beyond, a histogram
+
+
+def inspect_labels(path: str | Path, progress: bool = False) -> dict:
+    """Counts, rejects by reason, keypoint-confidence quantiles and provenance, in one pass over the shards with
+    memory bounded whatever the run's size (`RunStatistics`). The quantiles are exact up to
+    `EXACT_QUANTILES_UP_TO` persons and read from the statistics' histogram beyond (to its bin, 0.001)."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from orpose.label_store.statistics import RunStatistics
+
     run = LabelRun(path)
-    persons_per_frame, rejected = [], Counter()
-    confidences, hard_persons, persons = [], 0, 0
-    for labels in run:
-        if not labels.labelled:
-            rejected[labels.frame["reject_reason"]] += 1
-            continue
-        persons_per_frame.append(len(labels))
-        if len(labels):
-            persons += len(labels)
-            hard_persons += int(labels.persons["hard_valid"].sum())
-            confidences.append(labels.persons["keypoints_2d"][..., 2])
-    conf = np.concatenate(confidences) if confidences else np.zeros((0, 17))
-    quantiles = {
-        name: ([round(float(q), 3) for q in np.quantile(conf[:, j], [0.1, 0.5, 0.9])] if len(conf) else None)
-        for j, name in enumerate(COCO_KEYPOINTS)
-    }
+    stats = RunStatistics()
+    kept: list[np.ndarray] | None = []
+    for shard in tqdm(run.shards(), total=len(run.shard_files), desc="reading shards", unit="shard",
+                      disable=not progress):  # fmt: skip
+        stats.add(shard)
+        if kept is not None:
+            labelled = shard.frames["status"][shard.persons["frame_index"]] == 0 if len(shard.persons["score"]) else []
+            kept.append(shard.persons["keypoints_2d"][..., 2][labelled])
+            if sum(len(k) for k in kept) > EXACT_QUANTILES_UP_TO:
+                kept = None
+    if kept is not None and stats.persons:
+        quantiles = np.quantile(np.concatenate(kept), [0.1, 0.5, 0.9], axis=0).T
+    else:
+        quantiles = stats.confidence.quantiles([0.1, 0.5, 0.9])
     provenance = run.provenance() if run.shard_files else {}
     return {
         "path": str(path),
         "shards": len(run.shard_files),
         "frames": len(run),
-        "labelled": len(persons_per_frame),
-        "rejected": dict(rejected),
-        "persons": persons,
-        "hard_persons": hard_persons,
-        "persons_per_frame_mean": float(np.mean(persons_per_frame)) if persons_per_frame else 0.0,
-        "keypoint_confidence_q10_q50_q90": quantiles,
+        "labelled": stats.labelled,
+        "rejected": dict(stats.rejected_by_reason),
+        "persons": stats.persons,
+        "hard_persons": stats.hard_persons,
+        "persons_per_frame_mean": stats.persons / stats.labelled if stats.labelled else 0.0,
+        "keypoint_confidence_q10_q50_q90": {
+            name: ([round(float(q), 3) for q in quantiles[j]] if stats.persons else None)
+            for j, name in enumerate(COCO_KEYPOINTS)
+        },
         "provenance": {
             k: provenance.get(k)
             for k in ("config_hash", "code_version", "created", "checkpoints_json", "thresholds_json", "tta_json")
@@ -77,29 +86,108 @@ def format_inspection(info: dict) -> str:
     return "\n".join(lines)
 
 
-def verify_run(path: str | Path) -> list[str]:
-    """Schema and checksums of every shard, manifest against files, plan against manifest."""
+def _index_part_problems(path: Path, shard_index: int, shard: Path) -> tuple[list[str], dict]:
+    """The shard's own index part (its columns, from the shard) and the problems of its stored part."""
+    import numpy as np
+
+    from orpose.label_store.index import INDEX_COLUMNS, part_path, shard_index_part
+
+    truth = shard_index_part(shard, shard_index)
+    part = part_path(path, shard_index)
+    if not (path / "index").is_dir():
+        return [], truth  # a run written before the index: nothing to check (`labels index RUN` adds it)
+    if not part.exists():
+        return [f"{part}: missing for committed shard {shard_index} (`labels index {path}` rebuilds it)"], truth
+    with np.load(part) as data:
+        bad = [name for name in INDEX_COLUMNS if not np.array_equal(data[name], truth[name])]
+    if bad:
+        return [f"{part}: {', '.join(bad)} differ from {shard.name} (`labels index {path}` rebuilds it)"], truth
+    return [], truth
+
+
+def _consolidated_problems(path: Path, truths: dict[int, dict], committed) -> list[str]:
+    """`index/index.npz`'s rows of each checked shard against the shard's own columns. One that covers other
+    shards than the committed ones is stale (a run resumed since): readers then use the parts."""
+    import numpy as np
+
+    from orpose.label_store.index import INDEX_COLUMNS
+
+    consolidated = path / "index" / "index.npz"
+    if not consolidated.exists() or not truths:
+        return []
+    problems = []
+    with np.load(consolidated) as data:
+        if not np.array_equal(data["shards"], np.asarray(committed)):
+            return []
+        shard_of_row = data["shard"]
+        for shard_index, truth in sorted(truths.items()):
+            lo, hi = np.searchsorted(shard_of_row, [shard_index, shard_index + 1])  # rows are in shard order
+            bad = [name for name in INDEX_COLUMNS if not np.array_equal(data[name][lo:hi], truth[name])]
+            problems += [f"{consolidated}: column {name!r} differs from shard {shard_index}" for name in bad]
+    return problems
+
+
+def _verify_committed_shard(job: tuple[Path, ShardEntry]) -> tuple[int, list[str], dict | None]:
+    """One committed shard: file present, sha256 as committed, schema and checksums, its index part."""
+    path, entry = job
+    shard = path / entry.file
+    if not shard.exists():
+        return entry.index, [f"{shard}: listed in the manifest but missing"], None
+    problems = []
+    if sha256_file(shard) != entry.sha256:
+        problems.append(f"{shard}: sha256 differs from its manifest entry (the file changed after commit)")
+    problems += verify_shard(shard)
+    if problems:  # an unreadable shard has no columns to compare the index with
+        return entry.index, problems, None
+    part_problems, truth = _index_part_problems(path, entry.index, shard)
+    return entry.index, part_problems, truth
+
+
+def verify_run(
+    path: str | Path, sample: int | None = None, jobs: int = 1, seed: int = 0, progress: bool = False
+) -> list[str]:
+    """Schema and checksums of every shard (or of `sample` shards drawn with `seed`), manifest against files,
+    the run index against the shards, plan against manifest; `jobs` processes check shards in parallel."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from orpose.label_store.shard import committed_shards, read_manifest_entry, shard_name
+
     path = Path(path)
     if path.is_file():
         return verify_shard(path)
-    problems = []
+    problems: list[str] = []
     if not (path / "manifest").is_dir():
         return [f"{path}: no manifest/ folder: not a run directory"]
-    entries = manifest_entries(path)
-    listed = set()
-    for entry in entries:
-        shard = path / entry.file
-        listed.add(shard.resolve())
-        if not shard.exists():
-            problems.append(f"{shard}: listed in the manifest but missing")
-            continue
-        if sha256_file(shard) != entry.sha256:
-            problems.append(f"{shard}: sha256 differs from its manifest entry (the file changed after commit)")
-        problems += verify_shard(shard)
+    committed = committed_shards(path)
+    chosen = committed
+    if sample is not None and sample < len(committed):
+        chosen = np.sort(np.random.default_rng(seed).choice(committed, size=sample, replace=False))
+    entries = [read_manifest_entry(path / "manifest" / f"{shard_name(int(i))}.json") for i in chosen]
+    jobs_in = [(path, entry) for entry in entries]
+    if jobs > 1 and len(jobs_in) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(jobs, len(jobs_in))) as pool:
+            results = list(tqdm(pool.map(_verify_committed_shard, jobs_in, chunksize=4), total=len(jobs_in),
+                                desc="verifying shards", unit="shard", disable=not progress))  # fmt: skip
+    else:
+        results = [
+            _verify_committed_shard(job)
+            for job in tqdm(jobs_in, desc="verifying shards", unit="shard", disable=not progress)
+        ]
+    truths = {}
+    for shard_index, shard_problems, truth in results:
+        problems += shard_problems
+        if truth is not None:
+            truths[shard_index] = truth
+    listed = {(path / e.file).resolve() for e in entries} | {
+        shard_path(path, int(i)).resolve() for i in committed
+    }  # fmt: skip
     for shard in sorted((path / "shards").glob("shard-*.h5")) if (path / "shards").exists() else []:
         if shard.resolve() not in listed:
             problems.append(f"{shard}: not in the manifest (an uncommitted leftover; the next run redoes it)")
-    problems += verify_index(path)
+    problems += _consolidated_problems(path, truths, committed)
     try:
         plan = read_plan(path)
     except PlanError as error:
@@ -107,15 +195,16 @@ def verify_run(path: str | Path) -> list[str]:
     if plan is None:
         problems.append(f"{path}: the plan ({PLAN_DIR}/plan.json) is missing")
         return problems
+    committed_set = {int(i) for i in committed}
     by_index = {e.index: e for e in entries}
     for index, frames in plan.frame_ids():
-        if index not in by_index:
+        if index not in committed_set:
             problems.append(
                 f"{path}: planned shard {index} ({len(frames)} frames) is not committed: run `labels run` again"
             )
-        elif list(by_index[index].frame_ids) != frames:
+        elif index in by_index and list(by_index[index].frame_ids) != frames:
             problems.append(f"{path}: shard {index} holds other frames than planned")
-    extra = sorted(set(by_index) - set(range(plan.num_shards)))
+    extra = sorted(committed_set - set(range(plan.num_shards)))
     if extra:
         problems.append(f"{path}: shards {extra} are not in the plan")
     return problems
@@ -125,37 +214,17 @@ def verify_index(path: str | Path) -> list[str]:
     """The run index (label_store/index.py) against the shards: each shard's part, and the consolidated
     index where there is one, must list the shard's frames in its rows with their status, camera, person
     count and depth. A run written before the index has none to check (`labels index RUN` adds it)."""
-    import numpy as np
-
-    from orpose.label_store.index import INDEX_COLUMNS, committed_shard_indices, part_path, shard_index_part
-    from orpose.label_store.shard import shard_path
+    from orpose.label_store.index import committed_shard_indices
 
     path = Path(path)
-    folder = path / "index"
-    if not folder.is_dir():
+    if not (path / "index").is_dir():
         return []
-    problems, truth = [], {}
-    for shard_index in committed_shard_indices(path):
-        shard = shard_path(path, shard_index)
+    problems, truths = [], {}
+    committed = committed_shard_indices(path)
+    for shard_index in committed:
+        shard = shard_path(path, int(shard_index))
         if not shard.exists():
-            continue  # reported above
-        truth[int(shard_index)] = expected = shard_index_part(shard, int(shard_index))
-        part = part_path(path, shard_index)
-        if not part.exists():
-            problems.append(f"{part}: missing for committed shard {shard_index} (`labels index {path}` rebuilds it)")
-            continue
-        with np.load(part) as data:
-            bad = [name for name in INDEX_COLUMNS if not np.array_equal(data[name], expected[name])]
-        if bad:
-            problems.append(f"{part}: {', '.join(bad)} differ from {shard.name} (`labels index {path}` rebuilds it)")
-    consolidated = folder / "index.npz"
-    if consolidated.exists() and truth:
-        with np.load(consolidated) as data:
-            shards = data["shards"]
-            # one that covers other shards is stale (a run resumed since): readers then use the parts
-            if np.array_equal(shards, sorted(truth)):
-                for name in INDEX_COLUMNS:
-                    expected = np.concatenate([truth[k][name] for k in sorted(truth)])
-                    if not np.array_equal(data[name], expected):
-                        problems.append(f"{consolidated}: column {name!r} differs from the shards")
-    return problems
+            continue  # verify_run reports it
+        part_problems, truths[int(shard_index)] = _index_part_problems(path, int(shard_index), shard)
+        problems += part_problems
+    return problems + _consolidated_problems(path, truths, committed)

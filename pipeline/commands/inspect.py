@@ -14,6 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("path", help="run directory or shard file")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     parser.set_defaults(func=run)
 
 
@@ -22,6 +23,6 @@ def run(args: argparse.Namespace) -> int:
 
     from orpose.label_store.inspection import format_inspection, inspect_labels
 
-    info = inspect_labels(args.path)
+    info = inspect_labels(args.path, progress=not args.no_progress)
     print(json.dumps(info, indent=1) if args.json else format_inspection(info))
     return 0
