@@ -181,9 +181,7 @@ def verify_run(
         problems += shard_problems
         if truth is not None:
             truths[shard_index] = truth
-    listed = {(path / e.file).resolve() for e in entries} | {
-        shard_path(path, int(i)).resolve() for i in committed
-    }  # fmt: skip
+    listed = {shard_path(path, int(i)).resolve() for i in committed}
     for shard in sorted((path / "shards").glob("shard-*.h5")) if (path / "shards").exists() else []:
         if shard.resolve() not in listed:
             problems.append(f"{shard}: not in the manifest (an uncommitted leftover; the next run redoes it)")

@@ -105,13 +105,17 @@ class LabelRun:
             self._sorted = (order, ids)
         return self._sorted
 
+    def _shard_at(self, position: int) -> int:
+        """The position in `shard_files` of the shard that holds the frame at `position` in the index."""
+        return int(self._file_of_shard[self.index.shard[position]])
+
     def _file_at(self, position: int) -> Path:
-        return self.shard_files[self._file_of_shard[self.index.shard[position]]]
+        return self.shard_files[self._shard_at(position)]
 
     def _position(self, frame_id: str) -> int | None:
         order, ids = self._lookup()
-        key = np.array(frame_id.encode(), dtype=ids.dtype) if len(ids) else None
-        if key is None or len(frame_id.encode()) > ids.dtype.itemsize:
+        key = frame_id.encode()
+        if not len(ids) or len(key) > ids.dtype.itemsize:  # longer than every stored id: not one of them
             return None
         at = int(np.searchsorted(ids, key))
         return int(order[at]) if at < len(ids) and ids[at] == key else None
@@ -123,7 +127,7 @@ class LabelRun:
         position = self._position(frame_id)
         if position is None:
             raise KeyError(f"frame {frame_id!r} is not in {self.path}")
-        shard, row = int(self._file_of_shard[self.index.shard[position]]), int(self.index.row[position])
+        shard, row = self._shard_at(position), int(self.index.row[position])
         frames, persons, offsets, _ = self._load(shard)
         lo, hi = offsets[row], offsets[row + 1]
         return FrameLabels({k: v[row] for k, v in frames.items()}, {k: v[lo:hi] for k, v in persons.items()})

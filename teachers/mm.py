@@ -177,6 +177,21 @@ def load_model(
     return prepare_model(model, device, channels_last), cfg, digest
 
 
+def seeded_model(scope: str, spec, seed: int, config_root: Path | None = None):
+    """A model of a spec's architecture at its seeded initial weights (`torch.manual_seed(seed)`, then mmengine's
+    `init_weights`): the tiny teacher's starting point, the probe's students. Returns (model, cfg)."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights logs one line per parameter
+    cfg = load_mm_config(spec.mm_config, spec.cfg_options, config_root)
+    torch.manual_seed(seed)
+    model = build_mm_model(scope, cfg)
+    model.init_weights()
+    return model, cfg
+
+
 def prepare_model(model: torch.nn.Module, device: torch.device, channels_last: bool = False) -> torch.nn.Module:
     """Move to the device, eval mode, optionally NHWC memory format."""
     model.to(device).eval()

@@ -175,19 +175,13 @@ def init_seeded_weights(config: TeacherConfig, weights_dir: str | Path, seed: in
 
     For the tiny teacher (`make tiny-weights`) and for tests that run a real-size architecture
     without its published weights; they load through the same strict path as published files."""
-    import logging
-
     import torch
-    from mmengine.logging import MMLogger
 
-    from orpose.teachers.mm import build_mm_model, load_mm_config
+    from orpose.teachers.mm import seeded_model
 
-    MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights logs one line per parameter
     digests = {}
     for scope, spec in (("mmdet", config.detector), ("mmpose", config.keypoints), ("mmpose", config.lifter)):
-        torch.manual_seed(seed)
-        model = build_mm_model(scope, load_mm_config(spec.mm_config, spec.cfg_options, CONFIG_DIR))
-        model.init_weights()
+        model, _ = seeded_model(scope, spec, seed, CONFIG_DIR)
         path = checkpoint_path(weights_dir, spec.checkpoint)
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"state_dict": model.state_dict(), "meta": {"seed": seed, "mm_config": spec.mm_config}}, path)

@@ -32,7 +32,7 @@ import torch
 from orpose.configs.schema import CONFIG_DIR, KeypointSpec
 from orpose.joints import flip_permutation
 from orpose.teachers.keypoints import box_to_crop
-from orpose.teachers.mm import build_mm_model, load_mm_config
+from orpose.teachers.mm import seeded_model
 from orpose.teachers.tta import crop_affine
 
 __all__ = [
@@ -157,16 +157,9 @@ class KeypointStudent:
     `save` writes a checkpoint that `TopDownKeypoints` loads."""
 
     def __init__(self, spec: KeypointSpec, seed: int):
-        import logging
-
-        from mmengine.logging import MMLogger
         from mmpose.registry import KEYPOINT_CODECS
 
-        MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights logs a line per parameter
-        cfg = load_mm_config(spec.mm_config, spec.cfg_options, CONFIG_DIR)
-        torch.manual_seed(seed)
-        self.model = build_mm_model("mmpose", cfg)
-        self.model.init_weights()
+        self.model, cfg = seeded_model("mmpose", spec, seed, CONFIG_DIR)
         self.spec, self.seed = spec, seed
         self.codec = KEYPOINT_CODECS.build(dict(cfg.codec))
         self.input_size = tuple(cfg.codec["input_size"])  # (w, h)

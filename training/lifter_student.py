@@ -26,7 +26,7 @@ from orpose.evaluation.metrics import upper_body_joint_errors
 from orpose.joints import coco_to_h36m_positions
 from orpose.label_store.reader import LabelRun
 from orpose.teachers.lifter import denormalise_lifted, normalise_for_lifter
-from orpose.teachers.mm import build_mm_model, load_mm_config
+from orpose.teachers.mm import seeded_model
 
 __all__ = ["LiftingPairs", "pairs_from_run", "LifterStudent", "train_lifter_student", "mpjpe_mm"]
 
@@ -77,15 +77,7 @@ class LifterStudent:
     """The lifter architecture of a teacher config, seeded; `fit` trains it, `__call__` lifts like the teacher's."""
 
     def __init__(self, spec: LifterSpec, seed: int):
-        import logging
-
-        from mmengine.logging import MMLogger
-
-        MMLogger.get_current_instance().setLevel(logging.WARNING)  # init_weights logs a line per parameter
-        cfg = load_mm_config(spec.mm_config, spec.cfg_options, CONFIG_DIR)
-        torch.manual_seed(seed)
-        self.model = build_mm_model("mmpose", cfg)
-        self.model.init_weights()
+        self.model, cfg = seeded_model("mmpose", spec, seed, CONFIG_DIR)
         self.spec, self.seed = spec, seed
         codec = cfg.codec
         self.keypoints_mean = np.asarray(codec["keypoints_mean"], dtype=np.float64)
