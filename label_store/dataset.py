@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 from orpose.frames.calibration import Intrinsics, load_calibration
 from orpose.frames.decode import decode_color, decode_depth
-from orpose.label_store.index import RunIndex, load_index, shard_index_part
+from orpose.label_store.index import RunIndex, load_index, shard_run_index
 from orpose.label_store.packing import PackedItem, pack, pack_item
 from orpose.label_store.reader import LabelRun
 from orpose.label_store.schema import STATUS_LABELLED
@@ -325,8 +325,7 @@ class RunSource:
         path = Path(run.path if isinstance(run, LabelRun) else run)
         self.path, self.max_open = path, max_open
         if path.is_file():  # a single shard
-            part = shard_index_part(path, 0)
-            self.index = RunIndex(**part, shards=np.zeros(1, np.int32))
+            self.index = shard_run_index(path)
         else:
             if not (path / "manifest").is_dir():
                 raise FileNotFoundError(f"{path}: neither a shard file nor a run directory with a manifest/")

@@ -15,18 +15,62 @@ __all__ = ["inspect_labels", "format_inspection", "verify_run", "verify_index"]
 
 
 EXACT_QUANTILES_UP_TO = 200_000  # persons whose confidences are kept for exact quantiles (13.6 MB); beyond, a histogram
+QUANTILES = (0.1, 0.5, 0.9)
 
 
-def inspect_labels(path: str | Path, progress: bool = False) -> dict:
-    """Counts, rejects by reason, keypoint-confidence quantiles and provenance, in one pass over the shards with
-    memory bounded whatever the run's size (`RunStatistics`). The quantiles are exact up to
-    `EXACT_QUANTILES_UP_TO` persons and read from the statistics' histogram beyond (to its bin, 0.001)."""
+def inspect_labels(path: str | Path, per_joint: bool = False, progress: bool = False) -> dict:
+    """What a run holds, from its index alone (no shard opened but the first, for its provenance): frames,
+    rejects by reason, persons (soft, hard, per frame), the quantiles of the detector's score and of each
+    person's mean keypoint confidence, and each joint's share of the hard set. `per_joint` adds each joint's
+    confidence quantiles, which only the shards hold: one pass over them with memory bounded whatever the run's
+    size (`RunStatistics`), exact up to `EXACT_QUANTILES_UP_TO` persons and read from a histogram beyond (to its
+    bin, 0.001)."""
+    import numpy as np
+
+    from orpose.label_store.index import load_person_index
+
+    run = LabelRun(path)
+    index, persons = run.index, load_person_index(path)
+    labelled = index.status == 0
+    reasons, counts = np.unique(index.reject_reason[~labelled], return_counts=True)
+    per_frame, frames = np.unique(index.persons[labelled], return_counts=True)
+    hard_persons = int(persons.hard_valid.sum())
+
+    def quantiles(values: np.ndarray) -> list[float] | None:
+        return [round(float(q), 3) for q in np.quantile(values, QUANTILES)] if len(values) else None
+
+    share = persons.hard_per_joint() / len(persons) if len(persons) else np.full(17, np.nan)
+    provenance = run.provenance() if run.shard_files else {}
+    return {
+        "path": str(path),
+        "shards": len(run.shard_files),
+        "frames": len(run),
+        "labelled": int(labelled.sum()),
+        "rejected": {reason.decode(): int(n) for reason, n in zip(reasons, counts)},
+        "persons": len(persons),
+        "hard_persons": hard_persons,
+        "persons_per_frame_mean": len(persons) / int(labelled.sum()) if labelled.any() else 0.0,
+        "persons_per_frame": {int(n): int(f) for n, f in zip(per_frame, frames)},
+        "score_q10_q50_q90": quantiles(persons.score),
+        "confidence_mean_q10_q50_q90": quantiles(persons.confidence_mean),
+        "hard_share_per_joint": {
+            name: (round(float(share[j]), 3) if len(persons) else None) for j, name in enumerate(COCO_KEYPOINTS)
+        },
+        "keypoint_confidence_q10_q50_q90": _per_joint_quantiles(run, progress) if per_joint else None,
+        "provenance": {
+            k: provenance.get(k)
+            for k in ("config_hash", "code_version", "created", "checkpoints_json", "thresholds_json", "tta_json")
+        },
+    }
+
+
+def _per_joint_quantiles(run: LabelRun, progress: bool) -> dict[str, list[float] | None]:
+    """Each joint's keypoint-confidence quantiles over the labelled persons, in one pass over the shards."""
     import numpy as np
     from tqdm import tqdm
 
     from orpose.label_store.statistics import RunStatistics
 
-    run = LabelRun(path)
     stats = RunStatistics()
     kept: list[np.ndarray] | None = []
     for shard in tqdm(run.shards(), total=len(run.shard_files), desc="reading shards", unit="shard",
@@ -38,28 +82,17 @@ def inspect_labels(path: str | Path, progress: bool = False) -> dict:
             if sum(len(k) for k in kept) > EXACT_QUANTILES_UP_TO:
                 kept = None
     if kept is not None and stats.persons:
-        quantiles = np.quantile(np.concatenate(kept), [0.1, 0.5, 0.9], axis=0).T
+        quantiles = np.quantile(np.concatenate(kept), QUANTILES, axis=0).T
     else:
-        quantiles = stats.confidence.quantiles([0.1, 0.5, 0.9])
-    provenance = run.provenance() if run.shard_files else {}
+        quantiles = stats.confidence.quantiles(QUANTILES)
     return {
-        "path": str(path),
-        "shards": len(run.shard_files),
-        "frames": len(run),
-        "labelled": stats.labelled,
-        "rejected": dict(stats.rejected_by_reason),
-        "persons": stats.persons,
-        "hard_persons": stats.hard_persons,
-        "persons_per_frame_mean": stats.persons / stats.labelled if stats.labelled else 0.0,
-        "keypoint_confidence_q10_q50_q90": {
-            name: ([round(float(q), 3) for q in quantiles[j]] if stats.persons else None)
-            for j, name in enumerate(COCO_KEYPOINTS)
-        },
-        "provenance": {
-            k: provenance.get(k)
-            for k in ("config_hash", "code_version", "created", "checkpoints_json", "thresholds_json", "tta_json")
-        },
+        name: ([round(float(q), 3) for q in quantiles[j]] if stats.persons else None)
+        for j, name in enumerate(COCO_KEYPOINTS)
     }
+
+
+def _triple(q: list[float] | None) -> str:
+    return "-" if q is None else " / ".join(f"{v:.3f}" for v in q)
 
 
 def format_inspection(info: dict) -> str:
@@ -69,11 +102,21 @@ def format_inspection(info: dict) -> str:
         f"persons: {info['persons']} soft, {info['hard_persons']} hard "
         f"({100 * info['hard_persons'] / max(info['persons'], 1):.0f} %), "
         f"{info['persons_per_frame_mean']:.2f} per frame",
+        "  frames with N persons: " + ", ".join(f"{n}: {f}" for n, f in info["persons_per_frame"].items()),
     ]
     lines += [f"  rejected {n} x {reason}" for reason, n in sorted(info["rejected"].items())]
-    lines.append("keypoint confidence (q10 / q50 / q90):")
-    for name, q in info["keypoint_confidence_q10_q50_q90"].items():
-        lines.append(f"  {name:15s} " + ("-" if q is None else " / ".join(f"{v:.3f}" for v in q)))
+    lines.append(f"detector score (q10 / q50 / q90): {_triple(info['score_q10_q50_q90'])}")
+    lines.append(
+        f"mean keypoint confidence of a person (q10 / q50 / q90): {_triple(info['confidence_mean_q10_q50_q90'])}"
+    )
+    joints = info["keypoint_confidence_q10_q50_q90"]
+    lines.append(
+        "per joint: share of persons with it in the hard set"
+        + (", keypoint confidence (q10 / q50 / q90)" if joints else " (--per-joint adds confidence quantiles)")
+    )
+    for name, share in info["hard_share_per_joint"].items():
+        line = f"  {name:15s} {'-' if share is None else f'{share:.3f}'}"
+        lines.append(line + (f"   {_triple(joints[name])}" if joints else ""))
     prov = info["provenance"]
     lines.append(
         f"provenance: config {str(prov.get('config_hash'))[:12]}, code {prov.get('code_version')}, "
@@ -86,11 +129,38 @@ def format_inspection(info: dict) -> str:
     return "\n".join(lines)
 
 
+def _differing_columns(
+    stored: dict, truth: dict, frames: slice = slice(None), persons: slice = slice(None)
+) -> list[str]:
+    """Index columns whose stored rows (`frames` of the frame columns, `persons` of the person columns) differ
+    from the ones computed from the shard. A column the stored index lacks (written before it existed) is not a
+    difference: readers take it from the shard. The person summaries are means of float32: compared to 1e-6, as
+    another CPU may round them differently."""
+    import numpy as np
+
+    from orpose.label_store.index import INDEX_COLUMNS, PERSON_INDEX_COLUMNS
+
+    bad = []
+    for name in INDEX_COLUMNS + PERSON_INDEX_COLUMNS:
+        if name not in stored:
+            continue
+        values = stored[name][persons if name in PERSON_INDEX_COLUMNS else frames]
+        expected = truth[name]
+        same = (
+            np.allclose(values, expected, rtol=0, atol=1e-6, equal_nan=True)
+            if expected.dtype.kind == "f" and values.shape == expected.shape
+            else np.array_equal(values, expected)
+        )
+        if not same:
+            bad.append(name)
+    return bad
+
+
 def _index_part_problems(path: Path, shard_index: int, shard: Path) -> tuple[list[str], dict]:
     """The shard's own index part (its columns, from the shard) and the problems of its stored part."""
     import numpy as np
 
-    from orpose.label_store.index import INDEX_COLUMNS, part_path, shard_index_part
+    from orpose.label_store.index import part_path, shard_index_part
 
     truth = shard_index_part(shard, shard_index)
     part = part_path(path, shard_index)
@@ -99,7 +169,7 @@ def _index_part_problems(path: Path, shard_index: int, shard: Path) -> tuple[lis
     if not part.exists():
         return [f"{part}: missing for committed shard {shard_index} (`labels index {path}` rebuilds it)"], truth
     with np.load(part) as data:
-        bad = [name for name in INDEX_COLUMNS if not np.array_equal(data[name], truth[name])]
+        bad = _differing_columns({name: data[name] for name in data.files}, truth)
     if bad:
         return [f"{part}: {', '.join(bad)} differ from {shard.name} (`labels index {path}` rebuilds it)"], truth
     return [], truth
@@ -110,8 +180,6 @@ def _consolidated_problems(path: Path, truths: dict[int, dict], committed) -> li
     shards than the committed ones is stale (a run resumed since): readers then use the parts."""
     import numpy as np
 
-    from orpose.label_store.index import INDEX_COLUMNS
-
     consolidated = path / "index" / "index.npz"
     if not consolidated.exists() or not truths:
         return []
@@ -119,11 +187,13 @@ def _consolidated_problems(path: Path, truths: dict[int, dict], committed) -> li
     with np.load(consolidated) as data:
         if not np.array_equal(data["shards"], np.asarray(committed)):
             return []
-        shard_of_row = data["shard"]
-        for shard_index, truth in sorted(truths.items()):
-            lo, hi = np.searchsorted(shard_of_row, [shard_index, shard_index + 1])  # rows are in shard order
-            bad = [name for name in INDEX_COLUMNS if not np.array_equal(data[name][lo:hi], truth[name])]
-            problems += [f"{consolidated}: column {name!r} differs from shard {shard_index}" for name in bad]
+        columns = {name: data[name] for name in data.files}  # each read once, not once per shard
+    person_start = np.concatenate([[0], np.cumsum(columns["persons"], dtype=np.int64)])
+    for shard_index, truth in sorted(truths.items()):
+        lo, hi = np.searchsorted(columns["shard"], [shard_index, shard_index + 1])  # rows are in shard order
+        persons = slice(int(person_start[lo]), int(person_start[hi]))
+        bad = _differing_columns(columns, truth, slice(lo, hi), persons)
+        problems += [f"{consolidated}: column {name!r} differs from shard {shard_index}" for name in bad]
     return problems
 
 

@@ -19,7 +19,7 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from orpose.label_store.index import RunIndex, load_index, shard_index_part
+from orpose.label_store.index import load_index, shard_run_index
 from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STATUS_LABELLED
 from orpose.label_store.shard import read_dataset, shard_path
 
@@ -72,7 +72,7 @@ class LabelRun:
     def __init__(self, path: str | Path, cache_shards: int = 4):
         self.path = Path(path)
         if self.path.is_file():
-            self.index = RunIndex(**shard_index_part(self.path, 0), shards=np.zeros(1, dtype=np.int32))
+            self.index = shard_run_index(self.path)
             self.shard_files = [self.path]
         elif (self.path / "manifest").is_dir():
             self.index = load_index(self.path)

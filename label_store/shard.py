@@ -372,7 +372,10 @@ def _commit(
         num_persons = int(sum(r.num_persons for r in records))
         rejected = {r.frame["frame_id"]: r.frame["reject_reason"] for r in records if r.frame["reject_reason"]}
         size, digest, ids = written.size, written.sha256, frame_ids
-        part = index_part(shard_index, [r.frame for r in records], [r.num_persons for r in records])
+        with_persons = [r.persons for r in records if r.num_persons]
+        persons = {k: np.concatenate([p[k] for p in with_persons]) for k in ("score", "keypoints_2d", "hard_mask",
+                   "hard_valid")} if with_persons else None  # fmt: skip
+        part = index_part(shard_index, [r.frame for r in records], [r.num_persons for r in records], persons)
 
     with disk_full_as_error(run_dir / "index", "run index"):
         invalidate_consolidated(run_dir)  # it covers the run without this shard (or with an older one)

@@ -17,7 +17,8 @@ torch (the teacher's stack, mmcv, mmdet, mmpose and Ray, is the `teacher` extra)
 - `PoseLabelDataset`: the labels as a torch map-style dataset for student training (`orpose.label_store.dataset`)
 - `PoseLabelStream`: the same items as a shard-aware shuffled IterableDataset, for runs of any size
   (`orpose.label_store.stream`)
-- `load_index`: the run index, one row per frame as arrays (`orpose.label_store.index`)
+- `load_index`, `load_person_index`: the run index, one row per frame / per person as arrays
+  (`orpose.label_store.index`)
 - `run_labels`: label a frame source into a run, as `labels run` does (`orpose.pipeline.run`)
 - `evaluate`: score a run against COCO-style ground truth, as `labels evaluate` does (`orpose.evaluation.evaluate`)
 """
@@ -32,6 +33,7 @@ _PUBLIC = {
     "PoseLabelDataset": "orpose.label_store.dataset",
     "PoseLabelStream": "orpose.label_store.stream",
     "load_index": "orpose.label_store.index",
+    "load_person_index": "orpose.label_store.index",
     "run_labels": "orpose.pipeline.run",
     "evaluate": "orpose.evaluation.evaluate",
 }

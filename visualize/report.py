@@ -34,12 +34,12 @@ from orpose.label_store.inspection import verify_run  # noqa: E402
 from orpose.label_store.reader import FrameLabels, LabelRun  # noqa: E402
 from orpose.label_store.statistics import RunStatistics, collect_statistics  # noqa: E402
 from orpose.visualize.drawing import (  # noqa: E402
-    COCO_JOINT_COLORS,
     SIDE_COLORS,
     draw_depth_keypoints,
     draw_skeleton_2d,
     person_color,
 )
+from orpose.visualize.run_figures import no_data, run_figures  # noqa: E402
 
 __all__ = ["write_report", "ReportTimings", "SECTIONS"]
 
@@ -239,121 +239,6 @@ def _rejected(stats: RunStatistics) -> str:
     return "".join(parts)
 
 
-def _no_data(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666")
-
-
-def _per_joint_boxes(ax, histogram, ylabel: str) -> None:
-    """Box plots per joint read from a streamed histogram: box q25-q75, line median, whiskers q05-q95."""
-    q = histogram.quantiles([0.05, 0.25, 0.5, 0.75, 0.95])
-    boxes = [
-        {"label": name, "whislo": a, "q1": b, "med": c, "q3": d, "whishi": e, "fliers": []}
-        for name, (a, b, c, d, e) in zip(COCO_KEYPOINTS, q)
-        if np.isfinite(c)
-    ]
-    if not boxes:
-        _no_data(ax, "no persons")
-        return
-    artists = ax.bxp(boxes, showfliers=False, patch_artist=True)
-    for patch, color in zip(artists["boxes"], COCO_JOINT_COLORS):
-        patch.set_facecolor(color)
-        patch.set_alpha(0.55)
-    for median in artists["medians"]:
-        median.set_color("black")
-    ax.set_ylabel(ylabel)
-    ax.tick_params(axis="x", rotation=60)
-
-
-def _side_legend(ax) -> None:
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c, alpha=0.7, label=f"{side} side") for side, c in SIDE_COLORS.items()]
-    ax.legend(handles=handles, fontsize=8, loc="upper right")
-
-
-def _score_figure(stats: RunStatistics, box_threshold: float | None) -> tuple[str, str]:
-    figure, ax = plt.subplots(figsize=(6.5, 3.6))
-    if stats.persons:
-        edges = stats.score.edges
-        ax.bar(edges[:-1], stats.score.counts[0], width=np.diff(edges), align="edge", color="#4c72b0")
-        if box_threshold is not None:
-            ax.axvline(box_threshold, color="red", linestyle="--", label=f"box_score threshold {box_threshold}")
-            ax.legend(fontsize=8)
-    else:
-        _no_data(ax, "no persons")
-    ax.set_xlabel("detector score after the TTA merge (0-1)")
-    ax.set_ylabel("persons")
-    ax.set_title(f"Detector score ({stats.persons} persons)")
-    figure.tight_layout()
-    return _png(figure), "Detector score histogram"
-
-
-def _persons_per_frame_figure(stats: RunStatistics) -> tuple[str, str]:
-    figure, ax = plt.subplots(figsize=(6.5, 3.6))
-    per_frame = sorted(stats.persons_per_frame.items())
-    if per_frame:
-        ax.bar([n for n, _ in per_frame], [c for _, c in per_frame], color="#4c72b0")
-        ax.set_xticks([n for n, _ in per_frame])
-    else:
-        _no_data(ax, "no labelled frame")
-    ax.set_xlabel("persons in the frame")
-    ax.set_ylabel("labelled frames")
-    ax.set_title(f"Persons per frame ({stats.labelled} labelled frames)")
-    figure.tight_layout()
-    return _png(figure), "Persons per frame"
-
-
-def _per_joint_figures(stats: RunStatistics, threshold: float) -> list[tuple[str, str]]:
-    """Confidence and TTA spread per joint (box plots), and each joint's share of the hard set."""
-    figures = []
-    figure, ax = plt.subplots(figsize=(12, 4.2))
-    _per_joint_boxes(ax, stats.confidence, "keypoint confidence (0-1)")
-    ax.axhline(threshold, color="red", linestyle="--", label=f"hard threshold keypoint_score {threshold}")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Keypoint confidence per joint (box: 25-75 %, whiskers: 5-95 %)")
-    _side_legend(ax)
-    figure.tight_layout()
-    figures.append((_png(figure), "Keypoint confidence per joint"))
-
-    figure, ax = plt.subplots(figsize=(12, 4.2))
-    _per_joint_boxes(ax, stats.spread, "spread across TTA views (px)")
-    ax.set_title("TTA spread per joint: how far the test-time views disagree (box: 25-75 %, whiskers: 5-95 %)")
-    _side_legend(ax)
-    figure.tight_layout()
-    figures.append((_png(figure), "TTA spread per joint"))
-
-    figure, ax = plt.subplots(figsize=(12, 4.2))
-    if stats.persons:
-        ax.bar(range(17), stats.hard_fraction_per_joint(), color=COCO_JOINT_COLORS, alpha=0.8)
-    else:
-        _no_data(ax, "no persons")
-    ax.set_xticks(range(17), COCO_KEYPOINTS, rotation=60)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("share of persons with the joint hard")
-    ax.set_title("Fraction of each joint in the hard set")
-    _side_legend(ax)
-    figure.tight_layout()
-    figures.append((_png(figure), "Fraction of each joint in the hard set"))
-    return figures
-
-
-def _depth_figure(stats: RunStatistics) -> tuple[str, str]:
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
-    finite = int(stats.depth_consistency.total()[0])
-    if finite:
-        edges = stats.depth_consistency.edges
-        left.bar(edges[:-1], stats.depth_consistency.counts[0], width=np.diff(edges), align="edge", color="#8172b2")
-    else:
-        _no_data(left, "no keypoint with depth")
-    left.set_xlabel("depth consistency (0 = measured depth disagrees, 1 = agrees)")
-    left.set_ylabel("keypoints")
-    left.set_title(f"Depth consistency ({finite} keypoints with depth)")
-    names = ["valid reading", "hole", "outside view", "no depth"]
-    right.bar(names, stats.depth_flags, color="#777")
-    right.set_ylabel("keypoints")
-    right.set_title("Keypoints carried onto the depth frame")
-    figure.tight_layout()
-    return _png(figure), "Depth consistency and depth flags"
-
-
 def _per_joint_table(stats: RunStatistics) -> str:
     q_conf = stats.confidence.quantiles([0.1, 0.5, 0.9])
     q_spread = stats.spread.quantiles([0.5, 0.9])
@@ -367,12 +252,7 @@ def _per_joint_table(stats: RunStatistics) -> str:
 
 
 def _distributions(stats: RunStatistics, threshold: float, box_threshold: float | None) -> str:
-    figures = [
-        _score_figure(stats, box_threshold),
-        _persons_per_frame_figure(stats),
-        *_per_joint_figures(stats, threshold),
-        _depth_figure(stats),
-    ]
+    figures = [(_png(figure), alt) for _, figure, alt in run_figures(stats, threshold, box_threshold)]
     parts = [f"<figure>{_img(uri, alt)}<figcaption>{_esc(alt)}</figcaption></figure>" for uri, alt in figures]
     return "".join(parts) + _per_joint_table(stats)
 
@@ -451,7 +331,7 @@ def render_person(labels: FrameLabels, k: int, threshold: float) -> str:
     try:
         ax.imshow(decode_color(frame["color_path"], labels.frame_id)[:, :, ::-1])
     except Exception as error:  # noqa: BLE001 - a moved or deleted image is shown as its error, not a crash
-        _no_data(ax, f"color image unreadable:\n{error}")
+        no_data(ax, f"color image unreadable:\n{error}")
     x1, y1, x2, y2 = p["box"][k]
     ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=person_color(0), linewidth=1.2))
     draw_skeleton_2d(ax, p["keypoints_2d"][k], p["hard_mask"][k], threshold, size=14)
@@ -466,7 +346,7 @@ def render_person(labels: FrameLabels, k: int, threshold: float) -> str:
             depth = depth_counts_to_mm(decode_depth(frame["depth_path"], labels.frame_id), frame["depth_unit_mm"])
             ax.imshow(np.ma.masked_equal(depth, 0), cmap="turbo")
         except Exception as error:  # noqa: BLE001
-            _no_data(ax, f"depth image unreadable:\n{error}")
+            no_data(ax, f"depth image unreadable:\n{error}")
         uv, flag = p["depth_keypoints"][k], p["depth_flag"][k]
         draw_depth_keypoints(ax, uv, flag, size=12)
         dw, dh = (int(v) for v in frame["depth_size"])

@@ -11,6 +11,7 @@ COMMANDS = (
     "inspect",
     "verify",
     "index",
+    "query",
     "show",
     "stats",
     "report",

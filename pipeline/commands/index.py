@@ -10,12 +10,15 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "index",
-        help="write a run's frame index (index/index.npz), which the student datasets open",
-        description="Write the run index: one row per frame (id, shard, row, status, camera, person count, "
-        "depth) as arrays in RUN/index/index.npz, which PoseLabelStream and PoseLabelDataset open in a fixed "
-        "number of file reads whatever the run's size. `labels run` writes it as it commits; this command adds "
-        "it to runs written before it (from the shards' own columns), or rebuilds it with --rebuild. "
-        "`labels verify` checks it against the shards.",
+        help="write a run's index (index/index.npz and its Parquet tables), which readers and queries open",
+        description="Write the run index: one row per frame (id, shard, row, status, reject reason, camera, "
+        "timestamp, person count, depth) and one per person (score, mean and median keypoint confidence, hard "
+        "keypoints) as arrays in RUN/index/index.npz, which LabelRun, PoseLabelStream and PoseLabelDataset open "
+        "in a fixed number of file reads whatever the run's size, and as RUN/index/frames.parquet and "
+        "persons.parquet for `labels query`, DuckDB, pandas or Spark (docs/label_format.md, 'The run index'). "
+        "`labels run` writes it as it commits; this command adds it to runs written before it, or before one of "
+        "its columns (from the shards' own columns), or rebuilds it with --rebuild. `labels verify` checks it "
+        "against the shards.",
     )
     parser.add_argument("run", help="run directory")
     parser.add_argument("--rebuild", action="store_true", help="rebuild every shard's part from the shard itself")

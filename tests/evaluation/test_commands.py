@@ -19,7 +19,10 @@ def test_inspect_reports_counts_quantiles_and_provenance(sample_run):
     assert "8 frames (8 labelled, 0 rejected)" in result.stdout and "left_wrist" in result.stdout
     assert "tiny_hrnet.pth: sha256" in result.stdout and "box_score" in result.stdout
     info = json.loads(labels("inspect", sample_run, "--json").stdout)
-    assert info["frames"] == 8 and info["persons"] == 32 and len(info["keypoint_confidence_q10_q50_q90"]) == 17
+    assert info["frames"] == 8 and info["persons"] == 32 and len(info["hard_share_per_joint"]) == 17
+    assert info["keypoint_confidence_q10_q50_q90"] is None  # the index has no per-joint confidences
+    info = json.loads(labels("inspect", sample_run, "--json", "--per-joint", "--no-progress").stdout)
+    assert len(info["keypoint_confidence_q10_q50_q90"]) == 17
 
 
 def test_verify_passes_a_sound_run_and_names_a_flipped_byte(sample_run, tmp_path):
@@ -52,6 +55,7 @@ def test_show_and_stats_write_pictures(sample_run, tmp_path):
     assert names == [
         "confidence_per_keypoint.png",
         "depth_consistency.png",
+        "detector_score.png",
         "hard_soft_ratio.png",
         "persons_per_frame.png",
         "uncertainty.png",

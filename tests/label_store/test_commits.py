@@ -59,7 +59,9 @@ def test_new_run_discards_the_index_and_the_calibration_with_the_shards(tmp_path
     assert load_calibration(run / "calibration.json")["cam"].color.fx == 99.0  # not the old source's 60
     index = load_index(run)
     assert len(index) == 7 and sorted(p.name for p in (run / "index").iterdir()) == [
+        "frames.parquet",
         "index.npz",
+        "persons.parquet",
         "shard-00000.npz",
         "shard-00001.npz",
     ]
