@@ -218,10 +218,10 @@ def verify_run(
 ) -> list[str]:
     """Schema and checksums of every shard (or of `sample` shards drawn with `seed`), manifest against files,
     the run index against the shards, plan against manifest; `jobs` processes check shards in parallel."""
-    import numpy as np
     from tqdm import tqdm
 
     from orpose.label_store.shard import committed_shards, read_manifest_entry, shard_name
+    from orpose.label_store.statistics import sample_shards
 
     path = Path(path)
     if path.is_file():
@@ -230,9 +230,7 @@ def verify_run(
     if not (path / "manifest").is_dir():
         return [f"{path}: no manifest/ folder: not a run directory"]
     committed = committed_shards(path)
-    chosen = committed
-    if sample is not None and sample < len(committed):
-        chosen = np.sort(np.random.default_rng(seed).choice(committed, size=sample, replace=False))
+    chosen = committed[sample_shards(len(committed), sample, seed)]  # the shards `labels report --sample` reads
     entries = [read_manifest_entry(path / "manifest" / f"{shard_name(int(i))}.json") for i in chosen]
     jobs_in = [(path, entry) for entry in entries]
     if jobs > 1 and len(jobs_in) > 1:

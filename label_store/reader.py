@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -140,9 +140,10 @@ class LabelRun:
                 lo, hi = offsets[row], offsets[row + 1]
                 yield FrameLabels({k: v[row] for k, v in frames.items()}, {k: v[lo:hi] for k, v in persons.items()})
 
-    def shards(self) -> Iterator[ShardLabels]:
-        """Every shard in the run's order, one at a time (memory: one shard, whatever the run's size)."""
-        for path in self.shard_files:
+    def shards(self, positions: Sequence[int] | None = None) -> Iterator[ShardLabels]:
+        """Every shard in the run's order (or those at `positions` of `shard_files`), one at a time (memory: one
+        shard, whatever the run's size)."""
+        for path in self.shard_files if positions is None else [self.shard_files[int(i)] for i in positions]:
             frames, persons, offsets, provenance = _load_shard(str(path))
             yield ShardLabels(path, frames, persons, offsets, _decode_provenance(provenance))
 

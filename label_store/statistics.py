@@ -22,7 +22,15 @@ import numpy as np
 from orpose.label_store.reader import LabelRun, ShardLabels
 from orpose.label_store.schema import STATUS_LABELLED
 
-__all__ = ["Histogram", "RunStatistics", "GalleryPerson", "collect_statistics", "person_uncertainty", "day_of"]
+__all__ = [
+    "Histogram",
+    "RunStatistics",
+    "GalleryPerson",
+    "collect_statistics",
+    "sample_shards",
+    "person_uncertainty",
+    "day_of",
+]
 
 NUM_JOINTS = 17
 _DAY = re.compile(r"(?:^|/)(day[^/]*)(?:/|$)", re.IGNORECASE)
@@ -127,7 +135,8 @@ class RunStatistics:
         self.depth_consistency = Histogram(0, 1, 50)
         self.depth_flags = np.zeros(4, np.int64)
         self.hard_per_joint = np.zeros(NUM_JOINTS, np.int64)
-        self.shards = 0
+        self.shards = 0  # shards folded in by add
+        self.sampled: tuple[int, int, int] | None = None  # (shards read, shards of the run, seed) when sampled
         self.provenances: Counter[tuple[str, str]] = Counter()  # (config hash, code version) -> shards
         self._gallery: list[GalleryPerson] = []  # a min-heap on uncertainty: the root is the first to go
 
@@ -151,10 +160,70 @@ class RunStatistics:
         """The kept persons, most uncertain first."""
         return sorted(self._gallery, reverse=True)
 
-    def add(self, shard: ShardLabels) -> None:
+    def add_index(self, run: LabelRun) -> None:
+        """The counts of the whole run from its index (no shard opened but those of the first `max_rejected`
+        rejected frames, for their details): frames, rejects by reason, persons and hard persons per (day, camera),
+        persons per frame, the detector score, each joint's hard share and the gallery. Then `add(shard,
+        counts=False)` adds the distributions only the shards hold. The day comes from the frame id alone here
+        (the index has no color path)."""
+        from orpose.label_store.index import load_person_index
+
+        index, persons = run.index, load_person_index(run.path)
+        labelled = index.status == STATUS_LABELLED
+        first = np.concatenate([[0], np.cumsum(index.persons, dtype=np.int64)])
+        hard_valid = np.concatenate([[0], np.cumsum(persons.hard_valid, dtype=np.int64)])
+        hard_keypoints = np.concatenate([[0], np.cumsum(persons.hard_keypoints, dtype=np.int64)])
+        cameras = np.unique(index.camera_id, return_inverse=True)
+        days = [day_of(frame_id.decode()) for frame_id in index.frame_id]
+        day_names, day_of_frame = np.unique(np.array(days, dtype=object), return_inverse=True)
+        group_of_frame = day_of_frame.reshape(-1) * len(cameras[0]) + cameras[1].reshape(-1)
+        for group in np.unique(group_of_frame):
+            rows = np.flatnonzero(group_of_frame == group)
+            key = (str(day_names[group // len(cameras[0])]), cameras[0][group % len(cameras[0])].decode())
+            counts = self.groups.setdefault(key, _GroupCounts())
+            ok = rows[labelled[rows]]
+            n = int(index.persons[ok].sum())
+            counts.frames += len(rows)
+            counts.labelled += len(ok)
+            counts.rejected += len(rows) - len(ok)
+            counts.persons += n
+            start, end = first[ok], first[ok + 1]  # the frames' person rows
+            counts.hard_persons += int((hard_valid[end] - hard_valid[start]).sum())
+            counts.keypoints += n * NUM_JOINTS
+            counts.hard_keypoints += int((hard_keypoints[end] - hard_keypoints[start]).sum())
+        for reason, n in zip(*np.unique(index.reject_reason[~labelled], return_counts=True)):
+            self.rejected_by_reason[reason.decode()] += int(n)
+        for position in np.flatnonzero(~labelled)[: self.max_rejected]:
+            frame = run.get(index.frame_id_at(position)).frame
+            self.rejected.append(
+                {
+                    "frame_id": str(frame["frame_id"]),
+                    "camera_id": str(frame["camera_id"]),
+                    "reason": str(frame["reject_reason"]),
+                    "detail": str(frame["reject_detail"]),
+                }
+            )
+        self.persons_per_frame.update({int(n): int(c) for n, c in zip(*np.unique(index.persons[labelled],
+                                                                                  return_counts=True))})  # fmt: skip
+        self.score.add(persons.score)
+        self.hard_per_joint += persons.hard_per_joint()
+        uncertainty = 1.0 - persons.confidence_mean.astype(np.float64)
+        frame_of = np.repeat(np.arange(len(index)), index.persons)
+        for row in np.argsort(-uncertainty, kind="stable")[: self.gallery_size]:
+            position = int(frame_of[row])
+            entry = GalleryPerson(float(uncertainty[row]), index.frame_id_at(position), int(row - first[position]))
+            heapq.heappush(self._gallery, entry)
+
+    def add(self, shard: ShardLabels, counts: bool = True) -> None:
+        """Fold one shard in; `counts=False` after `add_index`, which counted the run already: only what the
+        index lacks (each joint's confidence and TTA spread, depth consistency and flags, provenance)."""
         frames, persons, offsets = shard.frames, shard.persons, shard.person_offset
         self.shards += 1
         self.provenances[(str(shard.provenance.get("config_hash")), str(shard.provenance.get("code_version")))] += 1
+        if not counts:
+            if len(persons["score"]):
+                self._add_distributions(persons)
+            return
         labelled = frames["status"] == STATUS_LABELLED
         keys = [(day_of(f, c), cam) for f, c, cam in zip(frames["frame_id"], frames["color_path"], frames["camera_id"])]
         hard_valid, hard_mask = persons["hard_valid"], persons["hard_mask"]
@@ -186,10 +255,7 @@ class RunStatistics:
             return
         self.hard_per_joint += hard_mask.sum(0)
         self.score.add(persons["score"])
-        self.confidence.add(persons["keypoints_2d"][..., 2])
-        self.spread.add(persons["keypoint_spread"])
-        self.depth_consistency.add(persons["depth_consistency"].ravel())
-        self.depth_flags += np.bincount(persons["depth_flag"].ravel().astype(np.int64), minlength=4)[:4]
+        self._add_distributions(persons)
         frame_of = persons["frame_index"]
         uncertainty = person_uncertainty(persons["keypoints_2d"])
         # Only persons that could enter the heap are looked at: at most gallery_size per shard.
@@ -204,20 +270,43 @@ class RunStatistics:
             else:
                 break
 
+    def _add_distributions(self, persons: dict[str, np.ndarray]) -> None:
+        self.confidence.add(persons["keypoints_2d"][..., 2])
+        self.spread.add(persons["keypoint_spread"])
+        self.depth_consistency.add(persons["depth_consistency"].ravel())
+        self.depth_flags += np.bincount(persons["depth_flag"].ravel().astype(np.int64), minlength=4)[:4]
+
     def hard_fraction_per_joint(self) -> np.ndarray:
         """How often each joint of a labelled person is in the hard set (17; NaN without persons)."""
         persons = self.persons
         return self.hard_per_joint / persons if persons else np.full(NUM_JOINTS, np.nan)
 
 
-def collect_statistics(run: LabelRun | str | Path, progress: bool = False, **settings) -> RunStatistics:
+def sample_shards(count: int, sample: int | None, seed: int = 0) -> np.ndarray:
+    """Positions of `sample` of `count` shards drawn with `seed`, in run order (every shard when None)."""
+    if sample is None or sample >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, size=sample, replace=False))
+
+
+def collect_statistics(
+    run: LabelRun | str | Path, progress: bool = False, sample: int | None = None, seed: int = 0, **settings
+) -> RunStatistics:
+    """The statistics of a run: every shard folded in; or, with `sample`, the counts of the whole run from its index
+    (`RunStatistics.add_index`) and the distributions only the shards hold from `sample` shards drawn with `seed`
+    (`RunStatistics.sampled` records how many)."""
     run = run if isinstance(run, LabelRun) else LabelRun(run)
     stats = RunStatistics(**settings)
-    shards = run.shards()
+    positions = sample_shards(len(run.shard_files), sample, seed)
+    from_index = sample is not None and run.path.is_dir()
+    if from_index:
+        stats.add_index(run)
+        stats.sampled = (len(positions), len(run.shard_files), seed)
+    shards = run.shards(positions)
     if progress:
         from tqdm import tqdm
 
-        shards = tqdm(shards, total=len(run.shard_files), desc="reading shards", unit="shard")
+        shards = tqdm(shards, total=len(positions), desc="reading shards", unit="shard")
     for shard in shards:
-        stats.add(shard)
+        stats.add(shard, counts=not from_index)
     return stats

@@ -35,10 +35,21 @@ COMMANDS = {
     "verify-sample": ["-m", "orpose.pipeline.cli", "verify", "{run}", "--no-progress", "--sample", "100"],
     "stats": ["-m", "orpose.pipeline.cli", "stats", "{run}", "-o", "{tmp}/stats"],  # no bar: its output is a pipe
     "report": ["-m", "orpose.pipeline.cli", "report", "{run}", "-o", "{tmp}/report", "--no-progress"],
+    "report-sample": [
+        "-m",
+        "orpose.pipeline.cli",
+        "report",
+        "{run}",
+        "-o",
+        "{tmp}/report",
+        "--no-progress",
+        "--sample",
+        "100",
+    ],  # fmt: skip
     "export-coco": ["-m", "orpose.pipeline.cli", "export-coco", "{run}", "-o", "{tmp}/coco.json"],
     "query": ["-m", "orpose.pipeline.cli", "query", "{run}", QUERY, "-o", "{tmp}/query.csv"],
 }
-NEW_ONLY = {"verify-sample", "query"}  # commands the older tree lacks
+NEW_ONLY = {"verify-sample", "report-sample", "query"}  # commands the older tree lacks
 NEW_OPTIONS = {"inspect": 1, "verify": 3, "stats": 0}  # trailing arguments the older tree's command lacks
 
 
@@ -74,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--before", type=Path, help="an older tree to run beside this one")
-    parser.add_argument("--commands", default="open,inspect,verify,verify-sample,stats,export-coco,query")
+    parser.add_argument("--commands", default="open,inspect,verify,verify-sample,stats,report-sample,export-coco,query")
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
     parser.add_argument(
         "--skip-before-over",

@@ -20,11 +20,18 @@ from orpose.visualize.run_figures import run_figures  # noqa: E402
 __all__ = ["write_stats"]
 
 
-def write_stats(run: LabelRun | str | Path, out_dir: str | Path, progress: bool = False) -> list[Path]:
-    """Write `out_dir/<figure>.png` for every figure of the run (`run_figures`); returns their paths."""
+def write_stats(
+    run: LabelRun | str | Path,
+    out_dir: str | Path,
+    progress: bool = False,
+    sample: int | None = None,
+    seed: int = 0,
+) -> list[Path]:
+    """Write `out_dir/<figure>.png` for every figure of the run (`run_figures`); returns their paths. With `sample`,
+    counts and scores from the index, per-joint distributions from `sample` shards (`collect_statistics`)."""
     run = run if isinstance(run, LabelRun) else LabelRun(run)
     thresholds = (run.provenance().get("thresholds_json") or {}) if run.shard_files else {}
-    stats = collect_statistics(run, progress=progress)
+    stats = collect_statistics(run, progress=progress, sample=sample, seed=seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "joint, depth consistency), the result of `labels verify`, the figures of `labels evaluate` for the "
         "soft and hard sets when --gt is given, and a gallery of the least confident persons, color crop "
         "beside depth crop. Statistics are streamed one shard at a time: memory stays bounded on runs of "
-        "any size.",
+        "any size. With --sample N, counts, scores, hard shares and the gallery come from the run's index and "
+        "the distributions and verify from N shards drawn with --seed: the same time on any run's size.",
         epilog="example:\n  labels report runs/tiny-sample --gt data/sample/annotations.json "
         "-o runs/tiny-sample/report",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -28,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_out(parser, "folder for index.html (created)")
     parser.add_argument("--gt", help="COCO-style ground truth (the generator's annotations.json, MVOR's file)")
     parser.add_argument("--gallery", type=int, default=24, help="persons in the gallery (default 24)")
+    parser.add_argument(
+        "--sample", type=int, help="read N shards drawn at random for the distributions and verify (default: all)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of --sample's draw (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar while reading shards")
     parser.set_defaults(func=run)
 
@@ -36,7 +41,13 @@ def run(args: argparse.Namespace) -> int:
     from orpose.visualize.report import write_report
 
     index, timings = write_report(
-        args.run, args.out, gt=args.gt, gallery_size=args.gallery, progress=not args.no_progress
+        args.run,
+        args.out,
+        gt=args.gt,
+        gallery_size=args.gallery,
+        progress=not args.no_progress,
+        sample=args.sample,
+        seed=args.seed,
     )
     print(
         f"wrote {index} in {timings.total:.1f} s (statistics {timings.statistics:.1f} s, "

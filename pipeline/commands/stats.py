@@ -18,6 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("path", help="run directory or shard file")
     add_out(parser, "folder for the PNG files")
+    parser.add_argument(
+        "--sample", type=int, help="per-joint distributions from N shards drawn at random; counts from the index"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of --sample's draw (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar while reading shards")
     parser.set_defaults(func=run)
 
@@ -25,6 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from orpose.visualize.stats import write_stats
 
-    for path in write_stats(args.path, args.out, progress=not args.no_progress):
+    for path in write_stats(args.path, args.out, progress=not args.no_progress, sample=args.sample, seed=args.seed):
         print(f"wrote {path}")
     return 0

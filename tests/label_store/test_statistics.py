@@ -113,3 +113,51 @@ def test_run_statistics_count_per_day_and_camera_and_keep_the_least_confident():
     # hard share per joint: persons with confidence > 0.35 (0.9, 0.5, 0.95) of 6
     assert stats.hard_fraction_per_joint() == pytest.approx(np.full(17, 0.5))
     assert stats.provenances == {("abc", "git:1"): 2}
+
+
+def _run_of_three_shards(tmp_path, records, provenance):
+    from dataclasses import replace
+
+    from orpose.label_store.index import consolidate_index
+    from orpose.label_store.shard import commit_shard
+
+    rng = np.random.default_rng(0)
+
+    def varied(record, prefix):  # the tiny teacher's persons are all soft: some made hard, differently per shard
+        persons = dict(record.persons)
+        if record.num_persons:
+            persons["hard_mask"] = rng.random(persons["hard_mask"].shape) < 0.6
+            persons["hard_valid"] = persons["hard_mask"].sum(1) >= 10
+        return replace(record, frame={**record.frame, "frame_id": f"{prefix}/{record.frame['frame_id']}"},
+                       persons=persons)  # fmt: skip
+
+    for shard in (0, 1, 2):
+        prefix = f"day{shard % 2 + 1}/s{shard}"  # two days
+        commit_shard(tmp_path, shard, [varied(r, prefix) for r in records], provenance)
+    consolidate_index(tmp_path)
+    return tmp_path
+
+
+def test_counts_from_the_index_equal_counts_from_every_shard(tmp_path, records, provenance):
+    from orpose.label_store.statistics import collect_statistics
+
+    run = _run_of_three_shards(tmp_path, records, provenance)
+    streamed = collect_statistics(run)
+    indexed = collect_statistics(run, sample=3)  # every shard read, but the counts from the index
+    assert indexed.sampled == (3, 3, 0) and streamed.sampled is None
+    assert {k: vars(g) for k, g in indexed.groups.items()} == {k: vars(g) for k, g in streamed.groups.items()}
+    assert 0 < streamed.hard_persons < streamed.persons
+    assert len(indexed.groups) == 4 and indexed.rejected_by_reason == streamed.rejected_by_reason
+    assert indexed.rejected == streamed.rejected and indexed.persons_per_frame == streamed.persons_per_frame
+    np.testing.assert_array_equal(indexed.score.counts, streamed.score.counts)
+    np.testing.assert_array_equal(indexed.hard_per_joint, streamed.hard_per_joint)
+    np.testing.assert_array_equal(indexed.confidence.counts, streamed.confidence.counts)
+
+    def picked(stats):  # the shards hold the same persons: ties are broken differently, so compare what was picked
+        return sorted((round(g.uncertainty, 5), g.frame_id.split("/", 2)[2], g.person) for g in stats.gallery())
+
+    assert picked(indexed) == picked(streamed) and len(picked(indexed)) == min(24, streamed.persons)
+
+    one = collect_statistics(run, sample=1, seed=4)  # the whole run's counts, one shard's distributions
+    assert one.sampled == (1, 3, 4) and one.persons == streamed.persons and one.shards == 1
+    assert one.confidence.total()[0] == streamed.persons // 3  # the three shards hold the same persons

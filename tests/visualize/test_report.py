@@ -128,6 +128,18 @@ def test_generated_run_report_names_rejected_frames_and_evaluates_both_sets(gene
     assert "wrote" in stdout and "gallery" in stdout  # the command prints its timings
 
 
+def test_a_sampled_report_counts_the_whole_run_from_its_index(generated_run, generated_report, tmp_path):
+    run, _ = generated_run
+    result = labels("report", run, "-o", tmp_path, "--sample", 1, "--seed", 3, "--no-progress", timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    page, full = (tmp_path / "index.html").read_text(), generated_report[0].read_text()
+    assert _section(page, "counts") == _section(full, "counts")  # every frame counted, from the index
+    assert _section(page, "rejected") == _section(full, "rejected")
+    shards = len(LabelRun(run).shard_files)
+    assert f"from 1 of {shards} shards (drawn with seed 3)" in _section(page, "distributions")
+    assert f"1 of {shards} shards checked" in _section(page, "summary")
+
+
 @pytest.mark.skipif(
     CHROMIUM is None,
     reason="no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it",
