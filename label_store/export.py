@@ -3,7 +3,8 @@
 Writes FILE (a list of results: image_id, category_id 1, bbox [x, y, w, h], score, keypoints as
 17 x (x, y, confidence)) and FILE with `.images.json` (an image list: id, file_name, width,
 height, frame_id). Image ids follow the run's frame order from 1, or come from a ground-truth
-file (`image_ids_from`) matched by `frame_id`, else by file name.
+file (`image_ids_from`) matched by `frame_id`, else by file name. Both files are written as the run
+is read, shard by shard: memory does not grow with the run.
 """
 
 from __future__ import annotations
@@ -37,49 +38,51 @@ def export_coco(
         raise ValueError(f"label_set must be 'soft' or 'hard', got {label_set!r}")
     run = run if isinstance(run, LabelRun) else LabelRun(run)
     known = _ids_from_ground_truth(image_ids_from) if image_ids_from else None
-    images, results = [], []
-    for number, labels in enumerate(run, start=1):
-        frame = labels.frame
-        if known is not None:
-            image_id = known.get(frame["frame_id"])
-            if image_id is None:
-                image_id = next(
-                    (v for k, v in known.items() if k.startswith("file:") and frame["color_path"].endswith(k[5:])), None
-                )
-            if image_id is None:
-                continue  # not in the ground truth
-        else:
-            image_id = number
-        images.append(
-            {
+    out = Path(out)
+    images, results = 0, 0
+    with out.open("w") as results_file, Path(str(out) + ".images.json").open("w") as images_file:
+        results_file.write("[")
+        images_file.write('{"images": [')
+        for number, labels in enumerate(run, start=1):
+            frame = labels.frame
+            if known is not None:
+                image_id = known.get(frame["frame_id"])
+                if image_id is None:
+                    image_id = next(
+                        (v for k, v in known.items() if k.startswith("file:") and frame["color_path"].endswith(k[5:])),
+                        None,
+                    )
+                if image_id is None:
+                    continue  # not in the ground truth
+            else:
+                image_id = number
+            image = {
                 "id": image_id,
                 "file_name": frame["color_path"],
                 "width": int(frame["color_size"][0]),
                 "height": int(frame["color_size"][1]),
                 "frame_id": frame["frame_id"],
             }
-        )
-        p = labels.persons
-        for k in range(len(labels)):
-            if label_set == "hard" and not p["hard_valid"][k]:
-                continue
-            keypoints = p["keypoints_2d"][k].astype(np.float64).copy()
-            if label_set == "hard":
-                keypoints[~p["hard_mask"][k], 2] = 0.0
-            x1, y1, x2, y2 = (float(v) for v in p["box"][k])
-            results.append(
-                {
+            images_file.write((",\n " if images else "\n ") + json.dumps(image))
+            images += 1
+            p = labels.persons
+            for k in range(len(labels)):
+                if label_set == "hard" and not p["hard_valid"][k]:
+                    continue
+                keypoints = p["keypoints_2d"][k].astype(np.float64).copy()
+                if label_set == "hard":
+                    keypoints[~p["hard_mask"][k], 2] = 0.0
+                x1, y1, x2, y2 = (float(v) for v in p["box"][k])
+                result = {
                     "image_id": image_id,
                     "category_id": 1,
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
                     "score": float(p["score"][k]),
                     "keypoints": [round(float(v), 3) for v in keypoints.ravel()],
                 }
-            )
-    out = Path(out)
-    out.write_text(json.dumps(results) + "\n")
-    Path(str(out) + ".images.json").write_text(
-        json.dumps({"images": images, "categories": [{"id": 1, "name": "person", "supercategory": "person"}]}, indent=1)
-        + "\n"
-    )
-    return {"images": len(images), "results": len(results)}
+                results_file.write((", " if results else "") + json.dumps(result))
+                results += 1
+        results_file.write("]\n")
+        categories = [{"id": 1, "name": "person", "supercategory": "person"}]
+        images_file.write(f'\n], "categories": {json.dumps(categories)}}}\n')
+    return {"images": images, "results": results}
