@@ -35,7 +35,8 @@ def predictions_from_run(
     # that image's. Otherwise (MVOR) the color path ends with the image's file_name.
     by_file = [] if by_frame else [(im["file_name"], im["id"]) for im in gt["images"]]
     predictions = []
-    for labels in run:
+    # frame ids: only the ground truth's frames are read (index order, each shard once); file names: every frame
+    for labels in run.select(by_frame) if by_frame else run:
         image_id = by_frame.get(labels.frame_id)
         if image_id is None:
             image_id = next((i for name, i in by_file if labels.frame["color_path"].endswith(name)), None)

@@ -15,7 +15,10 @@ Paths are machine-specific: `color_path` and `depth_path` are compared by file n
 `reject_detail` with the folders of its paths removed.
 
 A label set is a `LabelRun` (a run directory or a shard) or a reference JSON written by
-`reference_from_run` (the CI regression's reviewed reference; NaN stored as null).
+`reference_from_run` (the CI regression's reviewed reference; NaN stored as null). A run is read frame by
+frame (its frames looked up through its index), and what a comparison keeps is bounded whatever the runs'
+sizes: counts, running sums for the bias, the displacements exactly up to `EXACT_CHANGES` values and as a
+histogram beyond, and the first `MAX_KEPT` problems and frame ids (every one counted).
 """
 
 from __future__ import annotations
@@ -29,13 +32,16 @@ import numpy as np
 
 from orpose.frames.geometry import box_iou
 from orpose.joints import COCO_KEYPOINTS, H36M_JOINTS
-from orpose.label_store.reader import LabelRun
+from orpose.label_store.reader import FrameLabels, LabelRun
 from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STR
+from orpose.label_store.statistics import Histogram
 
 __all__ = ["Tolerances", "Comparison", "compare", "reference_from_run", "load_labels", "FRAME_CHECKS", "PERSON_CHECKS"]
 
 REFERENCE_FORMAT = "or-pose-labels/reference"
 REFERENCE_VERSION = 2
+MAX_KEPT = 10_000  # problems (and frame ids in one set only) kept for the report; every one is counted
+EXACT_CHANGES = 1_000_000  # displacements kept for exact quantiles (8 MB); beyond, a histogram
 
 
 @dataclass(frozen=True)
@@ -99,39 +105,87 @@ def _machine_free(name: str, value):
     return value
 
 
+class Capped(list):
+    """A list that keeps its first `cap` items and counts every one appended (`total`)."""
+
+    def __init__(self, cap: int = MAX_KEPT):
+        super().__init__()
+        self.cap, self.total = cap, 0
+
+    def append(self, item) -> None:
+        self.total += 1
+        if len(self) < self.cap:
+            super().append(item)
+
+
+class Changes:
+    """Sizes of changes (px or mm): exact quantiles up to `EXACT_CHANGES` values, then read from a histogram over
+    [0, `high`] (to `high` / 10,000; larger values count above it); the largest is always exact."""
+
+    def __init__(self, high: float):
+        self._exact: list[np.ndarray] | None = []
+        self._histogram = Histogram(0.0, high, 10_000)
+        self.count, self.max = 0, 0.0
+
+    def extend(self, values) -> None:
+        values = np.asarray(values, np.float64).ravel()
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return
+        self.count += len(values)
+        self.max = max(self.max, float(values.max()))
+        self._histogram.add(values)
+        if self._exact is not None:
+            self._exact.append(values)
+            if self.count > EXACT_CHANGES:
+                self._exact = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def quantiles(self, qs=(0.5, 0.9, 0.99, 1.0)) -> np.ndarray:
+        if not self.count:
+            return np.full(len(qs), np.nan)
+        if self._exact is not None:
+            return np.quantile(np.concatenate(self._exact), qs)
+        return np.array([self.max if q >= 1.0 else self._histogram.quantiles([q])[0, 0] for q in qs])
+
+
 @dataclass
 class Comparison:
     frames: int = 0
-    frames_only_in_a: list = field(default_factory=list)
-    frames_only_in_b: list = field(default_factory=list)
+    frames_only_in_a: Capped = field(default_factory=Capped)  # their ids (the first MAX_KEPT); .total counts all
+    frames_only_in_b: Capped = field(default_factory=Capped)
     matched: int = 0
     added: int = 0
     removed: int = 0
-    keypoint_px: list = field(default_factory=list)  # all matched keypoint displacements (color grid)
-    pose3d_mm: list = field(default_factory=list)  # all matched soft-3D joint changes
-    signed: dict = field(default_factory=dict)  # position field -> list of (dx, dy) arrays, for the bias
-    problems: list = field(default_factory=list)  # readable lines, one per tolerance exceeded
+    keypoint_px: Changes = field(default_factory=lambda: Changes(100.0))  # matched keypoint displacements (color)
+    pose3d_mm: Changes = field(default_factory=lambda: Changes(1000.0))  # matched soft-3D joint changes
+    signed: dict = field(default_factory=dict)  # position field -> (sum of (dx, dy), count), for the bias
+    problems: Capped = field(default_factory=Capped)  # readable lines, one per tolerance exceeded
     depth_resampled: int = 0  # joints whose depth fields were not compared (see _resampled_joints)
 
-    def quantiles(self, values, qs=(0.5, 0.9, 0.99, 1.0)) -> str:
-        values = [v for v in values if np.isfinite(v)]
-        if not values:
+    def quantiles(self, changes: Changes, qs=(0.5, 0.9, 0.99, 1.0)) -> str:
+        if not len(changes):
             return "n/a"
-        return ", ".join(f"q{int(q * 100)} {np.quantile(values, q):.3g}" for q in qs)
+        return ", ".join(f"q{int(q * 100)} {v:.3g}" for q, v in zip(qs, changes.quantiles(qs)))
+
+    def add_signed(self, name: str, moves: np.ndarray) -> None:
+        """Fold signed (dx, dy) rows of a position field into its running mean (finite rows only)."""
+        moves = np.asarray(moves, np.float64).reshape(-1, 2)
+        moves = moves[np.isfinite(moves).all(axis=1)]
+        total, count = self.signed.get(name, (np.zeros(2), 0))
+        self.signed[name] = (total + moves.sum(axis=0), count + len(moves))
 
     def bias(self, name: str) -> np.ndarray | None:
         """Mean signed (dx, dy) of a position field over every matched finite value."""
-        parts = self.signed.get(name)
-        if not parts:
-            return None
-        stacked = np.concatenate(parts)
-        stacked = stacked[np.isfinite(stacked).all(axis=1)]
-        return stacked.mean(axis=0) if len(stacked) else None
+        total, count = self.signed.get(name, (None, 0))
+        return total / count if count else None
 
     def lines(self) -> list[str]:
         out = [
-            f"frames compared: {self.frames} (only in A: {len(self.frames_only_in_a)}, "
-            f"only in B: {len(self.frames_only_in_b)})",
+            f"frames compared: {self.frames} (only in A: {self.frames_only_in_a.total}, "
+            f"only in B: {self.frames_only_in_b.total})",
             f"persons: {self.matched} matched, {self.added} added, {self.removed} removed",
             f"keypoint displacement px: {self.quantiles(self.keypoint_px)}",
             f"soft 3D change mm: {self.quantiles(self.pose3d_mm)}",
@@ -142,22 +196,23 @@ class Comparison:
                 "another pixel (the depth transfer read another depth pixel there)"
             )
         out += [f"  {p}" for p in self.problems[:50]]
-        if len(self.problems) > 50:
-            out.append(f"  ... {len(self.problems) - 50} more")
+        if self.problems.total > 50:
+            out.append(f"  ... {self.problems.total - 50} more")
         return out
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems.total
+
+
+def _frame_of(labels: FrameLabels) -> dict:
+    frame = {name: labels.frame[name] for name in FRAME_CHECKS}
+    frame["persons"] = {name: labels.persons[name] for name in PERSON_CHECKS}
+    return frame
 
 
 def _frames_of_run(run: LabelRun) -> dict[str, dict]:
-    out = {}
-    for labels in run:
-        frame = {name: labels.frame[name] for name in FRAME_CHECKS}
-        frame["persons"] = {name: labels.persons[name] for name in PERSON_CHECKS}
-        out[labels.frame_id] = frame
-    return out
+    return {labels.frame_id: _frame_of(labels) for labels in run}
 
 
 def _to_json(value):
@@ -223,6 +278,35 @@ def load_labels(source) -> dict[str, dict]:
             for frame_id, f in data["frames"].items()
         }
     return _frames_of_run(LabelRun(path))
+
+
+def _label_set(source) -> dict[str, dict] | LabelRun:
+    """A run (directory, shard, LabelRun) stays a LabelRun, read frame by frame; a reference JSON or a dict of
+    frames is loaded (`load_labels`)."""
+    if isinstance(source, (dict, LabelRun)):
+        return source
+    path = Path(source)
+    return load_labels(path) if path.suffix == ".json" else LabelRun(path)
+
+
+def _frame_ids(labels: dict[str, dict] | LabelRun) -> np.ndarray:
+    """The frame ids of a label set as bytes (a run's from its index: in its order)."""
+    if isinstance(labels, LabelRun):
+        return labels.index.frame_id
+    ids = sorted(labels)
+    return np.array([i.encode() for i in ids], dtype=bytes) if ids else np.zeros(0, "S1")
+
+
+def _frames_in(labels: dict[str, dict] | LabelRun, ids: np.ndarray, keep: np.ndarray):
+    """(frame id, frame) of the label set's frames where `keep` (aligned with `_frame_ids`), in that order; a run
+    is read shard by shard."""
+    if isinstance(labels, dict):
+        for frame_id in ids[keep]:
+            yield frame_id.decode(), labels[frame_id.decode()]
+        return
+    for position, frame in enumerate(labels):
+        if keep[position]:
+            yield frame.frame_id, _frame_of(frame)
 
 
 def _same_frame_value(a, b) -> bool:
@@ -318,9 +402,9 @@ def _compare_position(
     """Image positions (x, y[, confidence]): the largest move in pixels, and the confidence's change."""
     xy_a, xy_b = a[..., :2], b[..., :2]
     move = np.linalg.norm(xy_a - xy_b, axis=-1)
-    result.signed.setdefault(name, []).append((xy_b - xy_a).reshape(-1, 2))
+    result.add_signed(name, xy_b - xy_a)
     if name == "keypoints_2d":
-        result.keypoint_px.extend(move.tolist())
+        result.keypoint_px.extend(move)
     worst = int(np.nanargmax(move)) if np.isfinite(move).any() else None
     if worst is not None and move[worst] > limit:
         result.problems.append(
@@ -342,13 +426,13 @@ def _compare_values(
     """Boxes (largest corner move, px), 3D poses (largest joint move, mm) and plain numbers."""
     if rule == "box":
         corner = np.abs(a - b).max()
-        result.signed.setdefault(name, []).append((b - a).reshape(2, 2))
+        result.add_signed(name, b - a)
         if corner > limit:
             result.problems.append(f"{here}: moved {corner:.2f} px (tolerance {limit})")
     elif rule == "pose":
         change = np.linalg.norm(a - b, axis=-1)
         if name == "pose3d_soft":
-            result.pose3d_mm.extend(change.tolist())
+            result.pose3d_mm.extend(change)
         if np.isfinite(change).any() and np.nanmax(change) > limit:
             k = int(np.nanargmax(change))
             result.problems.append(f"{here} {_joint(names, k)}: moved {change[k]:.1f} mm (tolerance {limit})")
@@ -404,22 +488,25 @@ def compare(
     `fields` limits the comparison to those frame and person fields (default: every one), for
     label sets that store fewer (`labels bench`'s naive loop keeps boxes, scores, 2D and soft 3D).
     """
-    la, lb = load_labels(a), load_labels(b)
+    la, lb = _label_set(a), _label_set(b)
     frame_fields = FRAME_CHECKS if fields is None else tuple(f for f in FRAME_CHECKS if f in fields)
     person_fields = tuple(PERSON_CHECKS) if fields is None else tuple(f for f in PERSON_CHECKS if f in fields)
     unknown = set(fields or ()) - set(FRAME_CHECKS) - set(PERSON_CHECKS)
     if unknown:
         raise ValueError(f"compare: unknown fields {sorted(unknown)}")
     result = Comparison()
-    result.frames_only_in_a = sorted(set(la) - set(lb))
-    result.frames_only_in_b = sorted(set(lb) - set(la))
-    for frame_id in result.frames_only_in_a:
-        result.problems.append(f"{frame_id}: in A only")
-    for frame_id in result.frames_only_in_b:
-        result.problems.append(f"{frame_id}: in B only")
+    ids_a, ids_b = _frame_ids(la), _frame_ids(lb)
+    in_b, in_a = np.isin(ids_a, ids_b), np.isin(ids_b, ids_a)
+    for only, kept, side in (
+        (ids_a[~in_b], result.frames_only_in_a, "A"),
+        (ids_b[~in_a], result.frames_only_in_b, "B"),
+    ):
+        for frame_id in np.sort(only):
+            kept.append(frame_id.decode())
+            result.problems.append(f"{frame_id.decode()}: in {side} only")
     t = tolerances
-    for frame_id in sorted(set(la) & set(lb)):
-        fa, fb = la[frame_id], lb[frame_id]
+    for frame_id, fa in _frames_in(la, ids_a, in_b):
+        fb = lb[frame_id] if isinstance(lb, dict) else _frame_of(lb.get(frame_id))
         result.frames += 1
         for name in frame_fields:
             va, vb = _machine_free(name, fa[name]), _machine_free(name, fb[name])

@@ -520,7 +520,7 @@ def _pipeline_lines(pipelines, runs: dict, comparisons: dict, frames: int, naive
             f"{small_run['peak_rss_mb'] / naive_rss:.2f} x naive | {large_run['peak_rss_mb']:.0f} MB "
             f"({growth:+.1f} %) | {steady_text}; labels "
             f"{'same' if c.ok else 'DIFFERENT'} ({c.matched} persons matched, {c.added} added, {c.removed} removed, "
-            f"max keypoint difference {max(c.keypoint_px, default=0):.2g} px)"
+            f"max keypoint difference {c.keypoint_px.max:.2g} px)"
             + (
                 f"; GPU {small_run['summary']['gpu_peak_mb']:.0f} MB peak allocated"
                 if small_run["summary"].get("gpu_peak_mb") is not None

@@ -114,10 +114,10 @@ def export_rerun(
     threshold = float((run.provenance().get("thresholds_json") or {}).get("keypoint_score", 0.35))
 
     by_camera: dict[str, list[str]] = defaultdict(list)
-    for frame_id in run.frame_ids():
-        camera = run.get(frame_id).frame["camera_id"]
+    for frame_id, camera_id in zip(run.index.frame_id, run.index.camera_id):  # the index: no shard opened to choose
+        camera = camera_id.decode()
         if frames_per_camera is None or len(by_camera[camera]) < frames_per_camera:
-            by_camera[camera].append(frame_id)
+            by_camera[camera].append(frame_id.decode())
 
     recording = rr.RecordingStream("or-pose-labels", recording_id=str(run.path.resolve()))
     recording.save(str(out))

@@ -58,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
     )
     result = compare(args.a, args.b, tolerances, args.min_iou)
     print("\n".join(result.lines()))
-    print("within tolerances" if result.ok else f"{len(result.problems)} change(s) past the tolerances")
+    print("within tolerances" if result.ok else f"{result.problems.total} change(s) past the tolerances")
     return 0 if result.ok else 1

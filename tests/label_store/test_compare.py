@@ -29,7 +29,7 @@ def test_identical_runs_compare_clean_and_changes_are_named(tmp_path, records, p
     frame = target.frame["frame_id"]
     assert not diff.ok and diff.removed == 1
     assert f"{frame} person 0: keypoints_2d left_wrist" in report and "3.00 px (tolerance 1.0)" in report
-    assert np.isclose(max(diff.keypoint_px), 3.0, atol=2e-3)  # the reference rounds to 1e-3
+    assert np.isclose(diff.keypoint_px.max, 3.0, atol=2e-3)  # the reference rounds to 1e-3
 
 
 def _first_person_frame(records):
@@ -143,7 +143,7 @@ def test_a_consistent_sub_pixel_shift_fails_though_no_keypoint_moves_a_pixel(ref
             record.persons["keypoints_2d"][..., 0] += 0.5  # a half-pixel convention broken
     commit_shard(tmp_path / "b", 0, changed, provenance)
     result = compare(reference, tmp_path / "b")
-    assert max(result.keypoint_px) < 1.0 and not result.ok
+    assert result.keypoint_px.max < 1.0 and not result.ok
     assert "keypoints_2d: every position moved on average by (+0.500," in "\n".join(result.problems)
 
 
@@ -219,3 +219,41 @@ def test_depth_fields_of_a_keypoint_that_moved_to_another_pixel_are_not_compared
     else:
         assert not diff.ok and diff.depth_resampled == 0
         assert "depth_keypoints left_elbow" in report and "1.19 px (tolerance 1.0)" in report
+
+
+def test_what_a_comparison_keeps_is_bounded(monkeypatch):
+    import orpose.label_store.compare as compare_module
+    from orpose.label_store.compare import Capped, Changes
+
+    capped = Capped(cap=3)
+    for n in range(5):
+        capped.append(n)
+    assert list(capped) == [0, 1, 2] and capped.total == 5
+
+    values = np.random.default_rng(0).exponential(2.0, size=5000)
+    exact = Changes(100.0)
+    exact.extend(values)
+    np.testing.assert_allclose(exact.quantiles((0.5, 0.9)), np.quantile(values, (0.5, 0.9)))
+    monkeypatch.setattr(compare_module, "EXACT_CHANGES", 1000)
+    binned = Changes(100.0)
+    for chunk in np.array_split(values, 10):
+        binned.extend(chunk)
+    assert binned._exact is None and binned.count == 5000 and binned.max == values.max()
+    np.testing.assert_allclose(binned.quantiles((0.5, 0.9)), np.quantile(values, (0.5, 0.9)), atol=0.01 + 1e-9)
+
+
+def test_two_runs_are_compared_frame_by_frame(tmp_path, records, provenance, monkeypatch):
+    from dataclasses import replace
+
+    import orpose.label_store.compare as compare_module
+
+    commit_shard(tmp_path / "a", 0, records, provenance)
+    commit_shard(tmp_path / "a", 1, [replace(r, frame={**r.frame, "frame_id": "x" + r.frame["frame_id"]})
+                                     for r in records], provenance)  # fmt: skip
+    commit_shard(tmp_path / "b", 0, records, provenance)  # B lacks A's second shard
+    monkeypatch.setattr(compare_module, "_frames_of_run", lambda run: pytest.fail("a run was loaded whole"))
+    result = compare(tmp_path / "a", tmp_path / "b")
+    assert result.frames == len(records) and result.frames_only_in_a.total == len(records)
+    assert result.matched == sum(r.num_persons for r in records) and result.problems.total == len(records)
+    assert sorted(result.frames_only_in_a) == sorted("x" + r.frame["frame_id"] for r in records)
+    assert all(p.endswith(": in A only") for p in result.problems)

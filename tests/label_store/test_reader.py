@@ -65,3 +65,16 @@ def test_a_frame_in_two_shards_is_refused_naming_both(tmp_path, records, provena
     labels = LabelRun(tmp_path)
     with pytest.raises(ValueError, match="shard-00001.h5: frame 'a/.*' is also in .*shard-00000.h5"):
         labels.get(f"a/{records[0].frame['frame_id']}")
+
+
+def test_select_reads_the_asked_frames_in_run_order_from_their_shards_only(run, records, monkeypatch):
+    opened = []
+    real = h5py.File
+    monkeypatch.setattr(h5py, "File", lambda path, *a, **k: opened.append(str(path)) or real(path, *a, **k))
+    labels = LabelRun(run)
+    last, first = records[-1].frame["frame_id"], records[0].frame["frame_id"]
+    asked = [f"s5/{last}", "s9/not-there", f"s0/{last}", f"s0/{first}"]
+    picked = list(labels.select(asked))
+    assert [f.frame_id for f in picked] == [f"s0/{first}", f"s0/{last}", f"s5/{last}"]  # run order, unknown left out
+    assert sorted(set(opened)) == sorted({str(shard_path(run, 0)), str(shard_path(run, 5))})  # shard 2 never read
+    assert picked[2].frame["color_path"] == labels.get(f"s5/{last}").frame["color_path"]

@@ -76,7 +76,7 @@ def main() -> None:
             accepted = compare(REFERENCE, run, TOLERANCES)
             print("differences accepted against the previous reference:")
             print("\n".join(accepted.lines()))
-            print("  (none past the tolerances)" if accepted.ok else f"  {len(accepted.problems)} past the tolerances")
+            print("  (none past the tolerances)" if accepted.ok else f"  {accepted.problems.total} past the tolerances")
         except (FileNotFoundError, ValueError) as error:  # no reference yet, or one of an older format
             print(f"no comparable previous reference ({error})")
         reference_from_run(run, REFERENCE)
