@@ -1,22 +1,25 @@
 """`labels bench-feed`: how fast the labels feed a student, against the limit of decoding the images.
 
-Three loaders, side by side in one run, each a torch DataLoader with the same workers over the same run:
+Four loaders, side by side in one run, each a torch DataLoader with the same workers over the same run:
 
-- `limit`: decode and resize only, in a random order of the same training items (no labels read): what
-  the images alone cost, the most any label reader can reach;
+- `minimal`: the least a loader of these images can do, as a student's own script would write it: `cv2.imread`,
+  float32, resize, one channels-first copy (the channels left in OpenCV's BGR order), in the same random order;
+- `limit`: decode and resize only as `make_item` does it (the checked decode of `orpose.frames.decode`, the
+  swap to RGB), in the same order, no labels read: what this project's images alone cost;
 - `stream`: `PoseLabelStream` (shards dealt to workers, read whole, mixed in its buffer);
 - `map`: `PoseLabelDataset` through a shuffling sampler (one frame's rows read per item).
 
-The loaders are measured interleaved: all three are started, and then read in turns of `segment` items
-each (limit, stream, map, limit, ...), each keeping its workers between its turns. A slow spell of a
+The loaders are measured interleaved: all of them are started, and then read in turns of `segment` items
+each (minimal, limit, stream, map, minimal, ...), each keeping its workers between its turns. A slow spell of a
 shared machine, which lasts seconds, so falls on every loader alike, where measuring one loader after the
 other moved a ratio by up to 0.4 from one repeat to the next on this project's 2-core machine. A loader
 that waits for its turn has at most its prefetched batches in flight; they are made while another
 loader's turn runs and read at the start of its own, so each turn gains and loses about as many items'
 work, and the turns are kept long (60 batches) against that.
 
-For each: items/s after the first batch (its items over the seconds of its turns) and its ratio to the
-limit, the spread of that ratio over the turns, the time to the first batch, the summed proportional set
+For each: items/s after the first batch (its items over the seconds of its turns), its ratio to the first
+loader (the minimal one, else the limit) and that ratio's spread over the turns, its ratio to the limit, the time
+to the first batch, the summed proportional set
 size (PSS) of its workers at its peak, and the bytes its workers read per item (`rchar` from /proc: every
 read, page cache included). Then the shuffle's quality: how often two consecutive items of one worker
 come from the same shard, against a full random permutation of the same items. The ratios are the
@@ -65,6 +68,21 @@ class DecodeOnly(Dataset):
             image = cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_LINEAR)
         image = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)[::-1]  # RGB, channels first
         return torch.from_numpy(np.ascontiguousarray(image))
+
+
+class MinimalDecode(DecodeOnly):
+    """The minimal loader: `cv2.imread`, float32, resize, one channels-first copy; nothing checked, no RGB swap."""
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        import cv2
+
+        flags = cv2.IMREAD_COLOR if self.modality == "color" else cv2.IMREAD_UNCHANGED
+        image = cv2.imread(self.paths[i].decode(), flags).astype(np.float32)
+        h, w = image.shape[:2]
+        size = scaled_size(w, h, item_factor(self.factor, self.seed, 0, int(self.positions[i])))
+        if size != (w, h):
+            image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        return torch.from_numpy(np.ascontiguousarray(image[None] if image.ndim == 2 else image.transpose(2, 0, 1)))
 
 
 @dataclass
@@ -198,8 +216,9 @@ def _batching(batch_size: int | None, collate) -> dict:
 
 def _loader(name: str, run, stream: PoseLabelStream, order: np.ndarray, workers: int, batch_size: int | None):
     """The DataLoader of loader `name` over the same items (`order`: the limit's and the map-style's order)."""
-    if name == "limit":
-        dataset = DecodeOnly(
+    if name in ("limit", "minimal"):
+        decode = DecodeOnly if name == "limit" else MinimalDecode
+        dataset = decode(
             _paths(stream.source, order, stream.modality), order, stream.modality, stream.factor, stream.seed
         )
         return DataLoader(dataset, num_workers=workers, **_batching(batch_size, _stack_or_list))
@@ -210,7 +229,7 @@ def _loader(name: str, run, stream: PoseLabelStream, order: np.ndarray, workers:
         where = {int(p): i for i, p in enumerate(dataset.positions)}
         sampler = [where[int(p)] for p in order]  # the limit's random order
         return DataLoader(dataset, num_workers=workers, sampler=sampler, **_batching(batch_size, _poses_or_list))
-    raise ValueError(f"unknown loader {name!r} (known: limit, stream, map)")
+    raise ValueError(f"unknown loader {name!r} (known: minimal, limit, stream, map)")
 
 
 def shuffle_quality(stream: PoseLabelStream, workers: int) -> tuple[float, float]:
@@ -234,7 +253,7 @@ def bench_feed(
     buffer_size: int | None = None,
     seed: int = 0,
     keep: str | None = None,
-    loaders: tuple[str, ...] = ("limit", "stream", "map"),
+    loaders: tuple[str, ...] = ("minimal", "limit", "stream", "map"),
     batch_size: int | None = None,
     turn_batches: int = 60,
 ) -> list[str]:
@@ -257,22 +276,29 @@ def bench_feed(
         f"{os.cpu_count()} CPUs; run opened in {open_s:.2f} s"
     )
     order = np.random.default_rng([seed, 7]).permutation(np.flatnonzero(stream.eligible))[: items * 2]
-    names = sorted(loaders, key=lambda name: name != "limit")  # the limit first: the others' ratios are to it
+    # the references first (the others' ratios are to them): minimal, then limit
+    names = sorted(loaders, key=lambda name: {"minimal": 0, "limit": 1}.get(name, 2))
     figures, ratios = measure_interleaved(
         {name: _loader(name, run, stream, order, workers, batch_size) for name in names}, items, turn
     )
-    limit = next((f for f in figures if f.name == "limit"), None)
+    reference = {f.name: f for f in figures if f.name in ("limit", "minimal")}
+    first = names[0] if names[0] in reference else None  # the turn-by-turn ratios are to the first loader
     lines.append(
-        "loader  | items/s (after the first) | of the limit | turn by turn (q25-q75) | first batch | "
-        "workers' PSS | read per item"
+        f"loader  | items/s (after the first) | of {first or '-':7} | turn by turn (q25-q75) | of the limit | "
+        "first batch | workers' PSS | read per item"
     )
+
+    def of(f: FeedFigures, name: str) -> str:
+        base = reference.get(name)
+        return f"{f.items_per_s / base.items_per_s:.2f}" if base and base.items_per_s else "-"
+
     for f in figures:
-        ratio = f"{f.items_per_s / limit.items_per_s:.2f}" if limit and limit.items_per_s else "-"
-        spread = ratios.get(f.name, []) if limit else []
+        spread = ratios.get(f.name, []) if first else []
         quartiles = f"{np.quantile(spread, 0.25):.2f}-{np.quantile(spread, 0.75):.2f}" if spread else "-"
         lines.append(
-            f"{f.name:7} | {f.items_per_s:8.1f} ({f.items} items)        | {ratio:>12} | {quartiles:>22} "
-            f"| {f.first_batch_s:9.2f} s | {f.workers_pss_mb:9.0f} MB | {f.read_bytes_per_item / 1024:8.1f} KB"
+            f"{f.name:7} | {f.items_per_s:8.1f} ({f.items} items)        | {of(f, first) if first else '-':>10} "
+            f"| {quartiles:>22} | {of(f, 'limit'):>12} | {f.first_batch_s:9.2f} s | {f.workers_pss_mb:9.0f} MB "
+            f"| {f.read_bytes_per_item / 1024:8.1f} KB"
         )
     same, random_same = shuffle_quality(stream, workers)
     lines.append(

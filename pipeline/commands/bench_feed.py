@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "stacked); default: one item at a time (batch_size=None)",
     )
     parser.add_argument("--buffer", type=int, help="the stream's shuffle buffer (default: its default)")
-    parser.add_argument("--loaders", default="limit,stream,map", help="which loaders, comma-separated")
+    parser.add_argument("--loaders", default="minimal,limit,stream,map", help="which loaders, comma-separated")
     parser.add_argument(
         "--turn",
         type=int,

@@ -43,10 +43,28 @@ def test_bench_feed_prints_each_loader_against_the_limit_with_its_spread(trained
     lines = bench_feed(trained_sample_run, workers=0, items=6, factor=8, turn_batches=2)
     text = "\n".join(lines)
     assert "in turns of 2" in text
-    for name in ("limit", "stream", "map"):
+    for name in ("minimal", "limit", "stream", "map"):
         row = next(line for line in lines if line.startswith(f"{name:7} |"))
         assert "(7 items)" in row, row  # the first batch and three turns of two
-        if name != "limit":
-            assert re.search(r"\| +\d+\.\d\d-\d+\.\d\d \|", row), row  # the quartiles of its turns' ratios
-    assert re.search(r"limit   \| .* \|         1\.00 \|", text), text
+        if name != "minimal":
+            assert re.search(r"\| +\d+\.\d\d-\d+\.\d\d \|", row), row  # the quartiles of its turns' ratios to minimal
+    assert "| of minimal | turn by turn" in text
+    assert re.search(r"minimal \| [^|]*\| +1\.00 \|", text), text  # the first loader against itself
+    assert re.search(r"limit   \| [^|]*\| +\d\.\d\d \| +\d\.\d\d-\d\.\d\d \| +1\.00 \|", text), text
     assert "shuffle : consecutive items of one worker from the same shard" in text
+
+
+def test_the_minimal_loader_makes_the_limit_s_image_in_opencv_s_channel_order(trained_sample_run):
+    import numpy as np
+
+    from orpose.label_store.stream import PoseLabelStream
+    from orpose.pipeline.feed_bench import DecodeOnly, MinimalDecode, _paths
+
+    stream = PoseLabelStream(trained_sample_run, factor=8)
+    positions = np.flatnonzero(stream.eligible)[:2]
+    paths = _paths(stream.source, positions, "color")
+    for i in range(2):
+        limit = DecodeOnly(paths, positions, "color", 8, 0)[i]
+        minimal = MinimalDecode(paths, positions, "color", 8, 0)[i]
+        assert minimal.shape == limit.shape and minimal.dtype == limit.dtype
+        assert (minimal.flip(0) - limit).abs().max() <= 1e-3  # BGR against RGB, the same pixels
