@@ -9,7 +9,7 @@ from orpose.frames.files import sha256_file
 from orpose.joints import COCO_KEYPOINTS
 from orpose.label_store.plan import PLAN_DIR, PlanError, read_plan
 from orpose.label_store.reader import LabelRun
-from orpose.label_store.shard import ShardEntry, shard_path, verify_shard
+from orpose.label_store.shard import shard_path, verify_shard
 
 __all__ = ["inspect_labels", "format_inspection", "verify_run", "verify_index"]
 
@@ -175,52 +175,72 @@ def _index_part_problems(path: Path, shard_index: int, shard: Path) -> tuple[lis
     return [], truth
 
 
-def _consolidated_problems(path: Path, truths: dict[int, dict], committed) -> list[str]:
-    """`index/index.npz`'s rows of each checked shard against the shard's own columns. One that covers other
-    shards than the committed ones is stale (a run resumed since): readers then use the parts."""
-    import numpy as np
+class _ConsolidatedCheck:
+    """`index/index.npz`'s rows of each checked shard against the shard's own columns, a shard at a time as its
+    columns arrive (memory: the consolidated columns, once). One that covers other shards than the committed ones
+    is stale (a run resumed since): readers then use the parts, and nothing is checked."""
 
-    consolidated = path / "index" / "index.npz"
-    if not consolidated.exists() or not truths:
-        return []
-    problems = []
-    with np.load(consolidated) as data:
-        if not np.array_equal(data["shards"], np.asarray(committed)):
+    def __init__(self, path: Path, committed):
+        import numpy as np
+
+        self.file, self.columns = path / "index" / "index.npz", None
+        if not self.file.exists():
+            return
+        with np.load(self.file) as data:
+            if np.array_equal(data["shards"], np.asarray(committed)):
+                self.columns = {name: data[name] for name in data.files}  # each read once, not once per shard
+        if self.columns is not None:
+            self.person_start = np.concatenate([[0], np.cumsum(self.columns["persons"], dtype=np.int64)])
+
+    def problems(self, shard_index: int, truth: dict) -> list[str]:
+        import numpy as np
+
+        if self.columns is None:
             return []
-        columns = {name: data[name] for name in data.files}  # each read once, not once per shard
-    person_start = np.concatenate([[0], np.cumsum(columns["persons"], dtype=np.int64)])
-    for shard_index, truth in sorted(truths.items()):
-        lo, hi = np.searchsorted(columns["shard"], [shard_index, shard_index + 1])  # rows are in shard order
-        persons = slice(int(person_start[lo]), int(person_start[hi]))
-        bad = _differing_columns(columns, truth, slice(lo, hi), persons)
-        problems += [f"{consolidated}: column {name!r} differs from shard {shard_index}" for name in bad]
-    return problems
+        lo, hi = np.searchsorted(self.columns["shard"], [shard_index, shard_index + 1])  # rows in shard order
+        persons = slice(int(self.person_start[lo]), int(self.person_start[hi]))
+        bad = _differing_columns(self.columns, truth, slice(lo, hi), persons)
+        return [f"{self.file}: column {name!r} differs from shard {shard_index}" for name in bad]
 
 
-def _verify_committed_shard(job: tuple[Path, ShardEntry]) -> tuple[int, list[str], dict | None]:
-    """One committed shard: file present, sha256 as committed, schema and checksums, its index part."""
-    path, entry = job
+def _frames_key(frame_ids) -> bytes:
+    """A digest of a shard's frame ids in order: what the plan check compares, kept instead of the ids."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(frame_ids).encode()).digest()
+
+
+def _verify_committed_shard(job: tuple[Path, int]) -> tuple[int, list[str], dict | None, bytes]:
+    """One committed shard: file present, sha256 as its manifest entry says, schema and checksums, its index part;
+    with its columns (for the consolidated index) and the digest of its frame ids (for the plan)."""
+    from orpose.label_store.shard import read_manifest_entry, shard_name
+
+    path, shard_index = job
+    entry = read_manifest_entry(path / "manifest" / f"{shard_name(shard_index)}.json")
+    key = _frames_key(entry.frame_ids)
     shard = path / entry.file
     if not shard.exists():
-        return entry.index, [f"{shard}: listed in the manifest but missing"], None
+        return entry.index, [f"{shard}: listed in the manifest but missing"], None, key
     problems = []
     if sha256_file(shard) != entry.sha256:
         problems.append(f"{shard}: sha256 differs from its manifest entry (the file changed after commit)")
     problems += verify_shard(shard)
     if problems:  # an unreadable shard has no columns to compare the index with
-        return entry.index, problems, None
+        return entry.index, problems, None, key
     part_problems, truth = _index_part_problems(path, entry.index, shard)
-    return entry.index, part_problems, truth
+    return entry.index, part_problems, truth, key
 
 
 def verify_run(
     path: str | Path, sample: int | None = None, jobs: int = 1, seed: int = 0, progress: bool = False
 ) -> list[str]:
     """Schema and checksums of every shard (or of `sample` shards drawn with `seed`), manifest against files,
-    the run index against the shards, plan against manifest; `jobs` processes check shards in parallel."""
+    the run index against the shards, plan against manifest; `jobs` processes check shards in parallel. Each
+    shard's result is folded in as it arrives: memory is the consolidated index's columns and a digest per shard,
+    whatever the run's size."""
     from tqdm import tqdm
 
-    from orpose.label_store.shard import committed_shards, read_manifest_entry, shard_name
+    from orpose.label_store.shard import committed_shards
     from orpose.label_store.statistics import sample_shards
 
     path = Path(path)
@@ -231,29 +251,29 @@ def verify_run(
         return [f"{path}: no manifest/ folder: not a run directory"]
     committed = committed_shards(path)
     chosen = committed[sample_shards(len(committed), sample, seed)]  # the shards `labels report --sample` reads
-    entries = [read_manifest_entry(path / "manifest" / f"{shard_name(int(i))}.json") for i in chosen]
-    jobs_in = [(path, entry) for entry in entries]
+    jobs_in = [(path, int(i)) for i in chosen]
+    consolidated = _ConsolidatedCheck(path, committed)
+    frames_keys: dict[int, bytes] = {}
+
+    def fold(results) -> None:
+        for shard_index, shard_problems, truth, key in tqdm(results, total=len(jobs_in), desc="verifying shards",
+                                                            unit="shard", disable=not progress):  # fmt: skip
+            problems.extend(shard_problems)
+            frames_keys[shard_index] = key
+            if truth is not None:
+                problems.extend(consolidated.problems(shard_index, truth))
+
     if jobs > 1 and len(jobs_in) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(min(jobs, len(jobs_in))) as pool:
-            results = list(tqdm(pool.map(_verify_committed_shard, jobs_in, chunksize=4), total=len(jobs_in),
-                                desc="verifying shards", unit="shard", disable=not progress))  # fmt: skip
+            fold(pool.map(_verify_committed_shard, jobs_in, chunksize=4))
     else:
-        results = [
-            _verify_committed_shard(job)
-            for job in tqdm(jobs_in, desc="verifying shards", unit="shard", disable=not progress)
-        ]
-    truths = {}
-    for shard_index, shard_problems, truth in results:
-        problems += shard_problems
-        if truth is not None:
-            truths[shard_index] = truth
+        fold(map(_verify_committed_shard, jobs_in))
     listed = {shard_path(path, int(i)).resolve() for i in committed}
     for shard in sorted((path / "shards").glob("shard-*.h5")) if (path / "shards").exists() else []:
         if shard.resolve() not in listed:
             problems.append(f"{shard}: not in the manifest (an uncommitted leftover; the next run redoes it)")
-    problems += _consolidated_problems(path, truths, committed)
     try:
         plan = read_plan(path)
     except PlanError as error:
@@ -262,13 +282,12 @@ def verify_run(
         problems.append(f"{path}: the plan ({PLAN_DIR}/plan.json) is missing")
         return problems
     committed_set = {int(i) for i in committed}
-    by_index = {e.index: e for e in entries}
     for index, frames in plan.frame_ids():
         if index not in committed_set:
             problems.append(
                 f"{path}: planned shard {index} ({len(frames)} frames) is not committed: run `labels run` again"
             )
-        elif index in by_index and list(by_index[index].frame_ids) != frames:
+        elif index in frames_keys and frames_keys[index] != _frames_key(frames):
             problems.append(f"{path}: shard {index} holds other frames than planned")
     extra = sorted(committed_set - set(range(plan.num_shards)))
     if extra:
@@ -285,12 +304,13 @@ def verify_index(path: str | Path) -> list[str]:
     path = Path(path)
     if not (path / "index").is_dir():
         return []
-    problems, truths = [], {}
+    problems: list[str] = []
     committed = committed_shard_indices(path)
+    consolidated = _ConsolidatedCheck(path, committed)
     for shard_index in committed:
         shard = shard_path(path, int(shard_index))
         if not shard.exists():
             continue  # verify_run reports it
-        part_problems, truths[int(shard_index)] = _index_part_problems(path, int(shard_index), shard)
-        problems += part_problems
-    return problems + _consolidated_problems(path, truths, committed)
+        part_problems, truth = _index_part_problems(path, int(shard_index), shard)
+        problems += part_problems + consolidated.problems(int(shard_index), truth)
+    return problems

@@ -208,9 +208,11 @@ class RunStatistics:
         self.score.add(persons.score)
         self.hard_per_joint += persons.hard_per_joint()
         uncertainty = 1.0 - persons.confidence_mean.astype(np.float64)
-        frame_of = np.repeat(np.arange(len(index)), index.persons)
-        for row in np.argsort(-uncertainty, kind="stable")[: self.gallery_size]:
-            position = int(frame_of[row])
+        picked = np.arange(len(uncertainty))
+        if len(picked) > self.gallery_size:  # the most uncertain, without sorting every person
+            picked = np.argpartition(-uncertainty, self.gallery_size - 1)[: self.gallery_size]
+        for row in picked[np.argsort(-uncertainty[picked], kind="stable")]:
+            position = int(np.searchsorted(first, row, side="right")) - 1  # the frame that owns person row `row`
             entry = GalleryPerson(float(uncertainty[row]), index.frame_id_at(position), int(row - first[position]))
             heapq.heappush(self._gallery, entry)
 
