@@ -73,6 +73,12 @@ class DetectorSpec:
     merge_iou: float = 0.55  # IoU that makes two views' boxes the same person
     max_persons: int = 20  # per frame, after merging
     views_per_forward: int = 4  # images per network call (memory bound)
+    # Which features a merged person's mask comes from. "member": the view of its best-scoring member, at that
+    # member's box; every view's features stay alive until the frame's views are merged, so memory grows with
+    # frames x views. "merged": one view per frame (the first scale, not flipped), at the merged box; the
+    # other views' features are freed as soon as their boxes are read, so memory is bounded by
+    # views_per_forward plus one view per frame (teachers/detector.py).
+    masks: Literal["member", "merged"] = "member"
     # Kernel of each compiled op (teachers/kernels.py): "torchvision" (default) or "mmcv". Both give
     # the same numbers on CPU (tests/teachers/test_kernels.py: RoIAlign and deformable convolution to
     # the bit, NMS the same indices, ties included); torchvision's ship compiled for CUDA in its wheel,

@@ -4,8 +4,12 @@ mmdet's DetTTAModel does not work with Cascade *Mask* R-CNN (mmdet issue 10705),
 are made here: every frame at every configured scale, plain and flipped. All views of a batch of
 frames go through the network together, `views_per_forward` at a time (views of similar size
 share a call, so padding wastes little). Each view's person boxes are mapped back exactly to the
-frame and merged per frame by NMS, box voting or weighted box fusion; the merged box takes the
-mask of its best-scoring member, mapped back the same way.
+frame and merged per frame by NMS, box voting or weighted box fusion. Masks are computed for the merged boxes only
+(the mask head is the costly part of the heads), per `DetectorSpec.masks`: "member", the mask of the
+box's best-scoring member in that member's view (every view's features kept until the frame's views are
+merged); "merged", the mask of the merged box itself in one view per frame (the first scale, unflipped),
+whose features alone are kept: the others are freed chunk by chunk, so memory does not grow with the
+number of views. Either way the mask is mapped back to the frame exactly as the boxes are.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 from orpose.configs.schema import DetectorSpec
 from orpose.teachers.kernels import set_deform_conv_kernel, set_nms_kernel, set_roi_align_kernel
 from orpose.teachers.mm import forward_context, load_model
-from orpose.teachers.tta import MERGERS, DetectionView, boxes_from_view, detection_views
+from orpose.teachers.tta import MERGERS, DetectionView, boxes_from_view, boxes_to_view, detection_views
 
 __all__ = ["Detections", "PersonDetector", "render_view"]
 
@@ -42,6 +46,14 @@ def render_view(image: np.ndarray, view: DetectionView) -> np.ndarray:
     if (view.width, view.height) != (image.shape[1], image.shape[0]):
         image = cv2.resize(image, (view.width, view.height), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(image[:, ::-1]) if view.flip else image
+
+
+@dataclass
+class _ViewFeatures:
+    """One view's FPN features (each level 1 x C x h x w) and its meta, kept for its frame's masks."""
+
+    levels: tuple
+    meta: dict
 
 
 class PersonDetector:
@@ -72,6 +84,7 @@ class PersonDetector:
         self.precision, self.channels_last = precision, channels_last
         self.merge = MERGERS[spec.merge]
         self.forward_passes = 0  # network calls so far (batching is measured, not assumed)
+        self.views_held_peak = 0  # most views whose features were alive at once (memory is measured, not assumed)
 
     def _forward(self, images: list[np.ndarray]):
         """Boxes of every view; returns (per-view box results, a function that computes the masks
@@ -103,6 +116,11 @@ class PersonDetector:
             )
         self.forward_passes += 1
 
+        def keep_view(position: int) -> _ViewFeatures:
+            """One view's features, copied out of the batch (a slice would keep the whole batch alive)."""
+            meta = metas[position]
+            return _ViewFeatures(tuple(level[position : position + 1].clone() for level in features), meta)
+
         def masks_of(rows_per_view: list[np.ndarray]) -> list[np.ndarray]:
             chosen = [result[torch.as_tensor(rows, dtype=torch.long)] for result, rows in zip(boxes, rows_per_view)]
             if not model.roi_head.with_mask or not any(len(rows) for rows in rows_per_view):
@@ -111,7 +129,27 @@ class PersonDetector:
                 with_masks = model.roi_head.predict_mask(features, metas, chosen, rescale=False)
             return [r.masks.cpu().numpy().astype(bool) for r in with_masks]
 
-        return boxes, masks_of
+        return boxes, masks_of, keep_view
+
+    def _masks_at(self, view_features: _ViewFeatures, boxes: np.ndarray) -> np.ndarray:
+        """Masks (N, view H, view W) of boxes given in the view's pixels, from that view's kept features."""
+        from mmengine.structures import InstanceData
+
+        height, width = view_features.meta["img_shape"]
+        if not self.model.roi_head.with_mask or not len(boxes):
+            return np.zeros((len(boxes), height, width), bool)
+        instances = InstanceData(
+            bboxes=torch.as_tensor(boxes, dtype=torch.float32, device=view_features.levels[0].device),
+            labels=torch.full(
+                (len(boxes),), self.person_label, dtype=torch.long, device=view_features.levels[0].device
+            ),
+            scores=torch.ones(len(boxes), device=view_features.levels[0].device),
+        )
+        with torch.no_grad():  # fp32, as the box heads
+            result = self.model.roi_head.predict_mask(
+                view_features.levels, [view_features.meta], [instances], rescale=False
+            )[0]
+        return result.masks.cpu().numpy().astype(bool)
 
     def __call__(self, images: list[np.ndarray]) -> list[Detections]:
         jobs = []  # (frame index, view)
@@ -122,13 +160,23 @@ class PersonDetector:
             ]
         jobs.sort(key=lambda job: (job[1].width * job[1].height, job[0], job[1].flip))  # similar sizes together
 
+        merged_masks = self.spec.masks == "merged"
+        mask_views = {index: self._mask_view(image) for index, image in enumerate(images)} if merged_masks else {}
+        kept_views: dict[int, _ViewFeatures] = {}  # frame -> its mask view's features ("merged")
         # Per frame: (boxes, scores, view rows, view, chunk, position in chunk) of every view.
         per_frame: list[list] = [[] for _ in images]
         chunks = []
         for start in range(0, len(jobs), self.spec.views_per_forward):
             chunk = jobs[start : start + self.spec.views_per_forward]
-            boxes, masks_of = self._forward([render_view(images[i], view) for i, view in chunk])
-            chunks.append((chunk, masks_of))
+            boxes, masks_of, keep_view = self._forward([render_view(images[i], view) for i, view in chunk])
+            for position, (frame, view) in enumerate(chunk):
+                if merged_masks and view == mask_views[frame]:
+                    kept_views[frame] = keep_view(position)
+            held = len(kept_views) + (len(chunk) if merged_masks else sum(len(c) for c, _ in chunks) + len(chunk))
+            self.views_held_peak = max(self.views_held_peak, held)
+            chunks.append((chunk, None if merged_masks else masks_of))
+            if merged_masks:  # this chunk's features go now (before the next chunk's forward)
+                masks_of = keep_view = None
             for position, ((frame, view), result) in enumerate(zip(chunk, boxes)):
                 person = (result.labels == self.person_label).cpu().numpy()
                 rows = np.flatnonzero(person)
@@ -144,6 +192,11 @@ class PersonDetector:
                 )
 
         merged = [self.merge_views(views) for views in per_frame]
+        if merged_masks:
+            return [
+                Detections(boxes, scores, self._merged_masks(image, boxes, mask_views[index], kept_views.pop(index)))
+                for index, (image, (boxes, scores, _)) in enumerate(zip(images, merged))
+            ]
         # Masks for the kept boxes only, each from its representative detection's own view.
         wanted = [[[] for _ in chunk] for chunk, _ in chunks]
         for _, _, picks in merged:
@@ -164,6 +217,22 @@ class PersonDetector:
                 masks[out] = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
             detections.append(Detections(boxes, scores, masks))
         return detections
+
+    def _mask_view(self, image: np.ndarray) -> DetectionView:
+        """The view whose features give a frame's masks with `masks: merged`: the first scale, not flipped."""
+        h, w = image.shape[:2]
+        return detection_views(w, h, self.spec.scales[:1], self.spec.max_side, False)[0]
+
+    def _merged_masks(
+        self, image: np.ndarray, boxes: np.ndarray, view: DetectionView, features: _ViewFeatures
+    ) -> np.ndarray:
+        """Each merged box's mask from the frame's mask view, mapped back to the frame."""
+        h, w = image.shape[:2]
+        in_view = self._masks_at(features, boxes_to_view(boxes, view))
+        masks = np.zeros((len(boxes), h, w), dtype=bool)
+        for out, mask in enumerate(in_view):
+            masks[out] = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        return masks
 
     def merge_views(self, views):
         """Merge one frame's views: (boxes, scores, [(view, chunk, position, row) per kept box])."""

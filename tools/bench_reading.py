@@ -47,6 +47,7 @@ COMMANDS = {
         "100",
     ],  # fmt: skip
     "export-coco": ["-m", "orpose.pipeline.cli", "export-coco", "{run}", "-o", "{tmp}/coco.json"],
+    "diff": ["-m", "orpose.pipeline.cli", "diff", "{run}", "{run}"],  # a run against itself: every field compared
     "query": ["-m", "orpose.pipeline.cli", "query", "{run}", QUERY, "-o", "{tmp}/query.csv"],
 }
 NEW_ONLY = {"verify-sample", "report-sample", "query"}  # commands the older tree lacks

@@ -9,11 +9,16 @@
 #
 #   bash tools/gpu_check.sh [PHASE ...] [--report FILE]
 #
-# Phases (default: all, in this order: the figure that matters most first; each appends its section to
-# the report as it goes, so a run cut off by the device's time limit still returns what it measured):
+# Phases (default: all = setup perf tests tiny, in this order: the figures that matter most first; each
+# appends its section to the report as it goes, so a run cut off by the device's time limit still returns
+# what it measured):
 #   setup   install .whl/ into $SITE (default /tmp/site): mmcv-lite (nothing of mmcv is compiled: the
 #           teacher's RoIAlign, NMS and deformable convolution run on torchvision's CUDA kernels,
 #           teachers/mmcv_ext.py) and xtcocotools built against the image's numpy; about a minute
+#   perf    the paper teacher, full TTA, lever by lever (PERF_LEVERS, `--list-levers` prints them): fp32, bf16,
+#           + channels-last, + masks of the merged boxes from one view a frame (detector.masks=merged), + 8
+#           views a forward (memory bounded by views_per_forward with merged masks); each `labels bench`
+#           against the naive loop with --persons 6 (frames/s, x naive, TFLOP/s, GPU memory, labels same)
 #   headline the paper teacher, full TTA, bf16: `labels bench` against the naive loop (seeded weights)
 #   tests   the CUDA tests (tests/teachers/test_cuda.py: each kernel on CUDA against mmcv's on CPU) and
 #           the kernel and placement tests
@@ -28,7 +33,8 @@
 # The report (default $OUT/gpu_report.md where $OUT is set, else build/gpu_report.md) holds every
 # command and its output. Later phases need the setup's $SITE: run them in the same machine session.
 # DEVICE (default cuda) and FRAMES (default 16; the paper benches take a quarter) exist for a dry run of
-# the script's flow on a CPU machine: `DEVICE=cpu FRAMES=2 PYTHON=.venv/bin/python bash tools/gpu_check.sh tiny`.
+# the script's flow on a CPU machine: `DEVICE=cpu FRAMES=2 PYTHON=.venv/bin/python bash tools/gpu_check.sh tiny`
+# (and PERF_TEACHER=tiny PERF_LEVERS="precision=fp32 detector.masks=merged" for the perf phase's flow).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tools/mmcv_build.sh
@@ -37,17 +43,23 @@ SITE=${SITE:-/tmp/site}
 PYTHON=${PYTHON:-python3}
 REPORT=${OUT:+$OUT/gpu_report.md}
 REPORT=${REPORT:-build/gpu_report.md}
+PERF_TEACHER=${PERF_TEACHER:-paper}
+# The levers, cumulative, one `labels bench` each (';' between levers, spaces between a lever's overrides)
+PERF_LEVERS=${PERF_LEVERS:-"precision=fp32;precision=bf16;precision=bf16 channels_last=true;\
+precision=bf16 channels_last=true detector.masks=merged;\
+precision=bf16 channels_last=true detector.masks=merged detector.views_per_forward=8"}
 PHASES=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --report) REPORT=$2; shift 2 ;;
-    setup|headline|tests|tiny|paper) PHASES+=("$1"); shift ;;
-    all) PHASES+=(setup headline tests tiny paper); shift ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
-    *) echo "gpu_check.sh: unknown phase or option '$1' (phases: setup headline tests tiny paper all)" >&2; exit 2 ;;
+    --list-levers) tr ';' '\n' <<<"$PERF_LEVERS"; exit 0 ;;
+    setup|perf|headline|tests|tiny|paper) PHASES+=("$1"); shift ;;
+    all) PHASES+=(setup perf tests tiny); shift ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+    *) echo "gpu_check.sh: unknown phase or option '$1' (phases: setup perf headline tests tiny paper all)" >&2; exit 2 ;;
   esac
 done
-[ ${#PHASES[@]} -gt 0 ] || PHASES=(setup headline tests tiny paper)
+[ ${#PHASES[@]} -gt 0 ] || PHASES=(setup perf tests tiny)
 mkdir -p "$(dirname "$REPORT")"
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 WORK=${WORK:-/tmp/gpu-check}
@@ -91,6 +103,12 @@ bench_paper() {  # TEACHER VARIANT: one full-TTA `labels bench` of a paper teach
 }
 
 phase_headline() { bench_paper paper "precision=bf16"; }
+
+phase_perf() {
+  local levers lever
+  IFS=';' read -ra levers <<<"$PERF_LEVERS"
+  for lever in "${levers[@]}"; do bench_paper "$PERF_TEACHER" "$lever"; done
+}
 
 phase_tests() {
   section "tests on CUDA"

@@ -100,3 +100,27 @@ def test_views_batched_into_one_forward_give_the_detections_of_single_views():
         np.testing.assert_allclose(g.boxes, e.boxes, atol=0.5)
         np.testing.assert_allclose(g.scores, e.scores, atol=1e-3)
         assert (g.masks != e.masks).mean() < 1e-3
+
+
+def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def test_masks_of_the_merged_boxes_hold_one_view_per_frame_and_give_the_members_masks():
+    """`detector.masks: merged`: the same boxes and scores (masks do not move boxes), each mask from one view per
+    frame at the merged box, close to the best member's own mask; and the features held at once are bounded by
+    one chunk plus one view per frame, where `member` holds every view of every frame until the merge."""
+    images = [cv2.imread(str(SAMPLE / f"day1/cam{c}/color/00000{i}.png")) for c in (1, 2) for i in (1, 2)]
+    settings = dict(scales=(480, 400), flip=True, views_per_forward=2)  # 4 views a frame, 16 in all
+    member, merged = tiny_detector(**settings), tiny_detector(**settings, masks="merged")
+    expected, got = member(images), merged(images)
+    assert sum(len(d) for d in expected) >= 4
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(g.boxes, e.boxes)
+        np.testing.assert_array_equal(g.scores, e.scores)
+        assert g.masks.shape == e.masks.shape
+        ious = [_mask_iou(a, b) for a, b in zip(g.masks, e.masks)]
+        assert np.median(ious) >= 0.8 and min(ious) >= 0.3, ious  # the tiny teacher's masks: 8 frames, median 0.87
+    assert member.views_held_peak == 16
+    assert merged.views_held_peak <= 2 + len(images)

@@ -11,27 +11,47 @@ import pytest
 
 ROOT = Path(__file__).parents[2]
 
-pytestmark = pytest.mark.slow
+
+def test_every_perf_lever_is_a_valid_config_of_the_paper_teachers():
+    """The perf phase's levers are checked where they cost nothing: each parses into a checked config of the
+    teacher it measures (a misspelt field or value would cost a GPU call)."""
+    from orpose.configs.schema import load_teacher_config, parse_overrides
+
+    listed = subprocess.run(["bash", "tools/gpu_check.sh", "--list-levers"], cwd=ROOT, capture_output=True, text=True)
+    levers = listed.stdout.split("\n")[:-1]
+    assert listed.returncode == 0 and len(levers) == 5 and levers[0] == "precision=fp32"
+    for teacher in ("paper", "paper_x101"):
+        for lever in levers:
+            config = load_teacher_config(teacher, parse_overrides(lever.split()))
+            assert config.precision in ("fp32", "bf16")
+    assert config.detector.masks == "merged" and config.detector.views_per_forward == 8 and config.channels_last
 
 
-def test_the_gpu_scripts_tiny_phase_runs_dry_on_cpu(tmp_path):
+@pytest.mark.slow
+def test_the_gpu_scripts_tiny_and_perf_phases_run_dry_on_cpu(tmp_path):
     report = tmp_path / "report.md"
     env = os.environ | {
         "DEVICE": "cpu",
         "FRAMES": "2",
         "PYTHON": sys.executable,
         "WORK": str(tmp_path / "work"),
+        "PERF_TEACHER": "tiny",
+        "PERF_LEVERS": "precision=fp32 detector.masks=merged",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     result = subprocess.run(
-        ["bash", "tools/gpu_check.sh", "tiny", "--report", str(report)],
+        ["bash", "tools/gpu_check.sh", "tiny", "perf", "--report", str(report)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     text = report.read_text()
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:] + text[-4000:]
     assert "(exit 1" not in text and "(exit 2" not in text, text[-4000:]
-    for heading in ("## tiny teacher: labels bench on cpu", "## tiny teacher: the bundled sample on CPU and on cpu"):
+    for heading in (
+        "## tiny teacher: labels bench on cpu",
+        "## tiny teacher: the bundled sample on CPU and on cpu",
+        "## tiny, full TTA, precision=fp32 detector.masks=merged",
+    ):
         assert heading in text
     assert "persons    : the detector's top 6 boxes a frame" in text  # the bench's --persons workload
-    assert "labels same" in text and "DIFFERENT" not in text
+    assert text.count("labels same") >= 2 and "DIFFERENT" not in text
     assert "within tolerances" in text.split("labels diff")[-1]  # the two runs of the sample, compared
