@@ -127,16 +127,17 @@ class LabelRun:
         position = self._position(frame_id)
         if position is None:
             raise KeyError(f"frame {frame_id!r} is not in {self.path}")
-        return self._frame_at(position)
+        return self.frame_at(position)
 
     def select(self, frame_ids: Iterable[str]) -> Iterator[FrameLabels]:
         """The frames of `frame_ids` that the run holds, in the run's order, each shard read once (ids it does not
         hold are left out): a ground truth's few thousand frames out of millions without reading the rest."""
         positions = sorted(p for p in (self._position(f) for f in frame_ids) if p is not None)
         for position in positions:
-            yield self._frame_at(position)
+            yield self.frame_at(position)
 
-    def _frame_at(self, position: int) -> FrameLabels:
+    def frame_at(self, position: int) -> FrameLabels:
+        """The frame at `position` of the run index (its row in `index`), read from its shard."""
         shard, row = self._shard_at(position), int(self.index.row[position])
         frames, persons, offsets, _ = self._load(shard)
         lo, hi = offsets[row], offsets[row + 1]

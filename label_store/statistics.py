@@ -43,6 +43,17 @@ def day_of(frame_id: str, color_path: str = "") -> str:
     return match.group(1) if match else ""
 
 
+def _folders(ids: np.ndarray) -> np.ndarray:
+    """The folder of each frame id (fixed-width bytes, everything before the last '/', b'' without one), as one
+    array of the same width: np.char.rpartition made Python objects of every id (250 MB at a million)."""
+    width = ids.dtype.itemsize
+    chars = np.ascontiguousarray(ids).view(np.uint8).reshape(len(ids), width)
+    slash = chars == ord("/")
+    last = np.where(slash.any(axis=1), width - 1 - np.argmax(slash[:, ::-1], axis=1), 0)
+    folders = np.where(np.arange(width) < last[:, None], chars, np.uint8(0)).astype(np.uint8)
+    return folders.view(f"S{width}").reshape(len(ids))
+
+
 def person_uncertainty(keypoints_2d: np.ndarray) -> np.ndarray:
     """How unsure the teacher is of each person (P x 17 x 3 -> P): one minus the mean keypoint
     confidence. 0 = every joint certain, 1 = no joint found."""
@@ -64,8 +75,13 @@ class Histogram:
         return np.linspace(self.low, self.high, self.bins + 1)
 
     def add(self, values: np.ndarray) -> None:
-        """Values shaped (N,) for one channel or (N, channels)."""
-        values = np.asarray(values, np.float64).reshape(-1, self.counts.shape[0])
+        """Values shaped (N,) for one channel or (N, channels); folded in 2^18 rows at a time, so that a whole
+        run's column (the index's) costs a few MB of temporaries, not ten times its size."""
+        values = np.asarray(values).reshape(-1, self.counts.shape[0])
+        for start in range(0, len(values), 1 << 18):
+            self._add(values[start : start + (1 << 18)].astype(np.float64))
+
+    def _add(self, values: np.ndarray) -> None:
         finite = np.isfinite(values)
         self.missing += (~finite).sum(0)
         over = finite & (values > self.high)
@@ -74,7 +90,8 @@ class Histogram:
         scaled = (np.where(inside, values, self.low) - self.low) / (self.high - self.low) * self.bins
         index = np.clip(scaled.astype(np.int64), 0, self.bins - 1)
         channel = np.broadcast_to(np.arange(values.shape[1]), values.shape)
-        np.add.at(self.counts, (channel[inside], index[inside]), 1)
+        flat = channel[inside] * self.bins + index[inside]
+        self.counts += np.bincount(flat, minlength=self.counts.size).reshape(self.counts.shape)
 
     def total(self) -> np.ndarray:
         """Finite values per channel."""
@@ -170,31 +187,36 @@ class RunStatistics:
 
         index, persons = run.index, load_person_index(run.path)
         labelled = index.status == STATUS_LABELLED
-        first = np.concatenate([[0], np.cumsum(index.persons, dtype=np.int64)])
-        hard_valid = np.concatenate([[0], np.cumsum(persons.hard_valid, dtype=np.int64)])
-        hard_keypoints = np.concatenate([[0], np.cumsum(persons.hard_keypoints, dtype=np.int64)])
-        cameras = np.unique(index.camera_id, return_inverse=True)
-        days = [day_of(frame_id.decode()) for frame_id in index.frame_id]
-        day_names, day_of_frame = np.unique(np.array(days, dtype=object), return_inverse=True)
-        group_of_frame = day_of_frame.reshape(-1) * len(cameras[0]) + cameras[1].reshape(-1)
-        for group in np.unique(group_of_frame):
-            rows = np.flatnonzero(group_of_frame == group)
-            key = (str(day_names[group // len(cameras[0])]), cameras[0][group % len(cameras[0])].decode())
+        cameras, camera_of_frame = np.unique(index.camera_id, return_inverse=True)
+        # the day is a folder of the frame id: read once per distinct folder, not once per frame
+        folders, folder_of_frame = np.unique(_folders(index.frame_id), return_inverse=True)
+        day_names, day_of_folder = np.unique([day_of(f.decode() + "/") for f in folders], return_inverse=True)
+        group_of_frame = day_of_folder.reshape(-1)[folder_of_frame.reshape(-1)] * len(cameras)
+        group_of_frame += camera_of_frame.reshape(-1)
+        groups = len(day_names) * len(cameras)
+        group_of_person = np.repeat(group_of_frame, index.persons)  # rejected frames have no person rows
+        sums = {
+            "frames": np.bincount(group_of_frame, minlength=groups),
+            "labelled": np.bincount(group_of_frame[labelled], minlength=groups),
+            "persons": np.bincount(group_of_person, minlength=groups),
+            "hard_persons": np.bincount(group_of_person[persons.hard_valid], minlength=groups),
+            "hard_keypoints": np.bincount(group_of_person, weights=persons.hard_keypoints, minlength=groups),
+        }
+        del group_of_person
+        for group in np.flatnonzero(sums["frames"]):
+            key = (str(day_names[group // len(cameras)]), cameras[group % len(cameras)].decode())
             counts = self.groups.setdefault(key, _GroupCounts())
-            ok = rows[labelled[rows]]
-            n = int(index.persons[ok].sum())
-            counts.frames += len(rows)
-            counts.labelled += len(ok)
-            counts.rejected += len(rows) - len(ok)
-            counts.persons += n
-            start, end = first[ok], first[ok + 1]  # the frames' person rows
-            counts.hard_persons += int((hard_valid[end] - hard_valid[start]).sum())
-            counts.keypoints += n * NUM_JOINTS
-            counts.hard_keypoints += int((hard_keypoints[end] - hard_keypoints[start]).sum())
+            counts.frames += int(sums["frames"][group])
+            counts.labelled += int(sums["labelled"][group])
+            counts.rejected += int(sums["frames"][group] - sums["labelled"][group])
+            counts.persons += int(sums["persons"][group])
+            counts.hard_persons += int(sums["hard_persons"][group])
+            counts.keypoints += int(sums["persons"][group]) * NUM_JOINTS
+            counts.hard_keypoints += int(sums["hard_keypoints"][group])
         for reason, n in zip(*np.unique(index.reject_reason[~labelled], return_counts=True)):
             self.rejected_by_reason[reason.decode()] += int(n)
         for position in np.flatnonzero(~labelled)[: self.max_rejected]:
-            frame = run.get(index.frame_id_at(position)).frame
+            frame = run.frame_at(int(position)).frame
             self.rejected.append(
                 {
                     "frame_id": str(frame["frame_id"]),
@@ -207,13 +229,16 @@ class RunStatistics:
                                                                                   return_counts=True))})  # fmt: skip
         self.score.add(persons.score)
         self.hard_per_joint += persons.hard_per_joint()
-        uncertainty = 1.0 - persons.confidence_mean.astype(np.float64)
-        picked = np.arange(len(uncertainty))
-        if len(picked) > self.gallery_size:  # the most uncertain, without sorting every person
-            picked = np.argpartition(-uncertainty, self.gallery_size - 1)[: self.gallery_size]
-        for row in picked[np.argsort(-uncertainty[picked], kind="stable")]:
+        # the gallery: the least confident persons, without sorting every person
+        confidence = persons.confidence_mean
+        picked = np.arange(len(confidence))
+        if len(picked) > self.gallery_size:
+            picked = np.argpartition(confidence, self.gallery_size - 1)[: self.gallery_size]
+        first = np.cumsum(index.persons, dtype=np.int64) - index.persons  # each frame's first person row
+        for row in picked[np.argsort(confidence[picked], kind="stable")]:
             position = int(np.searchsorted(first, row, side="right")) - 1  # the frame that owns person row `row`
-            entry = GalleryPerson(float(uncertainty[row]), index.frame_id_at(position), int(row - first[position]))
+            uncertainty = 1.0 - float(confidence[row])
+            entry = GalleryPerson(uncertainty, index.frame_id_at(position), int(row - first[position]))
             heapq.heappush(self._gallery, entry)
 
     def add(self, shard: ShardLabels, counts: bool = True) -> None:
