@@ -175,8 +175,8 @@ def _naive_detect(teacher: _NaiveTeacher, color_bgr: np.ndarray) -> tuple[np.nda
         person = (pred.labels == detector.person_label).cpu().numpy()
         views.append(
             (
-                boxes_from_view(pred.bboxes.cpu().numpy()[person], view),
-                pred.scores.cpu().numpy()[person],
+                boxes_from_view(pred.bboxes.float().cpu().numpy()[person], view),  # bf16 under CPU autocast
+                pred.scores.float().cpu().numpy()[person],
                 np.flatnonzero(person),
                 view,
                 len(views),

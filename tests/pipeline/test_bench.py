@@ -101,3 +101,23 @@ def test_an_unknown_pipeline_variant_is_refused_naming_the_known_ones(tmp_path):
 def test_the_dense_peak_is_looked_up_by_device_name(name, peak):
     """The H100 PCIe has a lower peak than the SXM part: the more specific name must win."""
     assert dense_peak_tflops(name) == peak
+
+
+def test_the_naive_loop_runs_in_bf16_on_cpu(tmp_path, tiny_weights):
+    """Under CPU autocast mmdet's boxes come back in bf16, which numpy cannot hold: the naive loop converts them
+    (it crashed there before any GPU could show it)."""
+    import shutil
+
+    import h5py
+
+    from orpose.pipeline.bench import naive_loop
+
+    sample = ROOT / "data" / "sample"
+    for name in ("calibration.json", "day1"):
+        (shutil.copytree if (sample / name).is_dir() else shutil.copy)(sample / name, tmp_path / name)
+    (tmp_path / "manifest.jsonl").write_text((sample / "manifest.jsonl").read_text().splitlines()[0] + "\n")
+    stats = naive_loop("tiny", {"precision": "bf16", "device": "cpu"}, str(tmp_path / "manifest.jsonl"),
+                       str(tmp_path / "naive.h5"), str(tiny_weights))  # fmt: skip
+    assert stats["frames"] == 1
+    with h5py.File(tmp_path / "naive.h5", "r") as handle:
+        assert len(handle) == 1
