@@ -34,7 +34,9 @@
 # command and its output. Later phases need the setup's $SITE: run them in the same machine session.
 # DEVICE (default cuda) and FRAMES (default 16; the paper benches take a quarter) exist for a dry run of
 # the script's flow on a CPU machine: `DEVICE=cpu FRAMES=2 PYTHON=.venv/bin/python bash tools/gpu_check.sh tiny`
-# (and PERF_TEACHER=tiny PERF_LEVERS="precision=fp32 detector.masks=merged" for the perf phase's flow).
+# (and PERF_TEACHER=tiny PERF_LEVERS="precision=fp32 detector.masks=merged" BENCH_WEIGHTS=data/tiny_teacher for
+# the perf phase's flow: with seeded weights a one-frame bench can flip a flat heatmap's maximum between the
+# naive loop's single crops and the pipeline's batches, and call the labels different).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source tools/mmcv_build.sh
@@ -65,6 +67,8 @@ export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 WORK=${WORK:-/tmp/gpu-check}
 DEVICE=${DEVICE:-cuda}
 FRAMES=${FRAMES:-16}
+# The benches' checkpoints: seeded where none are given (no hub is reachable on the GPU machine)
+BENCH_WEIGHTS=${BENCH_WEIGHTS:-$WORK/weights}
 mkdir -p "$WORK"
 FAILED=0
 
@@ -94,11 +98,11 @@ print('cuda', torch.version.cuda, torch.cuda.is_available(), torch.cuda.get_devi
 
 bench_paper() {  # TEACHER VARIANT: one full-TTA `labels bench` of a paper teacher against the naive loop
   local teacher=$1 variant=$2
-  record labels weights --teacher "$teacher" --init --if-missing --weights-dir "$WORK/weights"
+  record labels weights --teacher "$teacher" --init --if-missing --weights-dir "$BENCH_WEIGHTS"
   section "$teacher, full TTA, $variant"
   # shellcheck disable=SC2086 (the variant is two overrides)
   record labels bench --config "$teacher" --frames "$((FRAMES / 4 > 0 ? FRAMES / 4 : 1))" --memory-factor 2 --pipelines local \
-    --weights-dir "$WORK/weights" --keep "$WORK/bench-$teacher-${variant//[ =]/_}" --persons 6 \
+    --weights-dir "$BENCH_WEIGHTS" --keep "$WORK/bench-$teacher-${variant//[ =]/_}" --persons 6 \
     device="$DEVICE" $variant
 }
 
