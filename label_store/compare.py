@@ -481,7 +481,12 @@ def _pairs(boxes_a: np.ndarray, boxes_b: np.ndarray, min_iou: float) -> list[tup
 
 
 def compare(
-    a, b, tolerances: Tolerances = Tolerances(), min_iou: float = 0.5, fields: tuple[str, ...] | None = None
+    a,
+    b,
+    tolerances: Tolerances = Tolerances(),
+    min_iou: float = 0.5,
+    fields: tuple[str, ...] | None = None,
+    progress: bool = False,
 ) -> Comparison:
     """Compare label set A (e.g. the reference) with B (e.g. the new run); see the module docstring.
 
@@ -505,7 +510,12 @@ def compare(
             kept.append(frame_id.decode())
             result.problems.append(f"{frame_id.decode()}: in {side} only")
     t = tolerances
-    for frame_id, fa in _frames_in(la, ids_a, in_b):
+    common = _frames_in(la, ids_a, in_b)
+    if progress:  # tqdm comes with the teacher extra; the base install compares without a bar
+        from tqdm import tqdm
+
+        common = tqdm(common, total=int(in_b.sum()), desc="diff", unit="frame")
+    for frame_id, fa in common:
         fb = lb[frame_id] if isinstance(lb, dict) else _frame_of(lb.get(frame_id))
         result.frames += 1
         for name in frame_fields:

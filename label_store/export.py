@@ -30,7 +30,11 @@ def _ids_from_ground_truth(path: str | Path) -> dict[str, int]:
 
 
 def export_coco(
-    run: LabelRun | str, out: str | Path, label_set: str = "soft", image_ids_from: str | Path | None = None
+    run: LabelRun | str,
+    out: str | Path,
+    label_set: str = "soft",
+    image_ids_from: str | Path | None = None,
+    progress: bool = False,
 ) -> dict:
     """Returns counts {images, results}. label_set 'hard': only hard skeletons, hard keypoints
     keep their confidence and the others get confidence 0 at their position."""
@@ -43,7 +47,12 @@ def export_coco(
     with out.open("w") as results_file, Path(str(out) + ".images.json").open("w") as images_file:
         results_file.write("[")
         images_file.write('{"images": [')
-        for number, labels in enumerate(run, start=1):
+        frames = iter(run)
+        if progress:  # tqdm comes with the teacher extra
+            from tqdm import tqdm
+
+            frames = tqdm(frames, total=len(run), desc="export-coco", unit="frame")
+        for number, labels in enumerate(frames, start=1):
             frame = labels.frame
             if known is not None:
                 image_id = known.get(frame["frame_id"])

@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--added", type=int, default=0, help="persons allowed to appear per frame (default 0)")
     parser.add_argument("--removed", type=int, default=0, help="persons allowed to disappear per frame (default 0)")
     parser.add_argument("--min-iou", type=float, default=0.5, help="box IoU that matches two persons (default 0.5)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     parser.set_defaults(func=run)
 
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         mask_iou=args.mask_iou,
         bias_px=args.bias_px,
     )
-    result = compare(args.a, args.b, tolerances, args.min_iou)
+    result = compare(args.a, args.b, tolerances, args.min_iou, progress=not args.no_progress)
     print("\n".join(result.lines()))
     print("within tolerances" if result.ok else f"{result.problems.total} change(s) past the tolerances")
     return 0 if result.ok else 1

@@ -18,12 +18,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_out(parser, "results file to write")
     parser.add_argument("--hard", action="store_true", help="export the hard set (hard skeletons, hard keypoints)")
     parser.add_argument("--image-ids", help="ground-truth COCO file whose image ids to use (matched by frame_id)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from orpose.label_store.export import export_coco
 
-    counts = export_coco(args.run, args.out, "hard" if args.hard else "soft", args.image_ids)
+    counts = export_coco(
+        args.run, args.out, "hard" if args.hard else "soft", args.image_ids, progress=not args.no_progress
+    )
     print(f"wrote {counts['results']} person results for {counts['images']} images to {args.out}")
     return 0
