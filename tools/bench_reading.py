@@ -33,7 +33,7 @@ COMMANDS = {
     "inspect": ["-m", "orpose.pipeline.cli", "inspect", "{run}", "--no-progress"],
     "verify": ["-m", "orpose.pipeline.cli", "verify", "{run}", "--no-progress", "--jobs", "{jobs}"],
     "verify-sample": ["-m", "orpose.pipeline.cli", "verify", "{run}", "--no-progress", "--sample", "100"],
-    "stats": ["-m", "orpose.pipeline.cli", "stats", "{run}", "-o", "{tmp}/stats"],  # no bar: its output is a pipe
+    "stats": ["-m", "orpose.pipeline.cli", "stats", "{run}", "-o", "{tmp}/stats"],  # its bar: to the drained stderr
     "report": ["-m", "orpose.pipeline.cli", "report", "{run}", "-o", "{tmp}/report", "--no-progress"],
     "report-sample": [
         "-m",
@@ -51,7 +51,7 @@ COMMANDS = {
     "query": ["-m", "orpose.pipeline.cli", "query", "{run}", QUERY, "-o", "{tmp}/query.csv"],
 }
 NEW_ONLY = {"verify-sample", "report-sample", "query"}  # commands the older tree lacks
-NEW_OPTIONS = {"inspect": 1, "verify": 3, "stats": 0}  # trailing arguments the older tree's command lacks
+NEW_OPTIONS = {"inspect": 1, "verify": 3}  # trailing arguments the older tree's command lacks
 
 
 def older(name: str, argv: list[str]) -> list[str]:
