@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from orpose.fusion.triangulation import ViewCamera, normalized, reprojection_px, triangulate_dlt
+from orpose.fusion.triangulation import ViewCamera, camera_projections, normalized, reprojection_px, triangulate_dlt
 
 __all__ = ["pair_disagreement", "associate"]
 
@@ -32,8 +32,7 @@ def pair_disagreement(
         return float("inf")
     uv = np.stack([a[both, :2], b[both, :2]])
     xn = np.stack([normalized(uv[0], camera_a.intrinsics), normalized(uv[1], camera_b.intrinsics)])
-    projections = np.stack([camera_a.world_to_camera[:3], camera_b.world_to_camera[:3]])
-    points = triangulate_dlt(xn, np.ones(uv.shape[:2]), projections)
+    points = triangulate_dlt(xn, np.ones(uv.shape[:2]), camera_projections([camera_a, camera_b]))
     errors = reprojection_px(points, uv, [camera_a, camera_b])
     if not np.isfinite(errors).all():  # behind a camera: no real point explains both
         return float("inf")

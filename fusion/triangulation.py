@@ -21,7 +21,16 @@ import numpy as np
 from orpose.frames.calibration import Intrinsics
 from orpose.frames.geometry import apply_rigid, project
 
-__all__ = ["ViewCamera", "Triangulation", "normalized", "triangulate_dlt", "refine", "reprojection_px", "triangulate"]
+__all__ = [
+    "ViewCamera",
+    "Triangulation",
+    "normalized",
+    "camera_projections",
+    "triangulate_dlt",
+    "refine",
+    "reprojection_px",
+    "triangulate",
+]
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ def normalized(uv: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
     return np.stack([(uv[..., 0] - intrinsics.cx) / intrinsics.fx, (uv[..., 1] - intrinsics.cy) / intrinsics.fy], -1)
 
 
-def _projections(cameras: Sequence[ViewCamera]) -> np.ndarray:
+def camera_projections(cameras: Sequence[ViewCamera]) -> np.ndarray:
     """(V, 3, 4) [R | t] of each camera (normalized coordinates)."""
     return np.stack([np.asarray(c.world_to_camera, np.float64)[:3] for c in cameras])
 
@@ -88,7 +97,7 @@ def refine(
 ) -> np.ndarray:
     """Gauss-Newton on the weighted reprojection error (in pixels through each camera's focal length, normalized
     coordinates), every joint at once; a step that does not lower a joint's error is not taken."""
-    projections = _projections(cameras)
+    projections = camera_projections(cameras)
     focal = np.array([[c.intrinsics.fx, c.intrinsics.fy] for c in cameras])  # (V, 2)
     seen = (np.asarray(weights) > 0) & np.isfinite(xn).all(axis=-1)
     w = np.where(seen, weights, 0.0)[..., None] * focal[:, None, :]  # (V, J, 2) residual scale
@@ -154,7 +163,7 @@ def triangulate(
     views, joints = confidence.shape
     xn = np.stack([normalized(uv[v], cameras[v].intrinsics) for v in range(views)])
     seen = (confidence > min_confidence) & np.isfinite(uv).all(axis=-1)
-    projections = _projections(cameras)
+    projections = camera_projections(cameras)
     best_inliers = np.zeros((views, joints), bool)
     best_key = np.full((joints, 2), np.inf)  # (-inlier count, summed inlier error): lower is better
     for a, b in combinations(range(views), 2):

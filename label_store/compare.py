@@ -258,35 +258,31 @@ def _from_json(name: str, value, rows: bool):
 
 def load_labels(source) -> dict[str, dict]:
     """A run directory, a shard file, a LabelRun, a reference JSON, or such a dict -> frames to arrays."""
-    if isinstance(source, dict):
-        return source
-    if isinstance(source, LabelRun):
-        return _frames_of_run(source)
-    path = Path(source)
-    if path.suffix == ".json":
-        data = json.loads(path.read_text())
-        if data.get("format") != REFERENCE_FORMAT or data.get("version") != REFERENCE_VERSION:
-            raise ValueError(
-                f"{path}: not a version-{REFERENCE_VERSION} reference (format {data.get('format')!r}, "
-                f"version {data.get('version')!r}); rewrite it with `make regression-reference`"
-            )
-        return {
-            frame_id: {
-                **{name: _from_json(name, f[name], rows=False) for name in FRAME_CHECKS},
-                "persons": {name: _from_json(name, v, rows=True) for name, v in f["persons"].items()},
-            }
-            for frame_id, f in data["frames"].items()
-        }
-    return _frames_of_run(LabelRun(path))
+    labels = _label_set(source)
+    return labels if isinstance(labels, dict) else _frames_of_run(labels)
 
 
 def _label_set(source) -> dict[str, dict] | LabelRun:
-    """A run (directory, shard, LabelRun) stays a LabelRun, read frame by frame; a reference JSON or a dict of
-    frames is loaded (`load_labels`)."""
+    """A run (directory, shard, LabelRun) stays a LabelRun, read frame by frame (`compare`); a reference JSON is
+    loaded; a dict of frames is taken as it is."""
     if isinstance(source, (dict, LabelRun)):
         return source
     path = Path(source)
-    return load_labels(path) if path.suffix == ".json" else LabelRun(path)
+    if path.suffix != ".json":
+        return LabelRun(path)
+    data = json.loads(path.read_text())
+    if data.get("format") != REFERENCE_FORMAT or data.get("version") != REFERENCE_VERSION:
+        raise ValueError(
+            f"{path}: not a version-{REFERENCE_VERSION} reference (format {data.get('format')!r}, "
+            f"version {data.get('version')!r}); rewrite it with `make regression-reference`"
+        )
+    return {
+        frame_id: {
+            **{name: _from_json(name, f[name], rows=False) for name in FRAME_CHECKS},
+            "persons": {name: _from_json(name, v, rows=True) for name, v in f["persons"].items()},
+        }
+        for frame_id, f in data["frames"].items()
+    }
 
 
 def _frame_ids(labels: dict[str, dict] | LabelRun) -> np.ndarray:

@@ -50,6 +50,7 @@ __all__ = [
     "PersonIndex",
     "index_part",
     "person_summary",
+    "person_offsets",
     "shard_run_index",
     "load_person_index",
     "write_index_tables",
@@ -124,9 +125,19 @@ class PersonIndex:
     def __len__(self) -> int:
         return len(self.score)
 
+    @classmethod
+    def of(cls, columns: dict[str, np.ndarray]) -> PersonIndex:
+        """The person columns of a part or of `index.npz` (named `person_*` there)."""
+        return cls(**{name.removeprefix("person_"): columns[name] for name in PERSON_INDEX_COLUMNS})
+
     def hard_per_joint(self) -> np.ndarray:
         """How many persons have each joint in the hard set (17,)."""
         return np.array([int(np.count_nonzero(self.hard_mask & np.uint32(1 << j))) for j in range(17)], np.int64)
+
+
+def person_offsets(persons_per_frame: np.ndarray) -> np.ndarray:
+    """(N + 1,) int64: frame i owns person rows offsets[i]:offsets[i + 1] of the person columns."""
+    return np.concatenate([[0], np.cumsum(persons_per_frame, dtype=np.int64)])
 
 
 def _text_column(values: Sequence[str]) -> np.ndarray:
@@ -241,13 +252,19 @@ def committed_shard_indices(run_dir: str | Path) -> np.ndarray:
 def _current_consolidated(run_dir: Path, shards: np.ndarray) -> RunIndex | None:
     """`index/index.npz` when it covers exactly `shards` with every column, else None (absent, stale since a
     resume, or written before a column existed)."""
+    columns = _consolidated_columns(run_dir, shards, INDEX_COLUMNS)
+    return None if columns is None else RunIndex.of(columns, shards)
+
+
+def _consolidated_columns(run_dir: Path, shards: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """`names` of `index/index.npz` (only those arrays are read) when it is current (see `_current_consolidated`)."""
     consolidated = run_dir / "index" / "index.npz"
     if not consolidated.exists():
         return None
     with np.load(consolidated) as data:
         if not np.array_equal(data["shards"], shards) or not _complete(data.files):
             return None
-        return RunIndex(**{name: data[name] for name in (*INDEX_COLUMNS, "shards")})
+        return {name: data[name] for name in names}
 
 
 def _complete(names: Iterable[str]) -> bool:
@@ -287,7 +304,7 @@ def load_index(run_dir: str | Path) -> RunIndex:
     if current is not None:
         return current
     parts = [_read_part(run_dir, int(s), INDEX_COLUMNS) for s in shards]
-    return RunIndex(**_concatenate(parts, INDEX_COLUMNS), shards=shards)
+    return RunIndex.of(_concatenate(parts, INDEX_COLUMNS), shards)
 
 
 def load_person_index(run_dir: str | Path) -> PersonIndex:
@@ -296,18 +313,13 @@ def load_person_index(run_dir: str | Path) -> PersonIndex:
     for a single shard file, from its columns."""
     run_dir = Path(run_dir)
     if run_dir.is_file():
-        part = shard_index_part(run_dir, 0)
-        return PersonIndex(**{name.removeprefix("person_"): part[name] for name in PERSON_INDEX_COLUMNS})
+        return PersonIndex.of(shard_index_part(run_dir, 0))
     shards = committed_shard_indices(run_dir)
-    consolidated = run_dir / "index" / "index.npz"
-    columns: dict[str, np.ndarray] | None = None
-    if _current_consolidated(run_dir, shards) is not None:
-        with np.load(consolidated) as data:
-            columns = {name: data[name] for name in PERSON_INDEX_COLUMNS}
+    columns = _consolidated_columns(run_dir, shards, PERSON_INDEX_COLUMNS)
     if columns is None:
         parts = [_read_part(run_dir, int(s), PERSON_INDEX_COLUMNS) for s in shards]
         columns = _concatenate(parts, PERSON_INDEX_COLUMNS)
-    return PersonIndex(**{name.removeprefix("person_"): columns[name] for name in PERSON_INDEX_COLUMNS})
+    return PersonIndex.of(columns)
 
 
 def write_index_tables(run_dir: str | Path, index: RunIndex, persons: PersonIndex) -> list[Path]:
@@ -337,7 +349,7 @@ def write_index_tables(run_dir: str | Path, index: RunIndex, persons: PersonInde
         }
     )
     frame_of = np.repeat(np.arange(len(index), dtype=np.int64), index.persons)
-    first = np.concatenate([[0], np.cumsum(index.persons, dtype=np.int64)[:-1]]) if len(index) else np.zeros(0, int)
+    first = person_offsets(index.persons)
     table = pa.table(
         {
             "frame_id": frames.column("frame_id").take(frame_of),
@@ -377,7 +389,10 @@ def consolidate_index(run_dir: str | Path, rebuild: bool = False) -> RunIndex:
             invalidate_consolidated(run_dir)
             columns = _concatenate(parts, every)
             _savez_durable(consolidated, {**columns, "shards": committed})
-            current = RunIndex(**{name: columns[name] for name in INDEX_COLUMNS}, shards=committed)
+            current = RunIndex.of(columns, committed)
+            persons = PersonIndex.of(columns)
+        else:
+            persons = None  # read only if the tables are missing
         if not all((consolidated.parent / name).exists() for name in TABLES):
-            write_index_tables(run_dir, current, load_person_index(run_dir))
+            write_index_tables(run_dir, current, persons if persons is not None else load_person_index(run_dir))
     return current

@@ -9,6 +9,7 @@ from orpose.frames.files import sha256_file
 from orpose.joints import COCO_KEYPOINTS
 from orpose.label_store.plan import PLAN_DIR, PlanError, read_plan
 from orpose.label_store.reader import LabelRun
+from orpose.label_store.schema import STATUS_LABELLED
 from orpose.label_store.shard import shard_path, verify_shard
 
 __all__ = ["inspect_labels", "format_inspection", "verify_run", "verify_index"]
@@ -31,7 +32,7 @@ def inspect_labels(path: str | Path, per_joint: bool = False, progress: bool = F
 
     run = LabelRun(path)
     index, persons = run.index, load_person_index(path)
-    labelled = index.status == 0
+    labelled = index.status == STATUS_LABELLED
     reasons, counts = np.unique(index.reject_reason[~labelled], return_counts=True)
     per_frame, frames = np.unique(index.persons[labelled], return_counts=True)
     hard_persons = int(persons.hard_valid.sum())
@@ -71,23 +72,23 @@ def _per_joint_quantiles(run: LabelRun, progress: bool) -> dict[str, list[float]
 
     from orpose.label_store.statistics import RunStatistics
 
-    stats = RunStatistics()
+    stats, persons = RunStatistics(), 0
     kept: list[np.ndarray] | None = []
     for shard in tqdm(run.shards(), total=len(run.shard_files), desc="reading shards", unit="shard",
                       disable=not progress):  # fmt: skip
-        stats.add(shard)
+        stats.add(shard, counts=False)  # the histograms only: the counts are the index's
+        persons += len(shard.persons["score"])  # rejected frames have no person rows
         if kept is not None:
             labelled = shard.frames["status"][shard.persons["frame_index"]] == 0 if len(shard.persons["score"]) else []
             kept.append(shard.persons["keypoints_2d"][..., 2][labelled])
             if sum(len(k) for k in kept) > EXACT_QUANTILES_UP_TO:
                 kept = None
-    if kept is not None and stats.persons:
+    if kept is not None and persons:
         quantiles = np.quantile(np.concatenate(kept), QUANTILES, axis=0).T
     else:
         quantiles = stats.confidence.quantiles(QUANTILES)
     return {
-        name: ([round(float(q), 3) for q in quantiles[j]] if stats.persons else None)
-        for j, name in enumerate(COCO_KEYPOINTS)
+        name: ([round(float(q), 3) for q in quantiles[j]] if persons else None) for j, name in enumerate(COCO_KEYPOINTS)
     }
 
 
@@ -183,6 +184,8 @@ class _ConsolidatedCheck:
     def __init__(self, path: Path, committed):
         import numpy as np
 
+        from orpose.label_store.index import person_offsets
+
         self.file, self.columns = path / "index" / "index.npz", None
         if not self.file.exists():
             return
@@ -190,7 +193,7 @@ class _ConsolidatedCheck:
             if np.array_equal(data["shards"], np.asarray(committed)):
                 self.columns = {name: data[name] for name in data.files}  # each read once, not once per shard
         if self.columns is not None:
-            self.person_start = np.concatenate([[0], np.cumsum(self.columns["persons"], dtype=np.int64)])
+            self.person_start = person_offsets(self.columns["persons"])
 
     def problems(self, shard_index: int, truth: dict) -> list[str]:
         import numpy as np

@@ -54,6 +54,16 @@ def _folders(ids: np.ndarray) -> np.ndarray:
     return folders.view(f"S{width}").reshape(len(ids))
 
 
+def _rejected_entry(frame) -> dict:
+    """What the report lists of a rejected frame, from its frame fields (a FrameLabels' `frame`, or a shard's row)."""
+    return {
+        "frame_id": str(frame["frame_id"]),
+        "camera_id": str(frame["camera_id"]),
+        "reason": str(frame["reject_reason"]),
+        "detail": str(frame["reject_detail"]),
+    }
+
+
 def person_uncertainty(keypoints_2d: np.ndarray) -> np.ndarray:
     """How unsure the teacher is of each person (P x 17 x 3 -> P): one minus the mean keypoint
     confidence. 0 = every joint certain, 1 = no joint found."""
@@ -183,7 +193,7 @@ class RunStatistics:
         persons per frame, the detector score, each joint's hard share and the gallery. Then `add(shard,
         counts=False)` adds the distributions only the shards hold. The day comes from the frame id alone here
         (the index has no color path)."""
-        from orpose.label_store.index import load_person_index
+        from orpose.label_store.index import load_person_index, person_offsets
 
         index, persons = run.index, load_person_index(run.path)
         labelled = index.status == STATUS_LABELLED
@@ -216,15 +226,7 @@ class RunStatistics:
         for reason, n in zip(*np.unique(index.reject_reason[~labelled], return_counts=True)):
             self.rejected_by_reason[reason.decode()] += int(n)
         for position in np.flatnonzero(~labelled)[: self.max_rejected]:
-            frame = run.frame_at(int(position)).frame
-            self.rejected.append(
-                {
-                    "frame_id": str(frame["frame_id"]),
-                    "camera_id": str(frame["camera_id"]),
-                    "reason": str(frame["reject_reason"]),
-                    "detail": str(frame["reject_detail"]),
-                }
-            )
+            self.rejected.append(_rejected_entry(run.frame_at(int(position)).frame))
         self.persons_per_frame.update({int(n): int(c) for n, c in zip(*np.unique(index.persons[labelled],
                                                                                   return_counts=True))})  # fmt: skip
         self.score.add(persons.score)
@@ -234,7 +236,7 @@ class RunStatistics:
         picked = np.arange(len(confidence))
         if len(picked) > self.gallery_size:
             picked = np.argpartition(confidence, self.gallery_size - 1)[: self.gallery_size]
-        first = np.cumsum(index.persons, dtype=np.int64) - index.persons  # each frame's first person row
+        first = person_offsets(index.persons)  # frame i owns person rows first[i]:first[i + 1]
         for row in picked[np.argsort(confidence[picked], kind="stable")]:
             position = int(np.searchsorted(first, row, side="right")) - 1  # the frame that owns person row `row`
             uncertainty = 1.0 - float(confidence[row])
@@ -262,14 +264,7 @@ class RunStatistics:
                 reason = str(frames["reject_reason"][i])
                 self.rejected_by_reason[reason] += 1
                 if len(self.rejected) < self.max_rejected:
-                    self.rejected.append(
-                        {
-                            "frame_id": str(frames["frame_id"][i]),
-                            "camera_id": str(frames["camera_id"][i]),
-                            "reason": reason,
-                            "detail": str(frames["reject_detail"][i]),
-                        }
-                    )
+                    self.rejected.append(_rejected_entry({name: column[i] for name, column in frames.items()}))
                 continue
             lo, hi = offsets[i], offsets[i + 1]
             group.labelled += 1

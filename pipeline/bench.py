@@ -156,10 +156,9 @@ def _naive_teacher(config_name: str, overrides: dict, weights_dir: str | None) -
 
 def _naive_detect(teacher: _NaiveTeacher, color_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`inference_detector` on each TTA view, merged as the pipeline merges; (boxes, scores, masks)."""
-    import cv2
     from mmdet.apis import inference_detector
 
-    from orpose.teachers.detector import render_view
+    from orpose.teachers.detector import mask_to_frame, render_view
     from orpose.teachers.mm import forward_context
     from orpose.teachers.tta import boxes_from_view, detection_views
 
@@ -187,8 +186,7 @@ def _naive_detect(teacher: _NaiveTeacher, color_bgr: np.ndarray) -> tuple[np.nda
     boxes, scores, picks = detector.merge_views(views)
     masks = np.zeros((len(picks), h, w), dtype=bool)
     for k, (view, c, _, row) in enumerate(picks):
-        mask = full_masks[c][row][:, ::-1] if view.flip else full_masks[c][row]
-        masks[k] = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        masks[k] = mask_to_frame(full_masks[c][row], view, w, h)
     return boxes, scores, masks
 
 

@@ -57,32 +57,33 @@ class DecodeOnly(Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         import cv2
 
-        path = self.paths[i].decode()
-        if self.modality == "color":
-            image = decode_color(path, path).astype(np.float32)  # BGR: the channels swap in the last copy
-        else:
-            image = decode_depth(path, path).astype(np.float32)
+        image = self._decode(self.paths[i].decode()).astype(np.float32)
         h, w = image.shape[:2]
         size = scaled_size(w, h, item_factor(self.factor, self.seed, 0, int(self.positions[i])))
         if size != (w, h):
             image = cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_LINEAR)
-        image = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)[::-1]  # RGB, channels first
-        return torch.from_numpy(np.ascontiguousarray(image))
+        return torch.from_numpy(np.ascontiguousarray(self._channels_first(image)))
+
+    def _decode(self, path: str) -> np.ndarray:
+        # BGR: the channels swap in the last copy
+        return decode_color(path, path) if self.modality == "color" else decode_depth(path, path)
+
+    @staticmethod
+    def _channels_first(image: np.ndarray) -> np.ndarray:
+        return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)[::-1]  # RGB, channels first
 
 
 class MinimalDecode(DecodeOnly):
     """The minimal loader: `cv2.imread`, float32, resize, one channels-first copy; nothing checked, no RGB swap."""
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def _decode(self, path: str) -> np.ndarray:
         import cv2
 
-        flags = cv2.IMREAD_COLOR if self.modality == "color" else cv2.IMREAD_UNCHANGED
-        image = cv2.imread(self.paths[i].decode(), flags).astype(np.float32)
-        h, w = image.shape[:2]
-        size = scaled_size(w, h, item_factor(self.factor, self.seed, 0, int(self.positions[i])))
-        if size != (w, h):
-            image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
-        return torch.from_numpy(np.ascontiguousarray(image[None] if image.ndim == 2 else image.transpose(2, 0, 1)))
+        return cv2.imread(path, cv2.IMREAD_COLOR if self.modality == "color" else cv2.IMREAD_UNCHANGED)
+
+    @staticmethod
+    def _channels_first(image: np.ndarray) -> np.ndarray:
+        return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from orpose.teachers.kernels import set_deform_conv_kernel, set_nms_kernel, set_
 from orpose.teachers.mm import forward_context, load_model
 from orpose.teachers.tta import MERGERS, DetectionView, boxes_from_view, boxes_to_view, detection_views
 
-__all__ = ["Detections", "PersonDetector", "render_view"]
+__all__ = ["Detections", "PersonDetector", "render_view", "mask_to_frame"]
 
 
 @dataclass
@@ -39,6 +39,13 @@ class Detections:
 
     def __len__(self) -> int:
         return len(self.boxes)
+
+
+def mask_to_frame(mask: np.ndarray, view: DetectionView, width: int, height: int) -> np.ndarray:
+    """A view's (h, w) mask mapped back onto the frame: unflipped, then resized (nearest) to the frame's size."""
+    if view.flip:
+        mask = mask[:, ::-1]
+    return cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
 def render_view(image: np.ndarray, view: DetectionView) -> np.ndarray:
@@ -211,10 +218,7 @@ class PersonDetector:
             h, w = image.shape[:2]
             masks = np.zeros((len(picks), h, w), dtype=bool)
             for out, (view, c, position, row) in enumerate(picks):
-                mask = computed[c][position][wanted[c][position].index(row)]
-                if view.flip:
-                    mask = mask[:, ::-1]
-                masks[out] = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+                masks[out] = mask_to_frame(computed[c][position][wanted[c][position].index(row)], view, w, h)
             detections.append(Detections(boxes, scores, masks))
         return detections
 
@@ -231,7 +235,7 @@ class PersonDetector:
         in_view = self._masks_at(features, boxes_to_view(boxes, view))
         masks = np.zeros((len(boxes), h, w), dtype=bool)
         for out, mask in enumerate(in_view):
-            masks[out] = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+            masks[out] = mask_to_frame(mask, view, w, h)
         return masks
 
     def merge_views(self, views):

@@ -21,11 +21,12 @@ from collections import defaultdict
 
 import numpy as np
 
-from orpose.frames.geometry import apply_rigid, box_iou
+from orpose.frames.geometry import apply_rigid
 from orpose.frames.mvor import read_mvor_rig
 from orpose.fusion.association import associate
 from orpose.fusion.triangulation import ViewCamera, triangulate
 from orpose.joints import coco_to_h36m_positions
+from orpose.label_store.compare import _pairs as match_boxes  # labels diff's person matching
 from orpose.label_store.reader import LabelRun
 
 
@@ -66,13 +67,8 @@ def main() -> None:
             if not len(f) or not annotations:
                 continue
             boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in annotations)])
-            ious = box_iou(f.persons["box"], boxes)
-            for flat in np.argsort(-ious, axis=None):
-                p, g = divmod(int(flat), len(annotations))
-                if ious[p, g] < 0.5:
-                    break
-                if (v, p) not in identity and g not in {gg for (vv, _), (gg, _) in identity.items() if vv == v}:
-                    identity[(v, p)] = (g, annotations[g])
+            for p, g in match_boxes(f.persons["box"], boxes, 0.5):  # greedy, best IoU first, one to one
+                identity[(v, p)] = (g, annotations[g])
         groups = associate(keypoints, view_cameras, args.max_disagreement_px)
         ids_in_views = defaultdict(set)
         for (v, _), (_, a) in identity.items():

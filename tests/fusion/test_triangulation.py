@@ -9,7 +9,14 @@ import pytest
 
 from orpose.frames.calibration import Intrinsics
 from orpose.frames.geometry import apply_rigid, look_at, project
-from orpose.fusion.triangulation import ViewCamera, normalized, reprojection_px, triangulate, triangulate_dlt
+from orpose.fusion.triangulation import (
+    ViewCamera,
+    camera_projections,
+    normalized,
+    reprojection_px,
+    triangulate,
+    triangulate_dlt,
+)
 
 INTRINSICS = Intrinsics(640, 480, 540.0, 540.0, 319.5, 239.5)
 
@@ -52,7 +59,7 @@ def test_the_refinement_lowers_the_reprojection_error_of_noisy_points():
     uv = observe(points, cameras) + np.random.default_rng(2).normal(0, 1.0, size=(4, 17, 2))
     weights = np.ones((4, 17))
     xn = np.stack([normalized(uv[v], c.intrinsics) for v, c in enumerate(cameras)])
-    linear = triangulate_dlt(xn, weights, np.stack([c.world_to_camera[:3] for c in cameras]))
+    linear = triangulate_dlt(xn, weights, camera_projections(cameras))
     refined = triangulate(uv, weights, cameras).points
     before, after = reprojection_px(linear, uv, cameras), reprojection_px(refined, uv, cameras)
     assert (after**2).sum() < (before**2).sum()
@@ -72,7 +79,7 @@ def test_a_view_that_disagrees_is_voted_out_and_a_joint_seen_once_has_no_point()
     assert np.isnan(result.points[9]).all() and result.views[9] == 0 and np.isnan(result.error_px[9])
     plain = triangulate_dlt(
         np.stack([normalized(uv[v], c.intrinsics) for v, c in enumerate(cameras)]),
-        np.ones((4, 17)), np.stack([c.world_to_camera[:3] for c in cameras]),
+        np.ones((4, 17)), camera_projections(cameras),
     )  # fmt: skip
     assert np.linalg.norm(plain[5] - points[5]) > 20.0  # without the vote the outlier drags the joint
 
