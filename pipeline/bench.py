@@ -18,6 +18,7 @@ Each side runs in its own process; peak resident memory is sampled over the whol
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -34,16 +35,17 @@ from orpose.checkout import source_checkout
 
 __all__ = ["bench", "naive_loop", "teacher_flops", "dense_peak_tflops", "persons_overrides"]
 
-# Dense (no sparsity) bf16/fp16 tensor-core peaks from the vendors' data sheets, TFLOP/s. The
-# fraction of peak a run reaches is its counted FLOPs per second over this figure.
+# Dense (no sparsity) tensor-core peaks from the vendors' data sheets, TFLOP/s: (bf16/fp16, TF32). The fraction
+# of peak a run reaches is its counted FLOPs per second over the figure of its precision; "fp32" on a GPU is TF32
+# for cuDNN's convolutions (torch's default), so its peak is TF32's (the V100 has none: its fp32 peak).
 DENSE_PEAK_TFLOPS = (
-    ("H100 PCIe", 756.0),
-    ("H100", 989.4),
-    ("H200", 989.4),
-    ("A100", 312.0),
-    ("L40S", 362.1),
-    ("A10", 125.0),
-    ("V100", 125.0),
+    ("H100 PCIe", 756.0, 378.0),
+    ("H100", 989.4, 494.7),
+    ("H200", 989.4, 494.7),
+    ("A100", 312.0, 156.0),
+    ("L40S", 362.1, 183.0),
+    ("A10", 125.0, 62.5),
+    ("V100", 125.0, 15.7),
 )
 
 
@@ -246,19 +248,20 @@ def naive_loop(config_name: str, overrides: dict, frames: str, out: str, weights
     }
 
 
-def dense_peak_tflops(device_name: str) -> float | None:
-    """The dense bf16/fp16 peak of a GPU from its torch device name (e.g. "NVIDIA H100 80GB HBM3"),
-    or None when the name is not in the table (then `labels bench --peak-tflops` gives it)."""
-    for key, tflops in DENSE_PEAK_TFLOPS:  # most specific first: "H100 PCIe" before "H100"
+def dense_peak_tflops(device_name: str, precision: str = "bf16") -> float | None:
+    """The dense peak of a GPU for a precision (bf16 and fp16: the half-precision tensor cores; fp32: TF32) from
+    its torch device name (e.g. "NVIDIA H100 80GB HBM3"), or None when the name is not in the table (then
+    `labels bench --peak-tflops` gives it)."""
+    for key, half, tf32 in DENSE_PEAK_TFLOPS:  # most specific first: "H100 PCIe" before "H100"
         if key.lower() in device_name.lower():
-            return tflops
+            return tf32 if precision == "fp32" else half
     return None
 
 
 def teacher_flops(config_name: str, overrides: dict, frames: str, weights_dir: str | None, sample: int = 4) -> dict:
-    """FLOPs per frame of the batched teacher (what the pipeline's actors run): torch's flop
-    counter around the first `sample` frames, convolutions and matrix products (2 per
-    multiply-add; RoIAlign, NMS and other custom ops are not counted). Also the device's name."""
+    """FLOPs per frame of the batched teacher (what the pipeline's actors run), in all and per model stage: torch's
+    flop counter around the first `sample` frames, convolutions and matrix products (2 per multiply-add; RoIAlign,
+    NMS and other custom ops are not counted). Also the device's name."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -271,11 +274,23 @@ def teacher_flops(config_name: str, overrides: dict, frames: str, weights_dir: s
     teacher = LocalExecutor.for_teacher(config, weights_dir)
     source = open_source(frames)
     images = [source.load(ref).color_bgr for ref in source.refs()[:sample]]
-    with FlopCounterMode(display=False) as counter:
-        teacher.label_images(images)
+    per_stage: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def counted(stage: str):
+        with FlopCounterMode(display=False) as counter:
+            yield
+        per_stage[stage] = counter.get_total_flops() / len(images)
+
+    teacher.label_images_by_stage(images, counted)
     device = pick_device(config.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    return {"flops_per_frame": counter.get_total_flops() / len(images), "frames": len(images), "device": name}
+    return {
+        "flops_per_frame": sum(per_stage.values()),
+        "stage_flops_per_frame": per_stage,
+        "frames": len(images),
+        "device": name,
+    }
 
 
 NAIVE_FIELDS = ("box", "score", "keypoints_2d", "pose3d_soft")  # what the naive loop's file keeps
@@ -364,7 +379,7 @@ def bench(
         .splitlines()[-1]
     )
     runs = _pipeline_runs(pipelines, common, folder, small, large)
-    comparisons = _compare_with_naive(folder, runs, pipelines)
+    comparisons = _compare_with_naive(folder, runs, pipelines, config)
     lines = _naive_lines(config, overrides, frames, memory_factor, folder, naive)
     if persons is not None:
         lines.insert(
@@ -375,7 +390,7 @@ def bench(
     lines += _pipeline_lines(pipelines, runs, comparisons, frames, naive)
     if naive["kernel_stats"] is not None:
         lines.append(_kernel_line(folder, naive, runs, pipelines, frames))
-    lines.append(_compute_line(compute, runs, pipelines, peak_tflops))
+    lines += _compute_line(compute, runs, pipelines, peak_tflops, config.precision)
     for variant, c in comparisons.items():
         lines += [f"  {variant}: {p}" for p in c.problems[:10]]
     return lines
@@ -456,17 +471,15 @@ def _pipeline_runs(pipelines, common: list[str], folder: Path, small: Path, larg
     return runs
 
 
-def _compare_with_naive(folder: Path, runs: dict, pipelines) -> dict:
-    """Each variant's labels of the small source against the naive loop's."""
-    from orpose.label_store.compare import Tolerances, compare, load_labels
+def _compare_with_naive(folder: Path, runs: dict, pipelines, config) -> dict:
+    """Each variant's labels of the small source against the naive loop's, within the tolerances measured for the
+    device and precision (`label_store.compare.tolerances_for`): both sides run the same models on the same
+    pixels, in another summation order (crops batched or one at a time) and, in bf16, with mmdet's heads under
+    autocast in the naive loop and in fp32 in the pipeline."""
+    from orpose.label_store.compare import compare, load_labels, tolerances_for
+    from orpose.teachers.mm import pick_device
 
-    # Both sides run the same models on the same pixels; what differs is fp32 summation order
-    # (crops batched vs one at a time). DARK's sub-pixel step divides by the heatmap's curvature and
-    # turns those ~1e-6 differences into up to a few hundredths of a pixel on trained, peaked
-    # heatmaps (0.024 px measured with the first trained weights). 0.05 px is 1/5000 of a person.
-    # Confidences (heatmap maxima) of the trained HRNetV2 moved by a few 1e-4 between batched and
-    # single-crop forwards (measured); 1e-3 is 1/50 of CI's regression bar.
-    tolerances = Tolerances(keypoint_px=0.05, confidence=1e-3, box_px=0.01, pose3d_mm=0.5)
+    tolerances = tolerances_for(pick_device(config.device).type, config.precision)
     naive_labels = _naive_labels(folder / "naive.h5")
     return {
         variant: compare(naive_labels, load_labels(runs[variant, "small"]["run"]), tolerances, fields=NAIVE_FIELDS)
@@ -558,20 +571,40 @@ def _kernel_line(folder: Path, naive: dict, runs: dict, pipelines, frames: int) 
     )
 
 
-def _compute_line(compute: dict, runs: dict, pipelines, peak_tflops: float | None) -> str:
-    peak = peak_tflops or dense_peak_tflops(compute["device"])
+def _compute_line(compute: dict, runs: dict, pipelines, peak_tflops: float | None, precision: str) -> list[str]:
+    """FLOPs per frame and the fraction of the device's peak, for the teacher (best steady state) and per model
+    stage (its busy seconds in the first pipeline variant's N-frame run: the stage's own time, not the run's)."""
+    peak = peak_tflops or dense_peak_tflops(compute["device"], precision)
+    peak_name = "TF32" if precision == "fp32" else "bf16/fp16"
+
+    def of_peak(tflops: float) -> str:
+        return f"{100 * tflops / peak:.3g} % of peak" if peak else "peak unknown (give --peak-tflops)"
+
     best = max((runs[v, "large"]["summary"]["steady_fps"] or 0.0) for v in pipelines)
     achieved = compute["flops_per_frame"] * best / 1e12
-    return (
+    lines = [
         f"compute    : {compute['flops_per_frame'] / 1e9:.1f} GFLOP per frame (convolutions and matrix products, "
         f"torch's flop counter, mean of {compute['frames']} frames); best steady state {achieved:.4f} TFLOP/s on "
         f"{compute['device']}: "
         + (
-            f"{100 * achieved / peak:.3g} % of its dense bf16/fp16 peak ({peak:g} TFLOP/s)"
+            f"{of_peak(achieved)} (its dense {peak_name} peak, {peak:g} TFLOP/s)"
             if peak
             else "peak unknown (give --peak-tflops)"
         )
-    )
+    ]
+    small = runs[pipelines[0], "small"]
+    busy, frames = small["summary"]["stage_seconds"], small["summary"].get("frames_labelled") or 0
+    parts = []
+    for stage, flops in compute.get("stage_flops_per_frame", {}).items():
+        seconds = busy.get(stage)
+        if seconds and frames:
+            tflops = flops * frames / seconds / 1e12
+            parts.append(f"{stage} {flops / 1e9:.1f} GFLOP/frame, {tflops:.4f} TFLOP/s, {of_peak(tflops)}")
+        else:
+            parts.append(f"{stage} {flops / 1e9:.1f} GFLOP/frame")
+    if parts:
+        lines.append(f"  per stage ({pipelines[0]}, busy seconds of its {frames}-frame run): " + "; ".join(parts))
+    return lines
 
 
 def _main() -> int:

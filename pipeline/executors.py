@@ -15,6 +15,7 @@ output batches (position, frame_id, shard_index, record, seconds_<stage>), in an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -24,7 +25,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterator, Mapping, Protocol
 
 import numpy as np
 
@@ -232,6 +233,10 @@ class LocalExecutor:
         """The model stages on images in memory (BGR uint8), all in one batch: per image a dict of the
         columns the model stages write (boxes, scores, mask_rle, keypoints, spread, hard_mask, hard_valid,
         pose_soft, pose_hard; see `labels graph`)."""
+        return self.label_images_by_stage(images, contextlib.nullcontext)
+
+    def label_images_by_stage(self, images: list[np.ndarray], around: Callable[[str], ContextManager]) -> list[dict]:
+        """`label_images`, each model stage run inside `around(stage name)` (e.g. a FLOP counter per stage)."""
         n = len(images)
         batch = {
             "frame_id": np.array([f"image{i}" for i in range(n)], dtype=object),
@@ -240,7 +245,9 @@ class LocalExecutor:
             REJECT_DETAIL: np.array([""] * n, dtype=object),
         }
         models = [s for s in self.graph.stages if s.kind == "model"]
-        batch = self._run(models, batch, isolate=False)  # a caller's own images: their errors are raised to it
+        for spec in models:
+            with around(spec.name):
+                batch = self._run([spec], batch, isolate=False)  # a caller's own images: errors are raised to it
         written = [c for spec in models for c in spec.writes]
         return [{column: batch[column][i] for column in written} for i in range(n)]
 

@@ -67,6 +67,7 @@ export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 WORK=${WORK:-/tmp/gpu-check}
 DEVICE=${DEVICE:-cuda}
 FRAMES=${FRAMES:-16}
+PAPER_FRAMES=$((FRAMES / 4 > 0 ? FRAMES / 4 : 1))  # the paper benches' N
 # The benches' checkpoints: seeded where none are given (no hub is reachable on the GPU machine)
 BENCH_WEIGHTS=${BENCH_WEIGHTS:-$WORK/weights}
 mkdir -p "$WORK"
@@ -101,17 +102,36 @@ bench_paper() {  # TEACHER VARIANT: one full-TTA `labels bench` of a paper teach
   record labels weights --teacher "$teacher" --init --if-missing --weights-dir "$BENCH_WEIGHTS"
   section "$teacher, full TTA, $variant"
   # shellcheck disable=SC2086 (the variant is two overrides)
-  record labels bench --config "$teacher" --frames "$((FRAMES / 4 > 0 ? FRAMES / 4 : 1))" --memory-factor 2 --pipelines local \
+  record labels bench --config "$teacher" --frames "$PAPER_FRAMES" --memory-factor 2 --pipelines local \
     --weights-dir "$BENCH_WEIGHTS" --keep "$WORK/bench-$teacher-${variant//[ =]/_}" --persons 6 \
     device="$DEVICE" $variant
 }
 
 phase_headline() { bench_paper paper "precision=bf16"; }
 
+bench_run() {  # TEACHER VARIANT: the pipeline's run of that variant's bench (its N-frame source)
+  local run="$WORK/bench-$1-${2//[ =]/_}/run-local-frames-$PAPER_FRAMES"
+  [ -d "$run" ] && echo "$run"
+}
+
 phase_perf() {
-  local levers lever
+  local levers lever reference run precision extra
   IFS=';' read -ra levers <<<"$PERF_LEVERS"
   for lever in "${levers[@]}"; do bench_paper "$PERF_TEACHER" "$lever"; done
+  # each lever's labels against the first lever's (fp32), within the tolerances measured for its precision
+  section "$PERF_TEACHER: each lever's labels against ${levers[0]}"
+  reference=$(bench_run "$PERF_TEACHER" "${levers[0]}")
+  for lever in "${levers[@]:1}"; do
+    run=$(bench_run "$PERF_TEACHER" "$lever")
+    precision=$(grep -o 'precision=[a-z0-9]*' <<<"$lever" | tail -1)
+    precision=${precision#precision=}
+    [ -n "$reference" ] && [ -n "$run" ] || { echo "no run of '$lever' to compare" | tee -a "$REPORT"; continue; }
+    extra=()
+    [[ $lever == *masks=merged* ]] && extra=(--mask-iou 0)  # merged masks change the masks by design
+    echo "lever: $lever" | tee -a "$REPORT"
+    record labels diff --no-progress "$reference" "$run" --tolerances-of "${DEVICE%%:*}:${precision:-fp32}" \
+      ${extra[@]+"${extra[@]}"}
+  done
 }
 
 phase_tests() {
@@ -129,7 +149,12 @@ phase_tiny() {
   rm -rf "$WORK/tiny-cpu" "$WORK/tiny-cuda"
   record labels run --executor local --no-progress --config tiny --frames data/sample/manifest.jsonl --out "$WORK/tiny-cpu" device=cpu
   record labels run --executor local --no-progress --config tiny --frames data/sample/manifest.jsonl --out "$WORK/tiny-cuda" device="$DEVICE"
-  record labels diff "$WORK/tiny-cpu" "$WORK/tiny-cuda"
+  record labels diff --no-progress "$WORK/tiny-cpu" "$WORK/tiny-cuda" --tolerances-of "${DEVICE%%:*}:fp32"
+  section "tiny teacher: the bundled sample in bf16 on $DEVICE against fp32 on CPU"
+  rm -rf "$WORK/tiny-cuda-bf16"
+  record labels run --executor local --no-progress --config tiny --frames data/sample/manifest.jsonl --out "$WORK/tiny-cuda-bf16" \
+    device="$DEVICE" precision=bf16
+  record labels diff --no-progress "$WORK/tiny-cpu" "$WORK/tiny-cuda-bf16" --tolerances-of "${DEVICE%%:*}:bf16"
 }
 
 phase_paper() {

@@ -80,6 +80,11 @@ def test_diff_of_a_run_with_itself_and_with_a_changed_copy(sample_run, tmp_path)
     result = labels("diff", sample_run, tmp_path / "changed")
     assert result.returncode == 1
     assert "day1/cam1/000002 person 0: keypoints_2d nose" in result.stdout and "4.00 px" in result.stdout
+    # reduced precision's tolerances bound the distribution of the changes, not one keypoint's jump; fp32's do not
+    assert labels("diff", sample_run, tmp_path / "changed", "--tolerances-of", "cpu:bf16").returncode == 0
+    assert labels("diff", sample_run, tmp_path / "changed", "--tolerances-of", "cuda:fp32").returncode == 1
+    unknown = labels("diff", sample_run, tmp_path / "changed", "--tolerances-of", "cuda:int8")
+    assert unknown.returncode == 2 and "cuda:int8" in unknown.stderr and "cpu:bf16" in unknown.stderr
 
 
 def test_evaluate_the_sample_run_against_its_ground_truth(sample_run):

@@ -257,3 +257,32 @@ def test_two_runs_are_compared_frame_by_frame(tmp_path, records, provenance, mon
     assert result.matched == sum(r.num_persons for r in records) and result.problems.total == len(records)
     assert sorted(result.frames_only_in_a) == sorted("x" + r.frame["frame_id"] for r in records)
     assert all(p.endswith(": in A only") for p in result.problems)
+
+
+def test_the_needed_tolerances_pass_and_a_tighter_one_fails(tmp_path, records, provenance):
+    """`Comparison.needed()` is what each tolerance must be for two sets to pass (how `tools/lever_spread.py`
+    derives a precision's tolerances): with it they pass; with any one of them a little tighter they fail."""
+    import dataclasses
+
+    rng = np.random.default_rng(5)
+    changed = copy.deepcopy(records)
+    for record in changed:
+        if record.num_persons:
+            record.persons = {k: np.array(v, copy=True) for k, v in record.persons.items()}
+            record.persons["keypoints_2d"][..., :2] += rng.normal(0, 0.3, record.persons["keypoints_2d"][..., :2].shape)
+            record.persons["keypoints_2d"][..., 2] += rng.uniform(-0.01, 0.01, record.persons["keypoints_2d"].shape[:2])
+            record.persons["box"] = record.persons["box"] + rng.normal(0, 0.4, record.persons["box"].shape)
+            record.persons["pose3d_soft"] = record.persons["pose3d_soft"] + rng.normal(0, 2.0, (1, 1, 3))
+    commit_shard(tmp_path / "a", 0, records, provenance)
+    commit_shard(tmp_path / "b", 0, changed, provenance)
+    wide = Tolerances(keypoint_px=50, confidence=1, box_px=50, pose3d_mm=500, bias_px=50, spread_px=50, score=1,
+                      consistency=1, mask_iou=0)  # fmt: skip
+    needed = compare(tmp_path / "a", tmp_path / "b", wide, fields=("box", "keypoints_2d", "pose3d_soft")).needed()
+    assert {"keypoint_px", "confidence", "box_px", "pose3d_mm", "bias_px"} <= set(needed)
+    assert 0 < needed["keypoint_px"] < 5 and 0 < needed["box_px"] < 5 and 0 < needed["pose3d_mm"] < 50
+    exact = Tolerances(**{k: needed[k] for k in ("keypoint_px", "confidence", "box_px", "pose3d_mm", "bias_px")})
+    fields = ("box", "keypoints_2d", "pose3d_soft")
+    assert compare(tmp_path / "a", tmp_path / "b", exact, fields=fields).ok
+    for name in ("keypoint_px", "confidence", "box_px", "pose3d_mm", "bias_px"):
+        tighter = dataclasses.replace(exact, **{name: needed[name] * 0.99})
+        assert not compare(tmp_path / "a", tmp_path / "b", tighter, fields=fields).ok, name

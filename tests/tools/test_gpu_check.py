@@ -36,7 +36,7 @@ def test_the_gpu_scripts_tiny_and_perf_phases_run_dry_on_cpu(tmp_path):
         "PYTHON": sys.executable,
         "WORK": str(tmp_path / "work"),
         "PERF_TEACHER": "tiny",
-        "PERF_LEVERS": "precision=fp32 detector.masks=merged",
+        "PERF_LEVERS": "precision=fp32;precision=fp32 detector.masks=merged",
         # the trained tiny teacher: seeded weights' flat heatmaps can flip a maximum on a one-frame bench
         "BENCH_WEIGHTS": str(ROOT / "data" / "tiny_teacher"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -52,8 +52,11 @@ def test_the_gpu_scripts_tiny_and_perf_phases_run_dry_on_cpu(tmp_path):
         "## tiny teacher: labels bench on cpu",
         "## tiny teacher: the bundled sample on CPU and on cpu",
         "## tiny, full TTA, precision=fp32 detector.masks=merged",
+        "## tiny: each lever's labels against precision=fp32",
+        "## tiny teacher: the bundled sample in bf16 on cpu against fp32 on CPU",
     ):
         assert heading in text
     assert "persons    : the detector's top 6 boxes a frame" in text  # the bench's --persons workload
     assert text.count("labels same") >= 2 and "DIFFERENT" not in text
-    assert "within tolerances" in text.split("labels diff")[-1]  # the two runs of the sample, compared
+    diffs = text.split("$ labels diff")[1:]  # the lever against fp32; the sample on both devices; in bf16
+    assert len(diffs) == 3 and all("within tolerances" in d.split("```")[0] for d in diffs), diffs
