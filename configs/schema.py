@@ -87,7 +87,9 @@ class DetectorSpec:
     # RoIAlign (average pooling) of the RoI heads: torchvision's ran 2.2 x faster on CPU.
     roi_align: Literal["torchvision", "mmcv"] = "torchvision"
     nms: Literal["torchvision", "mmcv"] = "torchvision"  # NMS / batched NMS of the RPN and RoI heads
-    deform_conv: Literal["torchvision", "mmcv"] = "torchvision"  # deformable convolution v1 (DCN)
+    # deformable convolution v1 (DCN); also "matmul": bilinear sampling and one matrix product over the groups in
+    # plain torch ops, which runs in the autocast precision (torchvision's kernel keeps fp32 under autocast)
+    deform_conv: Literal["torchvision", "mmcv", "matmul"] = "torchvision"
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,10 @@ class TeacherConfig:
     # heads stay fp32 (mmcv's CPU RoIAlign has no bf16 kernel). fp16: GPU only.
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False  # NHWC memory format for the convolutional models (faster on recent GPUs)
+    # torch.compile of the detector's backbone and neck and of the keypoint model, one graph per input shape
+    # (the first frames of each TTA view size pay the compilation: minutes on a CPU)
+    compile: bool = False
+    cudnn_benchmark: bool = False  # let cuDNN time its convolution algorithms per input shape (GPU only)
     weights_dir: str = "weights"  # where checkpoint file names are looked up (relative to the working dir)
     run: RunSpec = field(default_factory=RunSpec)  # execution settings of `labels run`
 

@@ -26,7 +26,9 @@ class StageContext:
     torch_threads: int | None = None
 
     def set_torch_threads(self) -> None:
-        if self.torch_threads is not None:
-            import torch
+        """The process's torch settings for this run: its threads, and cuDNN's algorithm search."""
+        import torch
 
+        if self.torch_threads is not None:
             torch.set_num_threads(self.torch_threads)
+        torch.backends.cudnn.benchmark = self.config.cudnn_benchmark

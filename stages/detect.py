@@ -47,6 +47,7 @@ class DetectStage(Stage):
                 CONFIG_DIR,
                 precision=config.precision,
                 channels_last=config.channels_last,
+                compile=config.compile,
             )
         )
 

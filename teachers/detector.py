@@ -23,7 +23,7 @@ import torch
 
 from orpose.configs.schema import DetectorSpec
 from orpose.teachers.kernels import set_deform_conv_kernel, set_nms_kernel, set_roi_align_kernel
-from orpose.teachers.mm import forward_context, load_model
+from orpose.teachers.mm import compiled, forward_context, load_model
 from orpose.teachers.tta import MERGERS, DetectionView, boxes_from_view, boxes_to_view, detection_views
 
 __all__ = ["Detections", "PersonDetector", "render_view", "mask_to_frame"]
@@ -77,6 +77,7 @@ class PersonDetector:
         *,
         precision: str = "fp32",
         channels_last: bool = False,
+        compile: bool = False,
     ):
         self.spec = spec
         self.box_threshold = box_threshold
@@ -89,6 +90,7 @@ class PersonDetector:
         set_deform_conv_kernel(self.model, spec.deform_conv)
         set_nms_kernel(self.model, spec.nms)
         self.precision, self.channels_last = precision, channels_last
+        self.extract_features = compiled(self.model.extract_feat, compile)  # backbone and neck
         self.merge = MERGERS[spec.merge]
         self.forward_passes = 0  # network calls so far (batching is measured, not assumed)
         self.views_held_peak = 0  # most views whose features were alive at once (memory is measured, not assumed)
@@ -111,7 +113,7 @@ class PersonDetector:
             batch = (
                 data["inputs"].contiguous(memory_format=torch.channels_last) if self.channels_last else data["inputs"]
             )
-            features = model.extract_feat(batch)
+            features = self.extract_features(batch)
         # Mixed precision and NHWC cover the backbone and neck (most of the FLOPs); the RPN and RoI
         # heads get fp32 NCHW features: mmcv's RoIAlign has no bf16 CPU kernel, and it reads its
         # input as NCHW-contiguous memory, so channels-last features gave garbage boxes.

@@ -15,6 +15,11 @@ How each switch is made:
   subclass whose forward calls `torchvision.ops.deform_conv2d` (same offset layout: (dy, dx) per
   kernel tap, per offset group). Parameters, buffers and state-dict keys are untouched, so it can
   be switched back and a checkpoint loads the same either way.
+- deformable convolution, "matmul" (`detector.deform_conv=matmul`): the same subclass trick, the forward
+  written in plain torch ops (`deform_conv2d_matmul`): every kernel tap's input sampled bilinearly at its
+  offset position (`grid_sample`), then one batched matrix product over the convolution's groups. torchvision's
+  kernel autocasts to fp32 and runs a matrix product per group (the X-152 has 32); this one's product runs in
+  the autocast precision on tensor cores. Equal to torchvision's in fp32 (tests/teachers/test_kernels.py).
 - NMS: mmdet's RPN and RoI heads call mmcv's `batched_nms` with their test_cfg's `nms` settings, and
   `batched_nms` calls `nms.type` when it is a function: `set_nms_kernel` sets it to torchvision's
   (`torchvision_nms_dets`) or back to 'nms' (mmcv's), per model, when the model is built.
@@ -39,15 +44,18 @@ __all__ = [
     "set_deform_conv_kernel",
     "set_roi_align_kernel",
     "torchvision_deform_conv2d_pack",
+    "matmul_deform_conv2d_pack",
+    "deform_conv2d_matmul",
     "torchvision_nms",
 ]
 
 Kernel = Literal["torchvision", "mmcv"]
+DeformKernel = Literal["torchvision", "mmcv", "matmul"]
 
 
-def _check(kernel: str) -> None:
-    if kernel not in ("torchvision", "mmcv"):
-        raise ValueError(f"kernel must be 'torchvision' or 'mmcv', not {kernel!r}")
+def _check(kernel: str, known: tuple[str, ...] = ("torchvision", "mmcv")) -> None:
+    if kernel not in known:
+        raise ValueError(f"kernel must be one of {', '.join(repr(k) for k in known)}, not {kernel!r}")
 
 
 # --- RoIAlign -----------------------------------------------------------------------------------
@@ -174,22 +182,80 @@ def torchvision_deform_conv2d_pack() -> type:
     return type("TorchvisionDeformConv2dPack", (_TorchvisionDeformForward, _deform_conv2d_pack_class()), {})
 
 
-def set_deform_conv_kernel(model: torch.nn.Module, kernel: Kernel) -> int:
+def deform_conv2d_matmul(
+    x: Tensor,
+    offset: Tensor,
+    weight: Tensor,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[int, int] = (0, 0),
+    dilation: tuple[int, int] = (1, 1),
+) -> Tensor:
+    """Deformable convolution v1 (no mask, no bias) as torchvision's `deform_conv2d` computes it, in plain torch
+    ops: for each kernel tap, the input sampled bilinearly at the tap's position plus its offset ((dy, dx) per
+    tap per offset group, as torchvision's layout; zero outside the image), then one batched matrix product over
+    the groups. x (N, C, H, W), offset (N, 2 x offset groups x kh x kw, Ho, Wo), weight (O, C / groups, kh, kw).
+    The sampled columns take C x kh x kw x Ho x Wo values per image."""
+    import torch.nn.functional as F
+
+    n, c, h, w = x.shape
+    out_channels, group_channels, kh, kw = weight.shape
+    groups, taps = c // group_channels, kh * kw
+    offset_groups = offset.shape[1] // (2 * taps)
+    ho, wo = offset.shape[2:]
+    position = dict(device=x.device, dtype=torch.float32)
+    tap_y = (torch.arange(kh, **position) * dilation[0]).repeat_interleave(kw)  # (taps,), row-major taps
+    tap_x = (torch.arange(kw, **position) * dilation[1]).repeat(kh)
+    rows = torch.arange(ho, **position) * stride[0] - padding[0]
+    cols = torch.arange(wo, **position) * stride[1] - padding[1]
+    moves = offset.float().view(n, offset_groups, taps, 2, ho, wo)
+    y = tap_y.view(taps, 1, 1) + rows.view(1, ho, 1) + moves[:, :, :, 0]  # (n, offset groups, taps, ho, wo)
+    x_at = tap_x.view(taps, 1, 1) + cols.view(1, 1, wo) + moves[:, :, :, 1]
+    # grid_sample's align_corners=True maps -1 and 1 to the first and last pixel centres; zeros outside, as
+    # torchvision's bilinear sampling (a corner outside the image contributes nothing)
+    grid = torch.stack((x_at * (2 / max(w - 1, 1)) - 1, y * (2 / max(h - 1, 1)) - 1), dim=-1)
+    sampled = F.grid_sample(
+        x.reshape(n * offset_groups, c // offset_groups, h, w),
+        grid.view(n * offset_groups, taps * ho, wo, 2).to(x.dtype),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
+    )  # (n x offset groups, C / offset groups, taps x ho, wo)
+    columns = sampled.view(n, groups, group_channels * taps, ho * wo)  # (c, tap) order, as the weight's
+    kernels = weight.reshape(groups, out_channels // groups, group_channels * taps)
+    return torch.matmul(kernels.to(columns.dtype), columns).view(n, out_channels, ho, wo)
+
+
+class _MatmulDeformForward:
+    """The forward of mmcv's `DeformConv2dPack` on `deform_conv2d_matmul`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        offset = self.conv_offset(x)
+        return deform_conv2d_matmul(x, offset, self.weight, self.stride, self.padding, self.dilation)
+
+
+@functools.cache
+def matmul_deform_conv2d_pack() -> type:
+    """The `DeformConv2dPack` subclass whose forward runs `deform_conv2d_matmul`."""
+    return type("MatmulDeformConv2dPack", (_MatmulDeformForward, _deform_conv2d_pack_class()), {})
+
+
+def set_deform_conv_kernel(model: torch.nn.Module, kernel: DeformKernel) -> int:
     """Run every deformable convolution v1 layer of `model` (mmcv `DeformConv2dPack`, mmdet's
     "DCN") on `kernel`; returns how many layers that is. Modulated (v2) layers are not switched:
-    asking for torchvision with one present is an error that names it."""
-    _check(kernel)
+    asking for torchvision or matmul with one present is an error that names it."""
+    _check(kernel, ("torchvision", "mmcv", "matmul"))
     from mmcv.ops import DeformConv2d, ModulatedDeformConv2d
 
-    pack, torchvision_pack = _deform_conv2d_pack_class(), torchvision_deform_conv2d_pack()
+    pack = _deform_conv2d_pack_class()
+    target = {"torchvision": torchvision_deform_conv2d_pack(), "matmul": matmul_deform_conv2d_pack(), "mmcv": pack}
     count = 0
     for name, module in model.named_modules():
         if isinstance(module, pack):
-            module.__class__ = torchvision_pack if kernel == "torchvision" else pack
+            module.__class__ = target[kernel]
             count += 1
-        elif kernel == "torchvision" and isinstance(module, (ModulatedDeformConv2d, DeformConv2d)):
+        elif kernel != "mmcv" and isinstance(module, (ModulatedDeformConv2d, DeformConv2d)):
             raise ValueError(
-                f"layer {name!r} is {type(module).__name__}, which has no torchvision kernel here "
+                f"layer {name!r} is {type(module).__name__}, which has no {kernel} kernel here "
                 "(only DeformConv2dPack, DCN v1): set detector.deform_conv='mmcv'"
             )
     return count

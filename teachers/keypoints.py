@@ -20,7 +20,7 @@ import torch
 
 from orpose.configs.schema import KeypointSpec
 from orpose.joints import flip_permutation
-from orpose.teachers.mm import forward_context, load_model
+from orpose.teachers.mm import compiled, forward_context, load_model
 from orpose.teachers.tta import align_heatmaps, crop_affine, decode_heatmaps, flip_affine
 
 __all__ = ["PersonKeypoints", "TopDownKeypoints", "box_to_crop"]
@@ -63,6 +63,7 @@ class TopDownKeypoints:
         *,
         precision: str = "fp32",
         channels_last: bool = False,
+        compile: bool = False,
     ):
         self.spec = spec
         self.device = device
@@ -70,6 +71,8 @@ class TopDownKeypoints:
             "mmpose", spec, checkpoint, device, config_root, channels_last
         )
         self.precision, self.channels_last = precision, channels_last
+        self.compile = compile
+        self.heatmaps = compiled(lambda x: self.model.head.forward(self.model.extract_feat(x)), compile)
         self.input_size = tuple(cfg.codec["input_size"])  # (w, h)
         self.heatmap_size = tuple(cfg.codec["heatmap_size"])
         self.flip_perm = flip_permutation()
@@ -81,6 +84,13 @@ class TopDownKeypoints:
         return np.diag([sx, sy]) @ input_affine
 
     def _forward(self, crops: np.ndarray) -> torch.Tensor:
+        count = len(crops)
+        if self.compile and count < self.spec.crops_per_forward:
+            # a compiled model has one graph per input shape: every forward gets crops_per_forward crops (the
+            # last one padded with black crops, dropped below), or each person count would compile anew
+            crops = np.concatenate(
+                [crops, np.zeros((self.spec.crops_per_forward - count, *crops.shape[1:]), crops.dtype)]
+            )
         # The model's own preprocessing (channel order, mean, std), applied on its device.
         preprocessor = self.model.data_preprocessor
         x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
@@ -90,9 +100,9 @@ class TopDownKeypoints:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with forward_context(self.device, self.precision):
-            heatmaps = self.model.head.forward(self.model.extract_feat(x))
+            heatmaps = self.heatmaps(x)
         self.forward_passes += 1
-        return heatmaps.float().cpu()
+        return heatmaps[:count].float().cpu()
 
     def __call__(self, images: list[np.ndarray], boxes: list[np.ndarray]) -> list[PersonKeypoints]:
         in_w, in_h = self.input_size

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -198,6 +199,32 @@ def prepare_model(model: torch.nn.Module, device: torch.device, channels_last: b
     if channels_last:
         model.to(memory_format=torch.channels_last)
     return model
+
+
+# Recompilations torch.compile allows a function (one per input shape): the paper's detector sees 9 view sizes,
+# each in one or two batch sizes, the keypoint model a few crop batches.
+COMPILE_SHAPES = 64
+_COMPILED_CALLS = threading.Lock()
+
+
+def compiled(function, enabled: bool):
+    """`function` under torch.compile (static shapes: one graph per input shape) when enabled, else itself.
+
+    Calls of every compiled function of the process are serialized: the in-process executor runs its models in
+    several threads, each with its own copies, and two threads in dynamo at once fail ("Detected that you are
+    using FX to symbolically trace a dynamo-optimized function", seen with 2 model threads on 48 frames)."""
+    if not enabled:
+        return function
+    import torch._dynamo
+
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, COMPILE_SHAPES)
+    optimized = torch.compile(function, dynamic=False)
+
+    def call(*args, **kwargs):
+        with _COMPILED_CALLS:
+            return optimized(*args, **kwargs)
+
+    return call
 
 
 def forward_context(device: torch.device, precision: str):

@@ -1,29 +1,37 @@
 #!/usr/bin/env bash
-# The GPU check: the teacher on CUDA, measured, on a GPU machine with no network and no Ray.
+# The GPU check: the teacher on CUDA, measured, on a GPU machine with no network.
 #
 # Made for the project's measuring machine (one H200; its image has Python 3.12, torch 2.11 with
 # CUDA 13, torchvision, numpy 2, opencv, h5py, pandas, pyarrow, scipy, pytest; no OpenMMLab, no Ray,
-# no registry). Everything runs through the in-process executor (`--executor local`), so Ray is not
-# needed. Before the first use, on a machine with a registry: `bash tools/gpu_wheels.sh` (fills .whl/,
-# about 8 MB), then send the working tree with .whl/ to the GPU machine and run there:
+# no registry). Everything but the ray phase runs through the in-process executor (`--executor local`).
+# Before the first use, on a machine with a registry: `bash tools/gpu_wheels.sh` (fills .whl/, about 35 MB,
+# Ray's 24 included), then send the working tree with .whl/ to the GPU machine and run there:
 #
 #   bash tools/gpu_check.sh [PHASE ...] [--report FILE]
 #
-# Phases (default: all = setup perf tests tiny, in this order: the figures that matter most first; each
+# Phases (default: all = setup perf tests tiny ray, in this order: the figures that matter most first; each
 # appends its section to the report as it goes, so a run cut off by the device's time limit still returns
 # what it measured):
 #   setup   install .whl/ into $SITE (default /tmp/site): mmcv-lite (nothing of mmcv is compiled: the
 #           teacher's RoIAlign, NMS and deformable convolution run on torchvision's CUDA kernels,
-#           teachers/mmcv_ext.py) and xtcocotools built against the image's numpy; about a minute
+#           teachers/mmcv_ext.py), xtcocotools built against the image's numpy, and Ray unpacked from
+#           .whl/ray-core.tar.xz when there; about a minute
 #   perf    the paper teacher, full TTA, lever by lever (PERF_LEVERS, `--list-levers` prints them): fp32, bf16,
 #           + channels-last, + masks of the merged boxes from one view a frame (detector.masks=merged), + 8
-#           views a forward (memory bounded by views_per_forward with merged masks); each `labels bench`
+#           views a forward (memory bounded by views_per_forward with merged masks), + the deformable
+#           convolutions as one matrix product in the autocast precision (after tools/bench_deform_conv.py
+#           times both kernels at the X-152's shapes); each `labels bench`
 #           against the naive loop with --persons 6 (frames/s, x naive, TFLOP/s, GPU memory, labels same)
 #   headline the paper teacher, full TTA, bf16: `labels bench` against the naive loop (seeded weights)
 #   tests   the CUDA tests (tests/teachers/test_cuda.py: each kernel on CUDA against mmcv's on CPU) and
 #           the kernel and placement tests
 #   tiny    the tiny teacher: `labels bench` on CUDA, and the bundled sample labelled on CPU and on
-#           CUDA, compared with `labels diff` (the proof that kernels and placement are right)
+#           CUDA, compared with `labels diff` (the proof that kernels and placement are right), and in bf16
+#           on CUDA against fp32 on CPU (`--tolerances-of cuda:bf16`)
+#   compile the perf phase's last lever + compile=true cudnn_benchmark=true (not in all: the first frames of each
+#           of the 18 view sizes pay the compilation, minutes; run it when a call's time is left)
+#   ray     the Ray executor on the GPU against the in-process one, same frames ($PERF_TEACHER, RAY_LEVER):
+#           one actor with the whole graph and the whole GPU, then two such actors sharing it (0.5 GPU each)
 #   paper   paper_x101 and paper with full TTA at fp32, bf16 and fp32+channels-last (paper bf16 is the
 #           headline's, not run again), each one
 #           `labels bench` (seeded weights: no hub is reachable there, and seeded weights detect no one, so
@@ -49,19 +57,20 @@ PERF_TEACHER=${PERF_TEACHER:-paper}
 # The levers, cumulative, one `labels bench` each (';' between levers, spaces between a lever's overrides)
 PERF_LEVERS=${PERF_LEVERS:-"precision=fp32;precision=bf16;precision=bf16 channels_last=true;\
 precision=bf16 channels_last=true detector.masks=merged;\
-precision=bf16 channels_last=true detector.masks=merged detector.views_per_forward=8"}
+precision=bf16 channels_last=true detector.masks=merged detector.views_per_forward=8;\
+precision=bf16 channels_last=true detector.masks=merged detector.views_per_forward=8 detector.deform_conv=matmul"}
 PHASES=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --report) REPORT=$2; shift 2 ;;
     --list-levers) tr ';' '\n' <<<"$PERF_LEVERS"; exit 0 ;;
-    setup|perf|headline|tests|tiny|paper) PHASES+=("$1"); shift ;;
-    all) PHASES+=(setup perf tests tiny); shift ;;
-    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
-    *) echo "gpu_check.sh: unknown phase or option '$1' (phases: setup perf headline tests tiny paper all)" >&2; exit 2 ;;
+    setup|perf|headline|tests|tiny|paper|ray|compile) PHASES+=("$1"); shift ;;
+    all) PHASES+=(setup perf tests tiny ray); shift ;;
+    -h|--help) sed -n '2,47p' "$0"; exit 0 ;;
+    *) echo "gpu_check.sh: unknown phase or option '$1' (phases: setup perf headline tests tiny paper ray compile all)" >&2; exit 2 ;;
   esac
 done
-[ ${#PHASES[@]} -gt 0 ] || PHASES=(setup perf tests tiny)
+[ ${#PHASES[@]} -gt 0 ] || PHASES=(setup perf tests tiny ray)
 mkdir -p "$(dirname "$REPORT")"
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 WORK=${WORK:-/tmp/gpu-check}
@@ -91,6 +100,7 @@ phase_setup() {
   ls .whl/*.whl >/dev/null 2>&1 || { echo "no wheels in .whl/: run tools/gpu_wheels.sh where a registry is reachable" >&2; exit 2; }
   record "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl
   record "$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target "$SITE" .whl/xtcocotools-*.tar.gz
+  if [ -f .whl/ray-core.tar.xz ]; then record tar -C "$SITE" -xJf .whl/ray-core.tar.xz; fi
   record "$PYTHON" -c "import orpose.teachers, torch, torchvision, numpy, mmcv, mmcv.ops, mmdet, mmpose, xtcocotools.coco; \
 print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'numpy', numpy.__version__, 'mmcv', mmcv.__version__); \
 print('cuda', torch.version.cuda, torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '-')"
@@ -117,6 +127,8 @@ bench_run() {  # TEACHER VARIANT: the pipeline's run of that variant's bench (it
 phase_perf() {
   local levers lever reference run precision extra
   IFS=';' read -ra levers <<<"$PERF_LEVERS"
+  section "the X-152's deformable convolutions: torchvision's kernel against the matmul one"
+  record "$PYTHON" tools/bench_deform_conv.py --device "$DEVICE" --repeat "$([ "$DEVICE" = cpu ] && echo 1 || echo 20)"
   for lever in "${levers[@]}"; do bench_paper "$PERF_TEACHER" "$lever"; done
   # each lever's labels against the first lever's (fp32), within the tolerances measured for its precision
   section "$PERF_TEACHER: each lever's labels against ${levers[0]}"
@@ -155,6 +167,33 @@ phase_tiny() {
   record labels run --executor local --no-progress --config tiny --frames data/sample/manifest.jsonl --out "$WORK/tiny-cuda-bf16" \
     device="$DEVICE" precision=bf16
   record labels diff --no-progress "$WORK/tiny-cpu" "$WORK/tiny-cuda-bf16" --tolerances-of "${DEVICE%%:*}:bf16"
+}
+
+# The ray phase's lever (the perf phase's best guess) and the GPUs a model actor reserves (0 on a CPU dry run,
+# where Ray has no GPU to give and would wait for one)
+RAY_LEVER=${RAY_LEVER:-"precision=bf16 channels_last=true detector.masks=merged"}
+RAY_GPUS=${RAY_GPUS:-$([ "$DEVICE" = cpu ] && echo 0 || echo 1)}
+
+phase_ray() {
+  local half
+  half=$("$PYTHON" -c "print($RAY_GPUS / 2)")
+  record "$PYTHON" -c "import ray; print('ray', ray.__version__, ray.__file__)" || return
+  section "$PERF_TEACHER, $RAY_LEVER: Ray, one actor with the whole graph and $RAY_GPUS GPU, against in-process"
+  # shellcheck disable=SC2086 (the lever is several overrides)
+  record labels bench --config "$PERF_TEACHER" --frames "$PAPER_FRAMES" --memory-factor 2 --pipelines local,ray-whole \
+    --weights-dir "$BENCH_WEIGHTS" --keep "$WORK/ray-one" --persons 6 device="$DEVICE" $RAY_LEVER \
+    run.gpus_per_actor="$RAY_GPUS"
+  section "$PERF_TEACHER, $RAY_LEVER: Ray, two whole-graph actors sharing the GPU ($half each)"
+  # shellcheck disable=SC2086
+  record labels bench --config "$PERF_TEACHER" --frames "$PAPER_FRAMES" --memory-factor 2 --pipelines ray-whole \
+    --weights-dir "$BENCH_WEIGHTS" --keep "$WORK/ray-two" --persons 6 device="$DEVICE" $RAY_LEVER \
+    run.detector_actors=2 run.gpus_per_actor="$half"
+}
+
+phase_compile() {
+  local levers
+  IFS=';' read -ra levers <<<"$PERF_LEVERS"
+  bench_paper "$PERF_TEACHER" "${levers[-1]} compile=true cudnn_benchmark=true"
 }
 
 phase_paper() {

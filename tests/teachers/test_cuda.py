@@ -80,3 +80,25 @@ def test_the_tiny_detector_on_cuda_finds_the_cpu_detections():
     assert len(expected) >= 1 and len(got) == len(expected)
     np.testing.assert_allclose(got.boxes, expected.boxes, atol=1.0)
     np.testing.assert_allclose(got.scores, expected.scores, atol=1e-3)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_sample_labelled_on_cuda_is_within_its_precisions_tolerances_of_cpu_fp32(precision, tmp_path):
+    """The trained tiny teacher through the whole pipeline: the bundled sample in fp32 on CPU against the same on
+    CUDA in fp32 (TF32 convolutions) and in bf16, held to the tolerances measured for that device and precision
+    (`label_store.compare.tolerances_for`; docs/benchmarks.md, "Each lever against fp32")."""
+    from pathlib import Path
+
+    from orpose.configs.schema import load_teacher_config
+    from orpose.frames.sources import open_source
+    from orpose.label_store.compare import compare, tolerances_for
+    from orpose.pipeline.run import run_labels
+
+    frames = Path(__file__).parents[2] / "data/sample/manifest.jsonl"
+    runs = {}
+    for device, chosen in (("cpu", "fp32"), ("cuda", precision)):
+        config = load_teacher_config("tiny", {"device": device, "precision": chosen})
+        runs[device] = tmp_path / device
+        run_labels(config, open_source(frames), str(frames), runs[device], progress=False, executor="local")
+    result = compare(runs["cpu"], runs["cuda"], tolerances_for("cuda", precision))
+    assert result.matched >= 10 and result.ok, "\n".join(result.lines())

@@ -17,6 +17,8 @@ from mmcv.ops import deform_conv2d as mmcv_deform_conv2d
 from torchvision.ops import deform_conv2d as torchvision_deform_conv2d
 
 from orpose.teachers.kernels import (
+    deform_conv2d_matmul,
+    matmul_deform_conv2d_pack,
     set_deform_conv_kernel,
     set_nms_kernel,
     set_roi_align_kernel,
@@ -79,7 +81,7 @@ def test_max_pooling_layers_keep_mmcv_kernel():
     assert set_roi_align_kernel(model, "torchvision") == 1
     assert not model[0].use_torchvision and model[1].use_torchvision
     assert set_roi_align_kernel(model, "mmcv") == 1 and not model[1].use_torchvision
-    with pytest.raises(ValueError, match="'torchvision' or 'mmcv'"):
+    with pytest.raises(ValueError, match="one of 'torchvision', 'mmcv', not"):
         set_roi_align_kernel(model, "cuda")
 
 
@@ -180,7 +182,7 @@ def test_the_nms_kernel_is_chosen_per_model_when_it_is_built():
         heads.rpn.test_cfg.nms.type is torchvision_nms_dets and heads.roi.test_cfg.rcnn.nms.type is torchvision_nms_dets
     )
     assert set_nms_kernel(heads, "mmcv") == 2 and heads.rpn.test_cfg.nms.type == "nms"
-    with pytest.raises(ValueError, match="'torchvision' or 'mmcv'"):
+    with pytest.raises(ValueError, match="one of 'torchvision', 'mmcv', not"):
         set_nms_kernel(heads, "cuda")
     heads.roi.test_cfg.rcnn.nms.type = "soft_nms"
     with pytest.raises(ValueError, match="soft_nms.*detector.nms='mmcv'"):
@@ -235,6 +237,11 @@ def both_deform(x, offset, weight, stride=1, padding=1, dilation=1, groups=1, de
     return mmcv, torchvision
 
 
+def matmul_deform(x, offset, weight, stride=1, padding=1, dilation=1):
+    pair = lambda v: (v, v)  # noqa: E731
+    return deform_conv2d_matmul(x, offset, weight, pair(stride), pair(padding), pair(dilation))
+
+
 def test_deform_conv_known_answers_at_the_border():
     """Offsets are (dy, dx) per kernel tap. Zero offsets: a plain (zero-padded) convolution. Every
     tap moved by dx = +1: the left padding column is never read, and past the right border reads
@@ -254,7 +261,7 @@ def test_deform_conv_known_answers_at_the_border():
         ("dx=1", shift_right, shifted),
         ("dx=0.5", shift_right * 0.5, (plain + shifted) / 2),
     ):
-        for kernel_output in both_deform(x, offset, weight):
+        for kernel_output in (*both_deform(x, offset, weight), matmul_deform(x, offset, weight)):
             torch.testing.assert_close(kernel_output, expected, rtol=1e-5, atol=1e-5, msg=name)
 
 
@@ -275,6 +282,37 @@ def test_torchvision_deform_conv_gives_mmcv_numbers_to_the_bit(groups, deform_gr
     mmcv, torchvision = both_deform(x, offset, weight, stride, padding, dilation, groups, deform_groups)
     assert mmcv.abs().max() > 1
     torch.testing.assert_close(torchvision, mmcv, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("groups, deform_groups, stride, padding, dilation", SHAPES)
+def test_the_matmul_deform_conv_gives_torchvisions_numbers(groups, deform_groups, stride, padding, dilation):
+    """The plain-torch deformable convolution (bilinear sampling, one matrix product over the groups) against
+    torchvision's kernel: offsets of several pixels (samples past every border), 32 groups, offset groups,
+    stride, dilation; fp32 sums in another order, so to 1e-4 of values of order 10."""
+    generator = torch.Generator().manual_seed(groups * 10 + deform_groups)
+    x = torch.randn(2, 64, 13, 17, generator=generator)
+    weight = torch.randn(64, 64 // groups, 3, 3, generator=generator)
+    out_h = (13 + 2 * padding - dilation * 2 - 1) // stride + 1
+    out_w = (17 + 2 * padding - dilation * 2 - 1) // stride + 1
+    offset = torch.randn(2, 2 * deform_groups * 9, out_h, out_w, generator=generator) * 3.0
+    expected = torchvision_deform_conv2d(x, offset, weight, None, stride, padding, dilation)
+    got = matmul_deform(x, offset, weight, stride, padding, dilation)
+    assert expected.abs().max() > 1
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_matmul_deform_conv_runs_its_product_in_bf16_under_autocast():
+    """What the lever is for: under autocast its matrix product runs in bf16 (torchvision's kernel casts to
+    fp32); the result stays within bf16's rounding of the fp32 answer."""
+    generator = torch.Generator().manual_seed(7)
+    x = torch.randn(1, 64, 12, 12, generator=generator)
+    weight = torch.randn(64, 2, 3, 3, generator=generator) * 0.1
+    offset = torch.randn(1, 18, 12, 12, generator=generator)
+    expected = matmul_deform(x, offset, weight)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = matmul_deform(x, offset, weight)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), expected, rtol=0.05, atol=0.05)
 
 
 @needs_compiled_mmcv
@@ -319,6 +357,12 @@ def test_switching_a_dcn_backbone_keeps_its_outputs_and_state():
     assert list(backbone.state_dict()) == keys
     for level_expected, level_got in zip(expected, got):
         torch.testing.assert_close(level_got, level_expected, rtol=0, atol=0)
+    assert set_deform_conv_kernel(backbone, "matmul") == 13
+    assert all(type(m) is matmul_deform_conv2d_pack() for m in layers)
+    with torch.no_grad():
+        for level_expected, level_got in zip(expected, backbone(image)):
+            torch.testing.assert_close(level_got, level_expected, rtol=1e-4, atol=1e-4)
+    assert list(backbone.state_dict()) == keys
     assert set_deform_conv_kernel(backbone, "mmcv") == 13
     assert all(type(m) is DeformConv2dPack for m in layers)
 

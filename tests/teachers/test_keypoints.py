@@ -83,3 +83,22 @@ def test_several_frames_and_persons_in_one_call_each_get_their_own_keypoints(key
     out = keypoints_model(frames, boxes)
     np.testing.assert_allclose(out[0].keypoints[0, 0, :2], (150.0, 150.0), atol=0.25)
     np.testing.assert_allclose(out[1].keypoints[0, 0, :2], (500.0, 300.0), atol=0.25)
+
+
+def test_a_compiled_model_gets_full_batches_and_each_crop_its_own_heatmaps(keypoints_model, monkeypatch):
+    """With `compile` every forward gets crops_per_forward crops (the last batch padded, one graph for every person
+    count); the padding is dropped and each real crop's heatmaps are those of an unpadded forward."""
+    seen = []
+    model = keypoints_model.heatmaps
+
+    def recording(x):
+        seen.append(x.shape[0])
+        return model(x)
+
+    crops = np.random.default_rng(3).integers(0, 255, (2, *keypoints_model.input_size[::-1], 3), dtype=np.uint8)
+    plain = keypoints_model._forward(crops)
+    monkeypatch.setattr(keypoints_model, "compile", True)
+    monkeypatch.setattr(keypoints_model, "heatmaps", recording)
+    padded = keypoints_model._forward(crops)
+    assert seen == [keypoints_model.spec.crops_per_forward] and padded.shape == plain.shape
+    torch.testing.assert_close(padded, plain, rtol=1e-4, atol=1e-5)

@@ -19,12 +19,17 @@ def test_every_perf_lever_is_a_valid_config_of_the_paper_teachers():
 
     listed = subprocess.run(["bash", "tools/gpu_check.sh", "--list-levers"], cwd=ROOT, capture_output=True, text=True)
     levers = listed.stdout.split("\n")[:-1]
-    assert listed.returncode == 0 and len(levers) == 5 and levers[0] == "precision=fp32"
+    assert listed.returncode == 0 and len(levers) == 6 and levers[0] == "precision=fp32"
     for teacher in ("paper", "paper_x101"):
         for lever in levers:
             config = load_teacher_config(teacher, parse_overrides(lever.split()))
             assert config.precision in ("fp32", "bf16")
     assert config.detector.masks == "merged" and config.detector.views_per_forward == 8 and config.channels_last
+    assert config.detector.deform_conv == "matmul"
+    compiled = load_teacher_config(
+        "paper", parse_overrides([*levers[-1].split(), "compile=true", "cudnn_benchmark=true"])
+    )
+    assert compiled.compile and compiled.cudnn_benchmark  # the compile phase's lever
 
 
 @pytest.mark.slow
@@ -60,3 +65,29 @@ def test_the_gpu_scripts_tiny_and_perf_phases_run_dry_on_cpu(tmp_path):
     assert text.count("labels same") >= 2 and "DIFFERENT" not in text
     diffs = text.split("$ labels diff")[1:]  # the lever against fp32; the sample on both devices; in bf16
     assert len(diffs) == 3 and all("within tolerances" in d.split("```")[0] for d in diffs), diffs
+
+
+@pytest.mark.slow
+def test_the_gpu_scripts_ray_phase_runs_dry_on_cpu(tmp_path):
+    """The ray phase: Ray's install is checked, then one whole-graph actor against the in-process executor and two
+    actors sharing the device, each a `labels bench` (RAY_GPUS 0 on a CPU, where Ray has no GPU to give)."""
+    report = tmp_path / "report.md"
+    env = os.environ | {
+        "DEVICE": "cpu",
+        "FRAMES": "2",
+        "PYTHON": sys.executable,
+        "WORK": str(tmp_path / "work"),
+        "PERF_TEACHER": "tiny",
+        "RAY_LEVER": "precision=fp32",
+        "BENCH_WEIGHTS": str(ROOT / "data" / "tiny_teacher"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    result = subprocess.run(
+        ["bash", "tools/gpu_check.sh", "ray", "--report", str(report)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    text = report.read_text()
+    assert result.returncode == 0 and "(exit 1" not in text, (result.stdout + result.stderr)[-4000:] + text[-4000:]
+    assert "## tiny, precision=fp32: Ray, one actor with the whole graph and 0 GPU, against in-process" in text
+    assert "## tiny, precision=fp32: Ray, two whole-graph actors sharing the GPU (0.0 each)" in text
+    assert text.count("  ray-whole :") == 2 and text.count("  local     :") == 1, text[-4000:]
