@@ -11,7 +11,11 @@ File format (JSON, see docs/frame_sources.md, "Calibration file")::
      "cameras": {"cam1": {"color": {"width": 640, "height": 480, "fx": 538.0, "fy": 538.0,
                                     "cx": 319.5, "cy": 239.5, "distortion": []},
                           "depth": null, "registered": true, "depth_to_color": null,
-                          "depth_unit_mm": 1.0}}}
+                          "depth_unit_mm": 1.0,
+                          "camera_to_room": [[1,0,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]}}}
+
+`camera_to_room` (optional) places the color camera in the room: with it on every camera, the file is a
+multi-view rig (`rig_from_calibration`) and 3D moves between cameras and into the room.
 
 Not for: reading images (see `frames.decode`) or projecting points (see `frames.geometry`).
 """
@@ -34,6 +38,7 @@ __all__ = [
     "Intrinsics",
     "CameraCalibration",
     "MultiViewRig",
+    "rig_from_calibration",
     "load_calibration",
     "save_calibration",
     "calibration_to_dict",
@@ -78,6 +83,8 @@ class CameraCalibration:
     registered: bool  # depth already lies on the color pixel grid (scaled if the sizes differ)
     depth_to_color: np.ndarray | None = field(default=None, compare=False)  # 4x4, mm; calibrated rigs only
     depth_unit_mm: float = 1.0  # millimetres per depth count
+    # 4x4, mm: the color camera's frame -> the room's (its pose); None where the camera is not part of a rig
+    camera_to_room: np.ndarray | None = field(default=None, compare=False)
 
     @property
     def has_depth(self) -> bool:
@@ -193,7 +200,7 @@ def parse_rigid_transform(value: Any, field_name: str, source: str) -> np.ndarra
 def parse_camera(camera_id: str, block: Any, source: str) -> CameraCalibration:
     """One camera entry of a calibration file."""
     where = f"cameras.{camera_id}"
-    known = {"color", "depth", "registered", "depth_to_color", "depth_unit_mm"}
+    known = {"color", "depth", "registered", "depth_to_color", "depth_unit_mm", "camera_to_room"}
     if not isinstance(block, Mapping):
         raise CalibrationError(source, where, f"expected an object, got {type(block).__name__}")
     unknown = sorted(set(block) - known)
@@ -230,7 +237,34 @@ def parse_camera(camera_id: str, block: Any, source: str) -> CameraCalibration:
             source, f"{where}.depth_unit_mm", "missing: millimetres per depth count (1.0 for most sensors)"
         )
     unit = 1.0 if unit_value is None else _number(unit_value, f"{where}.depth_unit_mm", source, positive=True)
-    return CameraCalibration(camera_id, color, depth, registered, extrinsic, unit)
+    pose_value = block.get("camera_to_room")
+    pose = None if pose_value is None else parse_rigid_transform(pose_value, f"{where}.camera_to_room", source)
+    return CameraCalibration(camera_id, color, depth, registered, extrinsic, unit, pose)
+
+
+def rig_from_calibration(
+    cameras: Mapping[str, CameraCalibration], source: str | Path = "<calibration>"
+) -> MultiViewRig:
+    """The multi-view rig of calibrated cameras that all carry their pose (`camera_to_room`): the first camera (by
+    id) is the reference. Raises CalibrationError naming the first camera without a pose."""
+    if not cameras:
+        raise CalibrationError(source, "cameras", "no cameras: a rig needs at least one")
+    for camera_id in sorted(cameras):
+        if cameras[camera_id].camera_to_room is None:
+            raise CalibrationError(
+                source,
+                f"cameras.{camera_id}.camera_to_room",
+                "missing: every camera of a multi-view rig needs its pose in the room (4x4, mm)",
+            )
+    reference = sorted(cameras)[0]
+    poses = {c: cam.camera_to_room for c, cam in cameras.items() if cam.camera_to_room is not None}
+    room_to_reference = invert_rigid(poses[reference])
+    return MultiViewRig(
+        intrinsics={c: cam.color for c, cam in cameras.items()},
+        camera_to_reference={c: room_to_reference @ pose for c, pose in poses.items()},
+        reference=reference,
+        reference_to_room=poses[reference],
+    )
 
 
 def read_json(path: str | Path) -> Any:
@@ -283,6 +317,7 @@ def calibration_to_dict(cameras: Mapping[str, CameraCalibration]) -> dict[str, A
                 "registered": cam.registered,
                 "depth_to_color": None if cam.depth_to_color is None else cam.depth_to_color.tolist(),
                 "depth_unit_mm": cam.depth_unit_mm,
+                **({} if cam.camera_to_room is None else {"camera_to_room": cam.camera_to_room.tolist()}),
             }
             for cid, cam in cameras.items()
         },

@@ -205,7 +205,8 @@ class _Cameras:
 def read_mvor_calibrations(
     annotation: str | Path, depth_unit_mm: float | None = None, *, distortion: bool = False
 ) -> dict[str, CameraCalibration]:
-    """Registered RGB-D calibrations by camera id (`camN`, or `dayN/camM` for per-day files).
+    """Registered RGB-D calibrations by camera id (`camN`, or `dayN/camM` for per-day files), each with its pose in
+    the room where the file has the cameras' extrinsics (`rig_from_calibration` then gives the rig).
 
     The depth unit is the file's where it gives one, else `depth_unit_mm`; without either a
     CalibrationError asks for it (MVOR's own file has none: its sensors write millimetres).
@@ -231,9 +232,13 @@ def read_mvor_calibrations(
             "cy": intr.cy,
             "distortion": list(intr.distortion),
         }
-        calibrations[camera_id] = parse_camera(
-            camera_id, {"color": color, "depth": None, "registered": True, "depth_unit_mm": unit}, source
-        )
+        block = {"color": color, "depth": None, "registered": True, "depth_unit_mm": unit}
+        if cameras.camera_to_reference is not None:
+            # the camera's pose in the room (MVOR's firstCamToRoomRef after its extrinsics; without the room
+            # transform the reference camera's frame is the room)
+            room = cameras.reference_to_room if cameras.reference_to_room is not None else np.eye(4)
+            block["camera_to_room"] = (room @ cameras.camera_to_reference[camera_id]).tolist()
+        calibrations[camera_id] = parse_camera(camera_id, block, source)
     return calibrations
 
 

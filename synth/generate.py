@@ -291,8 +291,12 @@ def _write_jsonl(path: Path, entries: list[dict]) -> None:
 
 def _write_rig_files(out: Path, settings: SynthSettings, rigs, camera_keys: list[str], got: _Collected) -> None:
     """calibration.json and manifest.jsonl, and their calibrated_rig/ twins when the rig has a depth camera."""
+    # each color camera's pose in the room (the generator's world frame): the rig that multi-view fusion reads
+    poses = {key: _canonical_matrix(invert_rigid(rig.world_to_color)) for key, rig in zip(camera_keys, rigs)}
     registered = {
-        key: CameraCalibration(key, _canonical_intrinsics(rig.color), None, True, None, settings.depth_unit_mm)
+        key: CameraCalibration(
+            key, _canonical_intrinsics(rig.color), None, True, None, settings.depth_unit_mm, poses[key]
+        )
         for key, rig in zip(camera_keys, rigs)
     }
     save_calibration(registered, out / "calibration.json")
@@ -307,6 +311,7 @@ def _write_rig_files(out: Path, settings: SynthSettings, rigs, camera_keys: list
             False,
             _canonical_matrix(rig.depth_to_color),
             settings.depth_unit_mm,
+            poses[key],
         )
         for key, rig in zip(camera_keys, rigs)
     }

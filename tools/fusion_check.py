@@ -16,11 +16,15 @@ by the same rule); and the association's accuracy against the ground truth's per
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
+from orpose.frames.calibration import load_calibration, rig_from_calibration
+from orpose.frames.errors import CalibrationError
 from orpose.frames.geometry import apply_rigid
 from orpose.frames.mvor import read_mvor_rig
 from orpose.fusion.association import associate
@@ -40,12 +44,28 @@ def mpjpe(a: np.ndarray, b: np.ndarray, root_relative: bool) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run")
-    parser.add_argument("annotations", help="the generator's annotations.json (its MVOR camera tables: the rig)")
+    parser.add_argument("annotations", help="the generator's annotations.json (ground truth and instants)")
+    parser.add_argument(
+        "--calibration",
+        help="calibration.json with every camera's pose (default: the one beside the annotations; without it the "
+        "annotations' MVOR camera tables)",
+    )
     parser.add_argument("--outlier-px", type=float, default=20.0)
     parser.add_argument("--max-disagreement-px", type=float, default=25.0)
     args = parser.parse_args()
     gt = json.loads(open(args.annotations).read())
-    rig = read_mvor_rig(gt)
+    calibration = Path(args.calibration or Path(args.annotations).with_name("calibration.json"))
+    try:  # keyed by the frames' camera ids (day1/cam1), as the pipeline reads it
+        rig = rig_from_calibration(load_calibration(calibration), calibration)
+    except CalibrationError as error:  # no file, or one written before the poses: the MVOR tables (cam1, ...)
+        print(f"{error}: the rig comes from the annotations' MVOR camera tables")
+        rig = read_mvor_rig(gt)
+        rig = dataclasses.replace(
+            rig,
+            intrinsics={f"day1/{c}": v for c, v in rig.intrinsics.items()},
+            camera_to_reference={f"day1/{c}": v for c, v in rig.camera_to_reference.items()},
+            reference=f"day1/{rig.reference}",
+        )
     cameras = {c: ViewCamera(rig.intrinsics[c], np.linalg.inv(rig.camera_to_reference[c])) for c in rig.intrinsics}
     images = {im["id"]: im for im in gt["images"]}
     truth = defaultdict(list)
@@ -58,7 +78,7 @@ def main() -> None:
     for instant in gt["multiview_images"]:
         frame_ids = [images[i]["frame_id"] for i in instant["image_ids"]]
         frames = [run.get(f) for f in frame_ids if f in run]
-        view_cameras = [cameras[f.frame["camera_id"].split("/")[-1]] for f in frames]
+        view_cameras = [cameras[f.frame["camera_id"]] for f in frames]
         keypoints = [f.persons["keypoints_2d"] for f in frames]
         # each labelled person's ground-truth person (box IoU >= 0.5, best first)
         identity = {}

@@ -6,7 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from orpose.frames.calibration import CameraCalibration, Intrinsics, load_calibration, save_calibration
+from orpose.frames.calibration import (
+    CameraCalibration,
+    Intrinsics,
+    load_calibration,
+    rig_from_calibration,
+    save_calibration,
+)
 from orpose.frames.errors import CalibrationError
 
 GOOD = {
@@ -123,3 +129,46 @@ def test_unreadable_files(tmp_path):
 def test_camera_calibration_is_typed():
     cam = CameraCalibration("c", Intrinsics(4, 3, 1.0, 1.0, 1.5, 1.0), None, False)
     assert cam.depth_unit_mm == 1.0 and not cam.has_depth
+
+
+def _pose(angle_deg: float, translation) -> np.ndarray:
+    a = np.radians(angle_deg)
+    pose = np.eye(4)
+    pose[:3, :3] = [[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]]
+    pose[:3, 3] = translation
+    return pose
+
+
+def test_camera_poses_round_trip_and_make_a_rig(tmp_path):
+    """`camera_to_room` is written and read back exactly; with it on every camera the file is a rig whose
+    transforms are the known ones: a point in camera b's frame lands in camera a's as inv(pose_a) @ pose_b does."""
+    color = Intrinsics(640, 480, 538.0, 538.0, 319.5, 239.5)
+    poses = {"a": _pose(0.0, [0.0, 0.0, 0.0]), "b": _pose(90.0, [3000.0, 0.0, 1000.0])}
+    cameras = {c: CameraCalibration(c, color, None, True, None, 1.0, poses[c]) for c in poses}
+    save_calibration(cameras, tmp_path / "calibration.json")
+    loaded = load_calibration(tmp_path / "calibration.json")
+    for c in poses:
+        np.testing.assert_array_equal(loaded[c].camera_to_room, poses[c])
+    rig = rig_from_calibration(loaded)
+    assert rig.reference == "a"
+    point_in_b = np.array([[0.0, 0.0, 2000.0]])  # 2 m in front of camera b
+    room = poses["b"] @ np.array([0.0, 0.0, 2000.0, 1.0])
+    np.testing.assert_allclose(rig.to_room(point_in_b, "b"), room[None, :3], atol=1e-9)
+    np.testing.assert_allclose(rig.move(point_in_b, "b", "a"), (np.linalg.inv(poses["a"]) @ room)[None, :3], atol=1e-9)
+
+
+def test_a_rig_needs_every_camera_s_pose_and_a_pose_must_be_rigid(tmp_path):
+    color = Intrinsics(640, 480, 538.0, 538.0, 319.5, 239.5)
+    cameras = {
+        "a": CameraCalibration("a", color, None, True, None, 1.0, np.eye(4)),
+        "b": CameraCalibration("b", color, None, True, None, 1.0),
+    }
+    with pytest.raises(CalibrationError, match=r"cameras\.b\.camera_to_room.*missing"):
+        rig_from_calibration(cameras)
+    save_calibration(cameras, tmp_path / "calibration.json")
+    document = json.loads((tmp_path / "calibration.json").read_text())
+    assert "camera_to_room" not in document["cameras"]["b"]  # files without poses are written as before
+    document["cameras"]["a"]["camera_to_room"] = (np.eye(4) * 2).tolist()
+    (tmp_path / "calibration.json").write_text(json.dumps(document))
+    with pytest.raises(CalibrationError, match=r"cameras\.a\.camera_to_room"):
+        load_calibration(tmp_path / "calibration.json")

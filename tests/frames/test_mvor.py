@@ -177,3 +177,17 @@ def test_legacy_layouts_have_no_rig(tmp_path):
     assert list(read_mvor_calibrations(path)) == ["cam1"]
     with pytest.raises(CalibrationError, match="extrinsics"):
         read_mvor_rig(path)
+
+
+def test_mvor_calibrations_carry_each_camera_s_pose_and_make_the_same_rig(mvor_files):
+    """read_mvor_calibrations gives every camera its pose in the room, and the rig made from those calibrations
+    (what a calibration.json holds) moves points as the MVOR file's own rig does."""
+    from orpose.frames.calibration import rig_from_calibration
+
+    path = mvor_files / "camma_mvor_2018.json"
+    calibrations = read_mvor_calibrations(path, depth_unit_mm=1.0)
+    rig, expected = rig_from_calibration(calibrations), read_mvor_rig(path)
+    points = np.array([[100.0, -200.0, 2500.0], [0.0, 0.0, 1000.0]])
+    for source, target in (("cam1", "cam2"), ("cam2", "cam3"), ("cam3", "cam1")):
+        np.testing.assert_allclose(rig.move(points, source, target), expected.move(points, source, target), atol=1e-6)
+        np.testing.assert_allclose(rig.to_room(points, source), expected.to_room(points, source), atol=1e-6)

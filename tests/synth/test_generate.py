@@ -182,3 +182,25 @@ def test_the_rig_in_cameras_info_moves_each_persons_3d_joints_onto_the_other_cam
         )
         checked += 1
     assert checked >= 2
+
+
+def test_calibration_json_holds_the_rig_that_moves_each_persons_3d_joints_between_cameras(synth_dir, gt):
+    """calibration.json's camera poses (what multi-view fusion reads): a person's joints in one camera's frame,
+    moved through the room into another camera's, are that person's joints there; and the room is the
+    generator's world, so every camera's view of a person lands on the same room points."""
+    from orpose.frames.calibration import load_calibration, rig_from_calibration
+
+    rig = rig_from_calibration(load_calibration(synth_dir / "calibration.json"))
+    images = {im["id"]: im for im in gt["images"]}
+    views: dict = {}
+    for a in gt["annotations"]:
+        image = images[a["image_id"]]
+        views.setdefault((image["timestamp"], a["person_id"]), []).append((image["camera_id"], a))
+    checked = 0
+    for seen in views.values():
+        for (camera_a, a), (camera_b, b) in zip(seen, seen[1:]):
+            joints_a, joints_b = (np.reshape(x["keypoints_3d"], (17, 3)) for x in (a, b))
+            np.testing.assert_allclose(rig.move(joints_a, camera_a, camera_b), joints_b, atol=0.01)
+            np.testing.assert_allclose(rig.to_room(joints_a, camera_a), rig.to_room(joints_b, camera_b), atol=0.01)
+            checked += 1
+    assert checked >= 2
