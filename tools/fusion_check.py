@@ -1,5 +1,6 @@
 """Multi-view fusion measured on synthetic rigs (issue 44): a run of a synthetic scene filmed by several cameras
-(`labels synth --cameras 3`, then `labels run`), its persons associated across the views of each instant
+(`labels synth --cameras 3`, then `labels run`), its frames grouped into instants by their timestamps
+(`orpose.fusion.instants`), its persons associated across the views of each instant
 (`orpose.fusion.association`) and their soft 2D keypoints triangulated (`orpose.fusion.triangulation`), against
 the generator's ground truth, beside the single-view 3D of the same persons (`pose3d_camera`: the lifter's pose
 anchored by depth). Usage:
@@ -28,10 +29,12 @@ from orpose.frames.errors import CalibrationError
 from orpose.frames.geometry import apply_rigid
 from orpose.frames.mvor import read_mvor_rig
 from orpose.fusion.association import associate
+from orpose.fusion.instants import group_instants
 from orpose.fusion.triangulation import ViewCamera, triangulate
 from orpose.joints import coco_to_h36m_positions
 from orpose.label_store.compare import _pairs as match_boxes  # labels diff's person matching
 from orpose.label_store.reader import LabelRun
+from orpose.label_store.schema import STATUS_LABELLED
 
 
 def mpjpe(a: np.ndarray, b: np.ndarray, root_relative: bool) -> float:
@@ -75,9 +78,16 @@ def main() -> None:
     rows = defaultdict(lambda: defaultdict(list))  # views in group -> measure -> values
     groups_total = groups_pure = 0
     seen_twice = together = 0
-    for instant in gt["multiview_images"]:
-        frame_ids = [images[i]["frame_id"] for i in instant["image_ids"]]
-        frames = [run.get(f) for f in frame_ids if f in run]
+    # the instants from the run's own timestamps and cameras (fusion.instants), as a run without ground truth has
+    frame_ids, stamps, camera_ids = [], [], []
+    for labels in run:
+        frame_ids.append(labels.frame_id)
+        stamps.append(labels.frame["timestamp"])
+        camera_ids.append(labels.frame["camera_id"])
+    instants = group_instants(stamps, camera_ids)
+    for instant in range(int(instants.max()) + 1 if len(instants) else 0):
+        frames = [run.get(f) for f, i in zip(frame_ids, instants) if i == instant]
+        frames = [f for f in frames if f.frame["status"] == STATUS_LABELLED]
         view_cameras = [cameras[f.frame["camera_id"]] for f in frames]
         keypoints = [f.persons["keypoints_2d"] for f in frames]
         # each labelled person's ground-truth person (box IoU >= 0.5, best first)
@@ -94,9 +104,9 @@ def main() -> None:
         for (v, _), (_, a) in identity.items():
             ids_in_views[a["person_id"]].add(v)
         for group in groups:
-            ids = {identity[m][1]["person_id"] for m in group if m in identity}
+            persons = {identity[m][1]["person_id"] for m in group if m in identity}
             groups_total += 1
-            groups_pure += len(ids) <= 1
+            groups_pure += len(persons) <= 1
         for person_id, views in ids_in_views.items():
             if len(views) >= 2:
                 seen_twice += 1
