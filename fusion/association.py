@@ -6,6 +6,12 @@ consistency, measured in pixels). Pairs are taken best first and their groups jo
 most one person per view and every pair of its members agrees (complete linkage: a person cannot join a group
 through one member it agrees with while it disagrees with another); a person that agrees with no other view
 stays a group of one. Only 2D keypoints are used: frames without depth are associated alike.
+
+A teacher can label one person twice in one view (two boxes that survived the merge). Such a duplicate agrees with
+the person's other views as well as the original does, and taken first it would keep the original out of its
+group: duplicates (`duplicate_of`: the same skeleton within a tenth of its size) take no part, and stay groups of
+one. Measured on a synthetic 3-camera scene labelled by the tiny teacher (docs/fusion.md): persons seen by two or
+more views grouped together rose from 37 of 58 to the figure there.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import numpy as np
 
 from orpose.fusion.triangulation import ViewCamera, camera_projections, normalized, reprojection_px, triangulate_dlt
 
-__all__ = ["pair_disagreement", "associate"]
+__all__ = ["pair_disagreement", "duplicate_of", "associate"]
 
 
 def pair_disagreement(
@@ -39,6 +45,31 @@ def pair_disagreement(
     return float(np.median(errors.max(axis=0)))
 
 
+def duplicate_of(
+    persons: np.ndarray, min_confidence: float = 0.3, max_distance: float = 0.1, min_joints: int = 4
+) -> np.ndarray:
+    """For each person of one view (P, 17, 3), the person it duplicates, or itself. Two persons are one when the
+    median distance of the keypoints both see with `min_confidence` is under `max_distance` of the skeleton's
+    size (the diagonal of those keypoints' extent); the one with the larger confidence sum is kept."""
+    persons = np.asarray(persons, dtype=np.float64)
+    kept = np.arange(len(persons))
+    order = np.argsort(-np.nansum(persons[:, :, 2], axis=1), kind="stable") if len(persons) else kept
+    for rank, p in enumerate(order):
+        for q in order[:rank]:
+            if kept[q] != q:
+                continue  # compare with the persons kept so far only
+            both = (persons[p, :, 2] >= min_confidence) & (persons[q, :, 2] >= min_confidence)
+            if both.sum() < min_joints:
+                continue
+            points = persons[q, both, :2]
+            size = np.linalg.norm(points.max(axis=0) - points.min(axis=0))
+            distance = np.median(np.linalg.norm(persons[p, both, :2] - points, axis=1))
+            if size > 0 and distance < max_distance * size:
+                kept[p] = q
+                break
+    return kept
+
+
 def associate(
     keypoints: Sequence[np.ndarray], cameras: Sequence[ViewCamera], max_disagreement_px: float = 25.0
 ) -> list[list[tuple[int, int]]]:
@@ -53,13 +84,15 @@ def associate(
             groups.append({(v, p)})
     agree: set[frozenset] = set()
     pairs = []
+    originals = [np.flatnonzero(duplicate_of(persons) == np.arange(len(persons))) for persons in keypoints]
     for i, j in combinations(range(len(keypoints)), 2):
-        for p, a in enumerate(keypoints[i]):
-            for q, b in enumerate(keypoints[j]):
+        for p in originals[i]:
+            for q in originals[j]:
+                a, b = keypoints[i][p], keypoints[j][q]
                 score = pair_disagreement(a, b, cameras[i], cameras[j])
                 if score <= max_disagreement_px:
-                    pairs.append((score, (i, p), (j, q)))
-                    agree.add(frozenset({(i, p), (j, q)}))
+                    pairs.append((score, (i, int(p)), (j, int(q))))
+                    agree.add(frozenset({(i, int(p)), (j, int(q))}))
     for _, first, second in sorted(pairs):
         g, h = group_of[first], group_of[second]
         if g == h or {v for v, _ in groups[g]} & {v for v, _ in groups[h]}:

@@ -61,3 +61,19 @@ def test_a_person_joins_a_group_only_if_it_agrees_with_every_member():
     finally:
         association.pair_disagreement = original
     assert groups == [[(0, 0), (1, 0)], [(2, 0)]]
+
+
+def test_a_person_labelled_twice_in_one_view_does_not_keep_the_original_out_of_its_group():
+    """A teacher's duplicate (the same skeleton a pixel off, a little less confident) agrees with the other views
+    as well as the original: it stays a group of one, and the original joins its person's other views."""
+    from orpose.fusion.association import duplicate_of
+
+    cameras = rig(3)
+    person, other = keypoints_of(skeleton(0), cameras, 2.0), keypoints_of(skeleton(1) + [0, 900, 0], cameras, 1.0)
+    copy = keypoints_of(skeleton(0), cameras)[0]  # exact: it agrees with the other views better than the original
+    copy[:, 2] *= 0.9
+    # view 0: the duplicate, the person, another person (without the rule the duplicate takes the person's group)
+    keypoints = [np.stack([copy, person[0], other[0]]), np.stack([person[1], other[1]]), np.stack([person[2]])]
+    assert duplicate_of(keypoints[0]).tolist() == [1, 1, 2]
+    groups = associate(keypoints, cameras)
+    assert sorted(groups) == [[(0, 0)], [(0, 1), (1, 0), (2, 0)], [(0, 2), (1, 1)]]
