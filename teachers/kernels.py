@@ -170,10 +170,14 @@ class _TorchvisionDeformForward:
         from torchvision.ops import deform_conv2d
 
         offset = self.conv_offset(x)
-        # groups and offset groups follow from the shapes of weight and offset (mmcv passes them)
-        return deform_conv2d(
-            x, offset.to(x.dtype), self.weight.to(x.dtype), None, self.stride, self.padding, self.dilation
+        # groups and offset groups follow from the shapes of weight and offset (mmcv passes them). In reduced
+        # precision the kernel runs in fp32, as torchvision's CUDA autocast rule does: its CPU kernel has no bf16
+        # ("deformable_im2col" not implemented for 'BFloat16': the paper teacher in bf16 on a CPU failed so).
+        compute = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+        out = deform_conv2d(
+            x.to(compute), offset.to(compute), self.weight.to(compute), None, self.stride, self.padding, self.dilation
         )
+        return out.to(x.dtype)
 
 
 @functools.cache

@@ -367,6 +367,23 @@ def test_switching_a_dcn_backbone_keeps_its_outputs_and_state():
     assert all(type(m) is DeformConv2dPack for m in layers)
 
 
+def test_a_dcn_backbone_runs_under_bf16_autocast_on_either_kernel():
+    """torchvision's CPU deformable convolution has no bf16 kernel: under autocast the layer computes in fp32
+    (as torchvision's CUDA autocast rule does) and hands bf16 on; the matmul kernel computes in bf16. Both stay
+    near the fp32 outputs (the paper teacher in bf16 on a CPU failed before)."""
+    backbone = seeded_dcn_backbone()
+    image = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = backbone(image)
+        for kernel in ("torchvision", "matmul"):
+            set_deform_conv_kernel(backbone, kernel)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                got = backbone(image)
+            for level_expected, level_got in zip(expected, got):
+                scale = level_expected.abs().max()
+                assert (level_got.float() - level_expected).abs().max() < 0.1 * scale, kernel
+
+
 def test_modulated_deform_conv_has_no_torchvision_switch():
     model = torch.nn.Sequential(ModulatedDeformConv2dPack(4, 4, 3, padding=1))
     with pytest.raises(ValueError, match=r"layer '0' is ModulatedDeformConv2dPack.*detector.deform_conv='mmcv'"):
