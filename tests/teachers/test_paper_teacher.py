@@ -62,6 +62,23 @@ def test_paper_architectures_label_a_frame_on_cpu(tmp_path):
 
 
 @pytest.mark.slow
+def test_persons_overrides_send_the_seeded_paper_detector_s_top_boxes_on(tmp_path):
+    """`labels bench --persons N` on the paper teacher: seeded weights rank 'person' (1 of 80 classes) below the
+    RoI head's 100 kept boxes, so before the overrides kept every class's boxes the GPU benches' keypoint and
+    lifting stages got no one. One 480-pixel view keeps it near 10 s."""
+    from orpose.configs.schema import parse_overrides
+    from orpose.pipeline.bench import persons_overrides
+
+    small = ["detector.scales=[480]", "detector.flip=false", "keypoints.box_scales=[1.0]", "device=cpu"]
+    config = load_teacher_config("paper", parse_overrides([*small, f"weights_dir={tmp_path}"]))
+    init_seeded_weights(config, tmp_path)
+    overrides = persons_overrides("paper", 3, [*small, f"weights_dir={tmp_path}"])
+    teacher = LocalExecutor.for_teacher(load_teacher_config("paper", parse_overrides(overrides)))
+    out = teacher.label_images([cv2.imread(str(SAMPLE / "day1/cam1/color/000001.png"))])[0]
+    assert len(out["boxes"]) == 3 and np.isfinite(out["keypoints"]).all() and np.isfinite(out["pose_soft"]).all()
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(3600)
 @pytest.mark.skipif(
     os.environ.get("RUN_PAPER_TTA") != "1",
