@@ -141,8 +141,17 @@ phase_perf() {
     extra=()
     [[ $lever == *masks=merged* ]] && extra=(--mask-iou 0)  # merged masks change the masks by design
     echo "lever: $lever" | tee -a "$REPORT"
-    record labels diff --no-progress "$reference" "$run" --tolerances-of "${DEVICE%%:*}:${precision:-fp32}" \
-      ${extra[@]+"${extra[@]}"}
+    if [ "$BENCH_WEIGHTS" = "$WORK/weights" ]; then
+      # seeded weights: the --persons boxes score near chance (0.016 against 0.015), and any lever reorders them,
+      # so the persons differ and the diff measures nothing; it is shown, not counted (measured on CPU: 0 of 6
+      # persons matched even for channels-last). The tiny phase's trained teacher checks bf16 on the GPU.
+      echo "(seeded weights: shown, not counted)" | tee -a "$REPORT"
+      labels diff --no-progress "$reference" "$run" --tolerances-of "${DEVICE%%:*}:${precision:-fp32}" \
+        ${extra[@]+"${extra[@]}"} 2>&1 | tail -3 | tee -a "$REPORT"
+    else
+      record labels diff --no-progress "$reference" "$run" --tolerances-of "${DEVICE%%:*}:${precision:-fp32}" \
+        ${extra[@]+"${extra[@]}"}
+    fi
   done
 }
 
