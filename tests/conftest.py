@@ -135,6 +135,7 @@ SYSTEM_MODULES = {
     "tests/visualize/test_report.py",
     "tests/visualize/test_rerun_export.py",
     "tests/regression/test_sample_regression.py",
+    "tests/tools/test_gpu_check.py",  # the GPU script's dry runs: bash, `labels` subprocesses, Ray
 }
 # fixtures that build models or label frames in this process
 INTEGRATION_FIXTURES = {"sample_run", "trained_sample_run", "tiny_weights", "synth_dir", "mvor_files"}
