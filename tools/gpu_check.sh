@@ -125,7 +125,7 @@ bench_run() {  # TEACHER VARIANT: the pipeline's run of that variant's bench (it
 }
 
 phase_perf() {
-  local levers lever reference run precision extra
+  local levers lever reference run precision extra diff
   IFS=';' read -ra levers <<<"$PERF_LEVERS"
   section "the X-152's deformable convolutions: torchvision's kernel against the matmul one"
   record "$PYTHON" tools/bench_deform_conv.py --device "$DEVICE" --repeat "$([ "$DEVICE" = cpu ] && echo 1 || echo 20)"
@@ -141,16 +141,16 @@ phase_perf() {
     extra=()
     [[ $lever == *masks=merged* ]] && extra=(--mask-iou 0)  # merged masks change the masks by design
     echo "lever: $lever" | tee -a "$REPORT"
+    diff=(labels diff --no-progress "$reference" "$run" --tolerances-of "${DEVICE%%:*}:${precision:-fp32}"
+      ${extra[@]+"${extra[@]}"})
     if [ "$BENCH_WEIGHTS" = "$WORK/weights" ]; then
       # seeded weights: the --persons boxes score near chance (0.016 against 0.015), and any lever reorders them,
       # so the persons differ and the diff measures nothing; it is shown, not counted (measured on CPU: 0 of 6
       # persons matched even for channels-last). The tiny phase's trained teacher checks bf16 on the GPU.
       echo "(seeded weights: shown, not counted)" | tee -a "$REPORT"
-      labels diff --no-progress "$reference" "$run" --tolerances-of "${DEVICE%%:*}:${precision:-fp32}" \
-        ${extra[@]+"${extra[@]}"} 2>&1 | tail -3 | tee -a "$REPORT"
+      "${diff[@]}" 2>&1 | tail -3 | tee -a "$REPORT"
     else
-      record labels diff --no-progress "$reference" "$run" --tolerances-of "${DEVICE%%:*}:${precision:-fp32}" \
-        ${extra[@]+"${extra[@]}"}
+      record "${diff[@]}"
     fi
   done
 }

@@ -78,21 +78,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as error:
             print(f"labels diff: --tolerances-of {args.tolerances_of}: {error}", file=sys.stderr)
             return 2
-    given = {
-        name: getattr(args, name)
-        for name in (
-            "keypoint_px",
-            "confidence",
-            "box_px",
-            "pose3d_mm",
-            "added",
-            "removed",
-            "score",
-            "mask_iou",
-            "bias_px",
-        )
-        if getattr(args, name) is not None
-    }
+    given = {name: getattr(args, name) for name in TOLERANCE_OPTIONS if getattr(args, name) is not None}
     tolerances = dataclasses.replace(base, **given)
     result = compare(args.a, args.b, tolerances, args.min_iou, progress=not args.no_progress)
     print("\n".join(result.lines()))

@@ -268,17 +268,23 @@ def test_deform_conv_known_answers_at_the_border():
 SHAPES = [(1, 1, 1, 1, 1), (2, 2, 2, 1, 1), (1, 1, 1, 2, 2), (32, 1, 2, 1, 1)]
 
 
-@needs_compiled_mmcv
-@pytest.mark.parametrize("groups, deform_groups, stride, padding, dilation", SHAPES)
-def test_torchvision_deform_conv_gives_mmcv_numbers_to_the_bit(groups, deform_groups, stride, padding, dilation):
-    """Offsets of several pixels (samples land past every border); grouped convolution (X-152's
-    32 groups), offset groups, stride and dilation."""
+def deform_inputs(groups, deform_groups, stride, padding, dilation):
+    """Seeded input, offsets of several pixels (samples past every border) and weights for one of SHAPES."""
     generator = torch.Generator().manual_seed(groups * 10 + deform_groups)
     x = torch.randn(2, 64, 13, 17, generator=generator)
     weight = torch.randn(64, 64 // groups, 3, 3, generator=generator)
     out_h = (13 + 2 * padding - dilation * 2 - 1) // stride + 1
     out_w = (17 + 2 * padding - dilation * 2 - 1) // stride + 1
     offset = torch.randn(2, 2 * deform_groups * 9, out_h, out_w, generator=generator) * 3.0
+    return x, offset, weight
+
+
+@needs_compiled_mmcv
+@pytest.mark.parametrize("groups, deform_groups, stride, padding, dilation", SHAPES)
+def test_torchvision_deform_conv_gives_mmcv_numbers_to_the_bit(groups, deform_groups, stride, padding, dilation):
+    """Offsets of several pixels (samples land past every border); grouped convolution (X-152's
+    32 groups), offset groups, stride and dilation."""
+    x, offset, weight = deform_inputs(groups, deform_groups, stride, padding, dilation)
     mmcv, torchvision = both_deform(x, offset, weight, stride, padding, dilation, groups, deform_groups)
     assert mmcv.abs().max() > 1
     torch.testing.assert_close(torchvision, mmcv, rtol=0, atol=0)
@@ -289,12 +295,7 @@ def test_the_matmul_deform_conv_gives_torchvisions_numbers(groups, deform_groups
     """The plain-torch deformable convolution (bilinear sampling, one matrix product over the groups) against
     torchvision's kernel: offsets of several pixels (samples past every border), 32 groups, offset groups,
     stride, dilation; fp32 sums in another order, so to 1e-4 of values of order 10."""
-    generator = torch.Generator().manual_seed(groups * 10 + deform_groups)
-    x = torch.randn(2, 64, 13, 17, generator=generator)
-    weight = torch.randn(64, 64 // groups, 3, 3, generator=generator)
-    out_h = (13 + 2 * padding - dilation * 2 - 1) // stride + 1
-    out_w = (17 + 2 * padding - dilation * 2 - 1) // stride + 1
-    offset = torch.randn(2, 2 * deform_groups * 9, out_h, out_w, generator=generator) * 3.0
+    x, offset, weight = deform_inputs(groups, deform_groups, stride, padding, dilation)
     expected = torchvision_deform_conv2d(x, offset, weight, None, stride, padding, dilation)
     got = matmul_deform(x, offset, weight, stride, padding, dilation)
     assert expected.abs().max() > 1

@@ -32,8 +32,9 @@ def test_every_perf_lever_is_a_valid_config_of_the_paper_teachers():
     assert compiled.compile and compiled.cudnn_benchmark  # the compile phase's lever
 
 
-@pytest.mark.slow
-def test_the_gpu_scripts_tiny_and_perf_phases_run_dry_on_cpu(tmp_path):
+def dry_run(tmp_path, phases: list[str], **settings: str) -> tuple[subprocess.CompletedProcess, str]:
+    """`tools/gpu_check.sh PHASES` on this CPU at tiny sizes (two frames, the tiny teacher with its trained weights:
+    seeded weights' flat heatmaps can flip a maximum on a one-frame bench); its result and its report's text."""
     report = tmp_path / "report.md"
     env = os.environ | {
         "DEVICE": "cpu",
@@ -41,16 +42,22 @@ def test_the_gpu_scripts_tiny_and_perf_phases_run_dry_on_cpu(tmp_path):
         "PYTHON": sys.executable,
         "WORK": str(tmp_path / "work"),
         "PERF_TEACHER": "tiny",
-        "PERF_LEVERS": "precision=fp32;precision=fp32 detector.masks=merged",
-        # the trained tiny teacher: seeded weights' flat heatmaps can flip a maximum on a one-frame bench
         "BENCH_WEIGHTS": str(ROOT / "data" / "tiny_teacher"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        **settings,
     }
     result = subprocess.run(
-        ["bash", "tools/gpu_check.sh", "tiny", "perf", "--report", str(report)],
+        ["bash", "tools/gpu_check.sh", *phases, "--report", str(report)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
-    text = report.read_text()
+    return result, report.read_text()
+
+
+@pytest.mark.slow
+def test_the_gpu_scripts_tiny_and_perf_phases_run_dry_on_cpu(tmp_path):
+    result, text = dry_run(
+        tmp_path, ["tiny", "perf"], PERF_LEVERS="precision=fp32;precision=fp32 detector.masks=merged"
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:] + text[-4000:]
     assert "(exit 1" not in text and "(exit 2" not in text, text[-4000:]
     for heading in (
@@ -71,22 +78,7 @@ def test_the_gpu_scripts_tiny_and_perf_phases_run_dry_on_cpu(tmp_path):
 def test_the_gpu_scripts_ray_phase_runs_dry_on_cpu(tmp_path):
     """The ray phase: Ray's install is checked, then one whole-graph actor against the in-process executor and two
     actors sharing the device, each a `labels bench` (RAY_GPUS 0 on a CPU, where Ray has no GPU to give)."""
-    report = tmp_path / "report.md"
-    env = os.environ | {
-        "DEVICE": "cpu",
-        "FRAMES": "2",
-        "PYTHON": sys.executable,
-        "WORK": str(tmp_path / "work"),
-        "PERF_TEACHER": "tiny",
-        "RAY_LEVER": "precision=fp32",
-        "BENCH_WEIGHTS": str(ROOT / "data" / "tiny_teacher"),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    result = subprocess.run(
-        ["bash", "tools/gpu_check.sh", "ray", "--report", str(report)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    text = report.read_text()
+    result, text = dry_run(tmp_path, ["ray"], RAY_LEVER="precision=fp32")
     assert result.returncode == 0 and "(exit 1" not in text, (result.stdout + result.stderr)[-4000:] + text[-4000:]
     assert "## tiny, precision=fp32: Ray, one actor with the whole graph and 0 GPU, against in-process" in text
     assert "## tiny, precision=fp32: Ray, two whole-graph actors sharing the GPU (0.0 each)" in text
