@@ -154,9 +154,16 @@ PERSON_CHECKS = {
     "depth_flag": ("flags", None, COCO_KEYPOINTS),
     "pose3d_camera": ("pose", "pose3d_mm", H36M_JOINTS),
     "depth_consistency": ("number", "consistency", COCO_KEYPOINTS),
+    # multi-view fusion (COCO-17 joints): a triangulated joint moves with the 2D keypoints it came from
+    "pose3d_room": ("pose", "pose3d_mm", COCO_KEYPOINTS),
+    "pose3d_room_camera": ("pose", "pose3d_mm", COCO_KEYPOINTS),
+    "pose3d_room_views": ("flags", None, COCO_KEYPOINTS),
+    "pose3d_room_error_px": ("number", "keypoint_px", COCO_KEYPOINTS),
+    "pose3d_room_hard": ("flags", None, COCO_KEYPOINTS),
 }
-# frame_index is the person's row number in its shard: structure, not a label.
-_NOT_COMPARED = {"frame_index"}
+# frame_index is the person's row number in its shard, fusion_group its group's number in its instant: structure,
+# not labels (who is fused with whom shows in the pose3d_room fields of the matched persons).
+_NOT_COMPARED = {"frame_index", "fusion_group"}
 FRAME_CHECKS = (
     "status",
     "reject_reason",
@@ -168,6 +175,7 @@ FRAME_CHECKS = (
     "depth_size",
     "depth_unit_mm",
     "timestamp",
+    "instant",
 )
 assert {f.name for f in PERSON_FIELDS} == set(PERSON_CHECKS) | _NOT_COMPARED, "a person field without a rule"
 assert {f.name for f in FRAME_FIELDS} == set(FRAME_CHECKS) | {"frame_id"}, "a frame field without a rule"

@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 from orpose.label_store.index import load_index, shard_run_index
-from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STATUS_LABELLED
+from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STATUS_LABELLED, filled
 from orpose.label_store.shard import read_dataset, shard_path
 
 __all__ = ["LabelRun", "FrameLabels", "ShardLabels"]
@@ -59,9 +59,15 @@ class ShardLabels:
 
 def _load_shard(path: str) -> tuple[dict, dict, np.ndarray, dict]:
     with h5py.File(path, "r") as handle:
-        frames = {f.name: read_dataset(handle["frames"][f.name]) for f in FRAME_FIELDS}
-        persons = {f.name: read_dataset(handle["persons"][f.name]) for f in PERSON_FIELDS}
         offsets = read_dataset(handle["frames/person_offset"])
+        rows = {"frames": len(offsets) - 1, "persons": int(offsets[-1])}
+        frames, persons = (
+            {  # a field added after the shard's version (label_store.schema) reads as its fill value
+                f.name: read_dataset(handle[group][f.name]) if f.name in handle[group] else filled(f, rows[group])
+                for f in fields
+            }
+            for group, fields in (("frames", FRAME_FIELDS), ("persons", PERSON_FIELDS))
+        )
         provenance = dict(handle["provenance"].attrs)
     return frames, persons, offsets, provenance
 

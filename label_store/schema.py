@@ -1,4 +1,4 @@
-"""The HDF5 shard schema, version 1: one declaration used by the writer, the verifier and the docs.
+"""The HDF5 shard schema, version 2: one declaration used by the writer, the verifier, the readers and the docs.
 
 A shard holds F frames and the P persons found in them:
 
@@ -9,7 +9,9 @@ A shard holds F frames and the P persons found in them:
     /provenance      attrs: the resolved config (JSON) and its hash, checkpoint sha256s, code and
                      package versions, thresholds, TTA settings, creation time
 
-Every dataset carries a `sha256` attribute of its contents, checked by `verify_shard`.
+Every dataset carries a `sha256` attribute of its contents, checked by `verify_shard`. Version 2 added the
+multi-view fields (`Field.since`: the frame's `instant` and the persons' `pose3d_room*`, `fusion_group`); a
+version-1 shard is still read, its missing fields filled with their `fill` value (`fields_of`, `filled`).
 docs/label_format.md is the user-facing description of the same layout.
 """
 
@@ -33,10 +35,15 @@ __all__ = [
     "DEPTH_HOLE",
     "DEPTH_OUTSIDE",
     "DEPTH_NONE",
+    "READABLE_VERSIONS",
+    "fields_of",
+    "filled",
+    "FUSION_PERSON_FIELDS",
 ]
 
 SHARD_FORMAT = "or-pose-labels/shard"
-SHARD_VERSION = 1
+SHARD_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # shards of these versions verify and read (older ones lack the fields added since)
 STATUS_LABELLED, STATUS_REJECTED = 0, 1  # /frames/status
 # /persons/depth_flag, per keypoint: the depth reading under it is valid, a hole (no reading within
 # the search radius), outside the depth camera's view, or the frame has no depth.
@@ -50,6 +57,20 @@ class Field:
     dtype: object  # numpy dtype, or STR
     shape: tuple[int, ...]  # per-row shape
     doc: str
+    since: int = 1  # the shard version that added the field
+    fill: object = 0  # the value of a row that does not have it (a shard older than `since`, a frame not fused)
+
+
+def fields_of(fields: tuple[Field, ...], version: int) -> tuple[Field, ...]:
+    """The fields a shard of `version` holds."""
+    return tuple(f for f in fields if f.since <= version)
+
+
+def filled(f: Field, rows: int) -> np.ndarray:
+    """`rows` rows of field `f` holding its `fill` value."""
+    if f.dtype is STR:
+        return np.array([f.fill] * rows, dtype=object)
+    return np.full((rows, *f.shape), f.fill, dtype=f.dtype)
 
 
 FRAME_FIELDS = (
@@ -71,6 +92,15 @@ FRAME_FIELDS = (
         '(docs/frame_sources.md, "Bad frames")',
     ),
     Field("reject_detail", STR, (), "the full error message of a rejected frame"),
+    Field(
+        "instant",
+        np.int64,
+        (),
+        "the moment the frame belongs to, numbered over the run (frames of several cameras at one time share it); "
+        "-1 when the run did not group frames (fusion off)",
+        since=2,
+        fill=-1,
+    ),
 )
 
 PERSON_FIELDS = (
@@ -93,6 +123,53 @@ PERSON_FIELDS = (
         "depth_consistency", np.float32, (17,), "agreement of measured depth with pose3d_camera, 0..1; NaN if no depth"
     ),
 )
+
+# Multi-view fusion (`stages.fuse`, docs/fusion.md): the person's views of one instant triangulated. COCO-17 joints
+# (what the 2D keypoints are), unlike the lifter's H36M-17. A person no other view agreed with keeps the fill values.
+FUSION_PERSON_FIELDS = (
+    Field(
+        "pose3d_room",
+        np.float32,
+        (17, 3),
+        "M3D: COCO-17 triangulated from the views of the instant, room frame, mm; NaN where under 2 views agree",
+        since=2,
+        fill=np.nan,
+    ),
+    Field(
+        "pose3d_room_camera",
+        np.float32,
+        (17, 3),
+        "pose3d_room in this frame's color camera frame, mm (x right, y down, z forward)",
+        since=2,
+        fill=np.nan,
+    ),
+    Field("pose3d_room_views", np.int8, (17,), "views each joint was triangulated from (0: no point)", since=2),
+    Field(
+        "pose3d_room_error_px",
+        np.float32,
+        (17,),
+        "mean reprojection error of the joint over those views, color pixels; NaN without a point",
+        since=2,
+        fill=np.nan,
+    ),
+    Field(
+        "pose3d_room_hard",
+        np.bool_,
+        (17,),
+        "hard M3D: the joint has >= fusion.hard_min_views views and error <= fusion.hard_max_error_px",
+        since=2,
+        fill=False,
+    ),
+    Field(
+        "fusion_group",
+        np.int32,
+        (),
+        "the fused person within the instant (rows of one instant sharing it are one person); -1 when alone",
+        since=2,
+        fill=-1,
+    ),
+)
+PERSON_FIELDS = PERSON_FIELDS + FUSION_PERSON_FIELDS
 
 PROVENANCE_KEYS = (
     "config_json",

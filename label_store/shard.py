@@ -40,10 +40,13 @@ from orpose.label_store.schema import (
     FRAME_FIELDS,
     PERSON_FIELDS,
     PROVENANCE_KEYS,
+    READABLE_VERSIONS,
     SHARD_FORMAT,
     SHARD_VERSION,
     STR,
     Field,
+    fields_of,
+    filled,
 )
 from orpose.label_store.space import disk_full_as_error
 
@@ -152,6 +155,12 @@ def _write(group: h5py.Group, name: str, values: np.ndarray) -> None:
     data.attrs["sha256"] = _digest(values)
 
 
+def _value(row: Mapping[str, Any], f: Field) -> Any:
+    """A record's value of field `f`; a field added after version 1 that the record lacks (a frame the fusion
+    stage did not see) gets its fill value."""
+    return row[f.name] if f.name in row or f.since == 1 else f.fill
+
+
 def _fill(handle: h5py.File, records: Sequence[FrameRecord], provenance: Mapping[str, str], shard_index: int) -> None:
     """Every dataset of a shard as one array (one h5py call each)."""
     missing = [k for k in PROVENANCE_KEYS if k not in provenance]
@@ -168,7 +177,7 @@ def _fill(handle: h5py.File, records: Sequence[FrameRecord], provenance: Mapping
     )
     frames = handle.create_group("frames")
     for f in FRAME_FIELDS:
-        _write(frames, f.name, _column(f, [r.frame[f.name] for r in records]))
+        _write(frames, f.name, _column(f, [_value(r.frame, f) for r in records]))
     _write(frames, "person_offset", offsets)
     persons = handle.create_group("persons")
     frame_index = np.repeat(np.arange(len(records), dtype=np.int32), person_counts)
@@ -176,7 +185,11 @@ def _fill(handle: h5py.File, records: Sequence[FrameRecord], provenance: Mapping
         if f.name == "frame_index":
             column = frame_index
         else:
-            parts = [_column(f, r.persons[f.name]) for r in records if r.num_persons]
+            parts = [
+                _column(f, r.persons[f.name]) if f.name in r.persons or f.since == 1 else filled(f, r.num_persons)
+                for r in records
+                if r.num_persons
+            ]
             column = np.concatenate(parts) if parts else _empty(f, 0)
         _write(persons, f.name, column)
     prov = handle.create_group("provenance")
@@ -224,15 +237,16 @@ def verify_shard(path: str | Path, image: bytes | None = None) -> list[str]:
     with handle:
         try:
             attrs = handle.attrs
-            if attrs.get("format") != SHARD_FORMAT or attrs.get("version") != SHARD_VERSION:
+            if attrs.get("format") != SHARD_FORMAT or attrs.get("version") not in READABLE_VERSIONS:
                 return [
-                    f"{path}: not a version-{SHARD_VERSION} shard (format={attrs.get('format')!r}, "
-                    f"version={attrs.get('version')!r})"
+                    f"{path}: not a shard of version {' or '.join(map(str, READABLE_VERSIONS))} "
+                    f"(format={attrs.get('format')!r}, version={attrs.get('version')!r})"
                 ]
+            version = int(attrs["version"])
             num_frames, num_persons = int(attrs["num_frames"]), int(attrs["num_persons"])
             for group_name, fields, rows in (
-                ("frames", FRAME_FIELDS, num_frames),
-                ("persons", PERSON_FIELDS, num_persons),
+                ("frames", fields_of(FRAME_FIELDS, version), num_frames),
+                ("persons", fields_of(PERSON_FIELDS, version), num_persons),
             ):
                 if group_name not in handle:
                     problems.append(f"{path}: group /{group_name} is missing")

@@ -76,6 +76,19 @@ def _empty_mask(persons):
     ].decode()
 
 
+def _fused(field, index, value):
+    """A multi-view field (absent from a run without fusion: its fill values) given `value` at `index`."""
+
+    def change(persons):
+        from orpose.label_store.schema import FUSION_PERSON_FIELDS, filled
+
+        for f in FUSION_PERSON_FIELDS:
+            persons.setdefault(f.name, filled(f, len(persons["box"])))
+        persons[field][index] = value
+
+    return change
+
+
 CORRUPTIONS = {  # name -> (change to the first labelled frame's persons, words the report must contain)
     "box shifted 3 px": (_add("box", (0, 0), 3.0), "box: moved 3.00 px"),
     "score changed by 0.3": (_add("score", 0, -0.3), "score: changed by 0.3"),
@@ -93,6 +106,11 @@ CORRUPTIONS = {  # name -> (change to the first labelled frame's persons, words 
     "depth keypoint shifted 3 px": (_add("depth_keypoints", (0, 9, 1), 3.0), "depth_keypoints left_wrist"),
     "depth flag changed": (_add("depth_flag", (0, 9), 1), "depth_flag: left_wrist"),
     "depth consistency changed by 0.5": (_add("depth_consistency", (0, 12), 0.5), "depth_consistency right_hip"),
+    "fused 3D where there was none": (_fused("pose3d_room", (0, 5), 1.0), "pose3d_room left_shoulder: NaN in A only"),
+    "fused camera 3D": (_fused("pose3d_room_camera", (0, 5), 1.0), "pose3d_room_camera left_shoulder"),
+    "fused views changed": (_fused("pose3d_room_views", (0, 5), 2), "pose3d_room_views: left_shoulder"),
+    "fused error": (_fused("pose3d_room_error_px", (0, 5), 3.0), "pose3d_room_error_px left_shoulder"),
+    "fused hard joint": (_fused("pose3d_room_hard", (0, 5), True), "pose3d_room_hard: left_shoulder"),
 }
 
 
@@ -168,6 +186,7 @@ def test_a_dropped_person_a_changed_hard_set_and_a_changed_rejection_fail(refere
         ("depth_unit_mm", 0.5, "depth_unit_mm"),
         ("timestamp", 99.0, "timestamp"),
         ("color_path", "/somewhere/else.png", "color_path"),
+        ("instant", 5, "instant"),
     ],
 )
 def test_each_frame_field_s_change_fails_the_comparison(reference, records, provenance, tmp_path, field, value, words):

@@ -1,5 +1,6 @@
 """Shards: bit-exact round trips, the commit protocol under kills, verification."""
 
+import copy
 import os
 import signal
 import subprocess
@@ -12,11 +13,25 @@ import numpy as np
 import pytest
 
 from orpose.label_store.reader import LabelRun
-from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STATUS_REJECTED
+from orpose.label_store.schema import FRAME_FIELDS, FUSION_PERSON_FIELDS, PERSON_FIELDS, STATUS_REJECTED
 from orpose.label_store.shard import commit_shard, manifest_entries, verify_shard
 
 
+def with_fusion_fields(records):
+    """Copies of the records with every version-2 field set to values unlike its fill."""
+    rng = np.random.default_rng(44)
+    out = copy.deepcopy(records)
+    for k, record in enumerate(out):
+        record.frame["instant"] = 10 + k
+        for f in FUSION_PERSON_FIELDS:
+            if record.num_persons:
+                values = rng.normal(size=(record.num_persons, *f.shape)) * 100
+                record.persons[f.name] = values.astype(f.dtype) if f.dtype is not np.bool_ else values > 0
+    return out
+
+
 def test_round_trip_is_bit_exact(tmp_path, records, provenance):
+    records = with_fusion_fields(records)
     entry = commit_shard(tmp_path, 0, records, provenance)
     assert entry.frame_ids == tuple(r.frame["frame_id"] for r in records)
     assert verify_shard(tmp_path / entry.file) == []
@@ -204,3 +219,22 @@ def test_a_final_shard_without_its_entry_that_does_not_hold_the_planned_frames_i
     path.write_bytes(path.read_bytes()[:2000])
     again = commit_shard(tmp_path, 0, records, provenance)
     assert verify_shard(tmp_path / again.file) == [] and list(again.frame_ids) == list(entry.frame_ids)
+
+
+def test_a_version_1_shard_verifies_and_reads_its_missing_fields_as_their_fill(tmp_path, records, provenance):
+    entry = commit_shard(tmp_path, 0, records, provenance)
+    path = tmp_path / entry.file
+    with h5py.File(path, "r+") as handle:  # as version 1 wrote it: none of the fields added since
+        for group, fields in (("frames", FRAME_FIELDS), ("persons", PERSON_FIELDS)):
+            for f in fields:
+                if f.since > 1:
+                    del handle[group][f.name]
+        handle.attrs["version"] = 1
+    assert verify_shard(path) == []
+    back = LabelRun(path).get(records[0].frame["frame_id"])
+    assert back.frame["instant"] == -1 and len(back) == records[0].num_persons > 0
+    assert np.isnan(back.persons["pose3d_room"]).all() and (back.persons["fusion_group"] == -1).all()
+    assert not back.persons["pose3d_room_hard"].any() and (back.persons["pose3d_room_views"] == 0).all()
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["version"] = 3
+    assert "not a shard of version 1 or 2" in verify_shard(path)[0]
