@@ -33,6 +33,7 @@ from orpose.errors import OrPoseError
 from orpose.frames import durable
 from orpose.frames.errors import SourceError
 from orpose.frames.sources import REF_COLUMNS
+from orpose.fusion.instants import group_instants
 from orpose.label_store.shard import committed_shards
 from orpose.label_store.space import disk_full_as_error
 
@@ -52,13 +53,17 @@ __all__ = [
 
 PLAN_DIR = "plan"
 PLAN_FORMAT = "or-pose-labels/plan"
-PLAN_VERSION = 2
-# position: the frame's index in the source (orders the frames of a shard); the rest are the source columns.
+PLAN_VERSION = 3
+READABLE_PLAN_VERSIONS = (2, 3)  # version 2: no instants (its parts lack the column; read as -1)
+# position: the frame's place in the plan (orders the frames of a shard; the source's order unless the plan is
+# instant-ordered); instant: the moment the frame belongs to (`fusion.instants`), -1 without fusion; the rest
+# are the source columns.
 PLAN_SCHEMA = pa.schema(
     [
         ("position", pa.int64()),
         ("frame_id", pa.string()),
         ("shard_index", pa.int64()),
+        ("instant", pa.int64()),
         ("camera_id", pa.string()),
         ("color_path", pa.string()),
         ("depth_path", pa.string()),
@@ -93,12 +98,29 @@ class Plan:
     num_shards: int
     parts: tuple[PlanPart, ...]
     fingerprint: str | None  # the source's, when it has one (`FrameSource.fingerprint`)
+    # instant-ordered plans (multi-view fusion): shard k holds frames [offsets[k], offsets[k + 1]); else None
+    shard_offsets: tuple[int, ...] | None = None
+    instant_tolerance_s: float | None = None  # the tolerance the instants were grouped with; None: no instants
 
     def shard_frames(self, shard: int) -> int:
-        """How many frames shard `shard` holds (every shard is full but the last)."""
+        """How many frames shard `shard` holds (every shard is full but the last, unless shards hold whole
+        instants: then at most shard_size)."""
         if not 0 <= shard < self.num_shards:
             raise IndexError(f"shard {shard} is not in the plan ({self.num_shards} shards)")
+        if self.shard_offsets is not None:
+            return self.shard_offsets[shard + 1] - self.shard_offsets[shard]
         return min(self.shard_size, self.num_frames - shard * self.shard_size)
+
+    def frames_in(self, shards: np.ndarray) -> int:
+        """How many frames the shards `shards` (sorted shard indices) hold together."""
+        shards = np.asarray(shards, dtype=np.int64)
+        if not len(shards):
+            return 0
+        if self.shard_offsets is not None:
+            offsets = np.asarray(self.shard_offsets)
+            return int((offsets[shards + 1] - offsets[shards]).sum())
+        last = self.num_shards - 1
+        return len(shards) * self.shard_size - (self.shard_size - self.shard_frames(last) if shards[-1] == last else 0)
 
     def parts_of(self, shards: np.ndarray) -> list[PlanPart]:
         """The parts that hold any of `shards` (sorted shard indices)."""
@@ -157,6 +179,43 @@ def _duplicate_message(folder: Path, hashes: np.ndarray) -> str | None:
     return None  # equal hashes of different ids: no duplicate
 
 
+def _instant_ordered(
+    batches: Iterable[dict[str, list]], shard_size: int, tolerance_s: float, source_name: str
+) -> tuple[list[dict], list[int]]:
+    """The source's frames in instant order (`fusion.instants`: by time, then camera), each with its instant and
+    its shard: shards of whole instants, filled up to `shard_size` frames. Holds the listing's columns (about
+    150 bytes a frame); returns the batches and each shard's frame count."""
+    table = pa.concat_tables([pa.table({c: batch[c] for c in REF_COLUMNS}) for batch in batches])
+    if not table.num_rows:
+        return [], []
+    cameras = np.asarray(table.column("camera_id").to_pylist(), dtype=object)
+    instants = group_instants(table.column("timestamp").to_numpy(), cameras, tolerance_s)
+    order = np.lexsort((cameras.astype(str), instants))
+    sizes = np.bincount(instants)
+    if sizes.max() > shard_size:
+        raise SourceError(
+            source_name,
+            f"an instant holds {sizes.max()} frames (one per camera) but run.shard_size is {shard_size}: "
+            "a shard holds whole instants, so make run.shard_size at least the number of cameras",
+        )
+    shard_of_instant = np.empty(len(sizes), dtype=np.int64)
+    shard_sizes: list[int] = []
+    for instant, size in enumerate(sizes.tolist()):  # greedy: an instant that does not fit starts the next shard
+        if not shard_sizes or shard_sizes[-1] + size > shard_size:
+            shard_sizes.append(0)
+        shard_sizes[-1] += size
+        shard_of_instant[instant] = len(shard_sizes) - 1
+    ordered = table.take(pa.array(order))
+    out = []
+    for start in range(0, len(order), 65536):
+        rows = ordered.slice(start, 65536)
+        batch: dict = {c: rows.column(c).to_pylist() for c in REF_COLUMNS}
+        batch["instant"] = instants[order[start : start + 65536]]
+        batch["shard_index"] = shard_of_instant[batch["instant"]]
+        out.append(batch)
+    return out, shard_sizes
+
+
 def write_plan(
     run_dir: str | Path,
     batches: Iterable[dict[str, list]],
@@ -165,8 +224,11 @@ def write_plan(
     source_name: str,
     frames_per_part: int | None = None,
     progress: bool = False,
+    instant_tolerance_s: float | None = None,
 ) -> Plan:
-    """Stream the source's ref batches (REF_COLUMNS) into RUN/plan; raises SourceError naming a duplicate id."""
+    """Stream the source's ref batches (REF_COLUMNS) into RUN/plan; raises SourceError naming a duplicate id.
+    `instant_tolerance_s` (multi-view fusion): frames ordered instant by instant (`fusion.instants`), shards of
+    whole instants of at most `shard_size` frames; without it, source order and full shards."""
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
@@ -175,35 +237,45 @@ def write_plan(
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
     shards_per_part = max(1, (frames_per_part or FRAMES_PER_PART) // shard_size)
-    part_frames = shards_per_part * shard_size
+    shard_sizes: list[int] | None = None
+    if instant_tolerance_s is not None:
+        batches, shard_sizes = _instant_ordered(batches, shard_size, instant_tolerance_s, source_name)
     parts: list[PlanPart] = []
     hashes: list[np.ndarray] = []
     writer: pq.ParquetWriter | None = None
-    position = 0
+    position, num_shards = 0, 0
     bar = tqdm(desc="planning", unit="frame", disable=not progress, smoothing=0.1)
     try:
         with disk_full_as_error(final, "the plan"):
             for batch in batches:
                 n = len(batch["frame_id"])
                 hashes.append(id_hashes(batch["frame_id"]))
+                positions = np.arange(position, position + n, dtype=np.int64)
+                shards = (
+                    np.asarray(batch["shard_index"], np.int64) if "shard_index" in batch else positions // shard_size
+                )
+                instants = np.asarray(batch["instant"], np.int64) if "instant" in batch else np.full(n, -1, np.int64)
                 start = 0
-                while start < n:  # split the batch at part boundaries
-                    in_part = position % part_frames
-                    take = min(n - start, part_frames - in_part)
-                    if in_part == 0:
+                while start < n:  # split the batch at part boundaries (a part holds whole shards)
+                    if writer is None or shards[start] >= parts[-1].first_shard + shards_per_part:
                         if writer is not None:
                             writer.close()
                         name = f"part-{len(parts):05d}.parquet"
                         writer = pq.ParquetWriter(temporary / name, PLAN_SCHEMA, compression="zstd")
-                        parts.append(PlanPart(name, position // shard_size, 0, 0))
-                    positions = np.arange(position, position + take, dtype=np.int64)
-                    columns = {c: batch[c][start : start + take] for c in REF_COLUMNS}
-                    table = pa.table({"position": positions, "shard_index": positions // shard_size, **columns})
+                        parts.append(PlanPart(name, int(shards[start]), 0, 0))
+                    first = parts[-1].first_shard
+                    stop = start + int(np.searchsorted(shards[start:], first + shards_per_part))  # shards ascend
+                    columns = {c: batch[c][start:stop] for c in REF_COLUMNS}
+                    table = pa.table(
+                        {"position": positions[start:stop], "shard_index": shards[start:stop],
+                         "instant": instants[start:stop], **columns}
+                    )  # fmt: skip
                     writer.write_table(table.select(PLAN_SCHEMA.names).cast(PLAN_SCHEMA))
-                    frames = parts[-1].frames + take
-                    parts[-1] = PlanPart(parts[-1].file, parts[-1].first_shard, -(-frames // shard_size), frames)
-                    position += take
-                    start += take
+                    last = int(shards[stop - 1])
+                    parts[-1] = PlanPart(parts[-1].file, first, last - first + 1, parts[-1].frames + stop - start)
+                    num_shards = last + 1
+                    start = stop
+                position += n
                 bar.update(n)
             if writer is not None:
                 writer, closing = None, writer
@@ -213,7 +285,10 @@ def write_plan(
             duplicate = _duplicate_message(temporary, np.concatenate(hashes))
             if duplicate:
                 raise SourceError(source_name, duplicate)
-            plan = Plan(final, shard_size, position, -(-position // shard_size), tuple(parts), fingerprint)
+            offsets = None if shard_sizes is None else tuple(np.concatenate([[0], np.cumsum(shard_sizes)]).tolist())
+            plan = Plan(
+                final, shard_size, position, num_shards, tuple(parts), fingerprint, offsets, instant_tolerance_s
+            )
             for part in parts:  # Arrow wrote them: synced here, before the folder gets its name
                 durable.fsync_file(temporary / part.file)
             _write_plan_json(temporary / "plan.json", plan)
@@ -238,6 +313,8 @@ def _write_plan_json(path: Path, plan: Plan) -> None:
         "num_shards": plan.num_shards,
         "fingerprint": plan.fingerprint,
         "parts": [vars(p) for p in plan.parts],
+        "instant_tolerance_s": plan.instant_tolerance_s,
+        "shard_offsets": None if plan.shard_offsets is None else list(plan.shard_offsets),
     }
     durable.write_durable(path, (json.dumps(document, indent=1) + "\n").encode())
 
@@ -250,10 +327,14 @@ def read_plan(run_dir: str | Path) -> Plan | None:
         return None
     try:
         data = json.loads(path.read_text())
-        if data.get("format") != PLAN_FORMAT or data.get("version") != PLAN_VERSION:
+        if data.get("format") != PLAN_FORMAT or data.get("version") not in READABLE_PLAN_VERSIONS:
             raise ValueError(f"not a version-{PLAN_VERSION} plan (format={data.get('format')!r})")
         parts = tuple(PlanPart(**p) for p in data["parts"])
-        return Plan(folder, data["shard_size"], data["num_frames"], data["num_shards"], parts, data["fingerprint"])
+        offsets = data.get("shard_offsets")  # version 2 plans: full shards, no instants
+        return Plan(
+            folder, data["shard_size"], data["num_frames"], data["num_shards"], parts, data["fingerprint"],
+            None if offsets is None else tuple(offsets), data.get("instant_tolerance_s"),
+        )  # fmt: skip
     except (ValueError, KeyError, TypeError) as error:
         raise PlanError(
             f"{path}: unreadable plan ({type(error).__name__}: {error}); use --new-run to plan again"
@@ -269,16 +350,12 @@ class PendingFrames:
 
     @property
     def num_frames(self) -> int:
-        if not len(self.shards):
-            return 0
-        last = self.plan.num_shards - 1
-        return len(self.shards) * self.plan.shard_size - (
-            self.plan.shard_size - self.plan.shard_frames(last) if self.shards[-1] == last else 0
-        )
+        return self.plan.frames_in(self.shards)
 
     def iter_batches(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
         """Source batches of `batch_size` rows (numpy columns, strings as object arrays), read as a stream."""
         for batch in self.plan.iter_batches(shards=self.shards, batch_size=batch_size):
+            batch = with_instants(batch)
             yield {
                 name: np.array(column.to_pylist(), dtype=object)
                 if pa.types.is_string(column.type)
@@ -292,9 +369,16 @@ class PendingFrames:
         return [str(self.plan.folder / part.file) for part in self.plan.parts_of(self.shards)]
 
 
+def with_instants(rows):
+    """A version-2 plan's rows (no instant column) with instant -1, so that every plan yields the same columns."""
+    if "instant" in rows.schema.names:
+        return rows
+    return rows.append_column("instant", pa.array(np.full(rows.num_rows, -1, np.int64)))
+
+
 def pending_rows(part_file: str, shards: np.ndarray) -> pa.Table:
     """The rows of the pending `shards` in the plan part `part_file`."""
-    return _rows_of(pq.read_table(part_file), shards)
+    return with_instants(_rows_of(pq.read_table(part_file), shards))
 
 
 def pending_frames(run_dir: str | Path, plan: Plan) -> PendingFrames:

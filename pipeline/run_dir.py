@@ -3,11 +3,11 @@
 - `run.json`: the labels hash of the resolved teacher config (everything that decides labels),
   the checkpoints' sha256s and the source. A re-run with a different config or different weights
   is refused (the label set would mix) unless a new run is asked for.
-- `plan/`: every frame of the source assigned to a shard, in source order, `shard_size` at a time,
-  written once before any model runs, as a stream (`label_store.plan`). Shards are committed whole
-  (label_store.shard), so a re-run labels exactly the planned shards that have no manifest entry
-  yet. A re-run checks the source against the plan: by its fingerprint (a manifest's sha256),
-  else by listing it again.
+- `plan/`: every frame of the source assigned to a shard, in source order, `shard_size` at a time
+  (with multi-view fusion: instant by instant, shards of whole instants), written once before any
+  model runs, as a stream (`label_store.plan`). Shards are committed whole (label_store.shard), so
+  a re-run labels exactly the planned shards that have no manifest entry yet. A re-run checks the
+  source against the plan: by its fingerprint (a manifest's sha256), else by listing it again.
 """
 
 from __future__ import annotations
@@ -122,8 +122,9 @@ def prepare_run_dir(
             _check_planned_frames_listed(plan, source)
         return plan
     return write_plan(
-        run_dir, source.iter_ref_batches(), config.run.shard_size, fingerprint, source_description, progress=progress
-    )
+        run_dir, source.iter_ref_batches(), config.run.shard_size, fingerprint, source_description, progress=progress,
+        instant_tolerance_s=config.fusion.instant_tolerance_s if config.fusion.enabled else None,
+    )  # fmt: skip
 
 
 def _check_planned_frames_listed(plan: Plan, source: FrameSource) -> None:

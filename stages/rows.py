@@ -34,8 +34,11 @@ __all__ = [
 ]
 
 # frame_id .. timestamp describe the frame (FrameRef); shard_index says which shard the driver commits it to,
-# position (the frame's index in the source, `label_store.plan`) where in that shard.
-SOURCE_COLUMNS = ("position", "frame_id", "shard_index", "camera_id", "color_path", "depth_path", "timestamp")
+# position (the frame's place in the plan, `label_store.plan`) where in that shard, instant which moment it
+# belongs to (-1 without multi-view fusion): the driver writes it to the frame's row.
+SOURCE_COLUMNS = (
+    "position", "frame_id", "shard_index", "instant", "camera_id", "color_path", "depth_path", "timestamp"
+)  # fmt: skip
 REJECT_REASON, REJECT_DETAIL = "reject_reason", "reject_detail"
 
 
@@ -47,6 +50,7 @@ def rows_from_refs(refs: Iterable[tuple[FrameRef, int]]) -> list[dict]:
             "position": position,
             "frame_id": ref.frame_id,
             "shard_index": shard,
+            "instant": -1,
             "camera_id": ref.camera_id,
             "color_path": ref.color_path,
             "depth_path": ref.depth_path or "",

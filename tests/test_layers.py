@@ -9,7 +9,8 @@ ROOT = Path(__file__).parents[1]
 LAYERS = [
     ("orpose",),  # the namespace root's own modules: the error base class, the checkout (its API is lazy)
     ("configs", "joints", "frames"),  # typed configs, joint conventions, frame sources, geometry, file helpers
-    ("synth", "teachers", "label_store", "fusion"),  # synthetic frames; the models; the HDF5 store; multi-view maths
+    ("fusion",),  # multi-view maths: instants, association, triangulation (the plan groups instants with it)
+    ("synth", "teachers", "label_store"),  # synthetic frames; the models; the HDF5 store
     ("evaluation", "stages"),  # metrics against ground truth; the stage graph and its stages
     ("visualize", "training"),  # pictures of labels; training of the tiny teacher
     ("pipeline",),  # the driver, executors, bench and the `labels` command

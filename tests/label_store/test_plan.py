@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from orpose.frames.errors import SourceError
@@ -93,7 +94,7 @@ def test_a_read_task_keeps_the_pending_rows_of_its_part(tmp_path):
     assert pending_rows(part, np.array([0, 1])).column("frame_id").to_pylist() == IDS[0:6]
     rows = pending_rows(part, np.array([1, 2]))  # shard 2 is in part 1
     assert rows.column("frame_id").to_pylist() == IDS[3:6]
-    assert set(rows.schema.names) == set(["position", "shard_index", *REF_COLUMNS])
+    assert set(rows.schema.names) == set(["position", "shard_index", "instant", *REF_COLUMNS])
 
 
 def test_a_damaged_plan_is_an_error_naming_its_file(tmp_path):
@@ -105,3 +106,66 @@ def test_a_damaged_plan_is_an_error_naming_its_file(tmp_path):
     with pytest.raises(PlanError, match=r"plan/plan.json: unreadable plan \(KeyError.*--new-run"):
         read_plan(tmp_path)
     assert read_plan(tmp_path / "elsewhere") is None
+
+
+def camera_major(cameras: int, moments: int, jitter_s: float = 0.002) -> dict[str, list]:
+    """One ref batch listed camera by camera, as manifests and MVOR trees list frames: `moments` frames a
+    camera, 30 fps, each camera's clock off by a few milliseconds."""
+    rows = [(f"c{c}/{m:03d}", f"c{c}", m / 30 + c * jitter_s) for c in range(cameras) for m in range(moments)]
+    return {
+        "frame_id": [r[0] for r in rows],
+        "camera_id": [r[1] for r in rows],
+        "color_path": [f"/x/{r[0]}.png" for r in rows],
+        "depth_path": [""] * len(rows),
+        "timestamp": [r[2] for r in rows],
+    }
+
+
+def test_an_instant_ordered_plan_keeps_every_instant_whole_in_one_shard(tmp_path):
+    plan = write_plan(tmp_path, [camera_major(3, 10)], 7, None, "src", frames_per_part=14, instant_tolerance_s=1 / 60)
+    table = pa.concat_tables(pq.read_table(plan.folder / part.file) for part in plan.parts)
+    instants, shards = table.column("instant").to_numpy(), table.column("shard_index").to_numpy()
+    ids = table.column("frame_id").to_pylist()
+    # instant by instant (time, then camera): the three cameras' frames of moment m are instant m
+    assert ids[:6] == ["c0/000", "c1/000", "c2/000", "c0/001", "c1/001", "c2/001"]
+    assert instants.tolist() == [m for m in range(10) for _ in range(3)]
+    # whole instants, up to 7 frames a shard: two instants (6 frames) each; the last shard holds what is left
+    assert all(len(set(shards[instants == i])) == 1 for i in range(10))
+    assert [plan.shard_frames(s) for s in range(plan.num_shards)] == [6, 6, 6, 6, 6]
+    assert np.bincount(shards).tolist() == [6, 6, 6, 6, 6]
+    assert table.column("position").to_pylist() == list(range(30))
+    # parts hold whole shards (14 frames a part -> 2 shards), and the plan reads back the same
+    assert [(p.first_shard, p.shards, p.frames) for p in plan.parts] == [(0, 2, 12), (2, 2, 12), (4, 1, 6)]
+    again = read_plan(tmp_path)
+    assert again.shard_offsets == (0, 6, 12, 18, 24, 30) and again.instant_tolerance_s == 1 / 60
+    pending = PendingFrames(again, np.array([1, 4]))
+    assert pending.num_frames == 12
+    frames = [f for batch in pending.iter_batches(4) for f in batch["frame_id"]]
+    assert frames == ids[6:12] + ids[24:30]
+
+
+def test_an_instant_larger_than_a_shard_is_refused_and_plans_without_instants_read_instant_minus_one(tmp_path):
+    with pytest.raises(SourceError, match="instant holds 3 frames.*shard_size is 2"):
+        write_plan(tmp_path / "a", [camera_major(3, 2)], 2, None, "src", instant_tolerance_s=1 / 60)
+    plan = write_plan(tmp_path / "b", [camera_major(3, 2)], 4, None, "src")  # no fusion: source order, full shards
+    batch = next(PendingFrames(plan, np.array([0, 1])).iter_batches(16))
+    assert batch["frame_id"].tolist()[:2] == ["c0/000", "c0/001"] and batch["instant"].tolist() == [-1] * 6
+    assert plan.shard_offsets is None and [plan.shard_frames(s) for s in range(2)] == [4, 2]
+
+
+def test_a_version_2_plan_without_instants_still_reads(tmp_path):
+    plan = write_plan(tmp_path, batches(IDS, 10), 4, None, "src")
+    for part in plan.parts:  # as the previous version wrote them: no instant column
+        path = plan.folder / part.file
+        pq.write_table(pq.read_table(path).drop_columns(["instant"]), path)
+    document = json.loads((plan.folder / "plan.json").read_text())
+    document["version"] = 2
+    for key in ("instant_tolerance_s", "shard_offsets"):
+        del document[key]
+    (plan.folder / "plan.json").write_text(json.dumps(document))
+    old = read_plan(tmp_path)
+    assert old.shard_offsets is None and PendingFrames(old, np.array([0, 2])).num_frames == 6
+    batch = next(PendingFrames(old, np.array([0, 2])).iter_batches(16))
+    assert batch["frame_id"].tolist() == IDS[:4] + IDS[8:] and batch["instant"].tolist() == [-1] * 6
+    part = str(old.folder / old.parts[0].file)
+    assert pending_rows(part, np.array([2])).column("instant").to_pylist() == [-1, -1]
