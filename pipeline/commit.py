@@ -2,8 +2,9 @@
 
 `ShardCommitter` has the steps of Ray Data's datasinks: `write(batch)` for each batch an executor yields
 (a shard is committed as soon as its last frame has arrived; the driver holds the records of the shards
-in flight only), `complete()` when the executor is done, `failed()` when the attempt broke. A frame that
-arrives twice (an executor's retry) counts once, and frames of a shard already committed are ignored.
+in flight only; the graph's shard stages, multi-view fusion, run on the shard's rows just before),
+`complete()` when the executor is done, `failed()` when the attempt broke. A frame that arrives twice (an
+executor's retry) counts once, and frames of a shard already committed are ignored.
 
 Hooks see each batch's new rows and each commit: `SummaryHook` keeps the run summary's figures,
 `ProgressHook` the progress bar, `RejectGuard` stops a run that rejects too many frames. `commit_batches`
@@ -23,7 +24,7 @@ from orpose.label_store.plan import Plan
 from orpose.label_store.shard import commit_shard
 from orpose.pipeline.executors import LABELLED_AT, worker_column
 from orpose.pipeline.summary import TIMED_STAGES, RunError, RunSummary
-from orpose.stages.rows import timing_column
+from orpose.stages.rows import objects, timing_column
 
 __all__ = ["ShardCommitter", "RunHook", "SummaryHook", "ProgressHook", "RejectGuard", "commit_batches"]
 
@@ -45,10 +46,14 @@ class RunHook:
 class ShardCommitter:
     """Records gathered per shard, each shard committed when its last frame arrives (see the module)."""
 
-    def __init__(self, run_dir: Path, plan: Plan, provenance: dict, hooks: Sequence[RunHook] = ()):
+    def __init__(
+        self, run_dir: Path, plan: Plan, provenance: dict, hooks: Sequence[RunHook] = (), shard_stages: Sequence = ()
+    ):
         self.run_dir, self.plan, self.provenance, self.hooks = Path(run_dir), plan, provenance, list(hooks)
         self.waiting: dict[int, dict[str, tuple[int, object]]] = defaultdict(dict)  # shard -> id -> (position, record)
         self.committed: set[int] = set()
+        self.shard_stages = list(shard_stages)  # built shard stages (`stages.graph.StageGraph.shard_stages`)
+        self.shard_stage_seconds: dict[str, float] = defaultdict(float)
 
     def write(self, batch: dict) -> list[int]:
         """Take the batch's rows; commit the shards they complete. Returns the indices of the rows that were new."""
@@ -57,7 +62,10 @@ class ShardCommitter:
             shard, frame_id = int(batch["shard_index"][i]), str(batch["frame_id"][i])
             if shard in self.committed or frame_id in self.waiting[shard]:
                 continue
-            self.waiting[shard][frame_id] = (int(batch["position"][i]), batch["record"][i])
+            record = batch["record"][i]
+            if "instant" in batch:  # the plan's instant of the frame (-1 without fusion), on the frame's row
+                record.frame["instant"] = int(batch["instant"][i])
+            self.waiting[shard][frame_id] = (int(batch["position"][i]), record)
             fresh.append(i)
             if len(self.waiting[shard]) == self.plan.shard_frames(shard):
                 self._commit(shard)
@@ -65,6 +73,12 @@ class ShardCommitter:
 
     def _commit(self, shard: int) -> None:
         records = [record for _, record in sorted(self.waiting.pop(shard).values(), key=lambda pr: pr[0])]
+        if self.shard_stages:
+            rows = {"frame_id": objects([r.frame["frame_id"] for r in records]), "record": objects(records)}
+            for stage in self.shard_stages:
+                rows = stage(rows)
+                self.shard_stage_seconds[stage.name] += float(np.sum(rows[timing_column(stage.name)]))
+            records = list(rows["record"])
         commit_shard(self.run_dir, shard, records, self.provenance)
         self.committed.add(shard)
         for hook in self.hooks:

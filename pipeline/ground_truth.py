@@ -112,6 +112,7 @@ class GroundTruthExecutor:
                 "position": batch["position"],
                 "frame_id": batch["frame_id"],
                 "shard_index": batch["shard_index"],
+                "instant": batch["instant"],
                 "record": records,
                 **{f"seconds_{stage}": np.zeros(len(records)) for stage in TIMED_STAGES},
             }

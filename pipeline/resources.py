@@ -67,5 +67,12 @@ def describe_graph(graph: StageGraph, run: RunSpec | None = None) -> list[str]:
         lines.append(f"     writes : {', '.join((*spec.writes, *spec.timings))}")
         if spec.drops:
             lines.append(f"     drops  : {', '.join(spec.drops)}")
+    for spec in graph.shard_stages:
+        lines.append(
+            f"then, on each whole shard in the driver before its commit: {spec.name} (shard; "
+            f"class {getattr(spec.cls, '__name__', spec.cls)})"
+        )
+        lines.append(f"     reads  : {', '.join(spec.reads)}")
+        lines.append(f"     writes : {', '.join((*spec.writes, *spec.timings))}")
     lines.append(f"to the driver: {', '.join(graph.output_columns())}")
     return lines

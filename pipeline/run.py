@@ -36,6 +36,7 @@ from orpose.pipeline.run_dir import prepare_run_dir
 from orpose.pipeline.run_lock import acquire_run_lock
 from orpose.pipeline.summary import TIMED_STAGES, RunError, RunSummary
 from orpose.stages.context import StageContext
+from orpose.stages.fuse import view_cameras
 from orpose.stages.graph import StageGraph, default_graph
 from orpose.teachers.install_check import check_kernels_available
 from orpose.teachers.weights import WeightsMissingError, checkpoint_path, missing_checkpoints, missing_message
@@ -60,13 +61,14 @@ def run_graph(config: TeacherConfig, executor: str = "ray") -> StageGraph:
       their overlap gains; measured in docs/benchmarks.md). The local executor keeps decode apart: it runs it
       on threads a few batches ahead of the models.
     """
+    fusion = config.fusion.enabled  # multi-view fusion: a shard stage in the driver (stages.fuse)
     if config.run.fuse_models is not None:
-        return default_graph(fused=config.run.fuse_models)
-    separate = default_graph(fused=False)
+        return default_graph(fused=config.run.fuse_models, fusion=fusion)
+    separate = default_graph(fused=False, fusion=fusion)
     on_cpus = not any(stage_resources(spec, config.run).gpus for spec in separate.stages)
     if not on_cpus:
         return separate
-    return default_graph(fused="whole" if executor == "ray" else True)
+    return default_graph(fused="whole" if executor == "ray" else True, fusion=fusion)
 
 
 @dataclass
@@ -99,6 +101,8 @@ class LabelJob:
             raise WeightsMissingError(missing_message(self.config, missing))
         if not plan_only:
             check_kernels_available(self.config)
+        if self.config.fusion.enabled:  # every camera's pose, named where one lacks it
+            view_cameras(self.source.calibrations(), f"the calibration of {self.source_description}")
 
     def run(self, plan_only: bool = False) -> RunSummary:
         started = time.perf_counter()
@@ -140,10 +144,13 @@ class LabelJob:
         summary.gpu_peak_mb = gpu_peak_mb()
         return summary
 
+    def _context(self) -> StageContext:
+        return StageContext(self.config, self.weights_dir, dict(self.source.calibrations()))
+
     def _make_engine(self, graph: StageGraph) -> Executor:
         if self.engine is not None:
             return self.engine
-        context = StageContext(self.config, self.weights_dir, dict(self.source.calibrations()))
+        context = self._context()
         return make_executor(self.executor, graph, context, self.config.run.batch_size, self.address, self.verbose)
 
     def _label(
@@ -158,7 +165,7 @@ class LabelJob:
                 if not len(pending.shards):
                     break
                 try:
-                    self._attempt(engine, pending, plan, provenance, summary, model_timings(graph), started_at)
+                    self._attempt(engine, graph, pending, plan, provenance, summary, started_at)
                 except Exception as error:
                     if not engine.lost_work(error):
                         raise
@@ -178,21 +185,24 @@ class LabelJob:
     def _attempt(
         self,
         engine: Executor,
+        graph: StageGraph,
         pending: PendingFrames,
         plan: Plan,
         provenance: dict,
         summary: RunSummary,
-        models: dict[str, tuple[str, ...]],
         started_at: float,
     ) -> None:
         total = pending.num_frames
         hooks = [
-            SummaryHook(summary, models, started_at),
+            SummaryHook(summary, model_timings(graph), started_at),
             ProgressHook(summary, total, self.progress),
             RejectGuard(self.config.run.max_rejected_fraction, total, self.run_dir),
         ]
-        committer = ShardCommitter(self.run_dir, plan, provenance, hooks)
+        shard_stages = [spec.build(self._context()) for spec in graph.shard_stages]
+        committer = ShardCommitter(self.run_dir, plan, provenance, hooks, shard_stages)
         commit_batches(engine.batches(pending), committer, hooks)
+        for stage, seconds in committer.shard_stage_seconds.items():
+            summary.stage_seconds[stage] = summary.stage_seconds.get(stage, 0.0) + seconds
 
 
 def run_labels(

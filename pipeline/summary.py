@@ -153,7 +153,8 @@ class RunSummary:
         out.append(
             f"time per stage (busy seconds, summed over workers; {self.executor} executor): "
             + ", ".join(
-                f"{s} {self.stage_seconds[s]:.1f} s ({100 * self.stage_seconds[s] / busy:.0f} %)" for s in TIMED_STAGES
+                f"{s} {self.stage_seconds[s]:.1f} s ({100 * self.stage_seconds[s] / busy:.0f} %)"
+                for s in (*TIMED_STAGES, *(s for s in self.stage_seconds if s not in TIMED_STAGES))  # fuse: driver
             )
         )
         if self.engine_logs:

@@ -5,8 +5,10 @@ declares what the graph (`stages.graph`) needs to know without building it:
 
 - `name`: the stage's name; its timing column (`seconds_<name>`), its out-of-memory messages and the
   reject detail of a frame it raised on all take it from here;
-- `kind`: "cpu" (light Python work) or "model" (holds a model; the executors give such a stage the model
-  actors' CPUs and GPUs, `pipeline.resources`);
+- `kind`: "cpu" (light Python work), "model" (holds a model; the executors give such a stage the model
+  actors' CPUs and GPUs, `pipeline.resources`) or "shard" (runs on a whole shard's rows in the driver, just
+  before the shard is committed, whichever executor labelled them: `stages.fuse`, which needs every view of an
+  instant, and the plan keeps an instant's frames in one shard);
 - `reads`, `writes`, `drops`: the batch columns (`stages.rows`) it reads, adds and removes. The graph checks
   them when it is built, and the executors check after each call that the declared columns were written.
 
@@ -32,7 +34,7 @@ class Stage:
     """Base class of the pipeline's stages: the contract as class attributes, and the helpers that use it."""
 
     name: ClassVar[str]
-    kind: ClassVar[Literal["cpu", "model"]]
+    kind: ClassVar[Literal["cpu", "model", "shard"]]
     reads: ClassVar[tuple[str, ...]]
     writes: ClassVar[tuple[str, ...]]
     drops: ClassVar[tuple[str, ...]] = ()

@@ -1,7 +1,7 @@
 """The stage graph, declared once: which stages run in which order, what each needs to run, and
 which columns of the batch (`stages.rows`) each reads, writes and drops.
 
-    decode (CPU) -> detect -> keypoints -> lift (model stages) -> assemble (CPU) -> the driver
+    decode (CPU) -> detect -> keypoints -> lift (model stages) -> assemble (CPU) -> the driver [-> fuse (shard)]
 
 Both executors run this declaration: the Ray executor (`pipeline.executors.RayExecutor`, one
 actor pool per stage) and the in-process one (`pipeline.executors.LocalExecutor`). Building a
@@ -10,7 +10,9 @@ upstream and not dropped since; a broken contract fails at build time naming the
 column (`ContractError`). Each stage declares its contract on its class (`stages.base.Stage`); the
 resources a stage's workers reserve are the executors' policy (`pipeline.resources`). `fuse_models` turns
 the consecutive model stages into one stage, so that one process (one Ray actor per device) holds all
-three models. `labels graph` prints it.
+three models. Shard stages (`shard_stages`: `stages.fuse` when multi-view fusion is on) run in the driver on each
+whole shard's rows before its commit (`pipeline.commit.ShardCommitter`), after whichever executor labelled them.
+`labels graph` prints it.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class StageSpec:
 
     name: str
     cls: type
-    kind: Literal["cpu", "model"]
+    kind: Literal["cpu", "model", "shard"]
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     drops: tuple[str, ...] = ()
@@ -68,6 +70,7 @@ class StageSpec:
 class StageGraph:
     source_columns: tuple[str, ...]
     stages: tuple[StageSpec, ...]
+    shard_stages: tuple[StageSpec, ...] = ()  # run by the driver on a whole shard's output rows, in order
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -79,7 +82,7 @@ class StageGraph:
         return tuple(t.removeprefix("seconds_") for spec in self.stages for t in spec.timings)
 
     def output_columns(self) -> tuple[str, ...]:
-        return _check_contract(self.source_columns, self.stages)
+        return _check_contract(self.source_columns, self.stages + self.shard_stages)
 
 
 def _check_contract(source_columns: Sequence[str], stages: Sequence[StageSpec]) -> tuple[str, ...]:
@@ -99,13 +102,22 @@ def _check_contract(source_columns: Sequence[str], stages: Sequence[StageSpec]) 
     return tuple(available)
 
 
-def build_graph(stages: Sequence[StageSpec], source_columns: Sequence[str] = SOURCE_COLUMNS) -> StageGraph:
-    """A graph of `stages` in this order; raises ContractError naming the stage and the column."""
-    names = [spec.name for spec in stages]
+def build_graph(
+    stages: Sequence[StageSpec], source_columns: Sequence[str] = SOURCE_COLUMNS, shard_stages: Sequence[StageSpec] = ()
+) -> StageGraph:
+    """A graph of `stages` in this order, then `shard_stages` (on whole shards, in the driver); raises
+    ContractError naming the stage and the column."""
+    names = [spec.name for spec in (*stages, *shard_stages)]
     if len(set(names)) != len(names):
         raise ContractError(f"stage names must be unique: {names}")
-    _check_contract(source_columns, stages)
-    return StageGraph(tuple(source_columns), tuple(stages))
+    for spec in stages:
+        if spec.kind == "shard":
+            raise ContractError(f"stage '{spec.name}' runs on whole shards: give it as a shard stage")
+    for spec in shard_stages:
+        if spec.kind != "shard":
+            raise ContractError(f"stage '{spec.name}' is a {spec.kind} stage, not a shard stage")
+    _check_contract(source_columns, (*stages, *shard_stages))
+    return StageGraph(tuple(source_columns), tuple(stages), tuple(shard_stages))
 
 
 class FusedModelStage:
@@ -160,18 +172,22 @@ def fuse_models(graph: StageGraph, whole: bool = False) -> StageGraph:
             flush()
             stages.append(spec)
     flush()
-    return build_graph(stages, graph.source_columns)
+    return build_graph(stages, graph.source_columns, graph.shard_stages)
 
 
-def default_graph(fused: bool | str = False) -> StageGraph:
+def default_graph(fused: bool | str = False, fusion: bool = False) -> StageGraph:
     """The teacher's graph: decode -> detect -> keypoints -> lift -> assemble (fused: decode -> models -> assemble;
-    fused="whole": one stage runs all five, `fuse_models(whole=True)`). Each stage's columns are declared on its
-    class (`stages.base.Stage`)."""
+    fused="whole": one stage runs all five, `fuse_models(whole=True)`), and with `fusion` the multi-view fusion
+    of each shard (`stages.fuse`). Each stage's columns are declared on its class (`stages.base.Stage`)."""
     from orpose.stages.assemble import AssembleStage
     from orpose.stages.decode import DecodeStage
     from orpose.stages.detect import DetectStage
+    from orpose.stages.fuse import FuseStage
     from orpose.stages.keypoints import KeypointStage
     from orpose.stages.lift import LiftStage
 
-    graph = build_graph([cls.spec() for cls in (DecodeStage, DetectStage, KeypointStage, LiftStage, AssembleStage)])
+    graph = build_graph(
+        [cls.spec() for cls in (DecodeStage, DetectStage, KeypointStage, LiftStage, AssembleStage)],
+        shard_stages=[FuseStage.spec()] if fusion else (),
+    )
     return fuse_models(graph, whole=fused == "whole") if fused else graph

@@ -20,6 +20,27 @@ def synth_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def fused_ground_truth_run(synth_dir, tmp_path_factory) -> Path:
+    """The ground truth of `synth_dir` (2 calibrated cameras) labelled with multi-view fusion on: the real driver,
+    an instant-ordered plan (shards of 3 frames: one instant each), the fuse stage at each commit, no model."""
+    import dataclasses
+    import json
+
+    from orpose.configs.schema import FusionSpec
+    from orpose.frames.sources import ManifestSource
+    from orpose.pipeline.ground_truth import GroundTruthExecutor, ground_truth_config
+    from orpose.pipeline.run import run_labels
+
+    config = dataclasses.replace(ground_truth_config(), fusion=FusionSpec(enabled=True))
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, shard_size=3))
+    source = ManifestSource(synth_dir / "manifest.jsonl")
+    engine = GroundTruthExecutor(source, json.loads((synth_dir / "annotations.json").read_text()), config)
+    out = tmp_path_factory.mktemp("fused_gt") / "run"
+    run_labels(config, source, "gt", out, progress=False, executor="local", engine=engine)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     """Seeded tiny-teacher checkpoints, made by the same function as `make tiny-weights`."""
     from orpose.configs.schema import load_teacher_config

@@ -13,9 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="print the stage graph a run executes: stages, resources, columns read and written",
         description="Print the stage graph of `labels run` for a teacher config: each stage in order with its kind "
         "(cpu or model), what the Ray executor reserves for it (actors x CPUs/GPUs, from the config's run.* "
-        "fields), and the batch columns it reads, writes and drops (checked when the graph is built). Loads no model.",
+        "fields), and the batch columns it reads, writes and drops (checked when the graph is built); with "
+        "fusion.enabled=true, the fuse stage the driver runs on each whole shard. Loads no model.",
         epilog="examples:\n  labels graph --config tiny\n"
-        "  labels graph --config paper run.fuse_models=true run.gpus_per_actor=1",
+        "  labels graph --config paper run.fuse_models=true run.gpus_per_actor=1\n"
+        "  labels graph --config tiny fusion.enabled=true",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config(parser, "paper", "teacher name or config file (default paper)")

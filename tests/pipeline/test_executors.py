@@ -44,6 +44,26 @@ def test_local_and_ray_executors_write_the_same_labels(tmp_path, label_bundled_s
     assert [e.frame_ids for e in manifest_entries(out)] == [e.frame_ids for e in manifest_entries(sample_run)]
 
 
+@pytest.mark.slow
+def test_with_fusion_ray_commits_shards_of_whole_instants(tmp_path, label_bundled_sample):
+    """Multi-view fusion on Ray: the plan orders the sample (listed camera by camera) instant by instant, each
+    shard holds whole instants (2 cameras: one instant of 2 frames in a shard of at most 3), every frame carries
+    its instant into the shard, and the driver's fuse stage ran (its time in the summary)."""
+    from orpose.label_store.reader import LabelRun
+
+    out = tmp_path / "fused"
+    result = label_bundled_sample(out, "--executor", "ray", "fusion.enabled=true", "run.shard_size=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "frames: 8 processed" in result.stdout and "fuse " in result.stdout
+    assert verify_run(out) == []
+    run = LabelRun(out)
+    for entry in manifest_entries(out):
+        frames = [run.get(frame_id).frame for frame_id in entry.frame_ids]
+        assert len({int(f["instant"]) for f in frames}) == 1 and int(frames[0]["instant"]) >= 0
+        assert sorted(f["camera_id"] for f in frames) == ["day1/cam1", "day1/cam2"]
+    assert len(manifest_entries(out)) == 4
+
+
 def placement_probe(stage: str, log: Path):
     """Stands in for a model stage in a Ray actor: at construction it writes where its model would
     go (Ray's GPU ids for the actor, CUDA_VISIBLE_DEVICES, teachers.mm.cuda_device) to `log`."""
