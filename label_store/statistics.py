@@ -162,6 +162,12 @@ class RunStatistics:
         self.depth_consistency = Histogram(0, 1, 50)
         self.depth_flags = np.zeros(4, np.int64)
         self.hard_per_joint = np.zeros(NUM_JOINTS, np.int64)
+        # multi-view fusion (the shards read): fused persons, triangulated joints by their number of views, hard
+        # joints, and the joints' reprojection error
+        self.fused_persons = 0
+        self.fused_joint_views = np.zeros(8, np.int64)  # joints with 0, 1, ..., 7+ views, over fused persons
+        self.fused_hard_joints = 0
+        self.fused_error = Histogram(0, 20, 200)
         self.shards = 0  # shards folded in by add
         self.sampled: tuple[int, int, int] | None = None  # (shards read, shards of the run, seed) when sampled
         self.provenances: Counter[tuple[str, str]] = Counter()  # (config hash, code version) -> shards
@@ -297,6 +303,13 @@ class RunStatistics:
         self.spread.add(persons["keypoint_spread"])
         self.depth_consistency.add(persons["depth_consistency"].ravel())
         self.depth_flags += np.bincount(persons["depth_flag"].ravel().astype(np.int64), minlength=4)[:4]
+        fused = persons["fusion_group"] >= 0
+        if fused.any():
+            self.fused_persons += int(fused.sum())
+            views = np.minimum(persons["pose3d_room_views"][fused].ravel().astype(np.int64), 7)
+            self.fused_joint_views += np.bincount(views, minlength=8)
+            self.fused_hard_joints += int(persons["pose3d_room_hard"][fused].sum())
+            self.fused_error.add(persons["pose3d_room_error_px"][fused].ravel())
 
     def hard_fraction_per_joint(self) -> np.ndarray:
         """How often each joint of a labelled person is in the hard set (17; NaN without persons)."""

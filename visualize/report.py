@@ -145,6 +145,18 @@ def _summary(stats: RunStatistics, problems: list[str], provenance: dict, figure
             f"({_percent(stats.hard_persons, stats.persons)})",
         )
     )
+    if stats.fused_persons:
+        joints = int(stats.fused_joint_views[2:].sum())
+        checks.append(
+            (
+                "ok",
+                f"multi-view: {stats.fused_persons} persons fused across views "
+                f"({_percent(stats.fused_persons, stats.persons)} of the persons read), {joints} joints triangulated "
+                f"({_percent(int(stats.fused_joint_views[3:].sum()), joints)} from 3 or more views), "
+                f"{_percent(stats.fused_hard_joints, joints)} of them hard; median reprojection error "
+                f"{stats.fused_error.quantiles(0.5)[0, 0]:.1f} px",
+            )
+        )
     versions = len(stats.provenances)
     checks.append(
         ("ok", f"one teacher configuration and code version in every shard ({provenance.get('config_name', '?')})")

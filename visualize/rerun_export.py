@@ -14,6 +14,9 @@ camera) and `time` (the source's timestamp, where it has one):
     cameras/<cam>/points                     the depth as a point cloud in the color camera frame
     cameras/<cam>/skeletons3d/<k>/joints     Human3.6M-17 camera-frame pose; attribute depth_consistency
     cameras/<cam>/skeletons3d/<k>/limbs      its limbs
+    cameras/<cam>/fused3d/<k>/joints         multi-view fusion: the COCO-17 joints triangulated from the instant's
+                                             views (pose3d_room_camera); attributes views, error_px, hard
+    cameras/<cam>/fused3d/<k>/limbs          its limbs (runs labelled with fusion.enabled=true)
     cameras/<cam>/log                        rejected frames, with reason and detail
 
 Colors follow `visualize.drawing`: left blue, right orange, centre green. Skeletons are drawn as
@@ -251,3 +254,24 @@ def _log_person(rr, recording, p: dict, k: int, root: str, threshold: float) -> 
         )
         strips, chosen = _limbs(pose, H36M_SKELETON, np.ones(17, bool))
         recording.log(f"{skeleton}/limbs", rr.LineStrips3D(strips, colors=_H36M_LIMB_RGB[chosen], radii=0.01))
+    fused = p["pose3d_room_camera"][k].astype(np.float64) / _MM
+    triangulated = np.isfinite(fused).all(axis=1)
+    if triangulated.any():
+        skeleton = f"{root}/fused3d/{k}"
+        recording.log(
+            f"{skeleton}/joints",
+            rr.Points3D(
+                fused[triangulated],
+                colors=_COCO_JOINT_RGB[triangulated],
+                radii=0.025,
+                labels=[n for n, t in zip(COCO_KEYPOINTS, triangulated) if t],
+            ),
+            rr.AnyValues(
+                views=p["pose3d_room_views"][k][triangulated].astype(np.uint8),
+                error_px=p["pose3d_room_error_px"][k][triangulated].astype(np.float32),
+                hard=p["pose3d_room_hard"][k][triangulated].astype(np.uint8),
+            ),
+        )
+        strips, chosen = _limbs(fused, COCO_SKELETON, triangulated)
+        if strips:
+            recording.log(f"{skeleton}/limbs", rr.LineStrips3D(strips, colors=_COCO_LIMB_RGB[chosen], radii=0.012))

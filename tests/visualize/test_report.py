@@ -180,3 +180,14 @@ def test_report_opens_in_headless_chromium(which, request, tmp_path):
     assert all(visible), dict(zip([k for k, _ in SECTIONS], visible))
     # nothing fetched beyond the page itself: data URIs only
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+
+
+def test_the_report_of_a_multi_view_run_counts_its_fused_persons(fused_ground_truth_run, tmp_path):
+    index, _ = write_report(fused_ground_truth_run, tmp_path / "report")
+    page = index.read_text()
+    fused = joints = 0
+    for frame_labels in LabelRun(fused_ground_truth_run):
+        fused += int((frame_labels.persons["fusion_group"] >= 0).sum())
+        joints += int((frame_labels.persons["pose3d_room_views"] >= 2).sum())
+    assert fused > 0
+    assert f"multi-view: {fused} persons fused across views" in page and f"{joints} joints triangulated" in page

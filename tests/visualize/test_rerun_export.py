@@ -82,6 +82,32 @@ def test_export_rerun_writes_every_frame_person_and_point_cloud(sample_run, tmp_
             assert len(boxes or []) == len(frame_labels)
 
 
+def test_export_rerun_shows_the_fused_3d_of_a_multi_view_run(fused_ground_truth_run, tmp_path):
+    from rerun.dataframe import load_recording
+
+    out = tmp_path / "fused.rrd"
+    result = labels("export-rerun", fused_ground_truth_run, "-o", out, "--no-progress")
+    assert result.returncode == 0, result.stderr[-2000:]
+    recording = load_recording(out)
+    checked = 0
+    for camera in ("day1/cam1", "day1/cam2"):
+        root = f"/cameras/{camera}"
+        table = recording.view(index="frame", contents=f"{root}/**").select().read_all()
+        rows = {i: r for r, i in enumerate(table.column("frame").to_pylist())}
+        frames = [f for f in LabelRun(fused_ground_truth_run) if f.frame["camera_id"] == camera]
+        for i, frame_labels in enumerate(frames):
+            p = frame_labels.persons
+            for k in range(len(frame_labels)):
+                joints = _column(table, f"{root}/fused3d/{k}/joints:Position3D")[rows[i]]
+                triangulated = np.isfinite(p["pose3d_room_camera"][k]).all(axis=1)
+                if not triangulated.any():
+                    assert joints is None
+                    continue
+                np.testing.assert_allclose(joints, p["pose3d_room_camera"][k][triangulated] / 1000.0, atol=1e-6)
+                checked += 1
+    assert checked > 0
+
+
 def test_export_rerun_without_the_sdk_says_how_to_install_it(sample_run, tmp_path, monkeypatch):
     from orpose.visualize import rerun_export
 
