@@ -33,7 +33,7 @@ from orpose.frames.decode import decode_color, decode_depth
 from orpose.label_store.index import RunIndex, load_index, shard_run_index
 from orpose.label_store.packing import PackedItem, pack, pack_item
 from orpose.label_store.reader import LabelRun
-from orpose.label_store.schema import STATUS_LABELLED
+from orpose.label_store.schema import PERSON_FIELDS, STATUS_LABELLED, filled
 from orpose.label_store.shard import read_dataset, shard_path
 
 __all__ = [
@@ -95,12 +95,15 @@ _COMMON_PERSON_COLUMNS = (
     "pose3d_soft",
     "pose3d_hard",
     "pose3d_camera",
+    "pose3d_room_camera",  # multi-view fusion (fill values in runs without it, and in version-1 shards)
+    "pose3d_room_hard",
 )
 _PERSON_COLUMNS = {
     "color": _COMMON_PERSON_COLUMNS,
     "depth": (*_COMMON_PERSON_COLUMNS, "depth_keypoints", "depth_flag"),
     "rgbd": (*_COMMON_PERSON_COLUMNS, "depth_keypoints", "depth_flag"),
 }
+_PERSON_FIELD = {f.name: f for f in PERSON_FIELDS}
 IMAGE_DTYPES = ("float32", "native")
 DEPTH_NORMS = ("0_255", "centered", "mm")
 LABEL_SETS = ("soft", "hard")
@@ -260,6 +263,8 @@ _ITEM_DTYPES = {
     "pose3d_soft": np.dtype(np.float32),
     "pose3d_hard": np.dtype(np.float32),
     "pose3d_camera": np.dtype(np.float32),
+    "pose3d_room_camera": np.dtype(np.float32),
+    "pose3d_room_hard": np.dtype(np.bool_),
     "intrinsics": np.dtype(np.float32),
     "depth_flag": np.dtype(np.int8),
     "depth_keypoints": np.dtype(np.float32),
@@ -299,6 +304,8 @@ def make_item(
         "pose3d_soft": persons["pose3d_soft"],
         "pose3d_hard": persons["pose3d_hard"],
         "pose3d_camera": persons["pose3d_camera"],
+        "pose3d_room_camera": persons["pose3d_room_camera"],
+        "pose3d_room_hard": persons["pose3d_room_hard"],
     }
     for key in ("image_full", "intrinsics"):
         if key in rendered:
@@ -363,16 +370,23 @@ class RunSource:
         frames, persons = handle["frames"], handle["persons"]
         lo, hi = (int(v) for v in frames["person_offset"][row : row + 2])
         frame = {name: _value(frames[name], row) for name in frame_columns(modality)}
-        return frame, {name: persons[name][lo:hi] for name in person_columns(modality)}
+        return frame, {
+            name: persons[name][lo:hi] if name in persons else filled(_PERSON_FIELD[name], hi - lo)
+            for name in person_columns(modality)
+        }
 
     def read_shard(self, shard: int, modality: str) -> tuple[dict, dict, np.ndarray]:
         """The item's columns of a whole shard, one read per column."""
         handle = self.handle(shard)
         frames, persons = handle["frames"], handle["persons"]
+        offsets = read_dataset(frames["person_offset"])
         return (
             {name: read_dataset(frames[name]) for name in frame_columns(modality)},
-            {name: read_dataset(persons[name]) for name in person_columns(modality)},
-            read_dataset(frames["person_offset"]),
+            {
+                name: read_dataset(persons[name]) if name in persons else filled(_PERSON_FIELD[name], int(offsets[-1]))
+                for name in person_columns(modality)
+            },
+            offsets,
         )
 
     def __getstate__(self) -> dict:

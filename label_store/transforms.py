@@ -23,8 +23,9 @@ __all__ = ["HorizontalFlip", "collate_poses", "person_count_sampler"]
 
 _COCO_PERM = torch.from_numpy(flip_permutation(17, COCO_FLIP_PAIRS))
 _H36M_PERM = torch.from_numpy(flip_permutation(17, H36M_FLIP_PAIRS))
-_PER_JOINT_2D = ("hard_mask", "depth_flag")
-_POSES_3D = ("pose3d_soft", "pose3d_hard", "pose3d_camera")
+_PER_COCO_JOINT = ("hard_mask", "depth_flag", "pose3d_room_hard")
+_POSES_3D = ("pose3d_soft", "pose3d_hard", "pose3d_camera")  # Human3.6M-17
+_COCO_POSES_3D = ("pose3d_room_camera",)  # the multi-view 3D: COCO-17
 
 
 class HorizontalFlip:
@@ -44,14 +45,15 @@ class HorizontalFlip:
         keypoints = item["keypoints"][:, _COCO_PERM].clone()
         keypoints[..., 0] = width - 1 - keypoints[..., 0]
         out["keypoints"] = keypoints
-        for name in _PER_JOINT_2D:
+        for name in _PER_COCO_JOINT:
             if name in item:
                 out[name] = item[name][:, _COCO_PERM]
-        for name in _POSES_3D:
-            if name in item:
-                pose = item[name][:, _H36M_PERM].clone()
-                pose[..., 0] = -pose[..., 0]
-                out[name] = pose
+        for names, permutation in ((_POSES_3D, _H36M_PERM), (_COCO_POSES_3D, _COCO_PERM)):
+            for name in names:
+                if name in item:
+                    pose = item[name][:, permutation].clone()
+                    pose[..., 0] = -pose[..., 0]
+                    out[name] = pose
         out["flipped"] = True
         return out
 

@@ -220,3 +220,16 @@ def test_keep_full_and_upsample_give_the_full_size_image_beside_or_instead(blob_
     assert back["image"].shape == full["image"].shape and torch.equal(back["keypoints"], full["keypoints"])
     difference = (back["image"] - full["image"]).abs()
     assert 0 < difference.mean() < 2.0  # degraded (details lost at 64x48), on the original grid
+
+
+def test_items_of_a_multi_view_run_carry_the_fused_3d_in_their_camera_frame(fused_ground_truth_run):
+    run = LabelRun(fused_ground_truth_run)
+    dataset = PoseLabelDataset(run, factor=1)
+    fused = 0
+    for k in range(len(dataset)):
+        item = dataset[k]
+        persons = run.get(item["frame_id"]).persons
+        np.testing.assert_array_equal(item["pose3d_room_camera"].numpy(), persons["pose3d_room_camera"])
+        np.testing.assert_array_equal(item["pose3d_room_hard"].numpy(), persons["pose3d_room_hard"])
+        fused += int(np.isfinite(persons["pose3d_room_camera"]).all(axis=2).any(axis=1).sum())
+    assert fused > 0

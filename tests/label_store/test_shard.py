@@ -235,6 +235,10 @@ def test_a_version_1_shard_verifies_and_reads_its_missing_fields_as_their_fill(t
     assert back.frame["instant"] == -1 and len(back) == records[0].num_persons > 0
     assert np.isnan(back.persons["pose3d_room"]).all() and (back.persons["fusion_group"] == -1).all()
     assert not back.persons["pose3d_room_hard"].any() and (back.persons["pose3d_room_views"] == 0).all()
+    from orpose.label_store.dataset import PoseLabelDataset
+
+    item = PoseLabelDataset(LabelRun(path), factor=1)[0]  # the students' reader fills them too
+    assert item["pose3d_room_camera"].isnan().all() and not item["pose3d_room_hard"].any()
     with h5py.File(path, "r+") as handle:
         handle.attrs["version"] = 3
     assert "not a shard of version 1 or 2" in verify_shard(path)[0]

@@ -14,6 +14,8 @@ def make_item(persons: int, width: int = 10, height: int = 4) -> dict:
     keypoints[:, COCO_KEYPOINTS.index("right_wrist")] = torch.tensor([7.0, 1.0, 0.4])
     pose = torch.zeros(persons, 17, 3)
     pose[:, H36M_JOINTS.index("left_wrist")] = torch.tensor([-300.0, 10.0, 2000.0])
+    coco_pose = torch.zeros(persons, 17, 3)
+    coco_pose[:, COCO_KEYPOINTS.index("left_wrist")] = torch.tensor([-300.0, 10.0, 2000.0])
     hard = torch.zeros(persons, 17, dtype=torch.bool)
     hard[:, COCO_KEYPOINTS.index("left_wrist")] = True
     image = torch.zeros(3, height, width)
@@ -28,6 +30,8 @@ def make_item(persons: int, width: int = 10, height: int = 4) -> dict:
         "hard_valid": torch.ones(persons, dtype=torch.bool),
         "pose3d_soft": pose,
         "pose3d_camera": pose.clone(),
+        "pose3d_room_camera": coco_pose,  # the multi-view 3D is COCO-17
+        "pose3d_room_hard": hard.clone(),
     }
 
 
@@ -44,8 +48,11 @@ def test_a_horizontal_flip_mirrors_the_image_and_swaps_left_and_right():
     h_left, h_right = H36M_JOINTS.index("left_wrist"), H36M_JOINTS.index("right_wrist")
     assert flipped["pose3d_soft"][0, h_right].tolist() == [300.0, 10.0, 2000.0]
     assert flipped["pose3d_soft"][0, h_left].tolist() == [0.0, 0.0, 0.0]
+    assert flipped["pose3d_room_camera"][0, right].tolist() == [300.0, 10.0, 2000.0]  # COCO's left-right pairs
+    assert flipped["pose3d_room_camera"][0, left].tolist() == [0.0, 0.0, 0.0]
+    assert flipped["pose3d_room_hard"][0, right] and not flipped["pose3d_room_hard"][0, left]
     twice = HorizontalFlip()(flipped)
-    for key in ("image", "keypoints", "boxes", "hard_mask", "pose3d_soft", "pose3d_camera"):
+    for key in ("image", "keypoints", "boxes", "hard_mask", "pose3d_soft", "pose3d_camera", "pose3d_room_camera"):
         assert torch.allclose(twice[key].float(), item[key].float()), key
 
 
