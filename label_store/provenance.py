@@ -69,7 +69,11 @@ def make_provenance(config: TeacherConfig, checkpoints: dict[str, str], code: st
         "checkpoints_json": json.dumps(checkpoints, sort_keys=True),
         "code_version": code or code_version(),
         "packages_json": json.dumps(_versions(), sort_keys=True),
-        "thresholds_json": json.dumps(resolved["thresholds"], sort_keys=True),
+        # the multi-view hard set's thresholds beside the single-view ones, when the run fuses
+        "thresholds_json": json.dumps(
+            {**resolved["thresholds"], **({"fusion": resolved["fusion"]} if config.fusion.enabled else {})},
+            sort_keys=True,
+        ),
         "tta_json": json.dumps(tta, sort_keys=True),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -69,3 +69,5 @@ def test_with_fusion_the_ground_truth_s_views_triangulate_onto_its_3d(synth_dir,
         assert np.isnan(fused[~seen]).all()
         checked += int(seen.sum())
     assert checked > 100
+    fusion = run.provenance()["thresholds_json"]["fusion"]  # the hard set's thresholds, recorded in every shard
+    assert fusion["hard_max_error_px"] == 5.0 and fusion["hard_min_views"] == 2
