@@ -34,6 +34,7 @@ from orpose.frames.mvor import read_mvor_calibrations
 
 __all__ = [
     "REF_COLUMNS",
+    "INSTANT_KEY",
     "ref_batch",
     "refs_from_batch",
     "Frame",
@@ -55,6 +56,9 @@ class FrameRef:
     color_path: str  # absolute path of the color image
     depth_path: str | None  # absolute path of the depth image, None for color-only frames
     timestamp: float | None = None  # seconds, when the source knows it
+    # the moment the frame belongs to, shared by the frames of the other cameras taken with it (a manifest's
+    # `instant`, an MVOR tree's day and frame number); None: instants come from the timestamps (fusion.instants)
+    instant_key: str | None = None
 
 
 @dataclass
@@ -106,8 +110,10 @@ def load_frame(ref: FrameRef, calibration: CameraCalibration) -> Frame:
 
 
 # Columns of a batch of refs (`FrameSource.iter_ref_batches`): plain lists, what a plan stores per frame.
-# No depth is '' and no timestamp is NaN, so that every column has one type.
+# No depth is '' and no timestamp is NaN, so that every column has one type. A batch may also hold INSTANT_KEY
+# (strings, '' for none): what multi-view planning groups instants by, when the source names them.
 REF_COLUMNS = ("frame_id", "camera_id", "color_path", "depth_path", "timestamp")
+INSTANT_KEY = "instant_key"
 
 
 def ref_batch(refs: list[FrameRef]) -> dict[str, list]:
@@ -118,14 +124,16 @@ def ref_batch(refs: list[FrameRef]) -> dict[str, list]:
         "color_path": [r.color_path for r in refs],
         "depth_path": [r.depth_path or "" for r in refs],
         "timestamp": [float("nan") if r.timestamp is None else r.timestamp for r in refs],
+        INSTANT_KEY: [r.instant_key or "" for r in refs],
     }
 
 
 def refs_from_batch(batch: dict[str, list]) -> list[FrameRef]:
     """One batch of ref columns (REF_COLUMNS) -> FrameRefs: the inverse of `ref_batch`."""
+    keys = batch.get(INSTANT_KEY) or [""] * len(batch["frame_id"])
     return [
-        FrameRef(frame_id, camera, color, depth or None, None if timestamp != timestamp else timestamp)  # NaN
-        for frame_id, camera, color, depth, timestamp in zip(*(batch[c] for c in REF_COLUMNS))
+        FrameRef(frame_id, camera, color, depth or None, None if timestamp != timestamp else timestamp, key or None)
+        for frame_id, camera, color, depth, timestamp, key in zip(*(batch[c] for c in REF_COLUMNS), keys)
     ]
 
 
@@ -179,10 +187,11 @@ class ManifestSource(FrameSource):
 
     Fields per frame: `color` (required), `depth`, `camera` (required when the calibration has
     more than one camera), `frame_id` (default: the color path without extension, relative to the
-    manifest), `timestamp`. Relative paths are relative to the manifest's folder.
+    manifest), `timestamp`, `instant` (the frames of several cameras taken at one moment share it: multi-view
+    fusion groups them by it instead of by timestamp). Relative paths are relative to the manifest's folder.
     """
 
-    FIELDS = ("frame_id", "color", "depth", "camera", "timestamp")
+    FIELDS = ("frame_id", "color", "depth", "camera", "timestamp", "instant")
 
     def __init__(self, manifest: str | Path, calibration: str | Path | None = None):
         self.manifest = Path(manifest)
@@ -234,7 +243,7 @@ class ManifestSource(FrameSource):
         base = os.path.abspath(self.manifest.parent)
         cameras = list(self._calibrations)
         known_fields = set(self.FIELDS)
-        batch: dict[str, list] = {c: [] for c in REF_COLUMNS}
+        batch: dict[str, list] = {c: [] for c in (*REF_COLUMNS, INSTANT_KEY)}
         listed = 0
         for number, row in self._rows():
             if not known_fields.issuperset(row):
@@ -245,6 +254,11 @@ class ManifestSource(FrameSource):
             color = row.get("color")
             if not color:
                 raise SourceError(self.manifest, "field 'color' is missing", line=number)
+            instant = row.get("instant")
+            if instant is not None and (isinstance(instant, bool) or not isinstance(instant, (str, int))):
+                raise SourceError(
+                    self.manifest, f"field 'instant': a string or an integer is needed, not {instant!r}", line=number
+                )
             for field in ("color", "depth", "frame_id", "camera"):  # paths and names: strings, never 7 or a list
                 if row.get(field) is not None and not isinstance(row[field], str):
                     raise SourceError(
@@ -283,10 +297,11 @@ class ManifestSource(FrameSource):
             batch["color_path"].append(os.path.normpath(os.path.join(base, color)))
             batch["depth_path"].append(os.path.normpath(os.path.join(base, depth)) if depth else "")
             batch["timestamp"].append(timestamp)
+            batch[INSTANT_KEY].append("" if instant is None else str(instant))
             if len(batch["frame_id"]) == size:
                 listed += size
                 yield batch
-                batch = {c: [] for c in REF_COLUMNS}
+                batch = {c: [] for c in (*REF_COLUMNS, INSTANT_KEY)}
         if batch["frame_id"]:
             yield batch
         elif not listed:
@@ -301,8 +316,9 @@ class MvorTreeSource(FrameSource):
     """An MVOR-style tree: `ROOT/dayN/camM/color/NNNNNN.png` with `.../depth/NNNNNN.png` beside.
 
     Frame ids are `dayN/camM/NNNNNN`. Color and depth are registered; every color frame promises
-    its depth pair. The calibration of `dayN/camM` is the annotation's `dayN/camM` entry, or its
-    `camM` entry when the file has one calibration for all days (MVOR's own layout).
+    its depth pair. The frames of one day with one frame number are one instant (`instant_key` dayN/NNNNNN:
+    MVOR's three views of a moment share the number). The calibration of `dayN/camM` is the annotation's
+    `dayN/camM` entry, or its `camM` entry when the file has one calibration for all days (MVOR's own layout).
     """
 
     def __init__(self, root: str | Path, annotation: str | Path, depth_unit_mm: float | None = None):
@@ -341,6 +357,7 @@ class MvorTreeSource(FrameSource):
                             camera_id=camera_id,
                             color_path=str(color_path.resolve()),
                             depth_path=str((cam_dir / "depth" / f"{color_path.stem}.png").resolve()),
+                            instant_key=f"{day_dir.name}/{color_path.stem}",
                         )
                     )
         if not refs:

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from orpose.errors import OrPoseError
 from orpose.frames import durable
 from orpose.frames.errors import SourceError
-from orpose.frames.sources import REF_COLUMNS
+from orpose.frames.sources import INSTANT_KEY, REF_COLUMNS
 from orpose.fusion.instants import group_instants
 from orpose.label_store.shard import committed_shards
 from orpose.label_store.space import disk_full_as_error
@@ -185,11 +185,18 @@ def _instant_ordered(
     """The source's frames in instant order (`fusion.instants`: by time, then camera), each with its instant and
     its shard: shards of whole instants, filled up to `shard_size` frames. Holds the listing's columns (about
     150 bytes a frame); returns the batches and each shard's frame count."""
-    table = pa.concat_tables([pa.table({c: batch[c] for c in REF_COLUMNS}) for batch in batches])
+    columns = (*REF_COLUMNS, INSTANT_KEY)
+    table = pa.concat_tables(
+        [pa.table({c: batch[c] if c in batch else [""] * len(batch["frame_id"]) for c in columns}) for batch in batches]
+    )
     if not table.num_rows:
         return [], []
     cameras = np.asarray(table.column("camera_id").to_pylist(), dtype=object)
-    instants = group_instants(table.column("timestamp").to_numpy(), cameras, tolerance_s)
+    keys = table.column(INSTANT_KEY).to_pylist()  # the source's own instants, where it names them
+    try:
+        instants = group_instants(table.column("timestamp").to_numpy(), cameras, tolerance_s, keys)
+    except ValueError as error:
+        raise SourceError(source_name, str(error)) from None
     order = np.lexsort((cameras.astype(str), instants))
     sizes = np.bincount(instants)
     if sizes.max() > shard_size:

@@ -191,3 +191,24 @@ def test_mvor_calibrations_carry_each_camera_s_pose_and_make_the_same_rig(mvor_f
     for source, target in (("cam1", "cam2"), ("cam2", "cam3"), ("cam3", "cam1")):
         np.testing.assert_allclose(rig.move(points, source, target), expected.move(points, source, target), atol=1e-6)
         np.testing.assert_allclose(rig.to_room(points, source), expected.to_room(points, source), atol=1e-6)
+
+
+def test_an_mvor_tree_names_the_file_s_instants_and_the_plan_groups_them(mvor, mvor_files, tmp_path):
+    """Every image of the real file as an (empty) file of a tree: the tree's instant keys (day and frame number)
+    put exactly the three images of each of MVOR's 732 multi-view instants together in the plan."""
+    from orpose.label_store.plan import write_plan
+
+    for image in mvor["images"]:
+        path = tmp_path / "tree" / image["file_name"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    source = MvorTreeSource(tmp_path / "tree", mvor_files / "camma_mvor_2018.json", depth_unit_mm=1.0)
+    plan = write_plan(tmp_path / "run", source.iter_ref_batches(), 3, None, "mvor", instant_tolerance_s=1 / 60)
+    rows = {}
+    for batch in plan.iter_batches(["frame_id", "instant", "shard_index"]):
+        for frame_id, instant, shard in zip(*(column.to_pylist() for column in batch.columns)):
+            rows[frame_id] = (instant, shard)
+    assert len(rows) == 2196 and plan.num_shards == 732
+    for group in mvor["multiview_images"]:
+        ids = {image["file_name"].replace("/color/", "/").removesuffix(".png") for image in group["images"]}
+        assert len({rows[i] for i in ids}) == 1  # one instant, one shard

@@ -70,6 +70,14 @@ def test_manifest_csv_equals_jsonl(tmp_path):
     assert csv_refs[-2].depth_path is None  # the empty CSV cell means "no depth listed"
 
 
+def test_a_manifest_may_name_each_frame_s_instant(tmp_path):
+    shutil.copy(FIXTURES / "calibration.json", tmp_path / "calibration.json")
+    lines = ['{"color": "a.png", "instant": "or3/000017"}', '{"color": "b.png", "instant": 18}', '{"color": "c.png"}']
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    refs = ManifestSource(tmp_path / "m.jsonl").refs()
+    assert [r.instant_key for r in refs] == ["or3/000017", "18", None]
+
+
 @pytest.mark.parametrize(
     "lines, message",
     [
@@ -84,6 +92,7 @@ def test_manifest_csv_equals_jsonl(tmp_path):
             "not valid JSON",
         ),
         ([], "lists no frames"),
+        (['{"color": "a.png", "instant": [1, 2]}'], "field 'instant': a string or an integer is needed"),
     ],
 )
 def test_manifest_problems_name_the_line(tmp_path, lines, message):
@@ -134,6 +143,9 @@ def test_mvor_tree_ids_are_stable_sorted_and_paired(tmp_path):
         "day2/cam1/000002",
     ]
     assert ids == [r.frame_id for r in MvorTreeSource(tmp_path, annotation, depth_unit_mm=1.0).refs()]
+    # the views of one moment share the day and the frame number: that is the frame's instant
+    keys = [r.instant_key for r in source.refs()]
+    assert keys == ["day1/000001", "day1/000002", "day1/000001", "day1/000002", "day2/000001", "day2/000002"]
     frame = source.load(source.refs()[0])
     assert frame.calibration.registered and frame.depth_mm().dtype.name == "float32"
     (tmp_path / "day2" / "cam1" / "depth" / "000002.png").unlink()

@@ -60,3 +60,18 @@ def test_the_sample_s_manifest_timestamps_give_the_generators_multiview_groups()
     frame_of = {im["id"]: im["frame_id"] for im in gt["images"]}
     listed = {frozenset(frame_of[i] for i in group["image_ids"]) for group in gt["multiview_images"]}
     assert found == listed and len(listed) == 4 and all(len(group) == 2 for group in listed)
+
+
+def test_instant_keys_decide_where_a_source_names_them():
+    """MVOR's case: the views of one instant up to 64 ms apart, the next instant 34 ms later: the default tolerance
+    splits them by time, the keys do not. Instants are numbered by their earliest frame, then by key."""
+    times = [0.000, 0.064, 0.030, 0.034, 0.070, 0.098, np.nan]
+    cameras = ["c1", "c2", "c3", "c1", "c2", "c3", "c1"]
+    keys = ["d1/1", "d1/1", "d1/1", "d1/2", "d1/2", "d1/2", "d1/0"]
+    assert group_instants(times, cameras, instant_keys=keys).tolist() == [0, 0, 0, 1, 1, 1, 2]
+    assert group_instants(times, cameras).tolist() != [0, 0, 0, 1, 1, 1, 2]  # by time: mixed up
+    assert group_instants(times, cameras, instant_keys=[""] * 7).tolist() == group_instants(times, cameras).tolist()
+    with pytest.raises(ValueError, match="instant 'k' holds two frames of camera 'c1'"):
+        group_instants([0.0, 0.0], ["c1", "c1"], instant_keys=["k", "k"])
+    with pytest.raises(ValueError, match="frame 1 .* has no instant key"):
+        group_instants([0.0, 0.0], ["c1", "c2"], instant_keys=["k", ""])

@@ -169,3 +169,15 @@ def test_a_version_2_plan_without_instants_still_reads(tmp_path):
     assert batch["frame_id"].tolist() == IDS[:4] + IDS[8:] and batch["instant"].tolist() == [-1] * 6
     part = str(old.folder / old.parts[0].file)
     assert pending_rows(part, np.array([2])).column("instant").to_pylist() == [-1, -1]
+
+
+def test_instants_named_by_the_source_decide_the_plan_and_a_bad_key_names_the_source(tmp_path):
+    batch = camera_major(3, 4, jitter_s=0.03)  # views 30-60 ms apart: by time they would not group
+    batch["instant_key"] = [f"m{i.split('/')[1]}" for i in batch["frame_id"]]
+    plan = write_plan(tmp_path / "a", [batch], 3, None, "src", instant_tolerance_s=1 / 60)
+    rows = pa.concat_tables(pq.read_table(plan.folder / part.file) for part in plan.parts)
+    assert rows.column("instant").to_pylist() == [m for m in range(4) for _ in range(3)]
+    assert [plan.shard_frames(s) for s in range(plan.num_shards)] == [3, 3, 3, 3]
+    batch["instant_key"][1] = batch["instant_key"][0] = "same"  # two frames of camera c0 under one key
+    with pytest.raises(SourceError, match="src.*instant 'same' holds two frames of camera 'c0'"):
+        write_plan(tmp_path / "b", [batch], 3, None, "src", instant_tolerance_s=1 / 60)
