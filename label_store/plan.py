@@ -186,11 +186,12 @@ def _instant_ordered(
     its shard: shards of whole instants, filled up to `shard_size` frames. Holds the listing's columns (about
     150 bytes a frame); returns the batches and each shard's frame count."""
     columns = (*REF_COLUMNS, INSTANT_KEY)
-    table = pa.concat_tables(
-        [pa.table({c: batch[c] if c in batch else [""] * len(batch["frame_id"]) for c in columns}) for batch in batches]
-    )
-    if not table.num_rows:
-        return [], []
+    tables = [
+        pa.table({c: batch[c] if c in batch else [""] * len(batch["frame_id"]) for c in columns}) for batch in batches
+    ]
+    if not sum(t.num_rows for t in tables):
+        return [], []  # the writer says the source lists no frames
+    table = pa.concat_tables(tables)
     cameras = np.asarray(table.column("camera_id").to_pylist(), dtype=object)
     keys = table.column(INSTANT_KEY).to_pylist()  # the source's own instants, where it names them
     try:
@@ -239,14 +240,14 @@ def write_plan(
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
+    shard_sizes: list[int] | None = None
+    if instant_tolerance_s is not None:  # before anything is written: a refused instant leaves no folder behind
+        batches, shard_sizes = _instant_ordered(batches, shard_size, instant_tolerance_s, source_name)
     final = run_dir / PLAN_DIR
     temporary = run_dir / f".{PLAN_DIR}.{os.getpid()}.tmp"
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
     shards_per_part = max(1, (frames_per_part or FRAMES_PER_PART) // shard_size)
-    shard_sizes: list[int] | None = None
-    if instant_tolerance_s is not None:
-        batches, shard_sizes = _instant_ordered(batches, shard_size, instant_tolerance_s, source_name)
     parts: list[PlanPart] = []
     hashes: list[np.ndarray] = []
     writer: pq.ParquetWriter | None = None
