@@ -105,9 +105,13 @@ def main() -> None:
     print("views | persons | MPJPE camera frame: fused / single-view (x) | root-relative: fused / single-view (x)")
     for views in sorted(rows):
         r = {k: np.nanmean(v) for k, v in rows[views].items()}
+        m = {k: np.nanmedian(v) for k, v in rows[views].items()}
         print(f"{views:5d} | {len(rows[views]['fused']):7d} | {r['fused']:6.1f} / {r['single']:6.1f} mm "
               f"({r['single'] / r['fused']:.1f}x) | {r['fused_rr']:6.1f} / {r['single_rr']:6.1f} mm "
               f"({r['single_rr'] / r['fused_rr']:.1f}x)")  # fmt: skip
+        print(f"      | median of the persons' MPJPE: {m['fused']:6.1f} / {m['single']:6.1f} mm "
+              f"({m['single'] / m['fused']:.1f}x) | {m['fused_rr']:6.1f} / {m['single_rr']:6.1f} mm "
+              f"({m['single_rr'] / m['fused_rr']:.1f}x)")  # fmt: skip
     if joints["all"]:
         every, hard = np.array(joints["all"]), np.array(joints["hard"])
         print(f"fused joints (COCO-17, camera frame): {len(every)}, median {np.median(every):.1f} mm, q90 "
