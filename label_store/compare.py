@@ -33,7 +33,7 @@ import numpy as np
 from orpose.frames.geometry import box_iou
 from orpose.joints import COCO_KEYPOINTS, H36M_JOINTS
 from orpose.label_store.reader import FrameLabels, LabelRun
-from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STR
+from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STR, filled
 from orpose.label_store.statistics import Histogram
 
 __all__ = [
@@ -384,13 +384,22 @@ def _label_set(source) -> dict[str, dict] | LabelRun:
             f"{path}: not a version-{REFERENCE_VERSION} reference (format {data.get('format')!r}, "
             f"version {data.get('version')!r}); rewrite it with `make regression-reference`"
         )
-    return {
-        frame_id: {
-            **{name: _from_json(name, f[name], rows=False) for name in FRAME_CHECKS},
-            "persons": {name: _from_json(name, v, rows=True) for name, v in f["persons"].items()},
-        }
-        for frame_id, f in data["frames"].items()
+    return {frame_id: _reference_frame(f) for frame_id, f in data["frames"].items()}
+
+
+def _reference_frame(f: dict) -> dict:
+    """One frame of a reference JSON as arrays. A field the reference predates (written before shard version 2
+    added it) reads as the field's fill value, as a shard of that version does (`label_store.schema`)."""
+    frame = {
+        name: _from_json(name, f[name], rows=False) if name in f else _from_json(name, _SCHEMA[name].fill, rows=False)
+        for name in FRAME_CHECKS
     }
+    persons = {name: _from_json(name, v, rows=True) for name, v in f["persons"].items()}
+    rows = len(f["persons"].get("box", []))
+    for name in PERSON_CHECKS:
+        if name not in persons:
+            persons[name] = filled(_SCHEMA[name], rows)
+    return {**frame, "persons": persons}
 
 
 def _frame_ids(labels: dict[str, dict] | LabelRun) -> np.ndarray:

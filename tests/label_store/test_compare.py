@@ -305,3 +305,21 @@ def test_the_needed_tolerances_pass_and_a_tighter_one_fails(tmp_path, records, p
     for name in ("keypoint_px", "confidence", "box_px", "pose3d_mm", "bias_px"):
         tighter = dataclasses.replace(exact, **{name: needed[name] * 0.99})
         assert not compare(tmp_path / "a", tmp_path / "b", tighter, fields=fields).ok, name
+
+
+def test_a_reference_written_before_the_multi_view_fields_compares_as_their_fill(reference, records, tmp_path,
+                                                                                 provenance):  # fmt: skip
+    from orpose.label_store.schema import FUSION_PERSON_FIELDS
+
+    data = json.loads(reference.read_text())
+    for frame in data["frames"].values():  # as the previous version wrote it
+        del frame["instant"]
+        for f in FUSION_PERSON_FIELDS:
+            frame["persons"].pop(f.name, None)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(data))
+    commit_shard(tmp_path / "run", 0, records, provenance)
+    assert compare(old, tmp_path / "run").ok
+    changed, _ = _corrupted(records, _fused("pose3d_room", (0, 5), 1.0))
+    commit_shard(tmp_path / "fused", 0, changed, provenance)
+    assert "pose3d_room left_shoulder: NaN in A only" in "\n".join(compare(old, tmp_path / "fused").problems)
