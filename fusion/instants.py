@@ -45,7 +45,7 @@ def group_instants(timestamps, camera_ids, tolerance_s: float = DEFAULT_TOLERANC
             if not keyed.all():
                 first = int(np.argmin(keyed))
                 raise ValueError(
-                    f"frame {first} (camera {cameras[first]!r}) has no instant key while others have one: "
+                    f"frame {first} (camera {str(cameras[first])!r}) has no instant key while others have one: "
                     "give every frame its instant, or none"
                 )
             return group_by_key(keys, cameras, times)
@@ -75,7 +75,7 @@ def group_by_key(keys, camera_ids, timestamps=None) -> np.ndarray:
     pairs, counts = np.unique(np.stack([index, camera_index], axis=1), axis=0, return_counts=True)
     twice = np.flatnonzero(counts > 1)
     if len(twice):
-        key, camera = names[pairs[twice[0], 0]], camera_names[pairs[twice[0], 1]]
+        key, camera = str(names[pairs[twice[0], 0]]), str(camera_names[pairs[twice[0], 1]])  # numpy 2: no np.str_
         raise ValueError(f"instant {key!r} holds two frames of camera {camera!r}: an instant takes one frame a camera")
     earliest = np.full(len(names), np.inf)
     finite = np.isfinite(times)
