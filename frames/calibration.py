@@ -38,6 +38,7 @@ __all__ = [
     "Intrinsics",
     "CameraCalibration",
     "MultiViewRig",
+    "camera_poses",
     "rig_from_calibration",
     "load_calibration",
     "save_calibration",
@@ -242,11 +243,9 @@ def parse_camera(camera_id: str, block: Any, source: str) -> CameraCalibration:
     return CameraCalibration(camera_id, color, depth, registered, extrinsic, unit, pose)
 
 
-def rig_from_calibration(
-    cameras: Mapping[str, CameraCalibration], source: str | Path = "<calibration>"
-) -> MultiViewRig:
-    """The multi-view rig of calibrated cameras that all carry their pose (`camera_to_room`): the first camera (by
-    id) is the reference. Raises CalibrationError naming the first camera without a pose."""
+def camera_poses(cameras: Mapping[str, CameraCalibration], source: str | Path = "<calibration>") -> dict:
+    """Each camera's pose in the room (`camera_to_room`, 4x4, mm). Raises CalibrationError naming the first camera
+    (by id) without one: a multi-view rig needs every camera's."""
     if not cameras:
         raise CalibrationError(source, "cameras", "no cameras: a rig needs at least one")
     for camera_id in sorted(cameras):
@@ -256,8 +255,16 @@ def rig_from_calibration(
                 f"cameras.{camera_id}.camera_to_room",
                 "missing: every camera of a multi-view rig needs its pose in the room (4x4, mm)",
             )
+    return {camera_id: np.asarray(camera.camera_to_room, np.float64) for camera_id, camera in cameras.items()}
+
+
+def rig_from_calibration(
+    cameras: Mapping[str, CameraCalibration], source: str | Path = "<calibration>"
+) -> MultiViewRig:
+    """The multi-view rig of calibrated cameras that all carry their pose (`camera_to_room`): the first camera (by
+    id) is the reference. Raises CalibrationError naming the first camera without a pose."""
+    poses = camera_poses(cameras, source)
     reference = sorted(cameras)[0]
-    poses = {c: cam.camera_to_room for c, cam in cameras.items() if cam.camera_to_room is not None}
     room_to_reference = invert_rigid(poses[reference])
     return MultiViewRig(
         intrinsics={c: cam.color for c, cam in cameras.items()},

@@ -15,19 +15,11 @@ from typing import Sequence
 
 import numpy as np
 
+from orpose.configs.schema import FusionSpec
 from orpose.fusion.association import associate
 from orpose.fusion.triangulation import Triangulation, ViewCamera, triangulate
 
-__all__ = ["FusionSettings", "FusedGroup", "fuse_instant"]
-
-
-@dataclass(frozen=True)
-class FusionSettings:
-    max_disagreement_px: float = 25.0  # association: two views' persons agree within this (`associate`)
-    outlier_px: float = 20.0  # triangulation: a view this far from a joint's point is an outlier
-    min_views: int = 2  # views a joint needs for a point
-    hard_min_views: int = 2  # a joint is hard with this many views
-    hard_max_error_px: float = 5.0  # and a mean reprojection error at most this
+__all__ = ["FusedGroup", "fuse_instant"]
 
 
 @dataclass
@@ -35,7 +27,7 @@ class FusedGroup:
     members: list[tuple[int, int]]  # (view, person) pairs, one person per view, two or more
     triangulation: Triangulation  # points in the world frame of the cameras
 
-    def hard(self, settings: FusionSettings) -> np.ndarray:
+    def hard(self, settings: FusionSpec) -> np.ndarray:
         """(17,) the joints with hard_min_views views and a reprojection error within hard_max_error_px."""
         with np.errstate(invalid="ignore"):
             return (self.triangulation.views >= max(settings.hard_min_views, settings.min_views)) & (
@@ -44,10 +36,12 @@ class FusedGroup:
 
 
 def fuse_instant(
-    keypoints: Sequence[np.ndarray], cameras: Sequence[ViewCamera], settings: FusionSettings = FusionSettings()
+    keypoints: Sequence[np.ndarray], cameras: Sequence[ViewCamera], settings: FusionSpec | None = None
 ) -> list[FusedGroup]:
     """The persons seen by two or more views of one instant (keypoints[v]: view v's soft 2D keypoints, (P_v, 17,
-    3)), each group triangulated; in `associate`'s order. Persons no other view agrees with are in no group."""
+    3)), each group triangulated with `settings` (the config's `fusion` section; its defaults when None), in
+    `associate`'s order. Persons no other view agrees with are in no group."""
+    settings = settings or FusionSpec()
     if len(keypoints) < 2:
         return []
     fused = []

@@ -390,10 +390,7 @@ def _label_set(source) -> dict[str, dict] | LabelRun:
 def _reference_frame(f: dict) -> dict:
     """One frame of a reference JSON as arrays. A field the reference predates (written before shard version 2
     added it) reads as the field's fill value, as a shard of that version does (`label_store.schema`)."""
-    frame = {
-        name: _from_json(name, f[name], rows=False) if name in f else _from_json(name, _SCHEMA[name].fill, rows=False)
-        for name in FRAME_CHECKS
-    }
+    frame = {name: _from_json(name, f[name] if name in f else _SCHEMA[name].fill, rows=False) for name in FRAME_CHECKS}
     persons = {name: _from_json(name, v, rows=True) for name, v in f["persons"].items()}
     rows = len(f["persons"].get("box", []))
     for name in PERSON_CHECKS:

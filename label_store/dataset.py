@@ -34,7 +34,7 @@ from orpose.label_store.index import RunIndex, load_index, shard_run_index
 from orpose.label_store.packing import PackedItem, pack, pack_item
 from orpose.label_store.reader import LabelRun
 from orpose.label_store.schema import PERSON_FIELDS, STATUS_LABELLED, filled
-from orpose.label_store.shard import read_dataset, shard_path
+from orpose.label_store.shard import read_dataset, read_field, shard_path
 
 __all__ = [
     "PoseLabelDataset",
@@ -382,10 +382,7 @@ class RunSource:
         offsets = read_dataset(frames["person_offset"])
         return (
             {name: read_dataset(frames[name]) for name in frame_columns(modality)},
-            {
-                name: read_dataset(persons[name]) if name in persons else filled(_PERSON_FIELD[name], int(offsets[-1]))
-                for name in person_columns(modality)
-            },
+            {name: read_field(persons, _PERSON_FIELD[name], int(offsets[-1])) for name in person_columns(modality)},
             offsets,
         )
 

@@ -20,8 +20,8 @@ import h5py
 import numpy as np
 
 from orpose.label_store.index import load_index, shard_run_index
-from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STATUS_LABELLED, filled
-from orpose.label_store.shard import read_dataset, shard_path
+from orpose.label_store.schema import FRAME_FIELDS, PERSON_FIELDS, STATUS_LABELLED
+from orpose.label_store.shard import read_dataset, read_field, shard_path
 
 __all__ = ["LabelRun", "FrameLabels", "ShardLabels"]
 
@@ -62,10 +62,7 @@ def _load_shard(path: str) -> tuple[dict, dict, np.ndarray, dict]:
         offsets = read_dataset(handle["frames/person_offset"])
         rows = {"frames": len(offsets) - 1, "persons": int(offsets[-1])}
         frames, persons = (
-            {  # a field added after the shard's version (label_store.schema) reads as its fill value
-                f.name: read_dataset(handle[group][f.name]) if f.name in handle[group] else filled(f, rows[group])
-                for f in fields
-            }
+            {f.name: read_field(handle[group], f, rows[group]) for f in fields}
             for group, fields in (("frames", FRAME_FIELDS), ("persons", PERSON_FIELDS))
         )
         provenance = dict(handle["provenance"].attrs)

@@ -64,6 +64,7 @@ __all__ = [
     "ShardEntry",
     "read_manifest_entry",
     "read_dataset",
+    "read_field",
     "ShardReadError",
 ]
 
@@ -224,6 +225,12 @@ def read_dataset(dataset: h5py.Dataset) -> np.ndarray:
             f"{dataset.file.filename}: dataset {dataset.name} is damaged ({error}); relabel its shard "
             "(delete the shard file and its manifest entry, then run the same labels run again)"
         ) from None
+
+
+def read_field(group: h5py.Group, f: Field, rows: int) -> np.ndarray:
+    """A whole field of a shard's group (`read_dataset`); a field added after the shard's version (`Field.since`)
+    reads as `rows` rows of its fill value."""
+    return read_dataset(group[f.name]) if f.name in group else filled(f, rows)
 
 
 def verify_shard(path: str | Path, image: bytes | None = None) -> list[str]:

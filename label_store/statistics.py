@@ -303,7 +303,9 @@ class RunStatistics:
         self.spread.add(persons["keypoint_spread"])
         self.depth_consistency.add(persons["depth_consistency"].ravel())
         self.depth_flags += np.bincount(persons["depth_flag"].ravel().astype(np.int64), minlength=4)[:4]
-        fused = persons["fusion_group"] >= 0 if "fusion_group" in persons else np.zeros(0, bool)
+        if "fusion_group" not in persons:  # hand-built persons without the multi-view fields: none fused
+            return
+        fused = persons["fusion_group"] >= 0
         if fused.any():
             self.fused_persons += int(fused.sum())
             views = np.minimum(persons["pose3d_room_views"][fused].ravel().astype(np.int64), 7)

@@ -51,6 +51,12 @@ def stage_resources(spec: StageSpec, run: RunSpec) -> Resources:
     return Resources(getattr(run, actors_field), run.cpus_per_actor, run.gpus_per_actor if gpus is None else gpus)
 
 
+def _columns(spec: StageSpec) -> list[str]:
+    """A stage's columns read, written (its timings too) and dropped, as `describe_graph` prints them."""
+    lines = [f"     reads  : {', '.join(spec.reads)}", f"     writes : {', '.join((*spec.writes, *spec.timings))}"]
+    return lines + ([f"     drops  : {', '.join(spec.drops)}"] if spec.drops else [])
+
+
 def describe_graph(graph: StageGraph, run: RunSpec | None = None) -> list[str]:
     """Printable lines: each stage with its kind, resources, columns read, written and dropped."""
     run = run or RunSpec()
@@ -63,16 +69,12 @@ def describe_graph(graph: StageGraph, run: RunSpec | None = None) -> list[str]:
             + (f" + {r.gpus:g} GPU" if r.gpus else "")
             + f"; class {getattr(spec.cls, '__name__', spec.cls)})"
         )
-        lines.append(f"     reads  : {', '.join(spec.reads)}")
-        lines.append(f"     writes : {', '.join((*spec.writes, *spec.timings))}")
-        if spec.drops:
-            lines.append(f"     drops  : {', '.join(spec.drops)}")
+        lines += _columns(spec)
     for spec in graph.shard_stages:
         lines.append(
             f"then, on each whole shard in the driver before its commit: {spec.name} (shard; "
             f"class {getattr(spec.cls, '__name__', spec.cls)})"
         )
-        lines.append(f"     reads  : {', '.join(spec.reads)}")
-        lines.append(f"     writes : {', '.join((*spec.writes, *spec.timings))}")
+        lines += _columns(spec)
     lines.append(f"to the driver: {', '.join(graph.output_columns())}")
     return lines

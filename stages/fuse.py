@@ -19,9 +19,10 @@ from typing import Mapping
 
 import numpy as np
 
-from orpose.frames.calibration import CameraCalibration, rig_from_calibration
+from orpose.configs.schema import FusionSpec
+from orpose.frames.calibration import CameraCalibration, camera_poses
 from orpose.frames.geometry import apply_rigid, invert_rigid
-from orpose.fusion.fuse import FusionSettings, fuse_instant
+from orpose.fusion.fuse import fuse_instant
 from orpose.fusion.triangulation import ViewCamera
 from orpose.label_store.schema import FUSION_PERSON_FIELDS, STATUS_LABELLED, filled
 from orpose.stages.base import Stage
@@ -40,31 +41,19 @@ class FuseStage(Stage):
     reads = ("frame_id", "record")
     writes = ("record",)
 
-    def __init__(self, *, cameras: Mapping[str, ViewCamera], settings: FusionSettings):
+    def __init__(self, *, cameras: Mapping[str, ViewCamera], settings: FusionSpec):
         self.cameras = dict(cameras)
         self.settings = settings
 
     @classmethod
     def from_config(cls, context: StageContext) -> "FuseStage":
-        fusion = context.config.fusion
-        return cls(
-            cameras=view_cameras(context.calibrations),
-            settings=FusionSettings(
-                fusion.max_disagreement_px,
-                fusion.outlier_px,
-                fusion.min_views,
-                fusion.hard_min_views,
-                fusion.hard_max_error_px,
-            ),
-        )
+        return cls(cameras=view_cameras(context.calibrations), settings=context.config.fusion)
 
     def __call__(self, batch: dict) -> dict:
         with self.timer() as timer:
             instants = defaultdict(list)
             for record in batch["record"]:
-                if record.num_persons:
-                    for f in FUSION_PERSON_FIELDS:
-                        record.persons[f.name] = filled(f, record.num_persons)
+                _unfused(record)
                 if record.frame["status"] == STATUS_LABELLED and int(record.frame.get("instant", -1)) >= 0:
                     instants[int(record.frame["instant"])].append(record)
             for records in instants.values():
@@ -74,8 +63,7 @@ class FuseStage(Stage):
                     frames = ", ".join(r.frame["frame_id"] for r in records)
                     log.warning("fuse: instant of frames %s left unfused (%s: %s)", frames, type(error).__name__, error)
                     for record in records:
-                        for f in FUSION_PERSON_FIELDS:
-                            record.persons[f.name] = filled(f, record.num_persons)
+                        _unfused(record)
         return timer.stamp(batch)
 
     def fuse(self, records: list) -> None:
@@ -98,11 +86,17 @@ class FuseStage(Stage):
                 persons["fusion_group"][p] = number
 
 
+def _unfused(record) -> None:
+    """The record's persons with the multi-view fields' fill values (no group, no point)."""
+    if record.num_persons:
+        for f in FUSION_PERSON_FIELDS:
+            record.persons[f.name] = filled(f, record.num_persons)
+
+
 def view_cameras(calibrations: Mapping[str, CameraCalibration], source: str = "the source's calibration") -> dict:
     """Each camera as a ViewCamera whose world is the room. Raises CalibrationError naming the first camera
     without a pose (`camera_to_room`): fusion needs every camera's."""
-    rig_from_calibration(calibrations, source)  # the check, with its message
     return {
-        camera_id: ViewCamera(calibration.color, invert_rigid(np.asarray(calibration.camera_to_room, np.float64)))
-        for camera_id, calibration in calibrations.items()
+        camera_id: ViewCamera(calibrations[camera_id].color, invert_rigid(pose))
+        for camera_id, pose in camera_poses(calibrations, source).items()
     }
